@@ -1,0 +1,43 @@
+"""The `osptrack` command. Each sub-command group lives in its own module; no logic here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from osptrack.errors import BadInput
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+err_console = Console(stderr=True)
+
+
+def _register() -> None:
+    # Imported here so `osptrack --help` stays cheap and one group's import error names itself.
+    from osptrack.cli import analyze, batch, dataset, labels
+
+    analyze.register(app)
+    app.add_typer(labels.app, name="labels", help="Known-malicious labels from OSV and other sources.")
+    app.add_typer(dataset.app, name="dataset", help="Build and describe the labelled dataset.")
+    batch.register(app)
+
+
+def main() -> None:
+    _register()
+    try:
+        app(standalone_mode=False)
+    except BadInput as exc:
+        err_console.print(f"osptrack: error: {exc}", highlight=False, markup=False)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click's own usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise

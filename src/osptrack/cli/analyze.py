@@ -1,0 +1,7 @@
+"""`osptrack analyze`."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

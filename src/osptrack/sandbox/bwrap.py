@@ -1,0 +1,194 @@
+"""The bubblewrap command line: namespaces, a minimal read-only root, seccomp deny-list.
+
+Layout inside the sandbox:
+  /usr (+ merged-usr symlinks)   read-only, the system toolchains (Debian's python3, node, ...)
+  /etc                            a tmpfs with generated passwd/hosts/resolv.conf plus the few
+                                  host files toolchains need (certificates, alternatives), then
+                                  remounted read-only
+  /root                           the run's home: a host tmpfs with a size quota, holding baits;
+                                  it persists across the phases of one run
+  /tmp, /var/tmp                  fresh tmpfs per phase
+  /input                          read-only: the archive, dependency folders, harness scripts
+Nothing else of the host is visible: not /work, /root, /opt, /home, /var, /run or /sys.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyseccomp
+
+SANDBOX_UID = 0  # inside the user namespace; outside it is `nobody`
+HOST_UID = 65534  # strace -u nobody: the sandbox never holds host root's uid
+HOST_GID = 65534
+
+# Host /etc entries toolchains need; everything else in /etc stays hidden.
+HOST_ETC = (
+    "alternatives",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "mime.types",
+    "python3",
+    "python3.11",
+    "os-release",
+    "debian_version",
+    "gemrc",
+    "php",
+)
+
+# Syscalls a package never needs and an escape often does. io_uring is denied because its
+# file and socket operations would bypass the tracer; clone3 gets ENOSYS so libc falls back
+# to clone, which strace follows.
+SECCOMP_DENY = (
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsmount",
+    "fsconfig",
+    "fspick",
+    "mount_setattr",
+    "unshare",
+    "setns",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "kexec_file_load",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "acct",
+    "quotactl",
+    "syslog",
+    "iopl",
+    "ioperm",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+)
+SECCOMP_ENOSYS = ("clone3",)
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    home: Path  # host path mounted at /root, writable
+    input_dir: Path  # host path mounted at /input, read-only
+    etc_files: dict[str, str]  # generated /etc files: name -> content
+    env: dict[str, str]
+    ro_binds: tuple[tuple[str, str], ...] = ()  # extra (host, sandbox) read-only binds
+    chdir: str = "/root"
+    hostname: str = "build"
+    tmp_bytes: int = 1 << 30
+    extra_etc: tuple[str, ...] = field(default=())
+
+
+def seccomp_filter_file() -> Path:
+    """Compile the deny-list once per process into a BPF file bwrap reads via --seccomp."""
+    global _SECCOMP_PATH
+    if _SECCOMP_PATH is None or not _SECCOMP_PATH.exists():
+        flt = pyseccomp.SyscallFilter(defaction=pyseccomp.ALLOW)
+        for name in SECCOMP_DENY:
+            flt.add_rule(pyseccomp.ERRNO(errno.EPERM), name)
+        for name in SECCOMP_ENOSYS:
+            flt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), name)
+        fd, tmp = tempfile.mkstemp(prefix="osptrack-seccomp-", suffix=".bpf")
+        with os.fdopen(fd, "wb") as fh:
+            flt.export_bpf(fh)
+        _SECCOMP_PATH = Path(tmp)
+    return _SECCOMP_PATH
+
+
+_SECCOMP_PATH: Path | None = None
+
+
+def write_etc(spec: SandboxSpec, etc_dir: Path) -> None:
+    etc_dir.mkdir(parents=True, exist_ok=True)
+    for name, content in spec.etc_files.items():
+        (etc_dir / name).write_text(content)
+
+
+def default_etc_files(resolver: str, hostname: str = "build") -> dict[str, str]:
+    return {
+        "passwd": "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        "group": "root:x:0:\nnogroup:x:65534:\n",
+        "hosts": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n127.0.1.1\t{hostname}\n",
+        "hostname": f"{hostname}\n",
+        "resolv.conf": f"nameserver {resolver}\noptions timeout:2 attempts:1\n",
+        "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",
+    }
+
+
+def bwrap_argv(spec: SandboxSpec, etc_dir: Path, seccomp_fd: int, command: list[str]) -> list[str]:
+    """The bwrap invocation. The network namespace is joined by the caller (see runner)."""
+    argv = [
+        "bwrap",
+        "--unshare-user",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--disable-userns",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--hostname",
+        spec.hostname,
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ]
+    for link in ("bin", "sbin", "lib", "lib64", "lib32", "libx32"):
+        if Path(f"/{link}").is_symlink():
+            argv += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
+        elif Path(f"/{link}").is_dir():
+            argv += ["--ro-bind", f"/{link}", f"/{link}"]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/etc"]
+    for name in HOST_ETC + spec.extra_etc:
+        if os.path.lexists(f"/etc/{name}"):
+            argv += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    for name in sorted(spec.etc_files):
+        argv += ["--ro-bind", str(etc_dir / name), f"/etc/{name}"]
+    argv += ["--remount-ro", "/etc"]
+    argv += ["--size", str(spec.tmp_bytes), "--tmpfs", "/tmp"]
+    argv += ["--size", str(spec.tmp_bytes), "--tmpfs", "/var/tmp"]
+    argv += ["--bind", str(spec.home), "/root"]
+    argv += ["--ro-bind", str(spec.input_dir), "/input"]
+    for host, inside in spec.ro_binds:
+        argv += ["--ro-bind", host, inside]
+    argv += ["--chdir", spec.chdir, "--clearenv"]
+    for key, value in sorted(spec.env.items()):
+        argv += ["--setenv", key, value]
+    argv += ["--seccomp", str(seccomp_fd), "--", *command]
+    return argv

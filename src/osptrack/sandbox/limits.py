@@ -1,0 +1,160 @@
+"""Per-run resource limits with cgroups, and a kill that reaches every process of the run.
+
+The sandbox's processes (strace, bwrap and all they spawn) join a fresh cgroup before strace
+execs, so memory, process count and the final kill cover daemons that escaped the process tree
+(setsid, double fork): membership survives reparenting, the process tree does not.
+cgroup v1 (memory, pids, freezer) and v2 (unified) are both handled; these machines run v1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int = 2 << 30
+    pids: int = 1024
+    file_size_bytes: int = 1 << 30
+    home_bytes: int = 2 << 30  # tmpfs quota of the writable home
+    tmp_bytes: int = 1 << 30  # tmpfs quota of /tmp, per phase
+    timeout_s: float = 300.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "memory_bytes": self.memory_bytes,
+            "pids": self.pids,
+            "file_size_bytes": self.file_size_bytes,
+            "home_bytes": self.home_bytes,
+            "tmp_bytes": self.tmp_bytes,
+            "timeout_s": self.timeout_s,
+        }
+
+
+class RunCgroup:
+    """A cgroup (or a set of v1 cgroups) that holds one run's processes.
+
+    Use `attach_fds()` before fork and `attach_in_child()` in the child (preexec), so the
+    child joins before it can create anything. `kill_all()` ends every member by pid.
+    """
+
+    def __init__(self, name: str, limits: Limits) -> None:
+        self.name = name
+        self.limits = limits
+        self.dirs: dict[str, Path] = {}
+        self.version = 0
+        self._fds: list[int] = []
+
+    def __enter__(self) -> RunCgroup:
+        v1 = {c: CGROUP_ROOT / c for c in ("memory", "pids", "freezer")}
+        if all((d / "cgroup.procs").exists() for d in v1.values()):
+            self.version = 1
+            for ctrl, base in v1.items():
+                path = base / self.name
+                path.mkdir()
+                self.dirs[ctrl] = path
+            _write(self.dirs["memory"] / "memory.limit_in_bytes", self.limits.memory_bytes)
+            with contextlib.suppress(OSError):  # absent without swap accounting
+                _write(self.dirs["memory"] / "memory.memsw.limit_in_bytes", self.limits.memory_bytes)
+            _write(self.dirs["pids"] / "pids.max", self.limits.pids)
+        elif (CGROUP_ROOT / "cgroup.controllers").exists():
+            self.version = 2
+            path = CGROUP_ROOT / self.name
+            path.mkdir()
+            self.dirs["unified"] = path
+            with contextlib.suppress(OSError):
+                _write(path / "memory.max", self.limits.memory_bytes)
+                _write(path / "memory.swap.max", 0)
+                _write(path / "pids.max", self.limits.pids)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill_all()
+        self.close_fds()
+        for path in self.dirs.values():
+            for _ in range(50):
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:  # members still exiting
+                    time.sleep(0.05)
+
+    # -- joining --------------------------------------------------------------------------
+    def attach_fds(self) -> list[int]:
+        """Open every cgroup.procs now, in the parent, so the child only has to write."""
+        self._fds = [os.open(d / "cgroup.procs", os.O_WRONLY) for d in self.dirs.values()]
+        return self._fds
+
+    def attach_in_child(self) -> None:
+        for fd in self._fds:
+            os.write(fd, b"0")  # "0" moves the writing process
+
+    def close_fds(self) -> None:
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds = []
+
+    # -- inspecting and ending ------------------------------------------------------------
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for d in self.dirs.values():
+            with contextlib.suppress(OSError):
+                found.update(int(x) for x in (d / "cgroup.procs").read_text().split())
+        return found
+
+    def oom_killed(self) -> bool:
+        # v1 memory.oom_control and v2 memory.events both carry an `oom_kill N` line.
+        if self.version == 1:
+            text = _read(self.dirs["memory"] / "memory.oom_control")
+        else:
+            text = _read(self.dirs.get("unified", Path("/nonexistent")) / "memory.events")
+        counts = [line.split()[1] for line in text.splitlines() if line.startswith("oom_kill ")]
+        return any(c != "0" for c in counts)
+
+    def peak_memory(self) -> int | None:
+        if self.version == 1:
+            value = _read(self.dirs["memory"] / "memory.max_usage_in_bytes").strip()
+        else:
+            value = _read(self.dirs.get("unified", Path("/nonexistent")) / "memory.peak").strip()
+        return int(value) if value.isdigit() else None
+
+    def kill_all(self, spare: frozenset[int] = frozenset(), rounds: int = 100) -> None:
+        """SIGKILL every member but `spare`; freeze first so a fork bomb cannot outrun us."""
+        for _ in range(rounds):
+            victims = self.pids() - spare
+            if not victims:
+                return
+            self._freeze(True)
+            for pid in victims:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self._freeze(False)
+            time.sleep(0.02)
+
+    def _freeze(self, frozen: bool) -> None:
+        with contextlib.suppress(OSError, KeyError):
+            if self.version == 1:
+                _write(self.dirs["freezer"] / "freezer.state", "FROZEN" if frozen else "THAWED")
+            elif self.version == 2:
+                _write(self.dirs["unified"] / "cgroup.freeze", 1 if frozen else 0)
+
+
+def _write(path: Path, value: object) -> None:
+    path.write_text(str(value))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

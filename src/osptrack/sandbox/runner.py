@@ -1,0 +1,173 @@
+"""Runs one phase: strace (outside) -> bwrap -> toolchain command, with limits and a real timeout.
+
+The workspace is the run's host-side scratch: a tmpfs home with a size quota (it persists
+across phases, so import sees what install wrote), the read-only input folder, generated /etc
+files and the strace logs. It is removed, and the tmpfs unmounted, when the run ends.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SandboxSpec, bwrap_argv, seccomp_filter_file, write_etc
+from osptrack.sandbox.limits import Limits, RunCgroup
+
+OUTPUT_TAIL = 4096  # package-analysis keeps the last 4 KiB of stdout and stderr
+KILL_GRACE_S = 5.0
+
+
+def work_root() -> Path:
+    root = Path(os.environ.get("OSPTRACK_WORKDIR", "/var/tmp/osptrack-work"))
+    root.mkdir(parents=True, exist_ok=True, mode=0o711)
+    return root
+
+
+class Workspace:
+    """Host-side scratch of one run; only `input` and `home` are ever visible to the sandbox."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.root = Path(tempfile.mkdtemp(prefix="run-", dir=work_root()))
+        self.root.chmod(0o711)
+        self.home = self.root / "home"
+        self.input = self.root / "input"
+        self.etc = self.root / "etc"
+        self.logs = self.root / "logs"
+        self._mounted = False
+
+    def __enter__(self) -> Workspace:
+        for path, mode in ((self.home, 0o700), (self.input, 0o755), (self.etc, 0o755), (self.logs, 0o700)):
+            path.mkdir(mode=mode)
+            path.chmod(mode)
+        opts = f"size={self.limits.home_bytes},mode=0700,uid={HOST_UID},gid={HOST_GID},nosuid,nodev"
+        subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "osptrack-home", str(self.home)], check=True)
+        self._mounted = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._mounted:
+            subprocess.run(["umount", "-l", str(self.home)], check=False)
+            self._mounted = False
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class PhaseOutcome:
+    exit_code: int | None
+    timed_out: bool
+    oom_killed: bool
+    started: float
+    wall_s: float
+    stdout: bytes  # last OUTPUT_TAIL bytes
+    stderr: bytes
+    stdout_bytes: int  # total written, to mark truncation
+    stderr_bytes: int
+    peak_memory: int | None
+    trace_log: Path
+
+
+class _Tail:
+    """Drains a pipe to the end, keeping only the last bytes, so floods cannot fill memory."""
+
+    def __init__(self, stream: object) -> None:
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.kept = 0
+        self.total = 0
+        self.thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _drain(self, stream: object) -> None:
+        read = stream.read1 if hasattr(stream, "read1") else stream.read  # type: ignore[attr-defined]
+        while chunk := read(65536):
+            self.total += len(chunk)
+            self.chunks.append(chunk)
+            self.kept += len(chunk)
+            while self.kept - len(self.chunks[0]) >= OUTPUT_TAIL:
+                self.kept -= len(self.chunks.popleft())
+
+    def value(self) -> bytes:
+        self.thread.join(timeout=KILL_GRACE_S)
+        return b"".join(self.chunks)[-OUTPUT_TAIL:]
+
+
+def run_phase(
+    name: str,
+    spec: SandboxSpec,
+    workspace: Workspace,
+    command: list[str],
+    trace_prefix: Callable[[Path], list[str]],
+    limits: Limits,
+    enter_netns: Callable[[], None] | None,
+    run_id: str,
+) -> PhaseOutcome:
+    """Run `command` in the sandbox under strace; kill everything at the timeout."""
+    log = workspace.logs / f"{name}.strace"
+    write_etc(spec, workspace.etc)
+    with open(seccomp_filter_file(), "rb") as seccomp, RunCgroup(f"osptrack-{run_id}-{name}", limits) as cg:
+        argv = [*trace_prefix(log), *bwrap_argv(spec, workspace.etc, seccomp.fileno(), command)]
+        cg.attach_fds()
+
+        def enter_sandbox() -> None:  # runs in the child between fork and exec
+            if enter_netns is not None:
+                enter_netns()
+            cg.attach_in_child()
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_bytes, limits.file_size_bytes))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+        started = time.time()
+        t0 = time.monotonic()
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(seccomp.fileno(),),
+            preexec_fn=enter_sandbox,  # noqa: PLW1509 - setns/cgroup must precede exec
+            start_new_session=True,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        )
+        cg.close_fds()
+        out, err = _Tail(proc.stdout), _Tail(proc.stderr)
+        timed_out = False
+        try:
+            proc.wait(timeout=limits.timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            # Every process of the sandbox, daemons included; strace is spared so it can
+            # finish writing the log once its tracees are gone.
+            cg.kill_all(spare=frozenset({proc.pid}))
+            try:
+                proc.wait(timeout=KILL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        wall = time.monotonic() - t0
+        cg.kill_all()  # anything that outlived the command
+        outcome = PhaseOutcome(
+            exit_code=None if timed_out else proc.returncode,
+            timed_out=timed_out,
+            oom_killed=cg.oom_killed(),
+            started=started,
+            wall_s=wall,
+            stdout=out.value(),
+            stderr=err.value(),
+            stdout_bytes=out.total,
+            stderr_bytes=err.total,
+            peak_memory=cg.peak_memory(),
+            trace_log=log,
+        )
+        for stream in (proc.stdout, proc.stderr):
+            with contextlib.suppress(OSError):
+                stream.close()  # type: ignore[union-attr]
+    return outcome

@@ -1,1 +1,26 @@
+"""One module per ecosystem; `get()` is the registry the rest of the code uses."""
 
+from __future__ import annotations
+
+from osptrack.ecosystems.base import Ecosystem
+from osptrack.errors import BadInput
+from osptrack.target import normalise_ecosystem
+
+
+def _all() -> dict[str, Ecosystem]:
+    from osptrack.ecosystems.npm import Npm
+    from osptrack.ecosystems.pypi import PyPI
+
+    return {eco.name: eco for eco in (PyPI(), Npm())}
+
+
+def get(name: str) -> Ecosystem:
+    eco = normalise_ecosystem(name)
+    found = _all().get(eco)
+    if found is None:
+        raise BadInput(f"ecosystem {eco!r} is not supported yet")
+    return found
+
+
+def supported() -> list[str]:
+    return list(_all())

@@ -1,0 +1,84 @@
+"""What an ecosystem contributes to a run: metadata reading, toolchain commands, noise rules.
+
+An ecosystem never runs package code on the host. `read_metadata` only parses archive members
+(PKG-INFO, METADATA, package.json, ...); everything that executes goes through `command()`
+and therefore through the sandbox.
+"""
+
+from __future__ import annotations
+
+import shutil
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from osptrack.errors import ToolchainMissing
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where things are inside the sandbox for one run."""
+
+    name: str
+    version: str
+    archive: str | None  # /input/pkg/<file>, or None for a registry name (online or deps dir)
+    deps: tuple[str, ...]  # /input/deps/<n>
+    harness: str = "/input/harness"
+    build_tools: str | None = None
+    home: str = "/root"
+
+
+@dataclass(frozen=True)
+class Metadata:
+    name: str
+    version: str
+
+
+class Ecosystem(ABC):
+    name: str
+    registry_hosts: tuple[str, ...] = ()
+    suffixes: tuple[str, ...] = ()
+    # (binary, Debian package) pairs that must exist on the host for this ecosystem.
+    toolchain: tuple[tuple[str, str], ...] = ()
+    phases: tuple[str, ...] = ("install", "import")
+
+    def check_toolchain(self) -> None:
+        for binary, package in self.toolchain:
+            if shutil.which(binary) is None:
+                raise ToolchainMissing(
+                    f"{self.name} needs {binary!r}, which is not installed; run: apt-get install -y {package}"
+                )
+
+    def missing_toolchain(self) -> str | None:
+        try:
+            self.check_toolchain()
+        except ToolchainMissing as exc:
+            return str(exc)
+        return None
+
+    @abstractmethod
+    def read_metadata(self, archive: Path) -> Metadata:
+        """Name and version from the archive's own metadata; BadInput if it is no package."""
+
+    @abstractmethod
+    def find_archive(self, name: str, version: str | None, dirs: tuple[Path, ...]) -> Path | None:
+        """The archive of `name` (highest version if None) in the dependency folders, if any."""
+
+    @abstractmethod
+    def command(self, phase: str, layout: Layout, online: bool) -> list[str] | None:
+        """The argv to run inside the sandbox for `phase`, or None if the phase does not apply."""
+
+    def env(self, layout: Layout, online: bool) -> dict[str, str]:
+        return {}
+
+    def ro_binds(self) -> tuple[tuple[str, str], ...]:
+        """Extra host directories the toolchain needs, as (host, sandbox) pairs."""
+        return ()
+
+    def is_toolchain_process(self, argv: list[str]) -> bool:
+        """True for the toolchain's own commands, which the summary leaves out of 'notable'."""
+        return False
+
+    def expected_bait_reader(self, path: str, argv: list[str]) -> bool:
+        """A bait file the toolchain itself reads (npm reads ~/.npmrc): not notable."""
+        return False

@@ -1,0 +1,107 @@
+"""npm: `npm install` of the tarball in a fresh project with lifecycle scripts on, then require it.
+
+Offline, the dependency tarballs from --deps-dir are named on the same command line, so npm
+resolves the package's dependencies against them instead of the registry (`--offline`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import semantic_version
+
+from osptrack.ecosystems.archives import depth, read_member
+from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
+from osptrack.errors import BadInput
+from osptrack.target import normalise_name, validate_name, validate_version
+
+PROJECT = "/root/project"
+
+
+class Npm(Ecosystem):
+    name = "npm"
+    registry_hosts = ("registry.npmjs.org", "registry.npmjs.com")
+    suffixes = (".tgz", ".tar.gz")
+    toolchain = (("node", "nodejs"), ("npm", "npm"))
+    phases = ("install", "import", "execute")
+
+    def read_metadata(self, archive: Path) -> Metadata:
+        found = read_member(archive, lambda n: depth(n) == 1 and n.endswith("/package.json"))
+        if found is None:
+            raise BadInput(f"{archive.name}: not an npm package (no package.json)")
+        try:
+            meta = json.loads(found[1])
+            name, version = str(meta["name"]).strip(), str(meta["version"]).strip()
+        except (ValueError, KeyError, TypeError):
+            raise BadInput(f"{archive.name}: package.json lacks a valid name and version") from None
+        validate_name("npm", name)
+        validate_version(version)
+        return Metadata(name, version)
+
+    def find_archive(self, name: str, version: str | None, dirs: tuple[Path, ...]) -> Path | None:
+        want = normalise_name("npm", name)
+        best: tuple[semantic_version.Version, Path] | None = None
+        for folder in dirs:
+            for path in sorted(folder.glob("*.tgz")) if folder.is_dir() else ():
+                try:
+                    meta = self.read_metadata(path)
+                except BadInput:
+                    continue
+                if normalise_name("npm", meta.name) != want:
+                    continue
+                if version is not None and meta.version != version.lstrip("=v"):
+                    continue
+                try:
+                    ver = semantic_version.Version(meta.version)
+                except ValueError:
+                    continue
+                if best is None or ver > best[0]:
+                    best = (ver, path)
+        return best[1] if best else None
+
+    def prepare_home(self, home: Path, uid: int, gid: int) -> None:
+        project = home / "project"
+        project.mkdir(mode=0o755)
+        manifest = {"name": "osptrack-sandbox-project", "version": "1.0.0", "private": True}
+        (project / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        for path in (project, project / "package.json"):
+            os.chown(path, uid, gid)
+
+    def env(self, layout: Layout, online: bool) -> dict[str, str]:
+        return {
+            "npm_config_cache": "/root/.npm",
+            "npm_config_update_notifier": "false",  # its DNS lookup was measured toolchain noise
+            "npm_config_fund": "false",
+            "npm_config_audit": "false",
+            "npm_config_loglevel": "warn",
+            "NO_UPDATE_NOTIFIER": "1",
+        }
+
+    def command(self, phase: str, layout: Layout, online: bool) -> list[str] | None:
+        if phase == "install":
+            argv = ["npm", "install", "--foreground-scripts", "--no-package-lock"]
+            if not online:
+                argv.append("--offline")
+            argv.append(layout.archive or f"{layout.name}@{layout.version}")
+            argv += list(layout.deps)  # dependency tarballs, already expanded to files
+            return argv
+        if phase == "import":
+            return ["node", f"{layout.harness}/npm_import.js", layout.name, PROJECT]
+        if phase == "execute":
+            return ["node", f"{layout.harness}/npm_execute.js", layout.name, PROJECT]
+        return None
+
+    def chdir(self) -> str:
+        return PROJECT
+
+    @staticmethod
+    def _is_npm(argv: list[str]) -> bool:
+        return bool(argv) and (argv[0] in ("npm", "/usr/bin/npm") or any(a.endswith("npm-cli.js") for a in argv[:3]))
+
+    def is_toolchain_process(self, argv: list[str]) -> bool:
+        return self._is_npm(argv) or (len(argv) > 1 and argv[1].startswith("/input/harness/"))
+
+    def expected_bait_reader(self, path: str, argv: list[str]) -> bool:
+        return path.endswith("/.npmrc") and self._is_npm(argv)

@@ -1,0 +1,132 @@
+"""PyPI: `pip install --target` with Debian's python3 inside the sandbox, then import every module.
+
+Debian's /usr/bin/python3 is used on purpose: it is clean (no pyenv shims, no site
+customisation of the host's) and lives under /usr, which the sandbox already mounts.
+sdists build with pip's build isolation from an offline folder of build tools
+(setuptools, wheel), so `analyze pypi ./x-1.0.tar.gz` works with no flags; that is also
+where a setup.py runs, inside the sandbox.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import os
+from pathlib import Path
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from osptrack.ecosystems.archives import depth, read_member
+from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
+from osptrack.errors import BadInput
+from osptrack.target import normalise_name, validate_name, validate_version
+
+PYTHON = "/usr/bin/python3"
+SITE = "/root/site"
+BUILD_TOOLS = ("setuptools-", "wheel-")
+
+
+def build_tools_dir() -> Path | None:
+    """Offline setuptools/wheel wheels for sdist builds (fetched by scripts/setup.sh)."""
+    env = os.environ.get("OSPTRACK_BUILD_TOOLS")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(os.environ.get("OSPTRACK_CACHE", "/var/cache/osptrack")) / "build-tools")
+    for path in candidates:
+        if path.is_dir() and any(p.name.startswith(BUILD_TOOLS) for p in path.iterdir()):
+            return path
+    return None
+
+
+class PyPI(Ecosystem):
+    name = "pypi"
+    registry_hosts = ("pypi.org", "files.pythonhosted.org")
+    suffixes = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz")
+    toolchain = ((PYTHON, "python3-pip python3-venv"),)
+    phases = ("install", "import", "execute")
+
+    def read_metadata(self, archive: Path) -> Metadata:
+        if archive.name.endswith(".whl"):
+            found = read_member(archive, lambda n: depth(n) == 1 and n.endswith(".dist-info/METADATA"))
+        else:
+            found = read_member(archive, lambda n: depth(n) == 1 and n.endswith("/PKG-INFO"))
+        if found is None:
+            fallback = self._from_filename(archive)
+            if fallback is None or not self._has_build_script(archive):
+                raise BadInput(f"{archive.name}: not a Python package (no METADATA/PKG-INFO)")
+            return fallback
+        headers = email.parser.BytesHeaderParser().parsebytes(found[1])
+        name, version = (headers.get("Name") or "").strip(), (headers.get("Version") or "").strip()
+        if not name or not version:
+            raise BadInput(f"{archive.name}: metadata lacks Name or Version")
+        validate_name("pypi", name)
+        validate_version(version)
+        return Metadata(name, version)
+
+    def _has_build_script(self, archive: Path) -> bool:
+        return read_member(archive, lambda n: depth(n) == 1 and n.endswith(("/setup.py", "/pyproject.toml"))) is not None
+
+    @staticmethod
+    def _from_filename(archive: Path) -> Metadata | None:
+        try:
+            if archive.name.endswith(".whl"):
+                name, ver, _, _ = parse_wheel_filename(archive.name)
+            else:
+                name, ver = parse_sdist_filename(archive.name)
+        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+            return None
+        return Metadata(str(name), str(ver))
+
+    def find_archive(self, name: str, version: str | None, dirs: tuple[Path, ...]) -> Path | None:
+        want = normalise_name("pypi", name)
+        best: tuple[Version, int, Path] | None = None
+        for folder in dirs:
+            for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+                meta = self._from_filename(path)
+                if meta is None or normalise_name("pypi", meta.name) != want:
+                    continue
+                ver = Version(meta.version)
+                if version is not None and ver != Version(version):
+                    continue
+                rank = (ver, int(path.name.endswith(".whl")), path)  # prefer wheels, like pip
+                if best is None or rank[:2] > best[:2]:
+                    best = rank
+        return best[2] if best else None
+
+    def env(self, layout: Layout, online: bool) -> dict[str, str]:
+        return {
+            "PIP_CONFIG_FILE": "/dev/null",  # the host's pip.conf (a local index) must not leak in
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "PIP_NO_INPUT": "1",
+            "PIP_NO_CACHE_DIR": "1",
+            "PIP_ROOT_USER_ACTION": "ignore",
+            "PYTHONPATH": SITE,
+        }
+
+    def command(self, phase: str, layout: Layout, online: bool) -> list[str] | None:
+        if phase == "install":
+            argv = [PYTHON, "-m", "pip", "install", "--target", SITE, "--no-warn-script-location"]
+            if not online:
+                argv.append("--no-index")
+            for folder in (*layout.deps, *([layout.build_tools] if layout.build_tools else [])):
+                argv += ["--find-links", folder]
+            argv.append(layout.archive or f"{layout.name}=={layout.version}")
+            return argv
+        if phase == "import":
+            return [PYTHON, f"{layout.harness}/pypi_import.py", layout.name, SITE]
+        if phase == "execute":
+            return [PYTHON, f"{layout.harness}/pypi_execute.py", layout.name, SITE]
+        return None
+
+    def is_toolchain_process(self, argv: list[str]) -> bool:
+        joined = " ".join(argv[:4])
+        return (
+            " -m pip" in joined
+            or "pip/_vendor/pyproject_hooks/_in_process" in joined
+            or argv[:1] in (["lsb_release"], ["/usr/bin/lsb_release"], ["uname"], ["/usr/bin/uname"])
+            or (len(argv) > 1 and argv[1].startswith("/input/harness/"))
+        )

@@ -1,0 +1,95 @@
+"""The sandbox runner on its own: isolation, limits and the timeout kill (no fake network)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from osptrack.sandbox.baits import make_baits
+from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SandboxSpec, default_etc_files
+from osptrack.sandbox.limits import Limits
+from osptrack.sandbox.runner import PhaseOutcome, Workspace, run_phase
+
+pytestmark = pytest.mark.sandbox
+
+
+def plain_strace(log: Path) -> list[str]:
+    return ["strace", "-f", "-qq", "-o", str(log), "-u", "nobody", "-e", "trace=execve"]
+
+
+def run(script: str, limits: Limits, owners: dict[str, int] | None = None) -> PhaseOutcome:
+    with Workspace(limits) as ws:
+        make_baits().plant(ws.home, HOST_UID, HOST_GID)
+        spec = SandboxSpec(
+            home=ws.home, input_dir=ws.input, etc_files=default_etc_files("127.0.0.53"),
+            env={"PATH": "/usr/bin:/bin", "HOME": "/root"},
+        )
+        run_id = f"t{os.getpid()}x{time.monotonic_ns()}"
+        outcome = run_phase("install", spec, ws, ["/bin/sh", "-c", script], plain_strace, limits, None, run_id)
+        if owners is not None:  # host-side owners of what the sandbox wrote into its home
+            owners.update({p.name: p.stat().st_uid for p in ws.home.iterdir()})
+        return outcome
+
+
+def test_host_paths_are_invisible_and_root_is_nobody_outside() -> None:
+    secret = Path("/root/osptrack-sentinel-secret")
+    secret.write_text("host secret")
+    owners: dict[str, int] = {}
+    try:
+        out = run(
+            "ls -1 / ; echo ---; cat /root/osptrack-sentinel-secret; id -u; touch /root/written; "
+            "python3 -c 'import ctypes; print(\"ptrace\", ctypes.CDLL(None).ptrace(0,0,0,0))'",
+            Limits(timeout_s=30),
+            owners,
+        )
+    finally:
+        secret.unlink()
+    text = out.stdout.decode()
+    assert out.exit_code == 0, out.stderr
+    top = set(text.split("---")[0].split())
+    assert not top & {"work", "opt", "home", "run", "sys", "srv", "mnt", "boot"}
+    assert "host secret" not in text
+    assert text.split("---")[1].split()[0] == "0"
+    assert owners["written"] == HOST_UID  # uid 0 inside is nobody on the host
+    assert "ptrace -1" in text
+
+
+def test_timeout_kills_daemons_and_sigterm_ignorers() -> None:
+    marker = f"osptrack-daemon-{os.getpid()}"
+    script = (
+        f"setsid sh -c 'exec -a {marker} sleep 300' & "
+        f"sh -c 'trap \"\" TERM; exec -a {marker} sleep 300' & "
+        f"(nohup sh -c 'exec -a {marker} sleep 300' >/dev/null 2>&1 &); sleep 300"
+    )
+    t0 = time.monotonic()
+    out = run(script, Limits(timeout_s=2))
+    took = time.monotonic() - t0
+    assert out.timed_out and out.exit_code is None
+    assert took < 2 + 10
+    time.sleep(0.2)
+    alive = [p for p in os.listdir("/proc") if p.isdigit() and marker.encode() in _cmdline(p)]
+    assert alive == []
+
+
+def test_output_flood_is_bounded() -> None:
+    out = run("head -c 50000000 /dev/zero | tr '\\0' x; echo; echo END", Limits(timeout_s=60))
+    assert out.stdout_bytes > 50_000_000
+    assert len(out.stdout) == 4096 and out.stdout.endswith(b"END\n")
+
+
+def test_memory_limit_stops_a_balloon() -> None:
+    out = run("python3 -c 'x=[]\nwhile True: x.append(bytearray(50_000_000))'",
+              Limits(timeout_s=60, memory_bytes=256 << 20))
+    assert not out.timed_out
+    assert out.exit_code != 0 and out.oom_killed
+    assert out.peak_memory is not None and out.peak_memory <= (256 << 20) + (8 << 20)
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

@@ -1,0 +1,885 @@
+"""strace command builder and streaming log parser.
+
+Public API (everything else here is private):
+
+- `strace_command(log_path, string_limit=4096) -> list[str]`
+    The argv prefix that wraps a sandbox from outside. It ends with `--`: append the command,
+    e.g. `strace_command(log) + ["bwrap", ..., "python3", "-m", "pip", ...]`.
+- `parse_log(source, phase, *, initial_cwd=None, stats=None) -> Iterator[Event]`
+    Streams typed events (osptrack.trace.events.Event) in log order from a log file path or an
+    iterable of lines. Never raises on a malformed line: it is counted in `stats.dropped`.
+    Pass a `ParseStats()` to read the counters afterwards (run.json's `trace` block).
+- `ParseStats`: lines, events, dropped, ignored, unfinished, truncated, dropped_samples.
+- `TRACED_SYSCALLS`: the syscalls the command traces (and the parser understands).
+
+What the flags buy (all verified against strace 6.1 on Debian 12):
+- `-f --seccomp-bpf`: follow children; only the traced syscalls stop the tracee (~1.6x cost
+  instead of ~4x). `--seccomp-bpf` requires `-f`.
+- `--pidns-translation`: the sandbox has its own pid namespace, so clone/vfork return the
+  *namespace* pid (2, 3, ...) while the log's pid column is the host pid. With this flag strace
+  appends `/* 7077 in strace's PID NS */`, which is how child_pid and the process tree stay
+  in host pids.
+- `-ttt`: epoch timestamps with microseconds. `-v`: print execve environments in full.
+- `-yy`: fd annotations (`3</etc/passwd>`, `AT_FDCWD</tmp>`, `5<TCP:[..]>`, `7<pipe:[12]>`);
+  they resolve dirfd-relative paths and tell pipes/sockets from files. Paths inside
+  annotations escape `<` and `>` (`\\74`, `\\76`), socket annotations may contain `->`.
+- `-q`: no attach/detach chatter, but keeps `+++ exited with N +++` (unlike `-qq`).
+- `-e signal=SIGSYS,...`: only signals worth recording (seccomp kills, crashes, rlimits),
+  not the SIGCHLD flood.
+
+Semantics (see docs/formats.md for the field list):
+- open/openat/openat2/creat: op `write` when O_WRONLY/O_RDWR/O_CREAT/O_TRUNC/O_APPEND, else
+  `read`. O_RDWR is one `write` event with `read=True`. `ftype` marks opens that are not files:
+  `dir` (O_DIRECTORY), `path` (O_PATH), `pipe`/`socket`/`anon` (from the returned fd's
+  annotation, which also catches `/proc/self/fd/N` that resolves to a pipe), `chr`/`blk`.
+- Paths are made absolute: absolute args are kept; relative ones are joined to the dirfd's
+  annotation (`openat(3</usr/lib>, "x")`), to `AT_FDCWD</cwd>`, or to the per-pid cwd that we
+  track from chdir/fchdir and AT_FDCWD annotations (inherited on clone). Joined paths are
+  normalised lexically (`..`, `.`, `//`). If no base is known the path stays relative.
+- execve: `path` is the new program, `argv`/`env` its arrays (env capped at ENV_CAP entries);
+  `exe`/`comm` are the image that *called* execve. A successful execve sets the pid's exe.
+- clone/clone3/fork/vfork: `child_pid` (host pid). The child inherits exe and cwd. When a
+  child's first line appears before its parent's clone returns (normal with vfork) and several
+  clones are in flight, its events are held back until the parent's clone names it, so the
+  output stays in log order with ppid filled in.
+- Calls still unfinished when their process dies (a connect blocked until the timeout kill)
+  are emitted with `ret=None` at the process's exit, so they are not lost.
+- connect/bind/sendto/sendmsg: `family`, `address`, `port` from the sockaddr. sendto/sendmsg
+  without an explicit destination (connected sockets) are not emitted: the connect was.
+  AF_NETLINK/AF_UNSPEC are ignored (resolver noise).
+- `+++ exited with N +++` -> process `exit` with exit_code; `+++ killed by SIG +++` -> `exit`
+  with `signal`. exit_group itself is not emitted (its +++ line is). chdir/fchdir only update
+  state.
+"""
+
+from __future__ import annotations
+
+import codecs
+import posixpath
+import re
+import shutil
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from msgspec.structs import replace
+
+from osptrack.trace.events import KIND_FILE, KIND_NETWORK, KIND_PROCESS, Event
+
+FILE_SYSCALLS = (
+    "open", "openat", "openat2", "creat", "unlink", "unlinkat", "rmdir", "rename", "renameat",
+    "renameat2", "mkdir", "mkdirat", "chmod", "fchmod", "fchmodat", "link", "linkat", "symlink",
+    "symlinkat", "truncate", "ftruncate",
+)  # fmt: skip
+PROCESS_SYSCALLS = (
+    "execve", "execveat", "clone", "clone3", "fork", "vfork", "exit_group", "kill", "tgkill",
+    "tkill", "chdir", "fchdir",
+)  # fmt: skip
+NETWORK_SYSCALLS = ("connect", "bind", "sendto", "sendmsg")
+TRACED_SYSCALLS = FILE_SYSCALLS + PROCESS_SYSCALLS + NETWORK_SYSCALLS
+RECORDED_SIGNALS = ("SIGSYS", "SIGSEGV", "SIGBUS", "SIGILL", "SIGABRT", "SIGXCPU", "SIGXFSZ")
+
+ENV_CAP = 256  # entries kept per execve environment
+ARG_CAP = 512  # characters kept per raw argument string in `args`
+HOLD_CAP = 20_000  # events held back (unfinished call / unknown parent) before giving up order
+_DROPPED_SAMPLES = 5
+
+
+def strace_binary() -> str:
+    return shutil.which("strace") or "/usr/bin/strace"
+
+
+def strace_command(log_path: Path, string_limit: int = 4096) -> list[str]:
+    """argv prefix: `strace ... -o LOG --`; append the command to trace."""
+    return [
+        strace_binary(),
+        "-f",
+        "--seccomp-bpf",
+        "--pidns-translation",
+        "-ttt",
+        "-yy",
+        "-v",
+        "-q",
+        "-s",
+        str(int(string_limit)),
+        "-e",
+        "signal=" + ",".join(RECORDED_SIGNALS),
+        "-e",
+        "trace=" + ",".join(TRACED_SYSCALLS),
+        "-o",
+        str(log_path),
+        "--",
+    ]
+
+
+@dataclass
+class ParseStats:
+    lines: int = 0
+    events: int = 0
+    dropped: int = 0  # lines we could not understand
+    ignored: int = 0  # understood, deliberately not emitted (exit_group, chdir, SIGCHLD, ...)
+    unfinished: int = 0  # calls that never resumed (emitted with ret=None when parsable)
+    truncated: bool = False  # the log's last line was cut off (no newline)
+    dropped_samples: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- lexical helpers
+
+_STR = r'"(?:[^"\\]|\\.)*"'
+# One argument-level token: a quoted string, an fd annotation, a run of plain text, or one char.
+_TOKEN_RE = re.compile(
+    _STR + r"(?:\.\.\.)?"
+    r"|<(?:[A-Za-z0-9_.-]+:\[(?:[^\[\]]|\[[^\]]*\])*\]|[^<>]*(?:<[^<>]*>)?)>"
+    r'|[^"<\[\]{}(),]+'
+    r"|.",
+    re.S,
+)
+_RET_RE = re.compile(
+    r"\s*=\s*(-?\d+|0x[0-9a-fA-F]+|\?)"
+    r"(?:<(.*)>"
+    r"|(?: /\* (\d+) in strace's PID NS \*/)?(?: (E[A-Z0-9_]+) \(.*\))?)"
+)
+_OPENAT_RE = re.compile(
+    r"openat\((AT_FDCWD|-?\d+)(?:<([^<>]*)>)?, (" + _STR + r")(\.\.\.)?, ([A-Za-z0-9_|]+)"
+    r"(?:, (\d+))?\) = (-?\d+|\?)(?:<(.*)>| (E[A-Z0-9_]+) \(.*\))?$"
+)
+_STR_ITEM_RE = re.compile(r'"((?:[^"\\]|\\.)*)"(\.\.\.)?')
+_SIN_RE = re.compile(r'sa_family=AF_INET, sin_port=htons\((\d+)\), sin_addr=inet_addr\("([^"]*)"\)')
+_SIN6_RE = re.compile(r'sa_family=AF_INET6, sin6_port=htons\((\d+)\).*?inet_pton\(AF_INET6, "([^"]*)"')
+_SUN_RE = re.compile(r"sa_family=AF_UNIX(?:, sun_path=(@?)(" + _STR + r"))?")
+_FAMILY_RE = re.compile(r"sa_family=(AF_[A-Z0-9_]+)")
+_PID_ARG_RE = re.compile(r"(-?\d+)(?: /\* (\d+) in strace's PID NS \*/)?")
+_OPENAT2_FLAGS_RE = re.compile(r"flags=([A-Za-z0-9_|]+)")
+_EXIT_RE = re.compile(r"\+\+\+ (?:exited with (-?\d+)|killed by (SIG[A-Z0-9]+))")
+_SIGNAL_RE = re.compile(r"--- (SIG[A-Z0-9]+)")
+
+_WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND")
+
+
+def _unescape(raw: str) -> str:
+    """strace C-style escapes (\\n, \\", \\ooo, \\xHH) -> text; bytes that are not UTF-8 stay escaped."""
+    if "\\" not in raw:
+        return raw
+    try:
+        data = codecs.escape_decode(raw.encode("latin-1"))[0]
+    except (ValueError, UnicodeEncodeError):
+        return raw
+    return data.decode("utf-8", "backslashreplace")
+
+
+def _unquote(tok: str) -> tuple[str, bool] | None:
+    """'"abc"' -> ("abc", False); '"abc"...' -> ("abc...", True); not a string -> None."""
+    truncated = tok.endswith("...") and not tok.endswith('"')
+    if truncated:
+        tok = tok[:-3]
+    if len(tok) < 2 or tok[0] != '"' or tok[-1] != '"':
+        return None
+    text = _unescape(tok[1:-1])
+    return (text + "...", True) if truncated else (text, False)
+
+
+def _split_args(s: str, pos: int) -> tuple[list[str], int] | None:
+    """Split `a, b, {c, d})...` at top-level commas from `pos`; return args and index after `)`."""
+    depth = 0
+    start = pos
+    args: list[str] = []
+    for m in _TOKEN_RE.finditer(s, pos):
+        ch = m.group()[0]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            if depth == 0:
+                if ch != ")":
+                    return None
+                last = s[start : m.start()].strip()
+                if last or args:
+                    args.append(last)
+                return args, m.end()
+            depth -= 1
+        elif ch == "," and depth == 0:
+            args.append(s[start : m.start()].strip())
+            start = m.end()
+    return None
+
+
+def _anno(tok: str) -> str | None:
+    """`3</usr/lib>` -> '/usr/lib' (raw, still escaped); no annotation -> None."""
+    lt = tok.find("<")
+    if lt < 0 or not tok.endswith(">"):
+        return None
+    return tok[lt + 1 : -1]
+
+
+def _anno_ftype(anno: str) -> str | None:
+    """Classify an fd annotation: None for a plain path, else dir-less object type."""
+    if anno.startswith("/"):
+        if anno.endswith(">"):  # /dev/null<char 1:3>
+            kind = anno[anno.rfind("<") + 1 :].split(" ", 1)[0]
+            return {"char": "chr", "block": "blk"}.get(kind)
+        return None
+    if anno.startswith("pipe:"):
+        return "pipe"
+    if anno.startswith("anon_inode:"):
+        return "anon"
+    if ":[" in anno:  # socket:[123], TCP:[..], UNIX-STREAM:[..], NETLINK:[..]
+        return "socket"
+    return None
+
+
+def _anno_path(anno: str) -> str:
+    """Annotation -> unescaped path without a trailing device tag."""
+    if anno.endswith(">"):
+        anno = anno[: anno.rfind("<")]
+    return _unescape(anno)
+
+
+def _norm(path: str) -> str:
+    if "/." in path or "//" in path:
+        return posixpath.normpath(path)
+    return path
+
+
+def _cap(args: list[str]) -> list[str]:
+    return [a if len(a) <= ARG_CAP else a[:ARG_CAP] + "..." for a in args]
+
+
+def _str_array(tok: str) -> tuple[list[str] | None, bool]:
+    """`["a", "b"...]` -> (["a", "b..."], truncated); `[/* 30 vars */]` or a pointer -> (None, False)."""
+    if not tok.startswith("["):
+        return None, False
+    items: list[str] = []
+    truncated = False
+    for m in _STR_ITEM_RE.finditer(tok):
+        text = _unescape(m.group(1))
+        if m.group(2):
+            text += "..."
+            truncated = True
+        items.append(text)
+    if not items and "/*" in tok:
+        return None, False
+    if tok.endswith("...]"):  # strace cut the array itself
+        truncated = True
+    return items, truncated
+
+
+def _sockaddr(tok: str) -> tuple[str, str | None, int | None] | None:
+    """(family, address, port) from a printed sockaddr; None when there is none."""
+    m = _SIN_RE.search(tok)
+    if m:
+        return "AF_INET", m.group(2), int(m.group(1))
+    m = _SIN6_RE.search(tok)
+    if m:
+        return "AF_INET6", m.group(2), int(m.group(1))
+    m = _SUN_RE.search(tok)
+    if m:
+        if m.group(2) is None:
+            return "AF_UNIX", None, None
+        text = _unquote(m.group(2))
+        return "AF_UNIX", (m.group(1) + text[0]) if text else None, None
+    m = _FAMILY_RE.search(tok)
+    if m:
+        return m.group(1), None, None
+    return None
+
+
+def _open_mode(flags: str) -> tuple[str, bool, str | None]:
+    """(op, also_read, ftype) for open flags, symbolic or numeric."""
+    if flags[:1].isdigit():
+        try:
+            value = int(flags, 0)
+        except ValueError:
+            return "read", False, None
+        acc = value & 3
+        write = acc in (1, 2) or bool(value & (0o100 | 0o1000 | 0o2000))
+        ftype = "path" if value & 0o10000000 else "dir" if value & 0o200000 else None
+        return ("write" if write else "read"), acc == 2, ftype
+    write = any(f in flags for f in _WRITE_FLAGS)
+    ftype = "path" if "O_PATH" in flags else "dir" if "O_DIRECTORY" in flags else None
+    return ("write" if write else "read"), "O_RDWR" in flags, ftype
+
+
+# ---------------------------------------------------------------- per-process state
+
+
+class _Proc:
+    __slots__ = ("ppid", "exe", "comm", "cwd", "execd")
+
+    def __init__(self, ppid: int | None, exe: str | None, cwd: str | None) -> None:
+        self.ppid = ppid
+        self.exe = exe
+        self.comm = posixpath.basename(exe) if exe else None
+        self.cwd = cwd
+        self.execd = False
+
+    def set_exe(self, exe: str) -> None:
+        self.exe = exe
+        self.comm = posixpath.basename(exe)
+        self.execd = True
+
+
+class _Slot:
+    """The place in the output of a call that has not resumed yet."""
+
+    __slots__ = ("event", "done", "abandoned")
+
+    def __init__(self) -> None:
+        self.event: Event | None = None
+        self.done = False
+        self.abandoned = False
+
+
+_CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
+
+# name -> (op, dirfd index, path index, dirfd2 index, path2 index); None = not present.
+_FILE_OPS: dict[str, tuple[str, int | None, int | None, int | None, int | None]] = {
+    "unlink": ("delete", None, 0, None, None),
+    "unlinkat": ("delete", 0, 1, None, None),
+    "rmdir": ("delete", None, 0, None, None),
+    "rename": ("rename", None, 0, None, 1),
+    "renameat": ("rename", 0, 1, 2, 3),
+    "renameat2": ("rename", 0, 1, 2, 3),
+    "mkdir": ("mkdir", None, 0, None, None),
+    "mkdirat": ("mkdir", 0, 1, None, None),
+    "chmod": ("chmod", None, 0, None, None),
+    "fchmodat": ("chmod", 0, 1, None, None),
+    "fchmod": ("chmod", 0, None, None, None),  # path from the fd's annotation
+    "link": ("link", None, 0, None, 1),
+    "linkat": ("link", 0, 1, 2, 3),
+    "truncate": ("truncate", None, 0, None, None),
+    "ftruncate": ("truncate", 0, None, None, None),
+}
+
+
+class StraceParser:
+    """Incremental parser: `feed(line)` then `finish()`; events accumulate in `out`."""
+
+    def __init__(self, phase: str, initial_cwd: str | None = None, stats: ParseStats | None = None):
+        self.phase = phase
+        self.initial_cwd = initial_cwd
+        self.stats = stats if stats is not None else ParseStats()
+        self.out: list[Event] = []
+        self._procs: dict[int, _Proc] = {}
+        # pid -> (t, partial body, name, slot) for calls printed as `<unfinished ...>`
+        self._pending: dict[int, tuple[float, str, str, _Slot]] = {}
+        self._seen_any = False
+        self._queue: deque[Event | _Slot] = deque()
+        self._slot: _Slot | None = None  # set while a resumed call is being parsed
+        self._unresolved: set[int] = set()
+        self._resolved: dict[int, _Proc] = {}  # pid -> its state at resolution (for patching)
+        self._handlers: dict[str, Callable[[int, _Proc, float, str, list[str], str], None]] = {
+            "open": self._h_open,
+            "openat": self._h_open,
+            "openat2": self._h_open,
+            "creat": self._h_open,
+            "symlink": self._h_symlink,
+            "symlinkat": self._h_symlink,
+            "execve": self._h_exec,
+            "execveat": self._h_exec,
+            "clone": self._h_clone,
+            "clone3": self._h_clone,
+            "fork": self._h_clone,
+            "vfork": self._h_clone,
+            "kill": self._h_kill,
+            "tgkill": self._h_kill,
+            "tkill": self._h_kill,
+            "chdir": self._h_chdir,
+            "fchdir": self._h_chdir,
+            "connect": self._h_net,
+            "bind": self._h_net,
+            "sendto": self._h_net,
+            "sendmsg": self._h_net,
+        }
+        for name in _FILE_OPS:
+            self._handlers[name] = self._h_file
+
+    # ------------------------------------------------------------ line level
+
+    def feed(self, line: str) -> None:
+        stats = self.stats
+        stats.lines += 1
+        if not line.endswith("\n"):
+            stats.truncated = True  # only the last line can lack one; still try to parse it
+        parts = line.split(None, 2)
+        if len(parts) < 3:
+            self._drop(line)
+            return
+        try:
+            pid = int(parts[0])
+            t = float(parts[1])
+        except ValueError:
+            self._drop(line)
+            return
+        body = parts[2].rstrip("\n")
+        first = body[0]
+        try:
+            if first == "<":
+                self._resumed(pid, t, body, line)
+            elif first == "+":
+                self._exit(pid, t, body, line)
+            elif first == "-":
+                self._signal(pid, t, body, line)
+            else:
+                paren = body.find("(")
+                if paren <= 0:
+                    self._drop(line)
+                    return
+                name = body[:paren]
+                if name not in self._handlers:
+                    stats.ignored += 1
+                    if name not in TRACED_SYSCALLS and not name.isidentifier():
+                        self._drop(line)
+                        stats.ignored -= 1
+                    return
+                if body.endswith(" <unfinished ...>"):
+                    self._proc(pid)  # register the pid now: order of first appearance matters
+                    slot = _Slot()  # keeps the event's place in the output until it resumes
+                    self._queue.append(slot)
+                    self._pending[pid] = (t, body[:-17], name, slot)
+                    return
+                self._call(pid, t, name, body, line)
+        except (ValueError, IndexError, KeyError, TypeError, AttributeError):
+            # A line we misread must not end the parse; it is evidence of a weird log, counted.
+            self._drop(line)
+
+    def finish(self) -> None:
+        for pid in list(self._pending):
+            self._flush_unfinished(pid)
+        self._drain(force=True)
+
+    def _drop(self, line: str) -> None:
+        self.stats.dropped += 1
+        if len(self.stats.dropped_samples) < _DROPPED_SAMPLES:
+            self.stats.dropped_samples.append(line[:300])
+
+    def _resumed(self, pid: int, t: float, body: str, line: str) -> None:
+        # "<... openat resumed>REST"
+        end = body.find(" resumed>")
+        if end < 0:
+            self._drop(line)
+            return
+        name = body[5:end]
+        rest = body[end + 9 :]
+        if name not in self._handlers:
+            self.stats.ignored += 1
+            return
+        pending = self._pending.get(pid)
+        if pending is not None and pending[2] == name:
+            del self._pending[pid]
+            t0, partial, _, slot = pending
+            self._call_into(slot, pid, t0, name, partial + rest, line)
+            return
+        if not rest.startswith(")"):
+            self._drop(line)
+            return
+        self._call(pid, t, name, name + "(" + rest, line)
+
+    def _call_into(self, slot: _Slot, pid: int, t: float, name: str, body: str, line: str) -> None:
+        """Run a resumed call so that its event lands in its reserved slot, then flush."""
+        self._slot = slot
+        try:
+            self._call(pid, t, name, body, line)
+        except (ValueError, IndexError, KeyError, TypeError, AttributeError):
+            self._drop(line)
+        finally:
+            self._slot = None
+            slot.done = True
+        if slot.abandoned and slot.event is not None:
+            self._emit(slot.event)  # its place was given up (HOLD_CAP); emit late
+        self._drain()
+
+    def _exit(self, pid: int, t: float, body: str, line: str) -> None:
+        m = _EXIT_RE.match(body)
+        if m is None:
+            # e.g. "+++ superseded by execve in pid N +++": understood, nothing to record
+            if body.startswith("+++ ") and body.endswith(" +++"):
+                self.stats.ignored += 1
+            else:
+                self._drop(line)
+            return
+        if pid in self._pending:
+            self._flush_unfinished(pid)
+        proc = self._proc(pid)
+        code = int(m.group(1)) if m.group(1) is not None else None
+        self._emit(
+            Event(
+                t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
+                syscall="exit", kind=KIND_PROCESS, op="exit", ret=None, errno=None, args=[],
+                exit_code=code, signal=m.group(2),
+            )
+        )  # fmt: skip
+        if pid not in self._unresolved:
+            del self._procs[pid]  # pids get reused: a later clone registers it afresh
+
+    def _signal(self, pid: int, t: float, body: str, line: str) -> None:
+        m = _SIGNAL_RE.match(body)
+        if m is None:
+            self._drop(line)
+            return
+        if m.group(1) == "SIGCHLD":
+            self.stats.ignored += 1
+            return
+        proc = self._proc(pid)
+        self._emit(
+            Event(
+                t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
+                syscall="signal", kind=KIND_PROCESS, op="signal", ret=None, errno=None,
+                args=_cap([body[4:-4]]), signal=m.group(1), target_pid=pid,
+            )
+        )  # fmt: skip
+
+    def _flush_unfinished(self, pid: int) -> None:
+        t0, partial, name, slot = self._pending.pop(pid)
+        self.stats.unfinished += 1
+        self._call_into(slot, pid, t0, name, partial + ") = ?", partial)
+
+    # ------------------------------------------------------------ syscall level
+
+    def _call(self, pid: int, t: float, name: str, body: str, line: str) -> None:
+        proc = self._proc(pid)
+        if name == "openat":
+            m = _OPENAT_RE.match(body)
+            if m is not None:
+                self._openat_fast(pid, proc, t, m)
+                return
+        split = _split_args(body, len(name) + 1)
+        if split is None:
+            self._drop(line)
+            return
+        args, end = split
+        self._handlers[name](pid, proc, t, name, args, body[end:])
+
+    def _base(self, proc: _Proc, dirfd: str | None) -> str | None:
+        """Directory a relative path is relative to: dirfd annotation, else the tracked cwd."""
+        if dirfd is not None:
+            anno = _anno(dirfd)
+            if anno is not None and anno.startswith("/"):
+                base = _anno_path(anno)
+                if dirfd.startswith("AT_FDCWD"):
+                    proc.cwd = base
+                return base
+        return proc.cwd
+
+    def _resolve(self, proc: _Proc, dirfd: str | None, path: str) -> str:
+        if path.startswith("/"):
+            if dirfd is not None and dirfd.startswith("AT_FDCWD<"):
+                self._base(proc, dirfd)  # learn the cwd anyway
+            return _norm(path)
+        base = self._base(proc, dirfd)
+        if base is None:
+            return path
+        if not path:
+            return base  # AT_EMPTY_PATH: the dirfd itself
+        return _norm(base.rstrip("/") + "/" + path)
+
+    def _openat_fast(self, pid: int, proc: _Proc, t: float, m: re.Match[str]) -> None:
+        dirfd, danno, qpath, trunc, flags, mode, ret_s, ranno, err = m.groups()
+        raw_path = qpath[1:-1]
+        path = _unescape(raw_path) if "\\" in raw_path else raw_path
+        if trunc:
+            path += "..."
+        if not path.startswith("/"):
+            path = self._resolve(proc, dirfd + ("<" + danno + ">" if danno is not None else ""), path)
+        else:
+            if dirfd == "AT_FDCWD" and danno is not None and danno.startswith("/"):
+                proc.cwd = _unescape(danno) if "\\" in danno else danno
+            path = _norm(path)
+        op, also_read, ftype = _open_mode(flags)
+        if ranno is not None:
+            ftype = _anno_ftype(ranno) or ftype
+        dirfd_raw = dirfd if danno is None else f"{dirfd}<{danno}>"
+        args = [dirfd_raw, qpath + (trunc or ""), flags] if mode is None else [dirfd_raw, qpath, flags, mode]
+        self._emit(
+            Event(
+                t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
+                syscall="openat", kind=KIND_FILE, op=op, ret=None if ret_s == "?" else int(ret_s),
+                errno=err, args=_cap(args), path=path, read=also_read, ftype=ftype,
+                truncated=bool(trunc),
+            )
+        )  # fmt: skip
+
+    def _ret(self, rest: str) -> tuple[int | None, str | None, str | None, int | None]:
+        """(ret, errno, annotation, translated pid) from ` = ...`."""
+        m = _RET_RE.match(rest)
+        if m is None:
+            return None, None, None, None
+        ret_s, anno, xpid, err = m.groups()
+        if ret_s == "?":
+            return None, err, anno, None
+        return (
+            (int(ret_s, 16) if ret_s.startswith("0x") else int(ret_s)),
+            err,
+            anno,
+            (int(xpid) if xpid else None),
+        )
+
+    def _path_arg(self, proc: _Proc, args: list[str], dirfd_i: int | None, path_i: int) -> tuple[str, bool]:
+        text = _unquote(args[path_i])
+        if text is None:
+            raise ValueError("path argument is not a string")
+        dirfd = args[dirfd_i] if dirfd_i is not None else None
+        return self._resolve(proc, dirfd, text[0]), text[1]
+
+    def _h_open(self, pid: int, proc: _Proc, t: float, name: str, args: list[str], rest: str) -> None:
+        ret, err, anno, _ = self._ret(rest)
+        if name == "creat":
+            path, trunc = self._path_arg(proc, args, None, 0)
+            op, also_read, ftype = "write", False, None
+        else:
+            dirfd_i = None if name == "open" else 0
+            path_i = 0 if name == "open" else 1
+            path, trunc = self._path_arg(proc, args, dirfd_i, path_i)
+            flags = args[path_i + 1]
+            if name == "openat2":
+                fm = _OPENAT2_FLAGS_RE.search(flags)
+                flags = fm.group(1) if fm else "O_RDONLY"
+            op, also_read, ftype = _open_mode(flags)
+        if anno is not None:
+            ftype = _anno_ftype(anno) or ftype
+        self._emit(
+            Event(
+                t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
+                syscall=name, kind=KIND_FILE, op=op, ret=ret, errno=err, args=_cap(args), path=path,
+                read=also_read, ftype=ftype, truncated=trunc,
+            )
+        )  # fmt: skip
+
+    def _h_file(self, pid: int, proc: _Proc, t: float, name: str, args: list[str], rest: str) -> None:
+        op, dirfd_i, path_i, dirfd2_i, path2_i = _FILE_OPS[name]
+        ret, err, _, _ = self._ret(rest)
+        ftype = None
+        trunc = trunc2 = False
+        if path_i is None:  # fchmod / ftruncate: the fd annotation is the path
+            anno = _anno(args[0]) if args else None
+            path = _anno_path(anno) if anno is not None else None
+            ftype = _anno_ftype(anno) if anno is not None else None
+        else:
+            path, trunc = self._path_arg(proc, args, dirfd_i, path_i)
+        path2 = None
+        if path2_i is not None:
+            path2, trunc2 = self._path_arg(proc, args, dirfd2_i, path2_i)
+        self._emit(
+            Event(
+                t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
+                syscall=name, kind=KIND_FILE, op=op, ret=ret, errno=err, args=_cap(args), path=path,
+                path2=path2, ftype=ftype, truncated=trunc or trunc2,
+            )
+        )  # fmt: skip
+
+    def _h_symlink(self, pid: int, proc: _Proc, t: float, name: str, args: list[str], rest: str) -> None:
+        # symlink(target, linkpath) / symlinkat(target, newdirfd, linkpath): path2 is the new name;
+        # a relative target is relative to the link's directory, not to the cwd.
+        ret, err, _, _ = self._ret(rest)
+        target = _unquote(args[0])
+        if target is None:
+            raise ValueError("symlink target is not a string")
+        link, trunc = self._path_arg(proc, args, 1 if name == "symlinkat" else None, len(args) - 1)
+        path = target[0]
+        if not path.startswith("/") and link.startswith("/"):
+            path = _norm(posixpath.dirname(link) + "/" + path)
+        self._emit(
+            Event(
+                t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
+                syscall=name, kind=KIND_FILE, op="link", ret=ret, errno=err, args=_cap(args), path=path,
+                path2=link, truncated=trunc or target[1],
+            )
+        )  # fmt: skip
+
+    def _h_exec(self, pid: int, proc: _Proc, t: float, name: str, args: list[str], rest: str) -> None:
+        ret, err, _, _ = self._ret(rest)
+        off = 1 if name == "execveat" else 0
+        path, trunc = self._path_arg(proc, args, 0 if off else None, off)
+        argv, argv_trunc = _str_array(args[off + 1]) if len(args) > off + 1 else (None, False)
+        env, env_trunc = _str_array(args[off + 2]) if len(args) > off + 2 else (None, False)
+        if env is not None and len(env) > ENV_CAP:
+            env, env_trunc = env[:ENV_CAP], True
+        self._emit(
+            Event(
+                t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
+                syscall=name, kind=KIND_PROCESS, op="exec", ret=ret, errno=err, args=_cap(args[:off + 1]),
+                path=path, argv=argv, env=env, truncated=trunc or argv_trunc or env_trunc,
+            )
+        )  # fmt: skip
+        if err is None and ret == 0:
+            proc.set_exe(path)
+
+    def _h_clone(self, pid: int, proc: _Proc, t: float, name: str, args: list[str], rest: str) -> None:
+        ret, err, _, xpid = self._ret(rest)
+        child = xpid if xpid is not None else (ret if ret is not None and ret > 0 else None)
+        self._emit(
+            Event(
+                t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
+                syscall=name, kind=KIND_PROCESS, op="clone", ret=ret, errno=err, args=_cap(args),
+                child_pid=child,
+            )
+        )  # fmt: skip
+        if child is None or err is not None:
+            return
+        known = self._procs.get(child)
+        if known is None:
+            self._procs[child] = _Proc(pid, proc.exe, proc.cwd)
+        elif child in self._unresolved:
+            known.ppid = pid
+            if not known.execd:
+                known.exe, known.comm = proc.exe, proc.comm
+            if known.cwd is None:
+                known.cwd = proc.cwd
+            self._unresolved.discard(child)
+            self._resolved[child] = known
+            self._drain()
+        elif known.ppid != pid:
+            known.ppid = pid  # the single-candidate guess was wrong: trust the return value
+
+    def _h_kill(self, pid: int, proc: _Proc, t: float, name: str, args: list[str], rest: str) -> None:
+        ret, err, _, _ = self._ret(rest)
+        target_tok = args[1] if name == "tgkill" else args[0]
+        m = _PID_ARG_RE.match(target_tok)
+        target = None
+        if m is not None:
+            target = int(m.group(2)) if m.group(2) else int(m.group(1))
+        self._emit(
+            Event(
+                t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
+                syscall=name, kind=KIND_PROCESS, op="signal", ret=ret, errno=err, args=_cap(args),
+                signal=args[-1], target_pid=target,
+            )
+        )  # fmt: skip
+
+    def _h_chdir(self, pid: int, proc: _Proc, t: float, name: str, args: list[str], rest: str) -> None:
+        self.stats.ignored += 1
+        ret, err, _, _ = self._ret(rest)
+        if err is not None or ret != 0:
+            return
+        if name == "chdir":
+            text = _unquote(args[0])
+            if text is not None:
+                new = self._resolve(proc, None, text[0])
+                proc.cwd = new if new.startswith("/") else None
+        else:
+            anno = _anno(args[0])
+            if anno is not None and anno.startswith("/"):
+                proc.cwd = _anno_path(anno)
+
+    def _h_net(self, pid: int, proc: _Proc, t: float, name: str, args: list[str], rest: str) -> None:
+        if name in ("connect", "bind"):
+            addr_tok = args[1]
+        elif name == "sendto":
+            addr_tok = args[4] if len(args) > 4 else "NULL"
+        else:  # sendmsg: only the msg_name part, never the payload
+            msg = args[1]
+            cut = msg.find("msg_namelen")
+            addr_tok = msg[:cut] if "msg_name={" in msg[:cut] else "NULL"
+        sa = _sockaddr(addr_tok) if addr_tok != "NULL" else None
+        if sa is None or sa[0] not in ("AF_INET", "AF_INET6", "AF_UNIX"):
+            self.stats.ignored += 1
+            return
+        ret, err, _, _ = self._ret(rest)
+        self._emit(
+            Event(
+                t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
+                syscall=name, kind=KIND_NETWORK, op="sendto" if name == "sendmsg" else name, ret=ret,
+                errno=err, args=_cap(args), family=sa[0], address=sa[1], port=sa[2],
+            )
+        )  # fmt: skip
+
+    # ------------------------------------------------------------ process tree
+
+    def _proc(self, pid: int) -> _Proc:
+        proc = self._procs.get(pid)
+        if proc is not None:
+            return proc
+        if not self._seen_any:
+            self._seen_any = True
+            proc = _Proc(None, None, self.initial_cwd)
+        else:
+            # A pid we have not seen cloned: its parent's clone has not returned yet (vfork) or
+            # the clone line was lost. If exactly one clone is in flight, that is the parent.
+            parents = [p for p, pend in self._pending.items() if pend[2] in _CLONES and p != pid]
+            if len(parents) == 1:
+                parent = self._procs.get(parents[0])
+                proc = _Proc(parents[0], parent.exe if parent else None, parent.cwd if parent else None)
+            else:
+                proc = _Proc(None, None, None)
+                if parents:
+                    self._unresolved.add(pid)
+        self._procs[pid] = proc
+        return proc
+
+    def _emit(self, event: Event) -> None:
+        slot = self._slot
+        if slot is not None:
+            slot.event = event
+        elif self._queue or self._unresolved:
+            self._queue.append(event)
+            if len(self._queue) > HOLD_CAP:
+                self._drain(force=True)
+        else:
+            self.out.append(event)
+            self.stats.events += 1
+
+    def _drain(self, force: bool = False) -> None:
+        """Move finished events from the front of the queue to `out`, keeping log order.
+
+        The queue holds back events while a call at its front is unfinished, or while a pid's
+        parent is unknown. `force` gives up on both (HOLD_CAP reached, or end of log).
+        """
+        if self._unresolved and not force:
+            return
+        queue, out, resolved = self._queue, self.out, self._resolved
+        while queue:
+            item = queue[0]
+            event: Event
+            if isinstance(item, _Slot):
+                if not item.done and not force:
+                    break
+                queue.popleft()
+                if not item.done:
+                    item.abandoned = True
+                    continue
+                if item.event is None:
+                    continue
+                event = item.event
+            else:
+                event = item
+                queue.popleft()
+            fix = resolved.get(event.pid) if resolved else None
+            if fix is not None and event.ppid is None:
+                if event.exe is None and fix.exe is not None:
+                    event = replace(event, ppid=fix.ppid, exe=fix.exe, comm=fix.comm)
+                else:
+                    event = replace(event, ppid=fix.ppid)
+            out.append(event)
+            self.stats.events += 1
+        if force:
+            self._unresolved.clear()
+        if not queue:
+            resolved.clear()
+
+
+def parse_log(
+    source: Path | str | Iterable[str],
+    phase: str,
+    *,
+    initial_cwd: str | None = None,
+    stats: ParseStats | None = None,
+) -> Iterator[Event]:
+    """Stream events from an strace log (path or lines). See the module docstring."""
+    parser = StraceParser(phase, initial_cwd=initial_cwd, stats=stats)
+    out = parser.out
+    if isinstance(source, str | Path):
+        # strace escapes every non-ASCII byte, so latin-1 never fails and round-trips exactly.
+        with open(source, encoding="latin-1", newline="\n") as fh:
+            for line in fh:
+                parser.feed(line)
+                if out:
+                    yield from out
+                    out.clear()
+    else:
+        for line in source:
+            parser.feed(line if line.endswith("\n") else line + "\n")
+            if out:
+                yield from out
+                out.clear()
+    parser.finish()
+    yield from out
+    out.clear()

@@ -1,5 +1,137 @@
-"""`osptrack labels ...` (issue 3 fills this in)."""
+"""`osptrack labels build | lookup | stats`: commands only; the logic is in osptrack.labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from osptrack.labels.build import build_labels
+from osptrack.labels.match import LabelIndex
+from osptrack.labels.stats import EcosystemStats, compute_stats
+from osptrack.labels.table import iocs_path_for
 
 app = typer.Typer(no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+@app.command("build")
+def build_command(
+    out: Annotated[
+        Path, typer.Option("--out", help="labels.parquet to write (IOCs go to <stem>.iocs.parquet)")
+    ],
+    osv: Annotated[
+        list[Path] | None, typer.Option("--osv", help="OSV folder, GitHub .zip or tarball; repeatable")
+    ] = None,
+    datadog: Annotated[
+        list[str] | None,
+        typer.Option("--datadog", help="DataDog manifest.json (or ECOSYSTEM=PATH); repeatable"),
+    ] = None,
+    osptrack_metrics: Annotated[
+        list[Path] | None, typer.Option("--osptrack-metrics", help="OSPtrack stas/data_metrics.csv")
+    ] = None,
+) -> None:
+    """Build labels.parquet from OpenSSF malicious-packages and other known-malicious lists."""
+    _, iocs, report = build_labels(osv or [], datadog or [], osptrack_metrics or [], out=out)
+    for message in report.messages:
+        err_console.print(f"warning: {message}", highlight=False, markup=False)
+    if report.skipped > len(report.messages):
+        err_console.print(
+            f"warning: ... {report.skipped - len(report.messages)} more skipped", highlight=False
+        )
+    console.print(
+        f"wrote {report.rows} label rows from {report.records} records ({report.withdrawn} withdrawn, "
+        f"{report.skipped} skipped, {report.ignored_files} non-JSON files ignored) to {out}; "
+        f"{len(iocs)} IOCs to {iocs_path_for(out)}",
+        highlight=False,
+    )
+
+
+@app.command("lookup")
+def lookup_command(
+    ecosystem: Annotated[str, typer.Argument(help="pypi, npm, rubygems, packagist, crates.io, nuget, ...")],
+    name: Annotated[str, typer.Argument(help="Package name as written; it is normalised")],
+    version: Annotated[str | None, typer.Argument(help="Version; omit to ask about any version")] = None,
+    labels: Annotated[Path, typer.Option("--labels", help="labels.parquet")] = Path("labels.parquet"),
+) -> None:
+    """Is this coordinate known-malicious? Exit 0 when it is, 1 when it is not."""
+    index = LabelIndex.load(labels)
+    hits = index.match(ecosystem, name, version, include_withdrawn=True)
+    live = [h for h in hits if not h.withdrawn]
+    coordinate = f"{ecosystem} {name}" + (f" {version}" if version else "")
+    if live:
+        console.print(f"[bold red]known-malicious[/]: {coordinate}", highlight=False)
+    else:
+        console.print(f"not known-malicious: {coordinate}", highlight=False)
+    if hits:
+        table = Table(title_justify="left")
+        for col in ("id", "source", "matched by", "sub-labels (rule)", "OSPtrack", "withdrawn"):
+            table.add_column(col, overflow="fold")
+        for h in hits:
+            subs = ", ".join(
+                f"{lab} ({rule})" for lab, rule in zip(h.sub_labels, h.sub_label_rules, strict=False)
+            )
+            table.add_row(
+                h.id, h.source, h.matched_by, subs or "-", h.osptrack_sub_label, "yes" if h.withdrawn else ""
+            )
+        console.print(table)
+    if not live:
+        raise SystemExit(1)
+
+
+@app.command("stats")
+def stats_command(
+    labels: Annotated[Path, typer.Option("--labels", help="labels.parquet")] = Path("labels.parquet"),
+) -> None:
+    """Records per ecosystem, version coverage, sub-label counts and coverage."""
+    stats = compute_stats(labels)
+    eco_table = Table(
+        title="Label records per ecosystem (withdrawn excluded from shares)", title_justify="left"
+    )
+    for col in ("ecosystem", "rows", "withdrawn", "explicit versions", "all versions", "ranges", "behaviour"):
+        eco_table.add_column(col, justify="left" if col == "ecosystem" else "right")
+
+    def add(name: str, s: EcosystemStats, style: str = "") -> None:
+        eco_table.add_row(
+            name,
+            str(s.rows),
+            str(s.withdrawn),
+            _pct(s.explicit_versions, s.active),
+            _pct(s.all_versions, s.active),
+            _pct(s.ranges, s.active),
+            _pct(s.behaviour, s.active),
+            style=style,
+        )
+
+    for eco, s in sorted(stats.ecosystems.items(), key=lambda kv: -kv[1].rows):
+        add(eco, s)
+    add("total", stats.total, style="bold")
+    console.print(eco_table)
+    console.print("behaviour = at least one sub-label beyond full_compromise", style="dim")
+
+    active = stats.total.active
+    sub_table = Table(title="Sub-labels", title_justify="left")
+    for col in ("sub-label", "records", "share"):
+        sub_table.add_column(col, justify="left" if col == "sub-label" else "right")
+    for label, count in stats.sub_labels.most_common():
+        sub_table.add_row(label, str(count), _pct(count, active))
+    console.print(sub_table)
+
+    osp_table = Table(title="OSPtrack Sub_Label", title_justify="left")
+    osp_table.add_column("Sub_Label")
+    osp_table.add_column("records", justify="right")
+    for label, count in stats.osptrack.most_common():
+        osp_table.add_row(label, str(count))
+    console.print(osp_table)
+
+    src = ", ".join(f"{k} {v}" for k, v in stats.sources.most_common())
+    iocs = ", ".join(f"{k} {v}" for k, v in stats.ioc_kinds.most_common()) or "none"
+    console.print(f"sources: {src}; IOCs: {iocs}", highlight=False)

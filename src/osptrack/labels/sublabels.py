@@ -107,6 +107,13 @@ BOILERPLATE: tuple[re.Pattern[str], ...] = (
 # ambiguous ("key", "token", "shell" appear in harmless descriptions).
 KEYWORD_RULES: tuple[Rule, ...] = (
     Rule("kw:c2", "c2", _rx(r"\bC2\b|\bC&C\b|command[- ]and[- ]control|\bbeacon\b|cobalt strike")),
+    Rule(
+        "kw:c2-comms",
+        "c2",
+        _rx(
+            r"communicates? with (?:an? )?(?:unknown|remote|external|attacker[- ]controlled|suspicious) (?:host|server|domain)"
+        ),
+    ),
     Rule("kw:rat", "c2", _rx(r"\bRAT\b|remote access (?:tool|trojan)|remote control|quasarrat|gh0st ?rat")),
     Rule(
         "kw:command-exec",
@@ -124,7 +131,7 @@ KEYWORD_RULES: tuple[Rule, ...] = (
             r"exfil\w*|(?:send|sent|sends|upload\w*|transmit\w*|post\w*) (?:\w+ ){0,6}?to (?:a |an |the )?"
             r"(?:remote|external|attacker|unknown|c&c|c2|discord|telegram|slack|webhook)"
             r"|steal\w* (?:\w+ ){0,2}(?:source code|data|files|information|ip address)"
-            r"|collects? (?:\w+ ){0,2}(?:system|host|machine|user) (?:data|information)|webhook"
+            r"|collects? (?:\w+ ){0,2}(?:system|host|machine|user) (?:data|information)|webhook|data theft"
         ),
     ),
     Rule(
@@ -134,7 +141,7 @@ KEYWORD_RULES: tuple[Rule, ...] = (
             r"credential|password|private keys?|\bmnemonic|api keys?|access keys?|\bsecrets\b"
             r"|session (?:data|tokens?|cookies)|\btokens?\b.{0,40}\b(?:steal|exfil|harvest|grab)"
             r"|(?:steal|exfil|harvest|grab)\w*.{0,40}\btokens?\b|environment variables|wallet (?:files|keys)"
-            r"|crypto\w*[- ]steal\w*|(?:steal|drain)\w* (?:\w+ ){0,2}(?:crypto\w*|wallets?)"
+            r"|crypto\w*[- ]steal\w*|(?:steal|drain)\w* (?:\w+ ){0,2}wallets?"
         ),
     ),
     Rule(

@@ -1,7 +1,205 @@
-"""`osptrack batch` (issue 6 fills this in)."""
+"""`osptrack batch`: many packages, resumable, in parallel locally or on Dask."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.text import Text
+
+from osptrack.batch.model import FINISHED, INTERRUPTED, AttemptResult
+from osptrack.batch.runner import BatchOptions, BatchSummary, run_batch
+from osptrack.batch.sources import load_targets
+from osptrack.batch.store import is_url
+from osptrack.batch.worker import DEFAULT_ANALYZER
+from osptrack.errors import BadInput
+
+console = Console()
+
+
+class _RateColumn(ProgressColumn):
+    """Packages per minute and ETA, from this invocation's work only (resumed ones are free)."""
+
+    def __init__(self, listener: ProgressListener) -> None:
+        super().__init__()
+        self.listener = listener
+
+    def render(self, task: Task) -> Text:
+        done = self.listener.done_here
+        elapsed = time.monotonic() - self.listener.t0
+        if not done or elapsed <= 0:
+            return Text("-- pkg/min  ETA --", style="progress.remaining")
+        rate = done / elapsed * 60
+        remaining = (task.total or 0) - task.completed
+        eta = remaining / rate * 60 if rate else 0
+        return Text(f"{rate:.1f} pkg/min  ETA {_clock(eta)}", style="progress.remaining")
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class ProgressListener:
+    """Rich progress bar plus one line per package as it finishes (or gives up)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: Any = None
+        self.failures = 0
+        self.done_here = 0
+        self.t0 = time.monotonic()
+
+    def started(self, total: int, already_finished: int) -> None:
+        self.t0 = time.monotonic()
+        self.task = self.progress.add_task("batch", total=total, completed=already_finished, failures=0)
+        if already_finished:
+            self.progress.console.print(f"resuming: {already_finished} of {total} already finished")
+
+    def attempt_done(self, result: AttemptResult, will_retry: bool) -> None:
+        phases = " ".join(f"{p}={s}" for p, s in result.statuses.items())
+        label = result.target.label
+        if result.outcome == FINISHED:
+            line = f"[green]done[/] {label}  {phases}  {result.wall_s:.1f}s"
+        elif result.outcome == INTERRUPTED:
+            line = f"[yellow]stopped[/] {label}"
+        else:
+            then = "retrying" if will_retry else "giving up"
+            line = (
+                f"[red]{result.outcome}[/] {label} (attempt {result.attempt}, {then}): {result.error[:160]}"
+            )
+        self.progress.console.print(line, highlight=False)
+        if result.outcome == INTERRUPTED or will_retry:
+            return
+        self.done_here += 1
+        if result.outcome != FINISHED:
+            self.failures += 1
+        self.progress.update(self.task, advance=1, failures=self.failures)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _phases(text: str) -> tuple[str, ...]:
+    from osptrack.run import PHASES
+
+    phases = tuple(p.strip() for p in text.split(",") if p.strip())
+    bad = [p for p in phases if p not in PHASES]
+    if bad or not phases:
+        raise BadInput(f"unknown phase {', '.join(bad) or '(none)'}; expected some of {', '.join(PHASES)}")
+    return phases
+
+
+def batch_command(
+    targets: Annotated[
+        Path, typer.Argument(help="CSV, corpus manifest.json, labels .parquet, or a collection folder")
+    ],
+    out: Annotated[str, typer.Option("--out", help="Results folder, or an fsspec URL (s3://...)")],
+    workers: Annotated[int, typer.Option(help="Parallel sandboxes on this machine")] = 1,
+    cluster: Annotated[
+        str | None, typer.Option(help="Dask: local:N starts a LocalCluster; tcp://host:8786 uses a scheduler")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Wall-clock limit per phase, seconds (passed to analyze)")
+    ] = 300.0,
+    package_timeout: Annotated[
+        float | None, typer.Option(help="Wall-clock limit per package attempt [timeout x phases + 120]")
+    ] = None,
+    retries: Annotated[int, typer.Option(help="Extra attempts for a failed package, per invocation")] = 1,
+    phases: Annotated[str, typer.Option(help="Comma-separated: install,import,execute")] = "install,import",
+    deps_dir: Annotated[
+        list[Path] | None, typer.Option("--deps-dir", help="Folder of dependency archives")
+    ] = None,
+    online: Annotated[bool, typer.Option(help="Let dependency downloads reach the real registry")] = False,
+    rerun: Annotated[bool, typer.Option(help="Analyse again even the coordinates already finished")] = False,
+    archives: Annotated[
+        Path | None, typer.Option(help="With a labels .parquet: the samples folder whose archives to replay")
+    ] = None,
+    analyzer: Annotated[str, typer.Option(hidden=True, help="module:function to call instead of analyze")] = (
+        DEFAULT_ANALYZER
+    ),
+) -> None:
+    """Analyse many packages: resumable (re-run to continue), parallel, and on Dask with --cluster."""
+    from osptrack.run import AnalyzeOptions
+
+    if timeout <= 0 or (package_timeout is not None and package_timeout <= 0):
+        raise BadInput("timeouts must be positive")
+    if cluster and workers != 1:
+        raise BadInput("give either --workers or --cluster, not both")
+    if not is_url(out) and Path(out).exists() and not Path(out).is_dir():
+        raise BadInput(f"--out {out} exists and is not a folder")
+    for folder in deps_dir or ():
+        if not folder.is_dir():
+            raise BadInput(f"--deps-dir {folder} is not a folder")
+    if archives is not None and not archives.is_dir():
+        raise BadInput(f"--archives {archives} is not a folder")
+    listed = load_targets(targets, archives)
+    if listed.skipped:
+        console.print(f"[yellow]skipped {len(listed.skipped)} entries[/] of {targets}:", highlight=False)
+        for reason in listed.skipped[:5]:
+            console.print(f"  {reason}", markup=False, highlight=False)
+    if not listed.targets:
+        raise BadInput(f"{targets}: no targets to analyse")
+    options = BatchOptions(
+        out=out,
+        workers=workers,
+        cluster=cluster,
+        retries=retries,
+        package_timeout_s=package_timeout,
+        rerun=rerun,
+        analyzer=analyzer,
+        analyze=AnalyzeOptions(
+            phases=_phases(phases),
+            timeout_s=timeout,
+            deps_dirs=tuple(p.resolve() for p in deps_dir or ()),
+            online=online,
+        ),
+    )
+    console.print(f"{len(listed.targets)} targets from {listed.kind} {targets} -> {out}", highlight=False)
+    # SIGTERM (e.g. from a job scheduler) stops as cleanly as Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with Progress(
+            TextColumn("[bold]batch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("failed {task.fields[failures]}"),
+            console=console,
+            transient=False,
+        ) as progress:
+            listener = ProgressListener(progress)
+            progress.columns = (*progress.columns, _RateColumn(listener))
+            summary = run_batch(listed.targets, options, listener)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _print_summary(summary, out)
+    if summary.interrupted:
+        sys.exit(130)
+    if summary.failed:
+        sys.exit(1)
+
+
+def _print_summary(summary: BatchSummary, out: str) -> None:
+    rate = summary.finished / summary.wall_s * 60 if summary.wall_s else 0.0
+    console.print(
+        f"{summary.finished} finished, {len(summary.failed)} failed, {summary.already_finished} already done"
+        f" (of {summary.total}) in {summary.wall_s:.1f} s, {rate:.1f} pkg/min; manifest: {out}/manifest.csv",
+        highlight=False,
+    )
+    if summary.recovered:
+        console.print(f"recorded {summary.recovered} run(s) that finished before an earlier batch was killed")
+    if summary.interrupted:
+        console.print(
+            "[yellow]interrupted[/]: workers stopped, temp folders removed; run the same command to continue"
+        )
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("batch")(batch_command)

@@ -1,0 +1,266 @@
+"""One attempt = one worker process, so a hung or crashing analysis can be killed by pid.
+
+`run_isolated` (called by a local scheduler thread or inside a Dask task) starts
+`python -m osptrack.batch.worker JOB` in its own session and process group, waits with the
+per-package wall limit, and on timeout or Ctrl-C kills exactly that group: the worker and
+everything it started (strace, bwrap), nothing else. The worker asks the kernel to SIGKILL it
+if its parent dies, so a `kill -9` of the batch does not leave analyses running on.
+
+Inside the worker: stage the archive privately, call `analyze` into `<attempt>/run`, delete the
+staged sample, move the finished run folder into place, and leave a small `report.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
+import os
+import pickle
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from osptrack.batch.model import CRASHED, FAILED, FINISHED, INTERRUPTED, TIMEOUT, AttemptResult, BatchTarget
+from osptrack.batch.store import RUN_JSON, Destination
+from osptrack.jsonio import atomic_write_json
+
+DEFAULT_ANALYZER = "osptrack.run:analyze"
+KILL_GRACE_S = 3.0
+_PARENT_ENV = "OSPTRACK_BATCH_PARENT_PID"
+_LOG_TAIL = 400
+
+
+@dataclass(frozen=True)
+class Job:
+    target: BatchTarget
+    options: Any  # osptrack.run.AnalyzeOptions; typed loosely so the lead can add fields freely
+    dest_root: str
+    attempt: int
+    package_timeout_s: float
+    replace: bool = False
+    analyzer: str = DEFAULT_ANALYZER  # "module:function", imported in the worker
+
+
+def resolve_analyzer(spec: str) -> Callable[..., Any]:
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise ValueError(f"analyzer must be 'module:function', got {spec!r}")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj  # type: ignore[no-any-return]
+
+
+# -- parent side ---------------------------------------------------------------------------------
+
+
+def _child_env() -> dict[str, str]:
+    env = os.environ.copy()
+    # The worker must import what this process can (the project, a test's fake analyzer).
+    paths = [p for p in sys.path if p] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env[_PARENT_ENV] = str(os.getpid())
+    return env
+
+
+def _exited(pid: int) -> bool:
+    """Has the worker exited? WNOWAIT leaves it a zombie, which keeps its process-group id
+    reserved until we have swept the group and reaped it, so the sweep cannot hit a reused id."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the worker's group, give it a moment to clean up, then SIGKILL the group."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + KILL_GRACE_S
+    while time.monotonic() < deadline and not _exited(proc.pid):
+        time.sleep(0.05)
+    _signal_group(proc.pid, signal.SIGKILL)
+
+
+def run_isolated(
+    job: Job, should_stop: Callable[[], bool] | None = None, poll_s: float = 0.05
+) -> AttemptResult:
+    """Run one attempt in a fresh worker process; never raises for the package's faults."""
+    dest = Destination(job.dest_root)
+    attempt_dir = dest.new_attempt_dir()
+    started = time.monotonic()
+    outcome: str | None = None
+    try:
+        job_file = attempt_dir / "job.pkl"
+        job_file.write_bytes(pickle.dumps(job))
+        with open(attempt_dir / "worker.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "osptrack.batch.worker", str(job_file)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: killable as a unit, no Ctrl-C echo
+                env=_child_env(),
+                close_fds=True,
+            )
+        try:
+            while not _exited(proc.pid):
+                if time.monotonic() - started > job.package_timeout_s:
+                    outcome = TIMEOUT
+                    _stop_worker(proc)
+                    break
+                if should_stop is not None and should_stop():
+                    outcome = INTERRUPTED
+                    _stop_worker(proc)
+                    break
+                time.sleep(poll_s)
+            # Sweep anything the worker left in its group (daemonised children), then reap it.
+            _signal_group(proc.pid, signal.SIGKILL)
+        finally:
+            returncode = proc.wait()
+        wall = time.monotonic() - started
+        return _result(job, attempt_dir, outcome, returncode, wall, proc.pid)
+    finally:
+        shutil.rmtree(attempt_dir, ignore_errors=True)
+
+
+def _result(
+    job: Job, attempt_dir: Path, outcome: str | None, returncode: int, wall: float, pid: int
+) -> AttemptResult:
+    report: dict[str, Any] = {}
+    report_file = attempt_dir / "report.json"
+    if report_file.is_file():
+        try:
+            report = orjson.loads(report_file.read_bytes())
+        except orjson.JSONDecodeError:
+            report = {}
+    error = str(report.get("error") or "")
+    if outcome is None:
+        if report.get("finalized") is not None:
+            outcome = FINISHED if not error else FAILED
+        elif report:
+            outcome = FAILED
+        else:
+            outcome = CRASHED
+            error = f"worker exited with {_describe_exit(returncode)}; log: {_log_tail(attempt_dir)}"
+    elif outcome == TIMEOUT:
+        error = f"no result within the per-package limit of {job.package_timeout_s:g} s; killed"
+    elif outcome == INTERRUPTED:
+        error = "stopped by the user"
+    return AttemptResult(
+        target=job.target,
+        outcome=outcome,
+        attempt=job.attempt,
+        statuses=dict(report.get("statuses") or {}),
+        wall_s=wall,
+        analysis_s=float(report.get("analysis_s") or 0.0),
+        worker=str(report.get("worker") or f"{socket.gethostname()}:{pid}"),
+        error=error,
+    )
+
+
+def _describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"status {returncode}"
+
+
+def _log_tail(attempt_dir: Path) -> str:
+    try:
+        data = (attempt_dir / "worker.log").read_bytes()[-_LOG_TAIL:]
+    except OSError:
+        return ""
+    return data.decode("utf-8", "replace").strip()
+
+
+# -- worker side ---------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """SIGKILL this worker when the process that started it dies (kill -9 of the batch)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    expected = os.environ.get(_PARENT_ENV)
+    if expected and os.getppid() != int(expected):
+        os._exit(70)  # the parent died before prctl took effect
+
+
+def _statuses_from_run_json(run_dir: Path) -> dict[str, str]:
+    try:
+        run = orjson.loads((run_dir / RUN_JSON).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    phases = run.get("phases") if isinstance(run, dict) else None
+    if not isinstance(phases, dict):
+        return {}
+    return {
+        p: i["status"] for p, i in phases.items() if isinstance(i, dict) and isinstance(i.get("status"), str)
+    }
+
+
+def execute(job: Job, attempt_dir: Path) -> dict[str, Any]:
+    """Do the attempt inside this process; returns the report (also on failure)."""
+    from osptrack.batch.staging import stage_archive
+    from osptrack.target import PackageRef
+
+    report: dict[str, Any] = {"worker": f"{socket.gethostname()}:{os.getpid()}", "finalized": None}
+    stage = attempt_dir / "stage"
+    run_dir = attempt_dir / "run"
+    target = job.target
+    try:
+        analyze = resolve_analyzer(job.analyzer)
+        archive = stage_archive(target, stage)
+        ref = PackageRef(target.ecosystem, target.name, target.version, archive)
+        options = job.options
+        if target.deps_dirs:
+            options = replace(
+                options, deps_dirs=tuple(options.deps_dirs) + tuple(Path(d) for d in target.deps_dirs)
+            )
+        t0 = time.perf_counter()
+        outcome = analyze(ref, options, run_dir)
+        report["analysis_s"] = time.perf_counter() - t0
+        statuses = dict(getattr(outcome, "statuses", None) or {}) or _statuses_from_run_json(run_dir)
+        report["statuses"] = statuses
+        shutil.rmtree(stage, ignore_errors=True)  # the decrypted sample never outlives the attempt
+        report["finalized"] = Destination(job.dest_root).finalize(target, run_dir, job.replace)
+    except Exception as exc:  # the package's or analyzer's fault: report it, let the batch retry
+        report["error"] = f"{type(exc).__name__}: {exc}"
+        report["finalized"] = None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return report
+
+
+def main(argv: list[str]) -> int:
+    _die_with_parent()
+    job_file = Path(argv[0])
+    job: Job = pickle.loads(job_file.read_bytes())
+    report = execute(job, job_file.parent)
+    atomic_write_json(job_file.parent / "report.json", report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,645 @@
+"""The fake network: a DNS responder and TCP/UDP catch-alls inside a loopback-only namespace.
+
+Usage (run.py)::
+
+    with FakeNetwork(run_id="abc123", online=False, allowed_registries=()) as net:
+        net.set_phase("install")                 # tags every later record
+        subprocess.run([*net.nsenter_argv(), "bwrap", ...])   # or preexec_fn=net.enter_netns
+        write_jsonl(out / "network.jsonl", net.records())
+        net.hostnames_for("198.18.1.1")          # -> ["evil.example.com"]
+    # on exit (also on exceptions): servers stopped, threads joined, sockets closed, netns deleted
+
+What the sandbox sees (see netns.py for the plumbing):
+
+* `net.resolver_address` (198.18.0.53) is what the sandbox's /etc/resolv.conf should name. Any
+  query to port 53 of *any* address (8.8.8.8, 127.0.0.53, ...) reaches the same responder, and
+  the record's `server` says which address the client aimed at.
+* A queries get a sinkhole from 198.18.0.0/15, one per name (198.18.1.1, 198.18.1.2, ... in order
+  of first query), so a later connect to that address maps back to the name (`hostname` field,
+  `hostnames_for`). AAAA queries get the same sinkhole embedded in the ULA prefix
+  fd5e:1800::/96 (198.18.1.1 <-> fd5e:1800::c612:101) rather than NODATA, so IPv6-first clients
+  still connect and are still attributed to the name. Every other type is NOERROR/NODATA.
+  DNS over TCP is answered too. Names are logged lower-cased without the trailing dot.
+* TCP to any other address/port is accepted. The first 4 KiB are kept, HTTP request line + Host
+  and TLS SNI are parsed. HTTP gets `200 OK` with an empty body once the request (including a
+  Content-Length or chunked body, after a `100 Continue` if asked) has arrived; TLS is closed as
+  soon as the ClientHello is complete; anything else is read until `idle_timeout` of silence or
+  `max_connection_s`. `bytes` counts everything the client sent.
+* UDP to any other address/port is recorded (first 4 KiB) and not answered.
+* Online mode: `net.proxy_url` (http://198.18.0.80:3128) is an HTTP CONNECT proxy. Connections to
+  that address are relayed byte for byte to the host-side `AllowlistProxy` (proxy.py) over a
+  pathname unix socket -- the osptrack process straddles both namespaces -- and only the
+  configured registry hosts get through. Everything else is still sinkholed.
+
+Record format: exactly `network.jsonl` in docs/formats.md (`dns`, `tcp`, `udp`), sorted by `t`
+(the time the query/connection/datagram arrived). `phase` is None before the first `set_phase`.
+
+Threads: one dispatcher thread joins the namespace (setns), binds the listeners there and serves
+DNS/UDP inline; each TCP connection gets a short-lived handler thread. Threads created by the
+dispatcher inherit its namespace, so nothing else in the osptrack process changes namespace.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ipaddress
+import os
+import re
+import selectors
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dnslib import AAAA, QTYPE, RR, A, DNSRecord
+
+from osptrack.sandbox.netns import (
+    DNS_PORT,
+    TCP_CATCHALL_PORT,
+    UDP_CATCHALL_PORT,
+    NetNamespace,
+    setns_fd,
+)
+from osptrack.sandbox.proxy import AllowlistProxy, relay
+
+FIRST_BYTES = 4096
+PARSE_WINDOW = 64 * 1024
+DNS_TTL = 60
+
+RESOLVER_ADDRESS = "198.18.0.53"
+PROXY_ADDRESS = ("198.18.0.80", 3128)
+SINKHOLE_NET_V4 = ipaddress.IPv4Network("198.18.0.0/15")
+SINKHOLE_FIRST = ipaddress.IPv4Address("198.18.1.1")
+SINKHOLE_NET_V6 = ipaddress.IPv6Network("fd5e:1800::/96")
+
+# Linux constants that the socket module does not export.
+IP_TRANSPARENT = 19
+IP_RECVORIGDSTADDR = 20
+IPV6_RECVORIGDSTADDR = 74
+IPV6_TRANSPARENT = 75
+
+_HTTP_REQUEST_LINE = re.compile(rb"^([A-Z][A-Z-]{1,15}) (\S{1,8192}) HTTP/\d(?:\.\d)?\r?\n")
+_HTTP_OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+_HTTP_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+# --------------------------------------------------------------------------- protocol parsing
+
+
+def parse_http_request(data: bytes) -> dict[str, Any] | None:
+    """`{"method", "path", "host"}` from the start of an HTTP/1.x request, or None."""
+    m = _HTTP_REQUEST_LINE.match(data)
+    if not m:
+        return None
+    host = None
+    head_end = data.find(b"\r\n\r\n")
+    head = data[: head_end if head_end >= 0 else len(data)]
+    for line in head.split(b"\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep and name.strip().lower() == b"host":
+            host = value.strip().decode("latin-1")
+            break
+    return {"method": m.group(1).decode(), "path": m.group(2).decode("latin-1"), "host": host}
+
+
+def _http_request_complete(data: bytes, total: int) -> tuple[bool, bool]:
+    """(headers complete and `Expect: 100-continue` asked, whole request received)."""
+    head_end = data.find(b"\r\n\r\n")
+    if head_end < 0:
+        return False, False
+    head = data[:head_end].lower()
+    body_received = total - (head_end + 4)
+    expect = b"expect: 100-continue" in head
+    length = re.search(rb"\ncontent-length:\s*(\d+)", head)
+    if length:
+        return expect, body_received >= int(length.group(1))
+    if re.search(rb"\ntransfer-encoding:[^\n]*chunked", head):
+        return expect, data.endswith(b"0\r\n\r\n")
+    return expect, True
+
+
+def _tls_handshake(data: bytes) -> tuple[bytes, bool]:
+    """Concatenated handshake bytes from TLS records, and whether the first message is complete."""
+    out = bytearray()
+    i = 0
+    while i + 5 <= len(data) and data[i] == 0x16:
+        length = int.from_bytes(data[i + 3 : i + 5], "big")
+        out += data[i + 5 : i + 5 + length]
+        i += 5 + length
+    if len(out) >= 4:
+        msg_len = int.from_bytes(out[1:4], "big")
+        return bytes(out), len(out) >= 4 + msg_len
+    return bytes(out), False
+
+
+def parse_tls_sni(data: bytes) -> str | None:
+    """server_name from a TLS ClientHello (possibly split over several records), or None."""
+    hs, _ = _tls_handshake(data)
+    if len(hs) < 4 or hs[0] != 0x01:
+        return None
+    try:
+        p = 4 + 2 + 32  # header, legacy_version, random
+        p += 1 + hs[p]  # session id
+        p += 2 + int.from_bytes(hs[p : p + 2], "big")  # cipher suites
+        p += 1 + hs[p]  # compression methods
+        ext_end = p + 2 + int.from_bytes(hs[p : p + 2], "big")
+        p += 2
+        while p + 4 <= min(ext_end, len(hs)):
+            ext_type = int.from_bytes(hs[p : p + 2], "big")
+            ext_len = int.from_bytes(hs[p + 2 : p + 4], "big")
+            body = hs[p + 4 : p + 4 + ext_len]
+            if ext_type == 0 and len(body) >= 5 and body[2] == 0:
+                name_len = int.from_bytes(body[3:5], "big")
+                return body[5 : 5 + name_len].decode("ascii", errors="replace") or None
+            p += 4 + ext_len
+    except IndexError:
+        return None
+    return None
+
+
+def _parse_origdst(ancdata: list[tuple[int, int, bytes]]) -> tuple[str, int] | None:
+    for level, kind, data in ancdata:
+        if level == socket.IPPROTO_IP and kind == IP_RECVORIGDSTADDR and len(data) >= 8:
+            return socket.inet_ntop(socket.AF_INET, data[4:8]), struct.unpack("!H", data[2:4])[0]
+        if level == socket.IPPROTO_IPV6 and kind == IPV6_RECVORIGDSTADDR and len(data) >= 24:
+            return socket.inet_ntop(socket.AF_INET6, data[8:24]), struct.unpack("!H", data[2:4])[0]
+    return None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data[:FIRST_BYTES]).decode()
+
+
+def _norm_ip(ip: str) -> str:
+    return str(ipaddress.ip_address(ip.split("%", 1)[0]))
+
+
+# --------------------------------------------------------------------------- sinkhole names
+
+
+class Sinkholes:
+    """Name <-> sinkhole address, one address per name, stable for the run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_name: dict[str, int] = {}
+        self._by_index: dict[int, str] = {}
+
+    def v4_for(self, name: str) -> str | None:
+        with self._lock:
+            index = self._by_name.get(name)
+            if index is None:
+                index = len(self._by_name)
+                if int(SINKHOLE_FIRST) + index > int(SINKHOLE_NET_V4.broadcast_address):
+                    return None  # exhausted: answer NODATA rather than reuse an address
+                self._by_name[name] = index
+                self._by_index[index] = name
+        return str(ipaddress.IPv4Address(int(SINKHOLE_FIRST) + index))
+
+    def v6_for(self, name: str) -> str | None:
+        v4 = self.v4_for(name)
+        if v4 is None:
+            return None
+        return str(
+            ipaddress.IPv6Address(int(SINKHOLE_NET_V6.network_address) | int(ipaddress.IPv4Address(v4)))
+        )
+
+    def names_for(self, ip: str) -> list[str]:
+        try:
+            addr = ipaddress.ip_address(ip.split("%", 1)[0])
+        except ValueError:
+            return []
+        if isinstance(addr, ipaddress.IPv6Address):
+            if addr not in SINKHOLE_NET_V6:
+                return []
+            addr = ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+        index = int(addr) - int(SINKHOLE_FIRST)
+        with self._lock:
+            name = self._by_index.get(index)
+        return [name] if name is not None else []
+
+
+# --------------------------------------------------------------------------- the network
+
+
+@dataclass(frozen=True)
+class _Listener:
+    sock: socket.socket
+    role: str  # "tcp", "udp", "dns-udp", "dns-tcp"
+
+
+class FakeNetwork:
+    """Network namespace + fake services for one run. Use as a context manager."""
+
+    def __init__(
+        self,
+        run_id: str,
+        online: bool = False,
+        allowed_registries: Iterable[str] = (),
+        *,
+        proxy_socket: Path | None = None,
+        idle_timeout: float = 1.5,
+        max_connection_s: float = 10.0,
+        relay_idle_timeout: float = 120.0,
+    ) -> None:
+        self.netns = NetNamespace(run_id)
+        self.online = online
+        self.allowed_registries = tuple(allowed_registries)
+        self.idle_timeout = idle_timeout
+        self.max_connection_s = max_connection_s
+        self.relay_idle_timeout = relay_idle_timeout
+        self.resolver_address = RESOLVER_ADDRESS
+        self.proxy_address: tuple[str, int] | None = PROXY_ADDRESS if online else None
+        self.proxy_url = f"http://{PROXY_ADDRESS[0]}:{PROXY_ADDRESS[1]}" if online else None
+        self.proxy: AllowlistProxy | None = None  # set when we start our own
+        self._proxy_socket = proxy_socket
+        self.sinkholes = Sinkholes()
+        self._phase: str | None = None
+        self._records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._dispatcher: threading.Thread | None = None
+        self._handlers: set[threading.Thread] = set()
+        self._open_conns: set[socket.socket] = set()
+        self._netns_fd: int | None = None
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def netns_name(self) -> str:
+        return self.netns.name
+
+    @property
+    def netns_path(self) -> Path:
+        return self.netns.path
+
+    def set_phase(self, phase: str | None) -> None:
+        self._phase = phase
+
+    def records(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return sorted((dict(r) for r in self._records), key=lambda r: r["t"])
+
+    def hostnames_for(self, ip: str) -> list[str]:
+        return self.sinkholes.names_for(ip)
+
+    def nsenter_argv(self) -> list[str]:
+        return self.netns.nsenter_argv()
+
+    def enter_netns(self) -> None:
+        """subprocess preexec_fn: join the namespace. Uses an fd opened in `__enter__` so the
+        forked child only makes one syscall (preexec_fn in a threaded parent must stay minimal)."""
+        if self._netns_fd is None:
+            raise RuntimeError("FakeNetwork is not started")
+        setns_fd(self._netns_fd)
+
+    def __enter__(self) -> FakeNetwork:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        try:
+            self.netns.create()
+            self._netns_fd = os.open(self.netns.path, os.O_RDONLY | os.O_CLOEXEC)
+            if self.online and self._proxy_socket is None:
+                self.proxy = AllowlistProxy(self.allowed_registries)
+                self.proxy.start()
+                self._proxy_socket = self.proxy.unix_path
+            self._dispatcher = threading.Thread(
+                target=self._serve, name=f"fakenet-{self.netns.name}", daemon=True
+            )
+            self._dispatcher.start()
+            self._ready.wait(10)
+            if self._start_error is not None:
+                raise self._start_error
+            if not self._ready.is_set():
+                raise RuntimeError("fake network did not start within 10 s")
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop everything and delete the namespace. Safe to call twice and after a failed start."""
+        self._stop.set()
+        with self._lock:
+            conns = list(self._open_conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._dispatcher is not None:
+            self._dispatcher.join(10)
+        for thread in list(self._handlers):
+            thread.join(10)
+        if self.proxy is not None:
+            self.proxy.close()
+        if self._netns_fd is not None:
+            os.close(self._netns_fd)
+            self._netns_fd = None
+        self.netns.delete()
+
+    def threads_alive(self) -> list[threading.Thread]:
+        """Threads of this network still running (empty after close)."""
+        threads = [*self._handlers]
+        if self._dispatcher is not None:
+            threads.append(self._dispatcher)
+        return [t for t in threads if t.is_alive()]
+
+    # ------------------------------------------------------------------ dispatcher (inside the netns)
+
+    def _bind_all(self) -> list[_Listener]:
+        listeners: list[_Listener] = []
+        try:
+            for family, any_addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+                for role, kind, port in (
+                    ("tcp", socket.SOCK_STREAM, TCP_CATCHALL_PORT),
+                    ("dns-tcp", socket.SOCK_STREAM, DNS_PORT),
+                    ("udp", socket.SOCK_DGRAM, UDP_CATCHALL_PORT),
+                    ("dns-udp", socket.SOCK_DGRAM, DNS_PORT),
+                ):
+                    sock = socket.socket(family, kind)
+                    listeners.append(_Listener(sock, role))
+                    _make_transparent(sock, family)
+                    if kind == socket.SOCK_DGRAM:
+                        if family == socket.AF_INET:
+                            sock.setsockopt(socket.IPPROTO_IP, IP_RECVORIGDSTADDR, 1)
+                        else:
+                            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVORIGDSTADDR, 1)
+                    sock.bind((any_addr, port))
+                    if kind == socket.SOCK_STREAM:
+                        sock.listen(128)
+                    sock.setblocking(False)
+        except BaseException:
+            for listener in listeners:
+                listener.sock.close()
+            raise
+        return listeners
+
+    def _serve(self) -> None:
+        try:
+            assert self._netns_fd is not None
+            setns_fd(self._netns_fd)
+            listeners = self._bind_all()
+        except BaseException as exc:
+            self._start_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        selector = selectors.DefaultSelector()
+        try:
+            for listener in listeners:
+                selector.register(listener.sock, selectors.EVENT_READ, listener)
+            while not self._stop.is_set():
+                for key, _ in selector.select(0.1):
+                    listener = key.data
+                    try:
+                        if listener.role in ("tcp", "dns-tcp"):
+                            self._accept(listener)
+                        else:
+                            self._datagram(listener)
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError:
+                        continue  # one bad packet/connection must not stop the network
+        finally:
+            selector.close()
+            for listener in listeners:
+                listener.sock.close()
+
+    def _accept(self, listener: _Listener) -> None:
+        conn, peer = listener.sock.accept()
+        conn.setblocking(True)
+        t = time.time()
+        phase = self._phase
+        with self._lock:
+            self._open_conns.add(conn)
+        thread = threading.Thread(
+            target=self._tcp_connection, args=(conn, listener.role, t, phase), name="fakenet-tcp", daemon=True
+        )
+        self._handlers = {h for h in self._handlers if h.is_alive()}
+        self._handlers.add(thread)
+        thread.start()
+
+    def _datagram(self, listener: _Listener) -> None:
+        data, ancdata, _flags, peer = listener.sock.recvmsg(65535, 256)
+        t = time.time()
+        phase = self._phase
+        orig = _parse_origdst(ancdata)
+        if orig is None:
+            return
+        dst, dst_port = _norm_ip(orig[0]), orig[1]
+        if listener.role == "dns-udp":
+            reply = self._answer_dns(data, dst, dst_port, t, phase)
+            if reply is not None:
+                self._send_from(listener.sock.family, (orig[0], dst_port), peer, reply)
+                return
+        self._add({"t": t, "phase": phase, "kind": "udp", "dst": dst, "dst_port": dst_port,
+                   "bytes": len(data), "first_bytes": _b64(data)})  # fmt: skip
+
+    def _send_from(self, family: int, src: tuple[str, int], peer: Any, payload: bytes) -> None:
+        """Reply from the address the client aimed at, so a connected UDP client accepts it."""
+        with socket.socket(family, socket.SOCK_DGRAM) as out:
+            _make_transparent(out, family)
+            out.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            out.bind(src)
+            out.sendto(payload, peer)
+
+    # ------------------------------------------------------------------ DNS
+
+    def _answer_dns(
+        self, data: bytes, server: str, server_port: int, t: float, phase: str | None
+    ) -> bytes | None:
+        try:
+            request = DNSRecord.parse(data)
+        except Exception:  # dnslib raises its own DNSError and struct errors on junk
+            return None
+        if request.header.qr or not request.questions:
+            return None
+        reply = request.reply()
+        for question in request.questions:
+            qname = str(question.qname).rstrip(".").lower()
+            qtype = QTYPE.get(question.qtype, f"TYPE{question.qtype}")
+            answer: list[str] = []
+            address = None
+            if question.qtype == QTYPE.A:
+                address = self.sinkholes.v4_for(qname)
+                if address:
+                    reply.add_answer(RR(question.qname, QTYPE.A, rdata=A(address), ttl=DNS_TTL))
+            elif question.qtype == QTYPE.AAAA:
+                address = self.sinkholes.v6_for(qname)
+                if address:
+                    reply.add_answer(RR(question.qname, QTYPE.AAAA, rdata=AAAA(address), ttl=DNS_TTL))
+            if address:
+                answer.append(address)
+            self._add({"t": t, "phase": phase, "kind": "dns", "qname": qname, "qtype": str(qtype),
+                       "server": server, "server_port": server_port, "answer": answer})  # fmt: skip
+        return bytes(reply.pack())
+
+    def _dns_over_tcp(
+        self, conn: socket.socket, server: str, server_port: int, t: float, phase: str | None
+    ) -> bytes:
+        """Answer length-prefixed queries until the client goes quiet; returns what was read."""
+        seen = bytearray()
+        buf = bytearray()
+        conn.settimeout(self.idle_timeout)
+        deadline = t + self.max_connection_s
+        while time.time() < deadline and not self._stop.is_set():
+            try:
+                chunk = conn.recv(65535)
+            except (TimeoutError, OSError):
+                break
+            if not chunk:
+                break
+            seen += chunk
+            buf += chunk
+            while len(buf) >= 2 and len(buf) >= 2 + int.from_bytes(buf[:2], "big"):
+                size = int.from_bytes(buf[:2], "big")
+                message, buf = bytes(buf[2 : 2 + size]), buf[2 + size :]
+                reply = self._answer_dns(message, server, server_port, t, phase)
+                if reply is None:
+                    return bytes(seen)
+                conn.sendall(len(reply).to_bytes(2, "big") + reply)
+        return bytes(seen)
+
+    # ------------------------------------------------------------------ TCP
+
+    def _tcp_connection(self, conn: socket.socket, role: str, t: float, phase: str | None) -> None:
+        try:
+            local = conn.getsockname()
+            dst, dst_port = _norm_ip(local[0]), int(local[1])
+            if role == "dns-tcp":
+                seen = self._dns_over_tcp(conn, dst, dst_port, t, phase)
+                if not seen or _looks_like_dns_tcp(seen):
+                    return
+                self._add_tcp(t, phase, dst, dst_port, seen, len(seen))
+            elif self.proxy_address is not None and (dst, dst_port) == self.proxy_address:
+                head, total = self._relay_to_proxy(conn)
+                self._add_tcp(t, phase, dst, dst_port, head, total)
+            else:
+                head, total = self._converse(conn, t)
+                self._add_tcp(t, phase, dst, dst_port, head, total)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._open_conns.discard(conn)
+            conn.close()
+
+    def _converse(self, conn: socket.socket, t: float) -> tuple[bytes, int]:
+        """Read like a plausible server would; returns (first PARSE_WINDOW bytes, total bytes)."""
+        buf = bytearray()
+        total = 0
+        sent_continue = False
+        conn.settimeout(self.idle_timeout)
+        deadline = t + self.max_connection_s
+        while time.time() < deadline and not self._stop.is_set():
+            try:
+                chunk = conn.recv(65536)
+            except (TimeoutError, OSError):
+                break
+            if not chunk:
+                break
+            total += len(chunk)
+            if len(buf) < PARSE_WINDOW:
+                buf += chunk[: PARSE_WINDOW - len(buf)]
+            data = bytes(buf)
+            if data[:1] == b"\x16":
+                if _tls_handshake(data)[1]:
+                    break  # full ClientHello: closing now is what a failing TLS server does
+            elif _HTTP_REQUEST_LINE.match(data):
+                expect, complete = _http_request_complete(data, total)
+                if expect and not sent_continue and not complete:
+                    conn.sendall(_HTTP_CONTINUE)
+                    sent_continue = True
+                if complete:
+                    conn.sendall(_HTTP_OK)
+                    break
+        if _HTTP_REQUEST_LINE.match(bytes(buf)) and not _http_request_complete(bytes(buf), total)[1]:
+            # Timed out mid-request: still answer, so the client gets a response rather than a reset.
+            with contextlib.suppress(OSError):
+                conn.sendall(_HTTP_OK)
+        return bytes(buf), total
+
+    def _relay_to_proxy(self, conn: socket.socket) -> tuple[bytes, int]:
+        """Copy bytes both ways between the in-namespace client and the host-side proxy."""
+        assert self._proxy_socket is not None
+        head = bytearray()
+        total = 0
+
+        def capture(chunk: bytes) -> None:
+            nonlocal total
+            total += len(chunk)
+            if len(head) < FIRST_BYTES:
+                head.extend(chunk[: FIRST_BYTES - len(head)])
+
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with self._lock:
+            self._open_conns.add(upstream)
+        try:
+            upstream.connect(str(self._proxy_socket))
+            relay(conn, upstream, self._stop, self.relay_idle_timeout, on_a_data=capture)
+        finally:
+            with self._lock:
+                self._open_conns.discard(upstream)
+            upstream.close()
+        return bytes(head), total
+
+    def _add_tcp(self, t: float, phase: str | None, dst: str, dst_port: int, data: bytes, total: int) -> None:
+        http = parse_http_request(data)
+        sni = parse_tls_sni(data) if data[:1] == b"\x16" else None
+        names = self.sinkholes.names_for(dst)
+        hostname = names[0] if names else sni
+        if hostname is None and http and http["host"]:
+            hostname = _strip_port(http["host"])
+            if _is_ip_literal(hostname):
+                hostname = None  # an address in Host names nothing new
+        self._add({"t": t, "phase": phase, "kind": "tcp", "dst": dst, "dst_port": dst_port, "bytes": total,
+                   "first_bytes": _b64(data), "http": http, "tls_sni": sni, "hostname": hostname})  # fmt: skip
+
+    def _add(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._records.append(record)
+
+
+def _make_transparent(sock: socket.socket, family: int) -> None:
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_TRANSPARENT, 1)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, IP_TRANSPARENT, 1)
+
+
+def _strip_port(host: str) -> str:
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _is_ip_literal(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_like_dns_tcp(data: bytes) -> bool:
+    """True when the whole stream parsed as length-prefixed DNS (already logged as dns records)."""
+    i = 0
+    while i + 2 <= len(data):
+        size = int.from_bytes(data[i : i + 2], "big")
+        try:
+            DNSRecord.parse(data[i + 2 : i + 2 + size])
+        except Exception:
+            return False
+        i += 2 + size
+    return i == len(data)

@@ -1,0 +1,170 @@
+"""A loopback-only network namespace whose every destination is answered locally.
+
+`NetNamespace` creates `/run/netns/osptrack-<run_id>` with nothing but `lo`:
+
+* AnyIP routes (`local 0.0.0.0/0` and `local ::/0` on `lo`) make every IPv4/IPv6 address "ours",
+  so a connect to 1.2.3.4 or 2001:db8::1 loops back through `lo` instead of failing with
+  ENETUNREACH. There is no other interface, no veth and no route out: a packet cannot leave.
+* Two infrastructure addresses are added to `lo` (198.18.0.1/32, fd5e:1800::1/128). Without a
+  non-loopback address glibc's `AI_ADDRCONFIG` treats the machine as offline and returns
+  EAI_NONAME before asking DNS, so clients that pass it would never show their lookups.
+* An nft table (`inet osptrack`, prerouting, mangle priority) diverts packets with `tproxy`:
+  TCP/UDP port 53 to the DNS port, all other TCP to the TCP catch-all, all other UDP to the UDP
+  catch-all. Locally generated packets to an AnyIP address traverse `lo`'s prerouting hook, so
+  tproxy sees them.
+
+Why tproxy and not `redirect`: redirect (DNAT) hides the original destination. TCP could get it
+back with SO_ORIGINAL_DST, but the kernel offers that only for TCP/SCTP, so UDP (and DNS sent
+straight to 8.8.8.8) would lose it. With tproxy the destination is never rewritten: an accepted
+TCP socket's `getsockname()` *is* the original destination, and a UDP socket with
+IP_RECVORIGDSTADDR gets it as ancillary data, identically for IPv4 and IPv6. Replies leave from a
+socket bound to that original address (possible because of the AnyIP route), so clients that
+`connect()` their UDP socket accept them. `tproxy` is not a terminal statement (a later rule would re-steer the packet), hence the
+`accept` after each one. `ct direction reply accept` keeps replies -- ours to the
+client, and the client's own sockets' return traffic -- from being diverted a second time.
+
+Loopback destinations (127.0.0.0/8, ::1) are left alone except port 53, so a package's own
+local servers keep working; `nameserver 127.0.0.53` therefore works as well as the documented
+resolver address.
+
+Joining: `enter_netns(path)` (setns(CLONE_NEWNET)) for a thread or a subprocess preexec_fn, or
+`nsenter --net=PATH` in front of the command. A process in a child user namespace (bwrap
+--unshare-user, cap-drop ALL) cannot change the routes or the nft rules: the namespace belongs
+to the initial user namespace.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from osptrack.errors import BadInput
+
+CLONE_NEWNET = 0x40000000
+NETNS_DIR = Path("/run/netns")
+NETNS_PREFIX = "osptrack-"
+
+# Fixed ports are fine: every namespace has its own port space. All are privileged (< 1024), so a
+# sandboxed process without CAP_NET_BIND_SERVICE can never take them first.
+TCP_CATCHALL_PORT = 1
+UDP_CATCHALL_PORT = 1
+DNS_PORT = 2
+
+# 198.18.0.0/15 (RFC 2544 benchmarking) is never routed on the internet. 198.18.0.0/24 is kept
+# for infrastructure; names get sinkholes from 198.18.1.0 up (see fakenet.py).
+LOCAL_ADDRESS_V4 = "198.18.0.1"
+LOCAL_ADDRESS_V6 = "fd5e:1800::1"
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
+
+
+class NetnsError(RuntimeError):
+    """Setting up or tearing down the namespace failed (message carries the command's stderr)."""
+
+
+def netns_name(run_id: str) -> str:
+    if not _RUN_ID.match(run_id):
+        raise BadInput(f"run id {run_id!r} is not usable in a namespace name (letters, digits, ._- only)")
+    return NETNS_PREFIX + run_id
+
+
+def nft_ruleset(
+    tcp_port: int = TCP_CATCHALL_PORT, udp_port: int = UDP_CATCHALL_PORT, dns_port: int = DNS_PORT
+) -> str:
+    """The rules loaded into the namespace (inet family: one table serves IPv4 and IPv6)."""
+    return f"""table inet osptrack {{
+  chain divert {{
+    type filter hook prerouting priority mangle; policy accept;
+    ct direction reply accept
+    meta l4proto {{ tcp, udp }} th dport 53 tproxy to :{dns_port} accept
+    ip daddr 127.0.0.0/8 accept
+    ip6 daddr ::1 accept
+    meta l4proto tcp tproxy to :{tcp_port} accept
+    meta l4proto udp tproxy to :{udp_port} accept
+  }}
+}}
+"""
+
+
+def _libc_setns() -> Any:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    fn = libc.setns
+    fn.argtypes = [ctypes.c_int, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_setns = _libc_setns()
+
+
+def setns_fd(fd: int) -> None:
+    """Move the calling thread into the network namespace open at `fd`."""
+    if _setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns(CLONE_NEWNET): {os.strerror(err)}")
+
+
+def enter_netns(path: str | os.PathLike[str]) -> None:
+    """Move the calling thread (or a freshly forked child) into the namespace at `path`."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        setns_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _run(argv: list[str], stdin: str | None = None) -> None:
+    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30, check=False)
+    if proc.returncode != 0:
+        raise NetnsError(f"{' '.join(argv)} failed: {proc.stderr.strip() or proc.returncode}")
+
+
+class NetNamespace:
+    """A named network namespace with lo, AnyIP routes and the divert rules. Idempotent `delete`."""
+
+    def __init__(self, run_id: str) -> None:
+        self.name = netns_name(run_id)
+        self.path = NETNS_DIR / self.name
+        self._created = False
+
+    def create(self) -> None:
+        if self.path.exists():
+            raise NetnsError(f"network namespace {self.name} already exists (another run with this id?)")
+        _run(["ip", "netns", "add", self.name])
+        self._created = True
+        try:
+            self._configure()
+        except BaseException:
+            self.delete()
+            raise
+
+    def _configure(self) -> None:
+        n = ["ip", "-n", self.name]
+        _run([*n, "link", "set", "lo", "up"])
+        _run([*n, "addr", "add", f"{LOCAL_ADDRESS_V4}/32", "dev", "lo"])
+        _run([*n, "-6", "addr", "add", f"{LOCAL_ADDRESS_V6}/128", "dev", "lo", "nodad"])
+        _run([*n, "route", "add", "local", "0.0.0.0/0", "dev", "lo"])
+        _run([*n, "-6", "route", "add", "local", "::/0", "dev", "lo"])
+        _run(["ip", "netns", "exec", self.name, "nft", "-f", "-"], stdin=nft_ruleset())
+
+    def delete(self) -> None:
+        """Remove the name. The kernel frees the namespace once no socket or thread refers to it."""
+        if self._created and self.path.exists():
+            _run(["ip", "netns", "del", self.name])
+        self._created = False
+
+    def nsenter_argv(self) -> list[str]:
+        """Prefix for a command that should run inside the namespace (safer than a preexec_fn)."""
+        return ["nsenter", f"--net={self.path}", "--"]
+
+    def __enter__(self) -> NetNamespace:
+        self.create()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.delete()

@@ -1,0 +1,134 @@
+"""Path templating: replace run-specific parts of paths so features and baselines generalise.
+
+Two stages. The generic stage (install roots, home, random temp names, pids) does not depend on
+the run, so its result is cached per raw path: toolchain paths repeat across thousands of reports
+and are templated once. The package stage (the package's own name and version) depends on the run
+and only runs on paths that contain the name at all.
+
+Placeholders:
+  <SITE>  a site-packages / dist-packages / node_modules / gems / cargo registry / vendor root
+  <HOME>  /root or /home/<user>
+  <TMP>   /tmp, /var/tmp, /dev/shm
+  <RAND>  a random temp-name segment (tmpk2j3h4, pip-install-<RAND>, uuids, long hex)
+  <N>     a pid or other long number segment (/proc/<N>/environ)
+  <PKG>   the package's own name (any of its spellings)
+  <VER>   the package's own version
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_SITE = re.compile(
+    r"^.*?/(?:"
+    r"lib(?:64)?/python[0-9.]*/(?:site|dist)-packages"
+    r"|node_modules"
+    r"|gems/[0-9][^/]*/gems"
+    r"|\.cargo/registry/src/[^/]+"
+    r"|vendor"
+    r")(?=/|$)"
+)
+_HOME = re.compile(r"^(?:/root|/home/[^/]+)(?=/|$)")
+_TMP = re.compile(r"^(?:/tmp|/var/tmp|/dev/shm)(?=/|$)")
+# Random segments: Python tempfile, pip's build dirs, npm's cache dirs, uuids, long hex, numbers.
+_RAND_SEGMENT = re.compile(
+    r"(?<=/)(?:"
+    r"(?P<prefix>tmp|pip-[a-z-]+?-|npm-[0-9]+-|_MEI|build-env-|req-build-)(?P<r1>[A-Za-z0-9_]{6,})"
+    r"|(?P<uuid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+    r"|(?P<hex>[0-9a-f]{16,})"
+    r"|(?P<num>[0-9]{3,})"
+    r")(?=/|$|\.)"
+)
+
+_CACHE: dict[str, str] = {}
+_CACHE_MAX = 2_000_000
+
+
+def _rand_sub(m: re.Match[str]) -> str:
+    if m.group("prefix") is not None:
+        return f"{m.group('prefix')}<RAND>"
+    if m.group("num") is not None:
+        return "<N>"
+    return "<RAND>"
+
+
+def template_generic(path: str) -> str:
+    """Template the run-independent parts of `path` (cached)."""
+    cached = _CACHE.get(path)
+    if cached is not None:
+        return cached
+    out = path
+    m = _SITE.match(out)
+    if m:
+        out = "<SITE>" + out[m.end() :]
+    else:
+        out = _HOME.sub("<HOME>", out, count=1)
+        out = _TMP.sub("<TMP>", out, count=1)
+    if "/" in out:
+        out = _RAND_SEGMENT.sub(_rand_sub, out)
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()  # bounded memory on huge builds; it refills with the hot paths
+    _CACHE[path] = out
+    return out
+
+
+def name_variants(ecosystem: str, name: str) -> tuple[str, ...]:
+    """Spellings of a package's name that show up in paths and command lines."""
+    if not name:
+        return ()
+    forms = {name, name.lower()}
+    if ecosystem == "pypi":
+        low = name.lower()
+        forms |= {re.sub(r"[-_.]+", "-", low), re.sub(r"[-_.]+", "_", low), re.sub(r"[-_.]+", "_", name)}
+    if ecosystem == "npm" and name.startswith("@") and "/" in name:
+        forms.add(name.split("/", 1)[1])  # the scope folder and the bare name both appear
+    if ecosystem == "crates.io":
+        forms.add(name.replace("-", "_"))
+    # Very short names would template ordinary path segments (`a`, `os`); keep them literal.
+    return tuple(sorted((f for f in forms if len(f) >= 3), key=len, reverse=True))
+
+
+@lru_cache(maxsize=4096)
+def _package_pattern(variants: tuple[str, ...], version: str) -> re.Pattern[str] | None:
+    if not variants:
+        return None
+    names = "|".join(re.escape(v) for v in variants)
+    ver = rf"(?:[-_]v?(?P<ver>{re.escape(version)}))?" if version else ""
+    return re.compile(rf"(?<![A-Za-z0-9])(?:{names}){ver}(?![A-Za-z0-9])")
+
+
+class Templater:
+    """Templates paths and argv for one run (its ecosystem, name and version)."""
+
+    __slots__ = ("_pattern", "_variants", "_version", "_local")
+
+    def __init__(self, ecosystem: str, name: str, version: str) -> None:
+        self._variants = name_variants(ecosystem, name)
+        self._version = version
+        self._pattern = _package_pattern(self._variants, version)
+        self._local: dict[str, str] = {}
+
+    def _package_sub(self, m: re.Match[str]) -> str:
+        return "<PKG>-<VER>" if m.group("ver") else "<PKG>"
+
+    def package(self, text: str) -> str:
+        if self._pattern is None or not any(v in text for v in self._variants):
+            return text
+        if self._version:
+            return self._pattern.sub(self._package_sub, text)
+        return self._pattern.sub("<PKG>", text)
+
+    def path(self, path: str) -> str:
+        hit = self._local.get(path)
+        if hit is not None:
+            return hit
+        out = self.package(template_generic(path))
+        self._local[path] = out
+        return out
+
+    def argv(self, argv: list[str] | None) -> str:
+        """One templated command line, for baseline matching of Commands."""
+        if not argv:
+            return ""
+        return " ".join(self.path(a) if a.startswith("/") else self.package(a) for a in argv)

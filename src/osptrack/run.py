@@ -1,14 +1,41 @@
-"""Orchestrates one analysis: resolve archive -> phases in the sandbox -> result folder."""
+"""Orchestrates one analysis: resolve archive -> phases in the sandbox -> result folder.
+
+The run folder is assembled in a temp folder beside `out` and renamed into place at the end,
+with run.json written last, so a folder that exists is a complete one.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from osptrack import __version__, summary
+from osptrack import ecosystems as eco_registry
+from osptrack.ecosystems.base import Ecosystem, Layout
+from osptrack.ecosystems.pypi import build_tools_dir
+from osptrack.errors import BadInput
+from osptrack.jsonio import atomic_write_json, write_jsonl
+from osptrack.sandbox.baits import Baits, make_baits
+from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SECCOMP_DENY, SandboxSpec, default_etc_files
+from osptrack.sandbox.exfil import find_tokens
+from osptrack.sandbox.fakenet import FakeNetwork
+from osptrack.sandbox.limits import Limits
+from osptrack.sandbox.preflight import check_sandbox
+from osptrack.sandbox.runner import PhaseOutcome, Workspace, run_phase
 from osptrack.target import PackageRef
+from osptrack.trace.aggregate import phase_record
+from osptrack.trace.events import Event, encode_events_jsonl
+from osptrack.trace.strace import ParseStats, parse_log, strace_command
 
 PHASES = ("install", "import", "execute")
 DEFAULT_PHASES = ("install", "import")
+HARNESS_DIR = Path(__file__).parent / "ecosystems" / "harness"
+SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
 
 @dataclass(frozen=True)
@@ -17,6 +44,7 @@ class AnalyzeOptions:
     timeout_s: float = 300.0
     deps_dirs: tuple[Path, ...] = ()
     online: bool = False
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass(frozen=True)
@@ -28,8 +56,254 @@ class RunOutcome:
     statuses: dict[str, str] = field(default_factory=dict)  # phase -> Status
     wall_s: float = 0.0
     notable: dict[str, list[str]] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # phase -> kind -> records
+
+
+def resolve(ref: PackageRef, options: AnalyzeOptions) -> tuple[Ecosystem, PackageRef]:
+    """Check the toolchain and fill in name, version and archive, reading metadata only."""
+    eco = eco_registry.get(ref.ecosystem)
+    unknown = [p for p in options.phases if p not in PHASES]
+    if unknown or not options.phases:
+        raise BadInput(f"unknown phase {', '.join(unknown) or '(none)'}; expected some of {', '.join(PHASES)}")
+    unsupported = [p for p in options.phases if p not in eco.phases]
+    if unsupported:
+        raise BadInput(f"{eco.name} has no {', '.join(unsupported)} phase")
+    for folder in options.deps_dirs:
+        if not folder.is_dir():
+            raise BadInput(f"--deps-dir {folder} is not a folder")
+    check_sandbox()
+    eco.check_toolchain()
+    archive = ref.archive
+    if archive is None:
+        archive = eco.find_archive(ref.name, ref.version, options.deps_dirs)
+        if archive is None and not options.online:
+            raise BadInput(
+                f"{ref.name}{'==' + ref.version if ref.version else ''} not found in --deps-dir; "
+                "give a local archive, a --deps-dir holding it, or --online"
+            )
+        if archive is None and ref.version is None:
+            raise BadInput("a version is required with --online (NAME==VERSION or --version)")
+    if archive is not None:
+        meta = eco.read_metadata(archive)
+        if ref.version and ref.archive is not None and meta.version != ref.version:
+            raise BadInput(f"--version {ref.version} does not match the archive's {meta.version}")
+        ref = replace(ref, name=meta.name, version=meta.version, archive=archive)
+    return eco, ref
 
 
 def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -> RunOutcome:
     """Analyse one package; write the complete run folder atomically to `out`."""
-    raise NotImplementedError("being written in issue 2")
+    eco, ref = resolve(ref, options)
+    out = out or Path("osptrack-runs") / ref.slug
+    t0 = time.monotonic()
+    run_id = uuid.uuid4().hex[:12]
+    limits = replace(options.limits, timeout_s=options.timeout_s)
+    baits = make_baits()
+    phases: dict[str, dict[str, Any]] = {}
+    results: dict[str, dict[str, Any]] = {}
+    all_events: list[Event] = []
+    with Workspace(limits) as ws, FakeNetwork(run_id=run_id, online=options.online,
+                                              allowed_registries=eco.registry_hosts) as net:
+        layout, binds = _stage_input(ws, eco, ref, options)
+        baits.plant(ws.home, HOST_UID, HOST_GID)
+        prepare = getattr(eco, "prepare_home", None)
+        if prepare is not None:
+            prepare(ws.home, HOST_UID, HOST_GID)
+        for phase in options.phases:
+            net.set_phase(phase)
+            command = eco.command(phase, layout, options.online)
+            if command is None:
+                continue
+            spec = SandboxSpec(
+                home=ws.home,
+                input_dir=ws.input,
+                etc_files=default_etc_files(net.resolver_address),
+                env=_sandbox_env(eco, layout, baits, options.online, net),
+                ro_binds=(*binds, *eco.ro_binds()),
+                chdir=getattr(eco, "chdir", lambda: "/root")(),
+                tmp_bytes=limits.tmp_bytes,
+            )
+            outcome = run_phase(phase, spec, ws, command, _traced, limits, net.enter_netns, run_id)
+            stats = ParseStats()
+            events = [e for e in parse_log(outcome.trace_log, phase, stats=stats) if not _sandbox_setup(e)]
+            all_events.extend(events)
+            status = _status(outcome)
+            dns = [r for r in net.records() if r.get("phase") == phase and r.get("kind") == "dns"]
+            addresses = {e.address for e in events if e.kind == "network" and e.address}
+            results[phase] = phase_record(
+                events,
+                outcome.stdout,
+                outcome.stderr,
+                status,
+                dns,
+                ignore_sockets={(net.resolver_address, 53)},
+                ip_names={a: net.hostnames_for(a) for a in addresses},
+            )
+            phases[phase] = _phase_info(outcome, status, len(events), stats)
+        records = net.records()
+    exfil = find_tokens(records, baits.values())
+    bait_reads = summary.bait_reads(all_events, baits.paths)
+    run_info = {
+        "tool": {"name": "osptrack", "version": __version__},
+        "package": _package_info(ref),
+        "sandbox": _sandbox_info(limits, options.online),
+        "honeytokens": [t.as_dict() for t in baits.tokens],
+        "phases": phases,
+        "exfiltration": exfil,
+        "bait_reads": bait_reads,
+        "trace": {
+            "valid": all(p["trace_valid"] for p in phases.values()),
+            "events": len(all_events),
+            "dropped_lines": sum(p["trace_dropped_lines"] for p in phases.values()),
+        },
+        "timings": {"total_s": round(time.monotonic() - t0, 3)},
+    }
+    notable = summary.notable(eco, results, all_events, records, bait_reads, exfil)
+    run_info["notable"] = notable
+    result = {
+        "Package": {"Ecosystem": eco.name, "Name": ref.name, "Version": ref.version},
+        "CreatedTimestamp": int(time.time()),
+        "Analysis": results,
+    }
+    _write_run_folder(out, result, all_events, records, run_info)
+    statuses = {p: r["Status"] for p, r in results.items()}
+    counts = {p: {k: len(r.get(k) or []) for k in ("Files", "Sockets", "Commands", "DNS")} for p, r in results.items()}
+    return RunOutcome(
+        ref=ref, out=out, statuses=statuses, wall_s=time.monotonic() - t0, notable=notable, counts=counts
+    )
+
+
+def _stage_input(
+    ws: Workspace, eco: Ecosystem, ref: PackageRef, options: AnalyzeOptions
+) -> tuple[Layout, tuple[tuple[str, str], ...]]:
+    """Copy the archive and harness into /input; bind dependency folders read-only."""
+    (ws.input / "pkg").mkdir(mode=0o755)
+    archive = None
+    if ref.archive is not None:
+        dest = ws.input / "pkg" / ref.archive.name
+        shutil.copyfile(ref.archive, dest)
+        dest.chmod(0o644)
+        archive = f"/input/pkg/{ref.archive.name}"
+    shutil.copytree(HARNESS_DIR, ws.input / "harness", ignore=shutil.ignore_patterns("__pycache__"))
+    binds: list[tuple[str, str]] = []
+    deps: list[str] = []
+    for i, folder in enumerate(options.deps_dirs):
+        inside = f"/input/deps/{i}"
+        binds.append((str(folder.resolve()), inside))
+        if eco.name == "npm":  # npm takes the dependency tarballs themselves
+            deps += [f"{inside}/{p.name}" for p in sorted(folder.glob("*.tgz")) if p.resolve() != ref.archive]
+        else:
+            deps.append(inside)
+    tools = build_tools_dir() if eco.name == "pypi" else None
+    if tools is not None:
+        binds.append((str(tools), "/input/build-tools"))
+    for _, inside in binds:  # /input is read-only in the sandbox: mount points must pre-exist
+        (ws.input / inside.removeprefix("/input/")).mkdir(parents=True, exist_ok=True)
+    layout = Layout(
+        name=ref.name,
+        version=ref.version or "",
+        archive=archive,
+        deps=tuple(deps),
+        build_tools="/input/build-tools" if tools else None,
+    )
+    return layout, tuple(binds)
+
+
+def _sandbox_env(eco: Ecosystem, layout: Layout, baits: Baits, online: bool, net: FakeNetwork) -> dict[str, str]:
+    env = {
+        "PATH": SANDBOX_PATH,
+        "HOME": "/root",
+        "USER": "root",
+        "LOGNAME": "root",
+        "SHELL": "/bin/bash",
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+        "TMPDIR": "/tmp",
+        **baits.env,
+        **eco.env(layout, online),
+    }
+    if online and net.proxy_url:
+        for key in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "npm_config_proxy", "npm_config_https_proxy"):
+            env[key] = net.proxy_url
+    return env
+
+
+def _sandbox_setup(event: Event) -> bool:
+    """bwrap's own work before it execs the command (mounts, library loads) is not the package's."""
+    if event.exe and event.exe.endswith("/bwrap"):
+        return not (event.kind == "process" and event.op == "exec" and event.argv and not event.argv[0].endswith("bwrap"))
+    return event.kind == "process" and event.op == "exec" and bool(event.argv) and event.argv[0].endswith("bwrap")
+
+
+def _status(outcome: PhaseOutcome) -> str:
+    if outcome.timed_out:
+        return "error_timeout"
+    return "completed" if outcome.exit_code == 0 else "error_analysis"
+
+
+def _traced(log: Path) -> list[str]:
+    """strace from outside, starting bwrap as host `nobody` so the sandbox never holds root's uid."""
+    prefix = strace_command(log)
+    return [*prefix[:-1], "-u", "nobody", "--"] if prefix[-1] == "--" else [*prefix, "-u", "nobody"]
+
+
+def _phase_info(outcome: PhaseOutcome, status: str, n_events: int, stats: ParseStats) -> dict[str, Any]:
+    return {
+        "status": status,
+        "exit_code": outcome.exit_code,
+        "timed_out": outcome.timed_out,
+        "oom_killed": outcome.oom_killed,
+        "started": round(outcome.started, 6),
+        "wall_s": round(outcome.wall_s, 3),
+        "peak_memory_bytes": outcome.peak_memory,
+        "stdout_bytes": outcome.stdout_bytes,
+        "stderr_bytes": outcome.stderr_bytes,
+        "events": n_events,
+        "trace_valid": outcome.trace_log.exists() and n_events > 0,
+        "trace_dropped_lines": stats.dropped,
+    }
+
+
+def _package_info(ref: PackageRef) -> dict[str, Any]:
+    info: dict[str, Any] = {"ecosystem": ref.ecosystem, "name": ref.name, "version": ref.version}
+    if ref.archive is not None:
+        info["archive"] = ref.archive.name
+        info["sha256"] = hashlib.sha256(ref.archive.read_bytes()).hexdigest()
+    return info
+
+
+def _sandbox_info(limits: Limits, online: bool) -> dict[str, Any]:
+    return {
+        "backend": "bwrap",
+        "namespaces": ["user", "pid", "ipc", "uts", "cgroup", "net", "mount"],
+        "host_uid": HOST_UID,
+        "cap_drop": "ALL",
+        "seccomp_deny": list(SECCOMP_DENY),
+        "limits": limits.as_dict(),
+        "network": "online-allowlist" if online else "offline",
+    }
+
+
+def _write_run_folder(
+    out: Path, result: dict[str, Any], events: list[Event], records: list[dict[str, Any]], run_info: dict[str, Any]
+) -> None:
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        events = sorted(events, key=lambda e: e.t)
+        atomic_write_json(tmp / "result.json", result)
+        (tmp / "events.jsonl").write_bytes(encode_events_jsonl(events))
+        write_jsonl(tmp / "network.jsonl", records)
+        atomic_write_json(tmp / "run.json", run_info)  # last: marks the folder complete
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -63,8 +63,11 @@ def notable(
         }
     )
     commands: list[str] = []
+    noise = _noise_pids(eco, events)
     for e in events:
-        if e.kind == "process" and e.op == "exec" and e.ok and e.argv and not eco.is_toolchain_process(e.argv):
+        if e.kind != "process" or e.op != "exec" or not e.ok or not e.argv or e.pid in noise:
+            continue
+        if not eco.is_toolchain_process(e.argv):
             line = f"[{e.phase}] {shlex.join(e.argv)[:300]}"
             if line not in commands:
                 commands.append(line)
@@ -77,6 +80,19 @@ def notable(
     )
     leaked = sorted({_describe_leak(x) for x in exfil})
     return {"dns": dns, "connections": connections, "commands": commands, "bait_reads": baits, "exfiltration": leaked}
+
+
+def _noise_pids(eco: Ecosystem, events: list[Event]) -> set[int]:
+    """Pids inside a toolchain-noise subtree (including its root), in log order."""
+    noise: set[int] = set()
+    for e in events:
+        if e.kind != "process":
+            continue
+        if e.op == "exec" and e.ok and e.argv and eco.is_toolchain_noise_root(e.argv):
+            noise.add(e.pid)
+        elif e.op == "clone" and e.child_pid and e.pid in noise:
+            noise.add(e.child_pid)
+    return noise
 
 
 def _describe_leak(item: dict[str, Any]) -> str:

@@ -79,6 +79,10 @@ class Ecosystem(ABC):
         """True for the toolchain's own commands, which the summary leaves out of 'notable'."""
         return False
 
+    def is_toolchain_noise_root(self, argv: list[str]) -> bool:
+        """A toolchain helper whose whole process subtree is noise (pip's lsb_release)."""
+        return False
+
     def expected_bait_reader(self, path: str, argv: list[str]) -> bool:
         """A bait file the toolchain itself reads (npm reads ~/.npmrc): not notable."""
         return False

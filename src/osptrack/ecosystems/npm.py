@@ -98,7 +98,8 @@ class Npm(Ecosystem):
 
     @staticmethod
     def _is_npm(argv: list[str]) -> bool:
-        return bool(argv) and (argv[0] in ("npm", "/usr/bin/npm") or any(a.endswith("npm-cli.js") for a in argv[:3]))
+        head = argv[:3]
+        return any(a == "npm" or a.endswith(("/npm", "npm-cli.js")) for a in head)
 
     def is_toolchain_process(self, argv: list[str]) -> bool:
         return self._is_npm(argv) or (len(argv) > 1 and argv[1].startswith("/input/harness/"))

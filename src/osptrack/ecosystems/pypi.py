@@ -123,10 +123,17 @@ class PyPI(Ecosystem):
         return None
 
     def is_toolchain_process(self, argv: list[str]) -> bool:
+        # pip itself, pip's setup.py caller and PEP 517 hook runner (the package's code runs
+        # *inside* these, and shows up as their syscalls and children), and the harness.
         joined = " ".join(argv[:4])
         return (
             " -m pip" in joined
-            or "pip/_vendor/pyproject_hooks/_in_process" in joined
-            or argv[:1] in (["lsb_release"], ["/usr/bin/lsb_release"], ["uname"], ["/usr/bin/uname"])
+            or "_in_process" in joined
+            or "<pip-setuptools-caller>" in joined
             or (len(argv) > 1 and argv[1].startswith("/input/harness/"))
         )
+
+    def is_toolchain_noise_root(self, argv: list[str]) -> bool:
+        # pip asks the `distro` module for its user agent, which runs lsb_release (a shell
+        # script with getopt/tr/cut children) and uname: the whole subtree is toolchain.
+        return bool(argv) and argv[0].rsplit("/", 1)[-1] in ("lsb_release", "uname")

@@ -379,11 +379,10 @@ def _with_row(table: pa.Table, start: int) -> pa.Table:
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
-    formats = tuple(sorted({f.strip().lower() for f in text.split(",") if f.strip()}, key=FORMATS.index))
-    bad = [f for f in text.split(",") if f.strip() and f.strip().lower() not in FORMATS]
-    if bad or not formats:
+    asked = {f.strip().lower() for f in text.split(",") if f.strip()}
+    if not asked or asked - set(FORMATS):
         raise BadInput(f"--format takes a comma list of {', '.join(FORMATS)}; got {text!r}")
-    return formats
+    return tuple(f for f in FORMATS if f in asked)
 
 
 def build(inputs: Sequence[Path], options: BuildOptions) -> BuildSummary:

@@ -1,0 +1,126 @@
+"""A stand-in for `osptrack.run.analyze` that writes a run folder of the documented shape.
+
+Its behaviour is chosen by the package name, so one batch can mix outcomes:
+`hang-*` never returns, `crash-*` kills its own process, `fail-*` raises, `flaky-*` fails on its
+first attempt only, anything else succeeds after FAKE_SLEEP seconds. It records its pid and the
+staged archive in FAKE_STATE_DIR so tests can check for orphans and for what it was given.
+Harmless: it only writes files under `out` and FAKE_STATE_DIR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from osptrack.target import PackageRef
+
+
+@dataclass(frozen=True)
+class FakeOptions:
+    """The fields of osptrack.run.AnalyzeOptions that the batch relies on (kept separate so these
+    tests do not depend on the sandbox stack importing cleanly)."""
+
+    phases: tuple[str, ...] = ("install", "import")
+    timeout_s: float = 300.0
+    deps_dirs: tuple[Path, ...] = ()
+    online: bool = False
+
+
+@dataclass(frozen=True)
+class FakeOutcome:
+    ref: PackageRef
+    out: Path
+    statuses: dict[str, str] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+def _state() -> Path | None:
+    value = os.environ.get("FAKE_STATE_DIR")
+    return Path(value) if value else None
+
+
+def _note(kind: str, text: str) -> None:
+    state = _state()
+    if state is not None:
+        with open(state / f"{kind}.log", "a") as fh:
+            fh.write(text + "\n")
+
+
+def analyze(ref: PackageRef, options: FakeOptions, out: Path) -> FakeOutcome:
+    _note("pids", str(os.getpid()))
+    _note("calls", f"{ref.ecosystem} {ref.name} {ref.version} {ref.archive or ''}")
+    if ref.archive is not None:
+        data = Path(ref.archive).read_bytes()
+        _note("archives", f"{ref.name} {Path(ref.archive).name} {hashlib.sha256(data).hexdigest()}")
+        _note("archive_dirs", str(Path(ref.archive).parent))
+    _note("deps", f"{ref.name} {','.join(str(d) for d in options.deps_dirs)}")
+    name = ref.name.split("/")[-1]
+    if name.startswith("hang"):
+        while True:
+            time.sleep(1)
+    if name.startswith("crash"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if name.startswith("fail"):
+        raise RuntimeError(f"simulated analyzer failure for {ref.name}")
+    if name.startswith("flaky"):
+        state = _state()
+        marker = state / f"flaky-{name}-{ref.version}" if state else None
+        if marker is not None and not marker.exists():
+            marker.touch()
+            raise RuntimeError("simulated first-attempt failure")
+    started = time.time()
+    out.mkdir(parents=True)
+    result = {
+        "Package": {"Ecosystem": ref.ecosystem, "Name": ref.name, "Version": ref.version},
+        "CreatedTimestamp": int(started),
+        "Analysis": {
+            p: {
+                "Status": "completed",
+                "Stdout": "",
+                "Stderr": "",
+                "Files": [],
+                "Sockets": [],
+                "Commands": [],
+                "DNS": [],
+            }
+            for p in options.phases
+        },
+    }
+    (out / "result.json").write_bytes(orjson.dumps(result))
+    (out / "events.jsonl").write_bytes(b"")
+    (out / "network.jsonl").write_bytes(b"")
+    # Slow part in the middle: a kill here must never leave a folder that counts as finished.
+    time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
+    phases = {
+        p: {
+            "status": "completed",
+            "exit_code": 0,
+            "wall_s": 0.01,
+            "started": started,
+            "timed_out": False,
+            "events": 0,
+        }
+        for p in options.phases
+    }
+    run = {
+        "tool": {"name": "osptrack", "version": "fake"},
+        "package": {
+            "ecosystem": ref.ecosystem,
+            "name": ref.name,
+            "version": ref.version,
+            "archive": Path(ref.archive).name if ref.archive else None,
+        },
+        "phases": phases,
+        "files": sorted(p.name for p in out.iterdir()),  # what existed before run.json: a checksum
+        "timings": {"total_s": time.time() - started},
+    }
+    (out / "run.json").write_bytes(orjson.dumps(run))
+    return FakeOutcome(
+        ref=ref, out=out, statuses={p: "completed" for p in options.phases}, wall_s=time.time() - started
+    )

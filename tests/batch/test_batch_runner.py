@@ -1,0 +1,259 @@
+"""The batch loop with a fake analyzer: layout, resume, retries, timeouts, crashes, rerun, manifest."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from collections_builder import datadog_collection
+from fake_analyzer import FakeOptions
+
+from osptrack.batch.manifest import COLUMNS, Manifest
+from osptrack.batch.model import BatchTarget, make_target
+from osptrack.batch.runner import BatchOptions, BatchSummary, run_batch
+from osptrack.batch.sources import load_targets
+from osptrack.batch.store import Destination
+from osptrack.errors import BadInput
+
+
+@pytest.fixture()
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "state"
+    folder.mkdir()
+    monkeypatch.setenv("FAKE_STATE_DIR", str(folder))
+    monkeypatch.setenv("FAKE_SLEEP", "0")
+    return folder
+
+
+def run(out: Path, targets: list[BatchTarget], **kw: object) -> BatchSummary:
+    options = BatchOptions(
+        out=str(out),
+        analyzer="fake_analyzer:analyze",
+        analyze=FakeOptions(phases=("install", "import")),
+        **kw,  # type: ignore[arg-type]
+    )
+    return run_batch(targets, options)
+
+
+def manifest_rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "manifest.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is not running anything.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_runs_land_in_eco_name_version_folders_with_one_row_each(tmp_path: Path, state: Path) -> None:
+    targets = [
+        make_target("npm", "a", "1.0.0"),
+        make_target("npm", "@scope/b", "2.0.0"),
+        make_target("pypi", "C_c", "1.0"),
+    ]
+    summary = run(tmp_path / "out", targets, workers=2)
+    assert summary.finished == 3 and not summary.failed
+    for rel in ("npm/a/1.0.0", "npm/@scope/b/2.0.0", "pypi/c-c/1.0"):
+        folder = tmp_path / "out" / rel
+        run_json = orjson.loads((folder / "run.json").read_bytes())
+        assert sorted(p.name for p in folder.iterdir()) == sorted([*run_json["files"], "run.json"])
+    rows = manifest_rows(tmp_path / "out")
+    assert list(rows[0].keys()) == list(COLUMNS)
+    assert sorted((r["ecosystem"], r["name"], r["version"], r["outcome"]) for r in rows) == [
+        ("npm", "@scope/b", "2.0.0", "finished"),
+        ("npm", "a", "1.0.0", "finished"),
+        ("pypi", "c-c", "1.0", "finished"),
+    ]
+    assert all(
+        r["install"] == "completed" and r["import"] == "completed" and r["execute"] == "" for r in rows
+    )
+    assert not any((tmp_path / "out" / ".tmp").iterdir())
+
+
+def test_resume_skips_finished_and_writes_no_duplicate_rows(tmp_path: Path, state: Path) -> None:
+    out = tmp_path / "out"
+    first = [make_target("npm", "a", "1.0.0"), make_target("npm", "b", "1.0.0")]
+    run(out, first)
+    calls_before = (state / "calls.log").read_text().count("\n")
+    summary = run(out, [*first, make_target("npm", "c", "1.0.0")])
+    assert summary.already_finished == 2 and summary.finished == 1
+    assert (state / "calls.log").read_text().count("\n") == calls_before + 1  # only c was analysed
+    rows = manifest_rows(out)
+    assert len(rows) == 3 and len({(r["name"], r["outcome"]) for r in rows}) == 3
+
+
+def test_retries_then_gives_up_and_attempt_numbers_continue(tmp_path: Path, state: Path) -> None:
+    out = tmp_path / "out"
+    targets = [make_target("npm", "flaky-x", "1.0.0"), make_target("npm", "fail-y", "1.0.0")]
+    summary = run(out, targets, retries=2)
+    assert summary.finished == 1
+    assert [r.target.name for r in summary.failed] == ["fail-y"]
+    rows = manifest_rows(out)
+    flaky = [(r["attempt"], r["outcome"]) for r in rows if r["name"] == "flaky-x"]
+    fail = [(r["attempt"], r["outcome"]) for r in rows if r["name"] == "fail-y"]
+    assert flaky == [("1", "failed"), ("2", "finished")]
+    assert fail == [("1", "failed"), ("2", "failed"), ("3", "failed")]
+    assert all("simulated analyzer failure" in r["error"] for r in rows if r["name"] == "fail-y")
+    # Running again retries the failed one (a fresh budget), numbering on from the manifest.
+    run(out, targets, retries=0)
+    assert [r["attempt"] for r in manifest_rows(out) if r["name"] == "fail-y"] == ["1", "2", "3", "4"]
+
+
+def test_hang_is_killed_at_the_package_limit_without_stalling_others(tmp_path: Path, state: Path) -> None:
+    out = tmp_path / "out"
+    targets = [make_target("npm", "hang-h", "1.0.0")] + [
+        make_target("npm", f"ok{i}", "1.0.0") for i in range(4)
+    ]
+    started = time.monotonic()
+    summary = run(out, targets, workers=2, retries=0, package_timeout_s=2.0)
+    elapsed = time.monotonic() - started
+    assert summary.finished == 4
+    assert [(r.target.name, r.outcome) for r in summary.failed] == [("hang-h", "timeout")]
+    assert elapsed < 15
+    assert not (out / "npm" / "hang-h").exists()
+    pids = [int(p) for p in (state / "pids.log").read_text().split()]
+    assert pids and not [p for p in pids if alive(p)]
+
+
+def test_crashing_worker_is_recorded_and_retried(tmp_path: Path, state: Path) -> None:
+    out = tmp_path / "out"
+    summary = run(out, [make_target("npm", "crash-c", "1.0.0")], retries=1)
+    rows = manifest_rows(out)
+    assert [(r["attempt"], r["outcome"]) for r in rows] == [("1", "crashed"), ("2", "crashed")]
+    assert "SIGKILL" in rows[0]["error"]
+    assert summary.failed and not (out / "npm" / "crash-c").exists()
+
+
+def test_rerun_replaces_a_finished_folder(tmp_path: Path, state: Path) -> None:
+    out = tmp_path / "out"
+    target = make_target("npm", "a", "1.0.0")
+    run(out, [target])
+    marker = out / "npm" / "a" / "1.0.0" / "stale-marker"
+    marker.write_text("from the first run")
+    summary = run(out, [target], rerun=True)
+    assert summary.finished == 1 and not marker.exists()
+    assert (out / "npm" / "a" / "1.0.0" / "run.json").is_file()
+    assert [r["attempt"] for r in manifest_rows(out)] == ["1", "2"]
+
+
+def test_finished_folder_without_a_row_is_recorded_once(tmp_path: Path, state: Path) -> None:
+    out = tmp_path / "out"
+    folder = out / "npm" / "a" / "1.0.0"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_bytes(orjson.dumps({"phases": {"install": {"status": "completed"}}}))
+    half = out / "npm" / "b" / "1.0.0"  # no run.json: not finished, analysed again
+    half.mkdir(parents=True)
+    (half / "result.json").write_text("{}")
+    for _ in range(2):
+        run(out, [make_target("npm", "a", "1.0.0"), make_target("npm", "b", "1.0.0")])
+    rows = manifest_rows(out)
+    assert [(r["name"], r["outcome"], r["install"]) for r in rows] == [
+        ("a", "recovered", "completed"),
+        ("b", "finished", "completed"),
+    ]
+    assert (half / "run.json").is_file() and (half / "result.json").read_text() != "{}"
+
+
+def test_torn_manifest_line_is_dropped_and_repaired(tmp_path: Path, state: Path) -> None:
+    out = tmp_path / "out"
+    run(out, [make_target("npm", "a", "1.0.0")])
+    with open(out / "manifest.csv", "a") as fh:
+        fh.write("2026-01-01T00:00:00+00:00,npm,b,1.0")  # a kill mid-write
+    run(out, [make_target("npm", "a", "1.0.0"), make_target("npm", "b", "1.0.0")])
+    text = (out / "manifest.csv").read_text()
+    assert text.endswith("\n") and "npm,b,1.0," not in text.replace("npm,b,1.0.0", "")
+    assert [(r["name"], r["outcome"]) for r in manifest_rows(out)] == [("a", "finished"), ("b", "finished")]
+
+
+def test_manifest_with_foreign_columns_is_bad_input(tmp_path: Path, state: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.csv").write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(BadInput, match="manifest.csv has columns"):
+        run(out, [make_target("npm", "a", "1.0.0")])
+    assert (out / "manifest.csv").read_text() == "a,b,c\n1,2,3\n"
+
+
+def test_second_batch_on_the_same_folder_is_refused(tmp_path: Path, state: Path) -> None:
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        with pytest.raises(BadInput, match="another osptrack batch"):
+            run(out, [make_target("npm", "a", "1.0.0")])
+
+
+def test_datadog_sample_is_staged_privately_and_removed(tmp_path: Path, state: Path) -> None:
+    datadog_collection(tmp_path / "dd")
+    targets = load_targets(tmp_path / "dd").targets
+    out = tmp_path / "out"
+    summary = run(out, targets)
+    assert summary.finished == 3
+    staged_dirs = [Path(p) for p in (state / "archive_dirs.log").read_text().split("\n") if p]
+    for folder in staged_dirs:
+        if folder.name == "stage":
+            assert folder.parent.parent == out / ".tmp"  # DIR/.tmp/<uuid>/stage
+            assert not folder.exists()  # gone with the attempt
+    assert sum(1 for f in staged_dirs if f.name == "stage") == 2  # the tree samples were repacked
+    assert not any((out / ".tmp").iterdir())
+    assert not [p for p in (tmp_path / "dd").rglob("*") if p.is_file() and p.suffix not in (".zip", ".json")]
+
+
+def test_fsspec_destination_uploads_run_json_last(tmp_path: Path) -> None:
+    import fsspec
+
+    dest = Destination("memory://osptrack-test-out")
+    target = make_target("npm", "@s/a", "1.0.0")
+    run_dir = tmp_path / "run"
+    (run_dir / "sub").mkdir(parents=True)
+    (run_dir / "result.json").write_text("{}")
+    (run_dir / "sub" / "x.txt").write_text("x")
+    (run_dir / "run.json").write_text('{"phases": {}}')
+    fs = fsspec.filesystem("memory")
+    order: list[str] = []
+    real_put = fs.put_file
+
+    def spy(lpath: str, rpath: str, **kw: object) -> None:
+        order.append(rpath.rsplit("/", 1)[-1])
+        real_put(lpath, rpath, **kw)
+
+    fs.put_file = spy  # type: ignore[method-assign]
+    try:
+        assert dest.finished([target]) == set()
+        assert dest.finalize(target, run_dir, replace=False)
+        assert order[-1] == "run.json" and set(order) == {"result.json", "x.txt", "run.json"}
+        assert dest.finished([target]) == {target.rel_dir}
+        assert not dest.finalize(target, run_dir, replace=False)  # duplicate execution: left alone
+    finally:
+        del fs.put_file
+        fs.rm("/osptrack-test-out", recursive=True)
+
+
+def test_fsspec_manifest_is_rewritten_whole(tmp_path: Path) -> None:
+    import fsspec
+
+    from osptrack.batch.model import AttemptResult
+
+    dest = Destination("memory://osptrack-test-manifest")
+    try:
+        with Manifest(dest, flush_every_s=0) as manifest:
+            manifest.append(
+                AttemptResult(make_target("npm", "a", "1.0.0"), "finished", 1, {"install": "completed"})
+            )
+        with Manifest(dest) as again:
+            assert [(r.key, r.outcome) for r in again.rows] == [(("npm", "a", "1.0.0"), "finished")]
+    finally:
+        fsspec.filesystem("memory").rm("/osptrack-test-manifest", recursive=True)

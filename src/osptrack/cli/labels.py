@@ -71,18 +71,18 @@ def lookup_command(
         console.print(f"[bold red]known-malicious[/]: {coordinate}", highlight=False)
     else:
         console.print(f"not known-malicious: {coordinate}", highlight=False)
-    if hits:
-        table = Table(title_justify="left")
-        for col in ("id", "source", "matched by", "sub-labels (rule)", "OSPtrack", "withdrawn"):
-            table.add_column(col, overflow="fold")
-        for h in hits:
-            subs = ", ".join(
-                f"{lab} ({rule})" for lab, rule in zip(h.sub_labels, h.sub_label_rules, strict=False)
-            )
-            table.add_row(
-                h.id, h.source, h.matched_by, subs or "-", h.osptrack_sub_label, "yes" if h.withdrawn else ""
-            )
-        console.print(table)
+    # Plain lines rather than a table: narrow terminals and scripts (grep) both read them whole.
+    for h in hits:
+        state = " [withdrawn: not counted]" if h.withdrawn else ""
+        console.print(
+            f"  {h.id}  source={h.source}  matched={h.matched_by}  osptrack={h.osptrack_sub_label}{state}",
+            highlight=False,
+            markup=False,
+        )
+        for label, rule in zip(h.sub_labels, h.sub_label_rules, strict=False):
+            console.print(f"    {label}  ({rule})", highlight=False, markup=False)
+        if h.summary:
+            console.print(f"    summary: {h.summary}", highlight=False, markup=False)
     if not live:
         raise SystemExit(1)
 

@@ -65,6 +65,11 @@ def phase_record(
     files: dict[str, list[bool]] = {}
     sockets: dict[tuple[str, int], None] = {}
     commands: dict[tuple[tuple[str, ...], tuple[str, ...]], None] = {}
+    # Plain O_RDONLY opens of directories happen (shutil.rmtree, os.walk with dir_fd) and -yy
+    # does not say "directory"; a path the phase mkdir'd or rmdir'd is one, and listing it is
+    # not a file read.
+    opened_for_read: set[str] = set()
+    dirs: set[str] = set()
 
     for ev in events:
         kind = ev.kind
@@ -73,23 +78,26 @@ def phase_record(
         if kind == KIND_FILE:
             if ev.comm in exclude_comms or ev.ftype in NON_FILE_FTYPES or ev.ret is None:
                 continue  # ret None: unfinished, we do not know it happened
-            op = ev.op
+            op, path = ev.op, ev.path
             if op == "read":
-                entry = _file_entry(files, ev.path)
-                if entry:
-                    entry[0] = True
+                if path:
+                    opened_for_read.add(path)
             elif op in _WRITE_OPS:
-                entry = _file_entry(files, ev.path)
+                entry = _file_entry(files, path)
                 if entry:
                     entry[1] = True
                     if ev.read:
                         entry[0] = True
+                    if op == "mkdir" and path:
+                        dirs.add(path)
             elif op == "delete":
-                entry = _file_entry(files, ev.path)
-                if entry:
+                entry = _file_entry(files, path)
+                if entry and path:
                     entry[2] = True
+                    if ev.syscall == "rmdir" or (ev.syscall == "unlinkat" and "AT_REMOVEDIR" in ev.args[-1]):
+                        dirs.add(path)
             elif op == "rename":
-                src, dst = _file_entry(files, ev.path), _file_entry(files, ev.path2)
+                src, dst = _file_entry(files, path), _file_entry(files, ev.path2)
                 if src:
                     src[2] = True
                 if dst:
@@ -116,6 +124,10 @@ def phase_record(
             if key not in ignore_sockets:
                 sockets[key] = None
 
+    for path in opened_for_read - dirs:
+        entry = _file_entry(files, path)
+        if entry:
+            entry[0] = True
     names = ip_names or {}
     return {
         "Status": status,

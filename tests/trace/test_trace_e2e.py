@@ -1,0 +1,85 @@
+"""Real strace, with our command line, on a small harmless script; the parser must see it all.
+
+No sandbox here: the script only touches its own tmp_path, reads /etc/hostname and tries a
+connect to 127.0.0.1:9 (discard port, normally closed) with a short timeout.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from osptrack.trace.aggregate import phase_record
+from osptrack.trace.strace import ParseStats, parse_log, strace_command
+
+pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+
+PY = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else "python3"
+
+
+def test_strace_command_runs_and_parser_sees_files_execs_sockets_and_tree(tmp_path: Path):
+    work = tmp_path / "w"
+    work.mkdir()
+    log = tmp_path / "trace.log"
+    script = (
+        "cat /etc/hostname > /dev/null; "
+        'echo x > "$D/f"; mv "$D/f" "$D/g"; rm "$D/g"; '
+        'cd "$D" && echo y > rel; '
+        "cat /nonexistent-osptrack 2>/dev/null; "
+        f"{PY} -c 'import socket; s=socket.socket(); s.settimeout(0.2); s.connect_ex((\"127.0.0.1\", 9))'; "
+        "exit 3"
+    )
+    argv = strace_command(log, string_limit=256) + ["/bin/sh", "-c", script]
+    proc = subprocess.run(
+        argv, env={"D": str(work), "PATH": "/usr/bin:/bin"}, capture_output=True, timeout=60
+    )
+    assert proc.returncode == 3, proc.stderr.decode(errors="replace")
+
+    stats = ParseStats()
+    events = list(parse_log(log, "install", stats=stats))
+    assert stats.dropped == 0, stats.dropped_samples
+    assert not stats.truncated and stats.events == len(events) > 20
+
+    execs = [e for e in events if e.op == "exec" and e.ret == 0]
+    root = execs[0]
+    assert root.argv == ["/bin/sh", "-c", script] and root.ppid is None
+    sh_pid = root.pid
+    by_argv = {tuple(e.argv or ()): e for e in execs}
+    cat = by_argv[("cat", "/etc/hostname")]
+    assert cat.ppid == sh_pid and cat.exe and cat.exe.endswith("sh")  # the shell exec'd cat
+    assert {e.op for e in events if e.pid == cat.pid} >= {"exec", "read", "exit"}
+
+    reads = [e for e in events if e.op == "read" and e.path == "/etc/hostname" and e.errno is None]
+    assert reads and reads[0].pid == cat.pid and reads[0].comm == "cat"
+
+    f, g, rel = str(work / "f"), str(work / "g"), str(work / "rel")
+    assert any(e.op == "write" and e.path == f for e in events)
+    assert any(e.op == "rename" and e.path == f and e.path2 == g for e in events)
+    assert any(e.op == "delete" and e.path == g for e in events)
+    assert any(e.op == "write" and e.path == rel for e in events)  # relative, resolved by cwd
+    failed = [e for e in events if e.path == "/nonexistent-osptrack"]
+    assert failed and all(e.errno == "ENOENT" for e in failed)
+
+    connects = [e for e in events if e.op == "connect" and e.family == "AF_INET"]
+    assert [(c.address, c.port) for c in connects] == [("127.0.0.1", 9)]
+    py = connects[0]
+    assert py.ppid == sh_pid and py.comm and py.comm.startswith("python3")
+    clones = {e.child_pid for e in events if e.op == "clone" and e.pid == sh_pid}
+    assert {cat.pid, py.pid} <= clones
+
+    exits = {e.pid: e.exit_code for e in events if e.op == "exit"}
+    assert exits[sh_pid] == 3 and exits[cat.pid] == 0
+
+    ts = [e.t for e in events]
+    assert ts == sorted(ts)
+
+    rec = phase_record(events, proc.stdout, proc.stderr, "completed", [])
+    files = {x["Path"]: x for x in rec["Files"]}
+    assert files["/etc/hostname"]["Read"] and not files["/etc/hostname"]["Write"]
+    assert files[g]["Delete"] and files[f]["Write"] and files[f]["Delete"]
+    assert "/nonexistent-osptrack" not in files
+    assert {"Address": "127.0.0.1", "Port": 9, "Hostnames": []} in rec["Sockets"]
+    assert ["cat", "/etc/hostname"] in [c["Command"] for c in rec["Commands"]]

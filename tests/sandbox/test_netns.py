@@ -1,0 +1,127 @@
+"""The namespace itself: only lo, AnyIP routes, divert rules, joining, deletion."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import uuid
+
+import pytest
+
+from osptrack.errors import BadInput
+from osptrack.sandbox.netns import (
+    DNS_PORT,
+    TCP_CATCHALL_PORT,
+    UDP_CATCHALL_PORT,
+    NetNamespace,
+    NetnsError,
+    enter_netns,
+    netns_name,
+    nft_ruleset,
+)
+
+needs_root_net = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"),
+    reason="needs root, nftables and iproute2 (installed by .ci/run)",
+)
+
+
+def _ip(ns: NetNamespace, *args: str) -> str:
+    return subprocess.run(["ip", "-n", ns.name, *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_run_id_must_be_a_safe_name() -> None:
+    assert netns_name("abc-1.2_x") == "osptrack-abc-1.2_x"
+    for bad in ("", "../etc", "a b", "x" * 49, "-lead"):
+        with pytest.raises(BadInput):
+            netns_name(bad)
+
+
+def test_ruleset_diverts_dns_first_and_stops_after_each_tproxy() -> None:
+    rules = [
+        line.strip()
+        for line in nft_ruleset().splitlines()
+        if ("tproxy" in line or "accept" in line) and "hook" not in line
+    ]
+    # DNS is diverted even to loopback resolvers, so it must come before the loopback exemption.
+    dns = next(i for i, r in enumerate(rules) if "dport 53" in r)
+    loopback = next(i for i, r in enumerate(rules) if "127.0.0.0/8" in r)
+    assert dns < loopback
+    assert rules[0] == "ct direction reply accept"
+    # tproxy does not end rule evaluation; without accept the catch-all would re-steer DNS.
+    assert all(r.endswith("accept") for r in rules)
+    assert f"tproxy to :{DNS_PORT} accept" in rules[dns]
+    assert any(f"tcp tproxy to :{TCP_CATCHALL_PORT}" in r for r in rules)
+    assert any(f"udp tproxy to :{UDP_CATCHALL_PORT}" in r for r in rules)
+
+
+@needs_root_net
+def test_namespace_has_only_lo_anyip_routes_and_rules() -> None:
+    with NetNamespace(f"n-{uuid.uuid4().hex[:10]}") as ns:
+        assert ns.path.exists()
+        links = _ip(ns, "-o", "link").splitlines()
+        assert [line.split(":")[1].strip() for line in links] == ["lo"]
+        assert "UP" in links[0]
+        for dst in ("8.8.8.8", "203.0.113.5", "2001:db8::1", "2606:4700::1111"):
+            assert _ip(ns, "route", "get", dst).startswith("local "), dst
+        # No default route via any device other than lo.
+        assert "via" not in _ip(ns, "route", "show", "table", "all")
+        ruleset = subprocess.run(
+            ["ip", "netns", "exec", ns.name, "nft", "list", "ruleset"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "tproxy to :" in ruleset and "hook prerouting" in ruleset
+        name = ns.name
+    assert not ns.path.exists()
+    assert name not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    ns.delete()  # idempotent
+
+
+@needs_root_net
+def test_existing_name_is_refused_without_touching_it() -> None:
+    run_id = f"e-{uuid.uuid4().hex[:10]}"
+    with NetNamespace(run_id) as first:
+        with pytest.raises(NetnsError, match="already exists"):
+            NetNamespace(run_id).create()
+        assert first.path.exists()
+
+
+@needs_root_net
+def test_enter_netns_moves_only_the_calling_thread() -> None:
+    with NetNamespace(f"j-{uuid.uuid4().hex[:10]}") as ns:
+        target = os.stat(ns.path).st_ino
+        outside = os.stat("/proc/thread-self/ns/net").st_ino
+        seen: dict[str, int] = {}
+
+        def join() -> None:
+            enter_netns(ns.path)
+            seen["inode"] = os.stat("/proc/thread-self/ns/net").st_ino
+
+        thread = threading.Thread(target=join)
+        thread.start()
+        thread.join()
+        assert seen["inode"] == target != outside
+        assert os.stat("/proc/thread-self/ns/net").st_ino == outside
+        # The nsenter prefix reaches the same namespace.
+        out = subprocess.run(
+            [*ns.nsenter_argv(), "stat", "-L", "-c", "%i", "/proc/self/ns/net"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert int(out) == target
+
+
+@needs_root_net
+def test_failed_setup_deletes_the_half_made_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    import osptrack.sandbox.netns as netns_mod
+
+    monkeypatch.setattr(netns_mod, "nft_ruleset", lambda *a, **k: "this is not nft syntax\n")
+    ns = NetNamespace(f"f-{uuid.uuid4().hex[:10]}")
+    with pytest.raises(NetnsError, match="nft"):
+        ns.create()
+    assert not ns.path.exists()

@@ -2,7 +2,7 @@
 
 Its behaviour is chosen by the package name, so one batch can mix outcomes:
 `hang-*` never returns, `crash-*` kills its own process, `fail-*` raises, `flaky-*` fails on its
-first attempt only, anything else succeeds after FAKE_SLEEP seconds. It records its pid and the
+first attempt only, `slow-*` sleeps FAKE_SLOW_SLEEP (if set), anything else succeeds after FAKE_SLEEP seconds. It records its pid and the
 staged archive in FAKE_STATE_DIR so tests can check for orphans and for what it was given.
 Harmless: it only writes files under `out` and FAKE_STATE_DIR.
 """
@@ -96,7 +96,8 @@ def analyze(ref: PackageRef, options: FakeOptions, out: Path) -> FakeOutcome:
     (out / "events.jsonl").write_bytes(b"")
     (out / "network.jsonl").write_bytes(b"")
     # Slow part in the middle: a kill here must never leave a folder that counts as finished.
-    time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
+    slow = name.startswith("slow") and "FAKE_SLOW_SLEEP" in os.environ
+    time.sleep(float(os.environ["FAKE_SLOW_SLEEP"] if slow else os.environ.get("FAKE_SLEEP", "0")))
     phases = {
         p: {
             "status": "completed",

@@ -54,6 +54,7 @@ def _note(kind: str, text: str) -> None:
 
 def analyze(ref: PackageRef, options: FakeOptions, out: Path) -> FakeOutcome:
     _note("pids", str(os.getpid()))
+    _note("ppids", str(os.getppid()))  # the scheduler process (a Dask worker, or the batch)
     _note("calls", f"{ref.ecosystem} {ref.name} {ref.version} {ref.archive or ''}")
     if ref.archive is not None:
         data = Path(ref.archive).read_bytes()

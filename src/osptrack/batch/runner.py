@@ -142,13 +142,29 @@ def _exclusive(dest: Destination) -> Iterator[None]:
         os.close(fd)
 
 
+def _validate(options: BatchOptions) -> None:
+    if options.retries < 0:
+        raise BadInput("--retries must be 0 or more")
+    if options.workers < 1:
+        raise BadInput("--workers must be at least 1")
+    if options.package_timeout_s is not None and options.package_timeout_s <= 0:
+        raise BadInput("--package-timeout must be positive")
+    cluster = options.cluster
+    if cluster is not None and not (cluster.startswith("local:") or "://" in cluster):
+        raise BadInput(
+            f"--cluster must be local:N or a scheduler address like tcp://host:8786, got {cluster!r}"
+        )
+    if cluster is not None and cluster.startswith("local:"):
+        count = cluster.removeprefix("local:")
+        if not count.isdigit() or int(count) < 1:
+            raise BadInput(f"--cluster local:N needs a number N >= 1, got {cluster!r}")
+
+
 def make_executor(options: BatchOptions) -> Executor:
     if options.cluster:
         from osptrack.batch.dask_runner import DaskExecutor
 
         return DaskExecutor(options.cluster)
-    if options.workers < 1:
-        raise BadInput("--workers must be at least 1")
     return LocalExecutor(options.workers)
 
 
@@ -158,8 +174,7 @@ def run_batch(
     listener: Listener | None = None,
     executor: Executor | None = None,
 ) -> BatchSummary:
-    if options.retries < 0:
-        raise BadInput("--retries must be 0 or more")
+    _validate(options)  # before anything is written to DIR
     listener = listener or _Silent()
     dest = Destination(options.out)
     summary = BatchSummary(total=len(targets))

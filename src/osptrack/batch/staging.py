@@ -70,8 +70,8 @@ def extract_encrypted_zip(archive: Path, into: Path) -> None:
                 raise StagingError("zip unpacks to more than 1 GiB")
             for info in infos:
                 member = _safe_member(info.filename)
-                mode = info.external_attr >> 16
-                if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip was made without it
+                if file_type and file_type not in (stat.S_IFREG, stat.S_IFDIR):
                     raise StagingError(f"zip member is not a regular file: {info.filename!r}")
                 out = into.joinpath(*member.parts)
                 if info.is_dir():

@@ -221,3 +221,20 @@ def test_multiple_affected_packages_give_one_row_each(osv_tree, tmp_path: Path) 
     build_labels([osv_tree([("malicious", rec)])], out=out)
     rows = sorted((r["name"], r["versions"]) for r in pq.read_table(out).to_pylist())
     assert rows == [("a", ["1.0.0", "1.0.1"]), ("b", ["2.0.0"])]
+
+
+def test_corrupt_member_in_a_good_zip_is_skipped_not_fatal(tmp_path: Path) -> None:
+    recs = _records()[:3]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for kind, rec in recs:
+            zf.writestr(f"top/osv/{kind}/{rec['id']}.json", json.dumps(rec))
+    blob = bytearray(buf.getvalue())
+    at = blob.index(b'"MAL-2"')
+    blob[at + 1 : at + 6] = b"XXX-2"  # same length, wrong CRC
+    zpath = tmp_path / "osv.zip"
+    zpath.write_bytes(bytes(blob))
+    out = tmp_path / "labels.parquet"
+    _, _, report = build_labels([zpath], out=out)
+    assert set(_rows(out)) == {"MAL-1", "MAL-3"}
+    assert report.skipped == 1 and "MAL-2.json: corrupt member" in report.messages[0]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -288,12 +289,46 @@ def derive(
     collector = _Collector()
     for label, rule_id in extra:
         collector.add(label, rule_id)
-    cleaned = [strip_templates(t, collector) for t in texts if t]
-    _apply_keywords(" \n ".join(c for c in cleaned if c), "", collector)
+    for label, rule_id in _text_rules(tuple(_cache_key(t) for t in texts if t)):
+        collector.add(label, rule_id)
     if iocs:
         _apply_iocs(iocs, collector)
-    _apply_keywords(reference_text(references), "ref:", collector)
+    refs = reference_text(references)
+    if refs:
+        for label, rule_id in _keyword_rules(refs, "ref:"):
+            collector.add(label, rule_id)
     return collector.result()
+
+
+# Most records are the same template text with a different package name or source hash. Taking
+# those out first (they are boilerplate anyway) lets identical texts share one rule evaluation.
+_VARIABLE_PARTS = (
+    _line(r"^## Source: ([\w.-]+) \([0-9a-f]*\)\s*$"),
+    _rx(r"Malicious code in \S+ \([^)]*\)"),
+    _rx(r"The OpenSSF Package Analysis project identified '[^']*' @ \S+ \([^)]*\) as malicious\."),
+)
+
+
+def _cache_key(text: str) -> str:
+    for pattern in _VARIABLE_PARTS:
+        if pattern.search(text):
+            text = pattern.sub(" ", text)
+    return text
+
+
+@lru_cache(maxsize=4096)
+def _text_rules(texts: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    collector = _Collector()
+    cleaned = [strip_templates(t, collector) for t in texts]
+    _apply_keywords(" \n ".join(c for c in cleaned if c), "", collector)
+    return tuple(collector.fired.items())
+
+
+@lru_cache(maxsize=4096)
+def _keyword_rules(text: str, prefix: str) -> tuple[tuple[str, str], ...]:
+    collector = _Collector()
+    _apply_keywords(text, prefix, collector)
+    return tuple(collector.fired.items())
 
 
 def osptrack_sub_label(labels: Iterable[str]) -> str:

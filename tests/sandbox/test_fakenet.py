@@ -445,3 +445,28 @@ def test_find_tokens_url_hex_dns_and_no_false_positive() -> None:
     # An unrelated payload, a near miss and a too-short token find nothing.
     assert find_tokens([_flow(b"hello world " + TOKEN[:-1].encode())], {"aws": TOKEN}) == []
     assert find_tokens([_flow(b"abc")], {"short": "abc"}) == []
+
+
+@needs_root_net
+def test_reset_connections_are_still_logged_and_floods_are_capped() -> None:
+    with FakeNetwork(run_id=f"z-{uuid.uuid4().hex[:10]}", max_records=5) as net:
+        reset_code = (
+            "import socket, struct\n"
+            "s = socket.create_connection(('198.51.100.1', 4444), timeout=5)\n"
+            "s.sendall(b'GET /reset HTTP/1.1\\r\\nHost: rst.example\\r\\nContent-Length: 100\\r\\n\\r\\npartial')\n"
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n"
+            "s.close()\n"  # RST while the server still waits for the body
+        )
+        assert run_inside(net, reset_code).returncode == 0
+        assert wait_for(lambda: bool(net.records()))
+        (reset,) = _of(net.records(), kind="tcp")
+        assert reset["http"] == {"method": "GET", "path": "/reset", "host": "rst.example"}
+        assert reset["bytes"] == len(base64.b64decode(reset["first_bytes"])) > 0
+        flood = (
+            "import socket\n"
+            "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "for i in range(20): u.sendto(b'flood', ('198.51.100.2', 7000 + i))\n"
+        )
+        assert run_inside(net, flood).returncode == 0
+        assert wait_for(lambda: net.dropped + len(net.records()) >= 21)
+        assert len(net.records()) == 5 and net.dropped == 16

@@ -20,6 +20,7 @@ from osptrack.sandbox.netns import (
     enter_netns,
     netns_name,
     nft_ruleset,
+    sweep_stale,
 )
 
 needs_root_net = pytest.mark.skipif(
@@ -125,3 +126,34 @@ def test_failed_setup_deletes_the_half_made_namespace(monkeypatch: pytest.Monkey
     with pytest.raises(NetnsError, match="nft"):
         ns.create()
     assert not ns.path.exists()
+
+
+@needs_root_net
+def test_sweep_removes_only_abandoned_namespaces() -> None:
+    abandoned = NetNamespace(f"s-{uuid.uuid4().hex[:10]}")
+    busy = NetNamespace(f"b-{uuid.uuid4().hex[:10]}")
+    abandoned.create()
+    busy.create()
+    inside, release = threading.Event(), threading.Event()
+
+    def occupant() -> None:
+        enter_netns(busy.path)
+        inside.set()
+        release.wait(30)
+
+    thread = threading.Thread(target=occupant)
+    thread.start()
+    try:
+        assert inside.wait(5)
+        # Restricted to our two names: a sweep with min_age 0 must never hit a concurrent run's namespace.
+        ours = [abandoned.name, busy.name]
+        assert sweep_stale(min_age_s=3600, only=ours) == []  # too young
+        assert abandoned.path.exists()
+        removed = sweep_stale(min_age_s=0, only=ours)
+        assert abandoned.name in removed and busy.name not in removed
+        assert not abandoned.path.exists() and busy.path.exists()
+    finally:
+        release.set()
+        thread.join()
+        busy.delete()
+        abandoned.delete()

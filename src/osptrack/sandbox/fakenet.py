@@ -33,6 +33,14 @@ What the sandbox sees (see netns.py for the plumbing):
 
 Record format: exactly `network.jsonl` in docs/formats.md (`dns`, `tcp`, `udp`), sorted by `t`
 (the time the query/connection/datagram arrived). `phase` is None before the first `set_phase`.
+A TCP flow is logged when its connection ends, so read `records()` after the phase's processes
+have exited (the handlers give up after `idle_timeout`). Floods are bounded: at most
+`max_records` records are kept (`net.dropped` counts the rest) and at most `max_connections`
+connections are served at once (further ones are logged with `bytes: 0` and closed).
+`net.errors` counts packets/connections whose handling raised. run.py may put `dropped` and
+`errors` into run.json.
+
+Stale namespaces from a killed run: `osptrack.sandbox.netns.sweep_stale()` (e.g. at batch start).
 
 Threads: one dispatcher thread joins the namespace (setns), binds the listeners there and serves
 DNS/UDP inline; each TCP connection gets a short-lived handler thread. Threads created by the
@@ -65,7 +73,7 @@ from osptrack.sandbox.netns import (
     NetNamespace,
     setns_fd,
 )
-from osptrack.sandbox.proxy import AllowlistProxy, relay
+from osptrack.sandbox.proxy import DEFAULT_REGISTRIES, AllowlistProxy, relay
 
 FIRST_BYTES = 4096
 PARSE_WINDOW = 64 * 1024
@@ -227,6 +235,20 @@ class Sinkholes:
 # --------------------------------------------------------------------------- the network
 
 
+class _Capture:
+    """What one TCP client sent: the first PARSE_WINDOW bytes and the total count."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+        self.buf = bytearray()
+        self.total = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if len(self.buf) < PARSE_WINDOW:
+            self.buf += chunk[: PARSE_WINDOW - len(self.buf)]
+
+
 @dataclass(frozen=True)
 class _Listener:
     sock: socket.socket
@@ -246,13 +268,20 @@ class FakeNetwork:
         idle_timeout: float = 1.5,
         max_connection_s: float = 10.0,
         relay_idle_timeout: float = 120.0,
+        max_records: int = 50_000,
+        max_connections: int = 256,
     ) -> None:
         self.netns = NetNamespace(run_id)
         self.online = online
-        self.allowed_registries = tuple(allowed_registries)
+        # Online mode with no list given means the default registries, not "nothing allowed".
+        self.allowed_registries = tuple(allowed_registries) or (DEFAULT_REGISTRIES if online else ())
         self.idle_timeout = idle_timeout
         self.max_connection_s = max_connection_s
         self.relay_idle_timeout = relay_idle_timeout
+        self.max_records = max_records
+        self.max_connections = max_connections
+        self.errors = 0  # packets/connections whose handling failed (they are still counted here)
+        self.dropped = 0  # records not kept because max_records was reached (a flood)
         self.resolver_address = RESOLVER_ADDRESS
         self.proxy_address: tuple[str, int] | None = PROXY_ADDRESS if online else None
         self.proxy_url = f"http://{PROXY_ADDRESS[0]}:{PROXY_ADDRESS[1]}" if online else None
@@ -408,8 +437,8 @@ class FakeNetwork:
                             self._datagram(listener)
                     except (BlockingIOError, InterruptedError):
                         continue
-                    except OSError:
-                        continue  # one bad packet/connection must not stop the network
+                    except Exception:
+                        self.errors += 1  # one bad packet/connection must not stop the network
         finally:
             selector.close()
             for listener in listeners:
@@ -420,12 +449,18 @@ class FakeNetwork:
         conn.setblocking(True)
         t = time.time()
         phase = self._phase
+        self._handlers = {h for h in self._handlers if h.is_alive()}
+        if len(self._handlers) >= self.max_connections:
+            # A connection flood: log the attempt, but do not spend a thread on it.
+            local = conn.getsockname()
+            conn.close()
+            self._add_tcp(t, phase, _norm_ip(local[0]), int(local[1]), b"", 0)
+            return
         with self._lock:
             self._open_conns.add(conn)
         thread = threading.Thread(
             target=self._tcp_connection, args=(conn, listener.role, t, phase), name="fakenet-tcp", daemon=True
         )
-        self._handlers = {h for h in self._handlers if h.is_alive()}
         self._handlers.add(thread)
         thread.start()
 
@@ -485,113 +520,100 @@ class FakeNetwork:
         return bytes(reply.pack())
 
     def _dns_over_tcp(
-        self, conn: socket.socket, server: str, server_port: int, t: float, phase: str | None
-    ) -> bytes:
-        """Answer length-prefixed queries until the client goes quiet; returns what was read."""
-        seen = bytearray()
+        self, conn: socket.socket, cap: _Capture, server: str, server_port: int, phase: str | None
+    ) -> bool:
+        """Answer length-prefixed queries until the client goes quiet. False if the stream was not DNS."""
         buf = bytearray()
         conn.settimeout(self.idle_timeout)
-        deadline = t + self.max_connection_s
+        deadline = cap.t + self.max_connection_s
         while time.time() < deadline and not self._stop.is_set():
             try:
                 chunk = conn.recv(65535)
-            except (TimeoutError, OSError):
+            except OSError:
                 break
             if not chunk:
                 break
-            seen += chunk
+            cap.feed(chunk)
             buf += chunk
             while len(buf) >= 2 and len(buf) >= 2 + int.from_bytes(buf[:2], "big"):
                 size = int.from_bytes(buf[:2], "big")
                 message, buf = bytes(buf[2 : 2 + size]), buf[2 + size :]
-                reply = self._answer_dns(message, server, server_port, t, phase)
+                reply = self._answer_dns(message, server, server_port, cap.t, phase)
                 if reply is None:
-                    return bytes(seen)
+                    return False
                 conn.sendall(len(reply).to_bytes(2, "big") + reply)
-        return bytes(seen)
+        return not buf
 
     # ------------------------------------------------------------------ TCP
 
     def _tcp_connection(self, conn: socket.socket, role: str, t: float, phase: str | None) -> None:
+        cap = _Capture(t)
+        dst, dst_port = "", 0
+        record = True
         try:
             local = conn.getsockname()
             dst, dst_port = _norm_ip(local[0]), int(local[1])
             if role == "dns-tcp":
-                seen = self._dns_over_tcp(conn, dst, dst_port, t, phase)
-                if not seen or _looks_like_dns_tcp(seen):
-                    return
-                self._add_tcp(t, phase, dst, dst_port, seen, len(seen))
+                # Logged as dns records; only a stream that was not DNS becomes a tcp record.
+                record = not self._dns_over_tcp(conn, cap, dst, dst_port, phase) and cap.total > 0
             elif self.proxy_address is not None and (dst, dst_port) == self.proxy_address:
-                head, total = self._relay_to_proxy(conn)
-                self._add_tcp(t, phase, dst, dst_port, head, total)
+                self._relay_to_proxy(conn, cap)
             else:
-                head, total = self._converse(conn, t)
-                self._add_tcp(t, phase, dst, dst_port, head, total)
-        except OSError:
-            pass
+                self._converse(conn, cap)
+        except Exception:
+            self.errors += 1  # a reset or a parser surprise must not lose the flow, nor the network
         finally:
             with self._lock:
                 self._open_conns.discard(conn)
             conn.close()
+            if record and dst:
+                self._add_tcp(t, phase, dst, dst_port, bytes(cap.buf), cap.total)
 
-    def _converse(self, conn: socket.socket, t: float) -> tuple[bytes, int]:
-        """Read like a plausible server would; returns (first PARSE_WINDOW bytes, total bytes)."""
-        buf = bytearray()
-        total = 0
+    def _converse(self, conn: socket.socket, cap: _Capture) -> None:
+        """Read like a plausible server would, so the client shows what it meant to send."""
         sent_continue = False
+        answered = False
         conn.settimeout(self.idle_timeout)
-        deadline = t + self.max_connection_s
+        deadline = cap.t + self.max_connection_s
         while time.time() < deadline and not self._stop.is_set():
             try:
                 chunk = conn.recv(65536)
-            except (TimeoutError, OSError):
+            except OSError:
                 break
             if not chunk:
                 break
-            total += len(chunk)
-            if len(buf) < PARSE_WINDOW:
-                buf += chunk[: PARSE_WINDOW - len(buf)]
-            data = bytes(buf)
+            cap.feed(chunk)
+            data = bytes(cap.buf)
             if data[:1] == b"\x16":
                 if _tls_handshake(data)[1]:
                     break  # full ClientHello: closing now is what a failing TLS server does
             elif _HTTP_REQUEST_LINE.match(data):
-                expect, complete = _http_request_complete(data, total)
+                expect, complete = _http_request_complete(data, cap.total)
                 if expect and not sent_continue and not complete:
                     conn.sendall(_HTTP_CONTINUE)
                     sent_continue = True
                 if complete:
                     conn.sendall(_HTTP_OK)
+                    answered = True
                     break
-        if _HTTP_REQUEST_LINE.match(bytes(buf)) and not _http_request_complete(bytes(buf), total)[1]:
+        if not answered and _HTTP_REQUEST_LINE.match(bytes(cap.buf)):
             # Timed out mid-request: still answer, so the client gets a response rather than a reset.
             with contextlib.suppress(OSError):
                 conn.sendall(_HTTP_OK)
-        return bytes(buf), total
 
-    def _relay_to_proxy(self, conn: socket.socket) -> tuple[bytes, int]:
+    def _relay_to_proxy(self, conn: socket.socket, cap: _Capture) -> None:
         """Copy bytes both ways between the in-namespace client and the host-side proxy."""
         assert self._proxy_socket is not None
-        head = bytearray()
-        total = 0
-
-        def capture(chunk: bytes) -> None:
-            nonlocal total
-            total += len(chunk)
-            if len(head) < FIRST_BYTES:
-                head.extend(chunk[: FIRST_BYTES - len(head)])
-
         upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with self._lock:
             self._open_conns.add(upstream)
         try:
             upstream.connect(str(self._proxy_socket))
-            relay(conn, upstream, self._stop, self.relay_idle_timeout, on_a_data=capture)
+            relay(conn, upstream, self._stop, self.relay_idle_timeout, on_a_data=cap.feed)
         finally:
             with self._lock:
                 self._open_conns.discard(upstream)
             upstream.close()
-        return bytes(head), total
 
     def _add_tcp(self, t: float, phase: str | None, dst: str, dst_port: int, data: bytes, total: int) -> None:
         http = parse_http_request(data)
@@ -607,7 +629,10 @@ class FakeNetwork:
 
     def _add(self, record: dict[str, Any]) -> None:
         with self._lock:
-            self._records.append(record)
+            if len(self._records) < self.max_records:
+                self._records.append(record)
+            else:
+                self.dropped += 1
 
 
 def _make_transparent(sock: socket.socket, family: int) -> None:
@@ -630,16 +655,3 @@ def _is_ip_literal(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _looks_like_dns_tcp(data: bytes) -> bool:
-    """True when the whole stream parsed as length-prefixed DNS (already logged as dns records)."""
-    i = 0
-    while i + 2 <= len(data):
-        size = int.from_bytes(data[i : i + 2], "big")
-        try:
-            DNSRecord.parse(data[i + 2 : i + 2 + size])
-        except Exception:
-            return False
-        i += 2 + size
-    return i == len(data)

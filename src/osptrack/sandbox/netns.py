@@ -35,11 +35,15 @@ to the initial user namespace.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import re
 import subprocess
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +63,9 @@ DNS_PORT = 2
 # for infrastructure; names get sinkholes from 198.18.1.0 up (see fakenet.py).
 LOCAL_ADDRESS_V4 = "198.18.0.1"
 LOCAL_ADDRESS_V6 = "fd5e:1800::1"
+
+# `ip netns add` makes /run/netns a shared mount point on first use; parallel first calls race.
+_CREATE_LOCK = Path("/run/osptrack-netns.lock")
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
 
@@ -118,6 +125,56 @@ def enter_netns(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def _creation_lock() -> Iterator[None]:
+    """Serialise namespace creation across threads and processes (batch workers)."""
+    with open(_CREATE_LOCK, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _tasks_in_namespaces() -> set[tuple[int, int]]:
+    """(st_dev, st_ino) of the network namespace of every thread on the machine."""
+    found: set[tuple[int, int]] = set()
+    for task_ns in Path("/proc").glob("[0-9]*/task/[0-9]*/ns/net"):
+        with contextlib.suppress(OSError):
+            st = os.stat(task_ns)
+            found.add((st.st_dev, st.st_ino))
+    return found
+
+
+def sweep_stale(min_age_s: float = 600.0, only: Iterable[str] | None = None) -> list[str]:
+    """Delete `osptrack-*` namespaces left by a killed run; returns their names.
+
+    Stale means: older than `min_age_s` and no thread on the machine is inside it. A live
+    FakeNetwork always has its dispatcher thread inside, and a live sandbox its processes, so
+    concurrent runs (other workers, other batches) are never touched. Call it when a batch starts.
+    `only` restricts the sweep to these namespace names.
+    """
+    wanted = None if only is None else set(only)
+    if not NETNS_DIR.is_dir():
+        return []
+    in_use = _tasks_in_namespaces()
+    removed = []
+    now = time.time()
+    for path in sorted(NETNS_DIR.glob(NETNS_PREFIX + "*")):
+        if wanted is not None and path.name not in wanted:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if now - st.st_mtime < min_age_s or (st.st_dev, st.st_ino) in in_use:
+            continue
+        with contextlib.suppress(NetnsError):
+            _run(["ip", "netns", "del", path.name])
+            removed.append(path.name)
+    return removed
+
+
 def _run(argv: list[str], stdin: str | None = None) -> None:
     proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30, check=False)
     if proc.returncode != 0:
@@ -133,9 +190,10 @@ class NetNamespace:
         self._created = False
 
     def create(self) -> None:
-        if self.path.exists():
-            raise NetnsError(f"network namespace {self.name} already exists (another run with this id?)")
-        _run(["ip", "netns", "add", self.name])
+        with _creation_lock():
+            if self.path.exists():
+                raise NetnsError(f"network namespace {self.name} already exists (another run with this id?)")
+            _run(["ip", "netns", "add", self.name])
         self._created = True
         try:
             self._configure()

@@ -5,12 +5,10 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
 
 from osptrack.errors import BadInput
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-err_console = Console(stderr=True)
 
 
 def _register() -> None:
@@ -28,7 +26,9 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except BadInput as exc:
-        err_console.print(f"osptrack: error: {exc}", highlight=False, markup=False)
+        # Plain print: rich would wrap a long message onto two lines.
+        message = " ".join(str(exc).split())
+        print(f"osptrack: error: {message}", file=sys.stderr)
         sys.exit(2)
     except typer.Abort:
         sys.exit(130)

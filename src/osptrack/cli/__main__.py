@@ -1,0 +1,3 @@
+from osptrack.cli import main
+
+main()

@@ -1,0 +1,36 @@
+"""Every real benign package of the shared corpus analyses offline, completed, with no stray DNS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from osptrack import ecosystems
+from osptrack.run import AnalyzeOptions, analyze
+from osptrack.target import normalise_name, parse_target
+
+CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
+ENTRIES = json.loads((CORPUS / "manifest.json").read_text())["packages"]
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[f"{e['ecosystem']}-{e['name']}" for e in ENTRIES])
+def test_corpus_package_completes_offline(entry: dict, tmp_path: Path) -> None:
+    archive = CORPUS / entry["archive"]
+    options = AnalyzeOptions(timeout_s=180, deps_dirs=(archive.parent,))
+    outcome = analyze(parse_target(entry["ecosystem"], str(archive)), options, tmp_path / "run")
+    result = json.loads((outcome.out / "result.json").read_text())
+    package = result["Package"]
+    assert (package["Ecosystem"], package["Version"]) == (entry["ecosystem"], entry["version"])
+    assert normalise_name(entry["ecosystem"], package["Name"]) == normalise_name(entry["ecosystem"], entry["name"])
+    for phase in ("install", "import"):
+        record = result["Analysis"][phase]
+        assert record["Status"] == "completed", (phase, outcome.notable)
+        registry = set(ecosystems.get(entry["ecosystem"]).registry_hosts)
+        names = {q["Hostname"] for d in record["DNS"] for q in d["Queries"]}
+        assert names <= registry, names
+    assert outcome.notable["dns"] == [] and outcome.notable["exfiltration"] == []
+    assert outcome.notable["bait_reads"] == []

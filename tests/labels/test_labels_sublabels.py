@@ -169,3 +169,21 @@ def test_osptrack_vocabulary(labels: list[str], expected: str) -> None:
 def test_behaviour_labels_exclude_full_compromise() -> None:
     assert "full_compromise" not in BEHAVIOUR_LABELS
     assert BEHAVIOUR_LABELS | {"full_compromise"} == set(TAXONOMY)
+
+
+def test_every_rule_is_documented() -> None:
+    from pathlib import Path
+
+    from osptrack.labels.sublabels import TEMPLATE_RULES
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "labels.md").read_text()
+    rule_ids = [r.id for r in (*TEMPLATE_RULES, *KEYWORD_RULES)] + [
+        "ioc:payload-url",
+        "ioc:exfil-endpoint",
+        "ioc:malicious-host",
+        "osptrack:attack-type-root-shell",
+        "osptrack:attack-type-command-exec",
+    ]
+    missing = [r for r in rule_ids if f"`{r}`" not in doc]
+    assert missing == []
+    assert all(f"`{label}`" in doc or label in doc for label in TAXONOMY)

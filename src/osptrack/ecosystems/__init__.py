@@ -10,8 +10,9 @@ from osptrack.target import normalise_ecosystem
 def _all() -> dict[str, Ecosystem]:
     from osptrack.ecosystems.npm import Npm
     from osptrack.ecosystems.pypi import PyPI
+    from osptrack.ecosystems.rubygems import RubyGems
 
-    return {eco.name: eco for eco in (PyPI(), Npm())}
+    return {eco.name: eco for eco in (PyPI(), Npm(), RubyGems())}
 
 
 def get(name: str) -> Ecosystem:

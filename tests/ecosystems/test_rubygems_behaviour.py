@@ -1,0 +1,108 @@
+"""RubyGems in the sandbox: an extconf.rb, a required file and an executable each look up a
+name, connect and run a command, and each shows up in its own phase of result.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from osptrack.ecosystems import get
+from osptrack.ecosystems.rubygems import gemspec_yaml, pack_gem
+from osptrack.run import AnalyzeOptions, analyze
+from osptrack.target import PackageRef
+
+PORT = 8080
+
+
+def ruby_behaviour(host: str) -> str:
+    """DNS lookup, TCP connect and exec, harmless: the fake network sinkholes the connect."""
+    return f"""
+require "socket"
+begin
+  ip = Addrinfo.getaddrinfo("{host}", {PORT}, :INET, :STREAM).first.ip_address
+  s = Socket.tcp(ip, {PORT}, connect_timeout: 3)
+  s.write("GET /{host} HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n")
+  s.close
+rescue StandardError => e
+  puts "osptrack-test: network failed: #{{e}}"
+end
+system("sh", "-c", "echo {host.split(".")[0]}-ran; id")
+"""
+
+
+def build_gem(dest: Path) -> Path:
+    files = {
+        "ext/osptrack_gemhook/extconf.rb": ruby_behaviour("gem-install.osptrack-test.example")
+        + 'File.write("Makefile", "all:\\n\\ttrue\\ninstall:\\n\\ttrue\\nclean:\\n\\ttrue\\n")\n',
+        "lib/osptrack-gemhook.rb": ruby_behaviour("gem-import.osptrack-test.example")
+        + "module OsptrackGemhook; end\n",
+        "bin/osptrack-gemhook": "#!/usr/bin/env ruby\n" + ruby_behaviour("gem-execute.osptrack-test.example"),
+    }
+    meta = gemspec_yaml(
+        "osptrack-gemhook",
+        "1.0.0",
+        sorted(files),
+        executables=("osptrack-gemhook",),
+        extensions=("ext/osptrack_gemhook/extconf.rb",),
+    )
+    return pack_gem(dest, meta, {k: v.encode() for k, v in files.items()})
+
+
+def test_gem_metadata_round_trips(tmp_path: Path) -> None:
+    gem = build_gem(tmp_path)
+    meta = get("rubygems").read_metadata(gem)
+    assert (meta.name, meta.version) == ("osptrack-gemhook", "1.0.0")
+    assert get("rubygems").find_archive("OSPTRACK-gemhook", None, (tmp_path,)) == gem
+
+
+def test_not_a_gem_is_bad_input(tmp_path: Path) -> None:
+    from osptrack.errors import BadInput
+
+    junk = tmp_path / "x-1.0.gem"
+    junk.write_bytes(b"not a tar")
+    with pytest.raises(BadInput):
+        get("rubygems").read_metadata(junk)
+
+
+@pytest.fixture(scope="module")
+def gem_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    if get("rubygems").missing_toolchain():
+        pytest.skip(get("rubygems").missing_toolchain() or "")
+    base = tmp_path_factory.mktemp("gem")
+    gem = build_gem(base)
+    ref = PackageRef("rubygems", "osptrack-gemhook", None, gem)
+    analyze(ref, AnalyzeOptions(phases=("install", "import", "execute"), timeout_s=120), base / "run")
+    return json.loads((base / "run" / "result.json").read_text())
+
+
+def assert_behaviour(result: dict, phase: str, host: str) -> None:
+    record = result["Analysis"][phase]
+    hostnames = {q["Hostname"] for d in record["DNS"] or [] for q in d["Queries"]}
+    assert host in hostnames, (phase, hostnames)
+    assert any(s["Port"] == PORT for s in record["Sockets"] or []), record["Sockets"]
+    commands = [" ".join(c["Command"]) for c in record["Commands"] or []]
+    assert any(f"{host.split('.')[0]}-ran" in c for c in commands), commands
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize(
+    ("phase", "host"),
+    [
+        ("install", "gem-install.osptrack-test.example"),
+        ("import", "gem-import.osptrack-test.example"),
+        ("execute", "gem-execute.osptrack-test.example"),
+    ],
+)
+def test_each_phase_records_dns_connect_exec(gem_run: dict, phase: str, host: str) -> None:
+    assert gem_run["Analysis"][phase]["Status"] == "completed"
+    assert_behaviour(gem_run, phase, host)
+
+
+@pytest.mark.sandbox
+def test_phases_do_not_leak_into_each_other(gem_run: dict) -> None:
+    install_names = {q["Hostname"] for d in gem_run["Analysis"]["install"]["DNS"] or [] for q in d["Queries"]}
+    assert "gem-execute.osptrack-test.example" not in install_names
+    import_names = {q["Hostname"] for d in gem_run["Analysis"]["import"]["DNS"] or [] for q in d["Queries"]}
+    assert "gem-execute.osptrack-test.example" not in import_names

@@ -238,3 +238,11 @@ def test_corrupt_member_in_a_good_zip_is_skipped_not_fatal(tmp_path: Path) -> No
     _, _, report = build_labels([zpath], out=out)
     assert set(_rows(out)) == {"MAL-1", "MAL-3"}
     assert report.skipped == 1 and "MAL-2.json: corrupt member" in report.messages[0]
+
+
+def test_withdrawn_folder_passed_directly_is_still_withdrawn(osv_tree, tmp_path: Path, monkeypatch) -> None:
+    root = osv_tree([("withdrawn", make_record("MAL-W", "npm", "w", versions=["1.0.0"]))])
+    monkeypatch.chdir(root / "osv" / "withdrawn")
+    out = tmp_path / "labels.parquet"
+    build_labels([Path(".")], out=out)
+    assert _rows(out)["MAL-W"]["withdrawn"] is True

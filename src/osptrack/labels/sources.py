@@ -55,7 +55,8 @@ def _iter_folder(root: Path, report: BuildReport) -> Iterator[tuple[str, bytes]]
         except OSError as exc:
             report.skip(str(file), f"cannot read: {exc.strerror}")
             continue
-        yield file.relative_to(root).as_posix(), data
+        # The absolute path, so `osv/withdrawn/` is still seen when that folder itself is passed.
+        yield file.resolve().as_posix(), data
 
 
 def _iter_zip(path: Path, report: BuildReport) -> Iterator[tuple[str, bytes]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from conftest import GHSA_TEMPLATE, all_versions_range, make_record
+from labels_fixtures import GHSA_TEMPLATE, all_versions_range, make_record
 
 from osptrack.errors import BadInput
 from osptrack.labels.build import build_labels

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import GHSA_TEMPLATE, all_versions_range, make_record
+from labels_fixtures import GHSA_TEMPLATE, all_versions_range, make_record
 from typer.testing import CliRunner
 
 from osptrack.cli.labels import app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import all_versions_range, make_record
+from labels_fixtures import all_versions_range, make_record
 
 from osptrack.errors import BadInput
 from osptrack.labels.build import build_labels

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from conftest import SHARED_ZIP
+from labels_fixtures import SHARED_ZIP
 
 from osptrack.labels.build import build_labels
 from osptrack.labels.match import LabelIndex

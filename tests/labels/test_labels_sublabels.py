@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import GHSA_TEMPLATE, SEPARATOR
+from labels_fixtures import GHSA_TEMPLATE, SEPARATOR
 
 from osptrack.labels.sublabels import (
     BEHAVIOUR_LABELS,

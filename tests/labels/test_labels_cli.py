@@ -83,3 +83,17 @@ def test_bad_input_raises_for_main_to_turn_into_exit_2(tmp_path: Path) -> None:
     )
     assert isinstance(result.exception, BadInput) and "none.zip" in str(result.exception)
     assert not (tmp_path / "l.parquet").exists()
+
+
+def test_exit_codes_through_the_real_entry_point(labels_file: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        code = "import sys; sys.argv[0] = 'osptrack'; from osptrack.cli import main; main()"
+        return subprocess.run([sys.executable, "-c", code, "labels", *args], capture_output=True, text=True)
+
+    assert run("lookup", "npm", "evil", "1.0.0", "--labels", str(labels_file)).returncode == 0
+    assert run("lookup", "npm", "evil", "9.9.9", "--labels", str(labels_file)).returncode == 1
+    bad = run("build", "--osv", str(tmp_path / "gone.zip"), "--out", str(tmp_path / "x.parquet"))
+    assert bad.returncode == 2 and "gone.zip" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -84,3 +84,28 @@ def test_load_rejects_non_label_file(tmp_path: Path) -> None:
         LabelIndex.load(bogus)
     with pytest.raises(BadInput, match="no such labels file"):
         LabelIndex.load(tmp_path / "missing.parquet")
+
+
+def test_combined_sub_labels_across_sources(osv_tree, tmp_path: Path) -> None:
+    from labels_fixtures import GHSA_TEMPLATE
+
+    root = osv_tree(
+        [
+            ("malicious", make_record("MAL-A", "npm", "multi", versions=["1.0.0"], details=GHSA_TEMPLATE)),
+            (
+                "malicious",
+                make_record("MAL-B", "npm", "multi", ranges=all_versions_range(), details="a C2 beacon"),
+            ),
+            (
+                "withdrawn",
+                make_record("MAL-C", "npm", "multi", ranges=all_versions_range(), details="clipboard"),
+            ),
+        ]
+    )
+    out = tmp_path / "labels.parquet"
+    build_labels([root], out=out)
+    index = LabelIndex.load(out)
+    assert index.sub_labels("npm", "multi", "1.0.0") == ("c2", "full_compromise")  # withdrawn MAL-C ignored
+    assert index.osptrack_sub_label("npm", "multi", "1.0.0") == "C2"
+    assert index.sub_labels("npm", "multi", "2.0.0") == ("c2",)
+    assert index.osptrack_sub_label("npm", "unknown", "1.0.0") == "na"

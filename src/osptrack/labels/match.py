@@ -3,6 +3,7 @@
     index = LabelIndex.load(Path("labels.parquet"))
     index.match("pypi", "Evil_Pkg", "1.0")      # -> [LabelHit, ...], withdrawn records excluded
     index.is_malicious("npm", "@Scope/x", "2.0.1")
+    index.osptrack_sub_label("npm", "@Scope/x", "2.0.1")   # "C2", "root shell", "command exec", "na"
 
 Names and versions are normalised exactly as the build normalised them (osptrack.target), so a
 caller may pass them as written. A bounded OSV range is evaluated with the ecosystem's ordering
@@ -19,6 +20,7 @@ from typing import Any
 import orjson
 
 from osptrack.labels.coords import label_ecosystem, label_name, version_key
+from osptrack.labels.sublabels import TAXONOMY, osptrack_sub_label
 from osptrack.labels.table import read_labels
 from osptrack.labels.versions import in_range
 
@@ -157,3 +159,12 @@ class LabelIndex:
 
     def is_malicious(self, ecosystem: str, name: str, version: str | None = None) -> bool:
         return bool(self.match(ecosystem, name, version))
+
+    def sub_labels(self, ecosystem: str, name: str, version: str | None = None) -> tuple[str, ...]:
+        """Union of the sub-labels of every (non-withdrawn) hit, in taxonomy order."""
+        found = {label for hit in self.match(ecosystem, name, version) for label in hit.sub_labels}
+        return tuple(label for label in TAXONOMY if label in found) + tuple(sorted(found - set(TAXONOMY)))
+
+    def osptrack_sub_label(self, ecosystem: str, name: str, version: str | None = None) -> str:
+        """OSPtrack's `Sub_Label` for a coordinate: `na` when unknown or without behaviour labels."""
+        return osptrack_sub_label(self.sub_labels(ecosystem, name, version))

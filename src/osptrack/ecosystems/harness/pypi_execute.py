@@ -36,8 +36,17 @@ def _on_alarm(signum, frame):
 
 
 # Values by annotation, then by parameter-name hint; the last resort is a string.
-BY_TYPE = {int: 1, float: 1.0, str: "osptrack", bytes: b"osptrack", bool: True, list: [], dict: {},
-           tuple: (), set: set()}
+BY_TYPE = {
+    int: 1,
+    float: 1.0,
+    str: "osptrack",
+    bytes: b"osptrack",
+    bool: True,
+    list: [],
+    dict: {},
+    tuple: (),
+    set: set(),
+}
 BY_NAME = (
     (("url", "uri", "endpoint", "host"), "http://osptrack.example/"),
     (("path", "file", "filename", "dir", "directory", "folder"), "/tmp/osptrack-arg"),
@@ -85,12 +94,14 @@ def drain(result):
     if inspect.iscoroutine(result):
         return asyncio.run(result)
     if inspect.isasyncgen(result):
+
         async def pull():
             n = 0
             async for _ in result:
                 n += 1
                 if n >= MAX_ITEMS:
                     break
+
         return asyncio.run(pull())
     if inspect.isgenerator(result):
         for n, _ in enumerate(result):

@@ -1,0 +1,70 @@
+"""composer install of one package in a fresh project (runs inside the sandbox).
+
+Usage: packagist_install.py offline|online PROJECT NAME VERSION [ARCHIVE] [--deps DIR...]
+
+Offline, the archive becomes an inline `package` repository whose dist is the local zip (so a
+zipball without a `version` in its composer.json installs too), the --deps-dir folders become
+`artifact` repositories, and packagist.org is disabled. Plugins and scripts are allowed, as in
+real projects: a composer plugin's activate() is the Packagist install-time attack path.
+"""
+
+import json
+import os
+import sys
+import zipfile
+
+MAX_JSON = 4 << 20
+
+
+def package_json(archive):
+    """The package's own composer.json, from the zip root or its single top folder."""
+    with zipfile.ZipFile(archive) as zf:
+        names = [n for n in zf.namelist() if n.endswith("composer.json") and n.strip("/").count("/") <= 1]
+        names.sort(key=lambda n: n.count("/"))
+        if not names:
+            sys.exit(f"osptrack-install: {archive}: no composer.json")
+        info = zf.getinfo(names[0])
+        if info.file_size > MAX_JSON:
+            sys.exit("osptrack-install: composer.json too large")
+        return json.loads(zf.read(info))
+
+
+def main():
+    args = sys.argv[1:]
+    deps = []
+    if "--deps" in args:
+        i = args.index("--deps")
+        args, deps = args[:i], args[i + 1 :]
+    mode, project, name, version = args[:4]
+    archive = args[4] if len(args) > 4 else None
+    repositories = []
+    if archive:
+        package = package_json(archive)
+        package["name"] = name
+        package["version"] = version
+        package["dist"] = {"type": "zip", "url": archive}
+        package.pop("source", None)
+        repositories.append({"type": "package", "package": package})
+    repositories += [{"type": "artifact", "url": d} for d in deps]
+    if mode != "online":
+        repositories.append({"packagist.org": False})
+    manifest = {
+        "name": "osptrack/sandbox-project",
+        "description": "osptrack sandbox project",
+        "type": "project",
+        "repositories": repositories,
+        "require": {name: version},
+        "minimum-stability": "dev",
+        "prefer-stable": True,
+        "config": {"allow-plugins": True, "process-timeout": 0},
+    }
+    os.makedirs(project, exist_ok=True)
+    with open(os.path.join(project, "composer.json"), "w") as fh:
+        json.dump(manifest, fh, indent=2)
+    os.chdir(project)
+    argv = ["composer", "install", "--no-interaction", "--no-progress", "--prefer-dist"]
+    os.execvp(argv[0], argv)
+
+
+if __name__ == "__main__":
+    main()

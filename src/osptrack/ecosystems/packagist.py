@@ -1,0 +1,137 @@
+"""Packagist: `composer install` in a fresh project with packagist.org disabled, then include.
+
+Debian's php-cli and composer live under /usr. The install harness writes the project's
+composer.json inside the sandbox: the archive as an inline `package` repository with a local
+zip dist, the --deps-dir folders as `artifact` repositories, plugins allowed. Composer
+plugins (type `composer-plugin`) run their activate() during install, as on a user's machine;
+a dependency's own `scripts` never run in Composer (only the root project's do), so plugins are
+the install-time path that matters.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import zipfile
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from osptrack.ecosystems.archives import read_member
+from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
+from osptrack.errors import BadInput
+from osptrack.jsonio import atomic_write_bytes
+from osptrack.target import normalise_name, validate_name, validate_version
+
+PROJECT = "/root/project"
+_VERSION_IN_FILENAME = re.compile(r"-v?(\d[\w.+-]*)\.zip$")
+
+
+class Packagist(Ecosystem):
+    name = "packagist"
+    registry_hosts = ("repo.packagist.org", "packagist.org", "api.github.com", "codeload.github.com")
+    suffixes = (".zip",)
+    toolchain = (("php", "php-cli"), ("composer", "composer"), ("unzip", "unzip"))
+    phases = ("install", "import", "execute")
+
+    def read_metadata(self, archive: Path) -> Metadata:
+        found = read_member(
+            archive, lambda n: n.strip("/").count("/") <= 1 and n.rsplit("/", 1)[-1] == "composer.json"
+        )
+        if found is None:
+            raise BadInput(f"{archive.name}: not a Composer package (no composer.json)")
+        try:
+            manifest = json.loads(found[1])
+            name = str(manifest["name"]).strip()
+        except (ValueError, KeyError, TypeError):
+            raise BadInput(f"{archive.name}: composer.json lacks a valid name") from None
+        version = str(manifest.get("version") or "").strip()
+        if not version:
+            # GitHub zipballs (what Packagist serves as dist) carry no version: take the file name's.
+            match = _VERSION_IN_FILENAME.search(archive.name)
+            if match is None:
+                raise BadInput(
+                    f"{archive.name}: composer.json has no version; name the file NAME-VERSION.zip"
+                )
+            version = match.group(1)
+        validate_name("packagist", name)
+        validate_version(version)
+        return Metadata(name, version)
+
+    def find_archive(self, name: str, version: str | None, dirs: tuple[Path, ...]) -> Path | None:
+        want = normalise_name("packagist", name)
+        best: tuple[Version, Path] | None = None
+        for folder in dirs:
+            for path in sorted(folder.glob("*.zip")) if folder.is_dir() else ():
+                try:
+                    meta = self.read_metadata(path)
+                except BadInput:
+                    continue
+                if normalise_name("packagist", meta.name) != want:
+                    continue
+                if version is not None and meta.version.lstrip("v") != version.lstrip("v"):
+                    continue
+                try:
+                    ver = Version(meta.version)
+                except InvalidVersion:
+                    ver = Version("0")
+                if best is None or ver > best[0]:
+                    best = (ver, path)
+        return best[1] if best else None
+
+    def prepare_home(self, home: Path, uid: int, gid: int) -> None:
+        project = home / "project"
+        project.mkdir(mode=0o755)
+        os.chown(project, uid, gid)
+
+    def chdir(self) -> str:
+        return PROJECT
+
+    def env(self, layout: Layout, online: bool) -> dict[str, str]:
+        env = {
+            "COMPOSER_HOME": "/root/.composer",
+            "COMPOSER_CACHE_DIR": "/root/.cache/composer",
+            "COMPOSER_ALLOW_SUPERUSER": "1",  # uid 0 is only the sandbox's user namespace
+            "COMPOSER_NO_INTERACTION": "1",
+            "COMPOSER_NO_AUDIT": "1",
+        }
+        if not online:
+            env["COMPOSER_DISABLE_NETWORK"] = "1"
+        return env
+
+    def command(self, phase: str, layout: Layout, online: bool) -> list[str] | None:
+        h = layout.harness
+        if phase == "install":
+            argv = ["python3", f"{h}/packagist_install.py", "online" if online else "offline", PROJECT]
+            argv += [layout.name, layout.version]
+            if layout.archive:
+                argv.append(layout.archive)
+            if layout.deps:
+                argv += ["--deps", *layout.deps]
+            return argv
+        if phase == "import":
+            return ["php", f"{h}/packagist_import.php", layout.name.lower(), PROJECT]
+        if phase == "execute":
+            return ["python3", f"{h}/packagist_execute.py", layout.name, PROJECT]
+        return None
+
+    def is_toolchain_process(self, argv: list[str]) -> bool:
+        head = argv[:3]
+        return (len(argv) > 1 and argv[1].startswith("/input/harness/")) or any(
+            a == "composer" or a.endswith("/composer") for a in head
+        )
+
+
+def pack_composer_zip(dest: Path, manifest: dict[str, object], files: dict[str, bytes]) -> Path:
+    """A Composer artifact zip (composer.json at the root, version included), written atomically."""
+    name, version = str(manifest["name"]), str(manifest["version"])
+    path = dest / f"{name.replace('/', '-')}-{version}.zip"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("composer.json", json.dumps(manifest, indent=2))
+        for rel, data in sorted(files.items()):
+            zf.writestr(rel, data)
+    atomic_write_bytes(path, buf.getvalue())
+    return path

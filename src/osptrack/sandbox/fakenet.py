@@ -298,6 +298,7 @@ class FakeNetwork:
         self._handlers: set[threading.Thread] = set()
         self._open_conns: set[socket.socket] = set()
         self._netns_fd: int | None = None
+        self._idle_rounds = 0
 
     # ------------------------------------------------------------------ public API
 
@@ -312,9 +313,32 @@ class FakeNetwork:
     def set_phase(self, phase: str | None) -> None:
         self._phase = phase
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self, settle: bool = True) -> list[dict[str, Any]]:
+        """The records so far, sorted by time. By default first `settle()`s, so flows of processes
+        that have just exited are included."""
+        if settle:
+            self.settle()
         with self._lock:
             return sorted((dict(r) for r in self._records), key=lambda r: r["t"])
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until open TCP flows are finished and queued datagrams are handled.
+
+        A flow is recorded when its connection ends and a datagram when the dispatcher reads it,
+        both a moment after the client is gone. Returns False if flows were still open at the
+        timeout (default: idle_timeout + 1 s), e.g. a client that is still running.
+        """
+        deadline = time.time() + (self.idle_timeout + 1.0 if timeout is None else timeout)
+        if self._dispatcher is None or not self._dispatcher.is_alive():
+            return True
+        # An idle select round that starts after now means every queued datagram was read.
+        start_round = self._idle_rounds
+        while time.time() < deadline:
+            busy = any(h.is_alive() for h in list(self._handlers))
+            if not busy and self._idle_rounds >= start_round + 2:
+                return True
+            time.sleep(0.02)
+        return False
 
     def hostnames_for(self, ip: str) -> list[str]:
         return self.sinkholes.names_for(ip)
@@ -428,7 +452,10 @@ class FakeNetwork:
             for listener in listeners:
                 selector.register(listener.sock, selectors.EVENT_READ, listener)
             while not self._stop.is_set():
-                for key, _ in selector.select(0.1):
+                events = selector.select(0.05)
+                if not events:
+                    self._idle_rounds += 1
+                for key, _ in events:
                     listener = key.data
                     try:
                         if listener.role in ("tcp", "dns-tcp"):

@@ -1,32 +1,129 @@
-"""Read one metadata member out of an archive, bounded, without extracting anything."""
+"""Read one metadata member out of an archive, bounded, without extracting anything.
+
+Everything here runs on the host against an untrusted file, so every read is capped:
+- the member itself (MAX_MEMBER_BYTES), the number of members looked at (MAX_MEMBERS_SCANNED),
+  and a zip's declared entry count, checked before zipfile parses its central directory;
+- for compressed tarballs, the bytes decompressed while scanning for the member: a hard cap
+  (MAX_DECOMPRESSED_BYTES) and a ratio cap (MAX_RATIO once past RATIO_FLOOR_BYTES), because
+  tarfile must inflate every member it skips and a bomb would otherwise stall the analysis;
+- the error message: one line, whatever the archive library put in its exception.
+"""
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
+import struct
 import tarfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from osptrack.errors import BadInput
 
 MAX_MEMBER_BYTES = 4 << 20  # metadata files are small; anything bigger is hostile
 MAX_MEMBERS_SCANNED = 20000
+MAX_ZIP_ENTRIES = 200_000  # a central directory this large costs hundreds of MB to parse
+MAX_DECOMPRESSED_BYTES = 1 << 30
+RATIO_FLOOR_BYTES = 64 << 20  # small archives may compress very well (all-zero test files)
+MAX_RATIO = 200  # real source tarballs inflate 3-20x; bombs inflate 1000x and more
+
+_COMPRESSED = {b"\x1f\x8b": gzip.GzipFile, b"BZ": bz2.BZ2File, b"\xfd7zXZ": lzma.LZMAFile}
+
+
+class ArchiveBomb(BadInput):
+    """Decompressing the archive exceeded the size or ratio cap."""
+
+
+class _Capped(io.RawIOBase):
+    """A read-only stream that counts decompressed bytes and stops a bomb mid-scan."""
+
+    def __init__(self, inner: BinaryIO, name: str, compressed_size: int) -> None:
+        self.inner = inner
+        self.name = name
+        self.compressed = max(compressed_size, 1)
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.inner.read(min(len(buffer), 1 << 20))
+        self.total += len(data)
+        if self.total > MAX_DECOMPRESSED_BYTES:
+            raise ArchiveBomb(f"{self.name}: decompresses to more than {MAX_DECOMPRESSED_BYTES >> 20} MiB")
+        if self.total > RATIO_FLOOR_BYTES and self.total > MAX_RATIO * self.compressed:
+            raise ArchiveBomb(f"{self.name}: decompression ratio above {MAX_RATIO}:1 (an archive bomb)")
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def read_member(archive: Path, want: Callable[[str], bool]) -> tuple[str, bytes] | None:
     """The first regular-file member whose name satisfies `want`, as (name, bytes)."""
     try:
         if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                for i, info in enumerate(zf.infolist()):
-                    if i > MAX_MEMBERS_SCANNED:
-                        break
-                    if not info.is_dir() and want(info.filename):
-                        if info.file_size > MAX_MEMBER_BYTES:
-                            raise BadInput(f"{archive.name}: metadata member {info.filename} is too large")
-                        return info.filename, zf.read(info)
-            return None
-        with tarfile.open(archive, mode="r:*") as tf:
+            return _read_zip(archive, want)
+        return _read_tar(archive, want)
+    except BadInput:
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
+            lzma.LZMAError, struct.error, NotImplementedError, RuntimeError, UnicodeError) as exc:
+        # tarfile's ReadError lists every method it tried, one per line: keep it to one line.
+        detail = " ".join(str(exc).split())[:300]
+        raise BadInput(f"{archive.name}: not a readable archive ({exc.__class__.__name__}: {detail})") from None
+
+
+def _read_zip(archive: Path, want: Callable[[str], bool]) -> tuple[str, bytes] | None:
+    entries = _zip_declared_entries(archive)
+    if entries is not None and entries > MAX_ZIP_ENTRIES:
+        raise BadInput(f"{archive.name}: zip declares {entries} entries (more than {MAX_ZIP_ENTRIES})")
+    with zipfile.ZipFile(archive) as zf:
+        for i, info in enumerate(zf.infolist()):
+            if i > MAX_MEMBERS_SCANNED:
+                break
+            if not info.is_dir() and want(info.filename):
+                if info.file_size > MAX_MEMBER_BYTES:
+                    raise BadInput(f"{archive.name}: metadata member {info.filename} is too large")
+                # zipfile stops at the declared size even if the stream inflates further
+                with zf.open(info) as fh:
+                    return info.filename, fh.read(MAX_MEMBER_BYTES)
+    return None
+
+
+def _zip_declared_entries(archive: Path) -> int | None:
+    """Total entries from the end-of-central-directory record (zip64 aware), before parsing it."""
+    with archive.open("rb") as fh:
+        fh.seek(0, io.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - (1 << 16) - 22))
+        tail = fh.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return None
+    entries = struct.unpack("<H", tail[at + 10 : at + 12])[0]
+    loc = tail.rfind(b"PK\x06\x07", 0, at)  # zip64 locator sits just before the EOCD
+    if entries == 0xFFFF and loc >= 0 and len(tail) >= loc + 20:
+        offset = struct.unpack("<Q", tail[loc + 8 : loc + 16])[0]
+        with archive.open("rb") as fh:
+            fh.seek(min(offset, size))
+            rec = fh.read(56)
+        if rec[:4] == b"PK\x06\x06" and len(rec) >= 40:
+            entries = struct.unpack("<Q", rec[32:40])[0]
+    return int(entries)
+
+
+def _read_tar(archive: Path, want: Callable[[str], bool]) -> tuple[str, bytes] | None:
+    with archive.open("rb") as raw:
+        magic = raw.read(6)
+        raw.seek(0)
+        opener = next((cls for m, cls in _COMPRESSED.items() if magic.startswith(m)), None)
+        inner: BinaryIO = opener(fileobj=raw) if opener is not None else raw  # type: ignore[call-arg]
+        stream = io.BufferedReader(_Capped(inner, archive.name, archive.stat().st_size), 1 << 16)
+        # stream mode ("r|"): members are read in order and never seeked back to
+        with tarfile.open(fileobj=stream, mode="r|") as tf:
             for i, member in enumerate(tf):
                 if i > MAX_MEMBERS_SCANNED:
                     break
@@ -35,9 +132,7 @@ def read_member(archive: Path, want: Callable[[str], bool]) -> tuple[str, bytes]
                         raise BadInput(f"{archive.name}: metadata member {member.name} is too large")
                     fh = tf.extractfile(member)
                     return (member.name, fh.read()) if fh else None
-        return None
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise BadInput(f"{archive.name}: not a readable archive ({exc.__class__.__name__}: {exc})") from None
+    return None
 
 
 def depth(member: str) -> int:

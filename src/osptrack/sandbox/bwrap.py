@@ -45,16 +45,26 @@ HOST_ETC = (
     "php",
 )
 
-# Syscalls a package never needs and an escape often does. io_uring is denied because its
-# file and socket operations would bypass the tracer; clone3 gets ENOSYS so libc falls back
-# to clone, which strace follows.
-SECCOMP_DENY = (
+# Syscalls a package never needs and an escape often does. Two actions, because of how seccomp
+# and strace interact: strace runs with --seccomp-bpf, and seccomp picks the strongest action of
+# all filters (TRAP > ERRNO > TRACE), so a syscall that bwrap's filter fails with EPERM never
+# reaches strace and the attempt would go unrecorded.
+# - SECCOMP_TRAP: escape primitives no toolchain calls. They raise SIGSYS, which strace logs as
+#   `--- SIGSYS {... si_syscall=__NR_ptrace ...}` (events.jsonl: op "signal"): denied *and*
+#   recorded, at no tracing cost. The caller dies of SIGSYS unless it handles the signal; the
+#   syscall never runs either way, and the filter holds even if strace is gone.
+# - SECCOMP_ERRNO: syscalls runtimes probe as a matter of course (libuv tries io_uring, glibc's
+#   ntp_gettime calls adjtimex), which must fail softly with EPERM instead of killing node or
+#   python. io_uring is denied because its file and socket operations would bypass the tracer.
+# Measured alternatives (strace 6.1, kernel 6.18): SECCOMP_RET_TRACE + `strace -e inject=...`
+# also injects EPERM into bwrap's own mount/unshare setup (bwrap fails), and RET_TRACE without a
+# tampering tracer *runs* the syscall (the kernel re-checks and allows): fail-open, rejected.
+# Plain ptrace without --seccomp-bpf records the EPERM too, at about 4x instead of 1.6x cost.
+SECCOMP_TRAP = (
     "ptrace",
     "process_vm_readv",
     "process_vm_writev",
     "bpf",
-    "perf_event_open",
-    "userfaultfd",
     "mount",
     "umount2",
     "pivot_root",
@@ -79,11 +89,15 @@ SECCOMP_DENY = (
     "swapon",
     "swapoff",
     "acct",
-    "quotactl",
-    "syslog",
     "iopl",
     "ioperm",
     "open_by_handle_at",
+)
+SECCOMP_ERRNO = (
+    "perf_event_open",
+    "userfaultfd",
+    "quotactl",
+    "syslog",
     "name_to_handle_at",
     "settimeofday",
     "clock_settime",
@@ -93,6 +107,8 @@ SECCOMP_DENY = (
     "io_uring_enter",
     "io_uring_register",
 )
+SECCOMP_DENY = SECCOMP_TRAP + SECCOMP_ERRNO
+# clone3 gets ENOSYS so libc falls back to clone, which strace follows.
 SECCOMP_ENOSYS = ("clone3",)
 
 
@@ -114,7 +130,9 @@ def seccomp_filter_file() -> Path:
     global _SECCOMP_PATH
     if _SECCOMP_PATH is None or not _SECCOMP_PATH.exists():
         flt = pyseccomp.SyscallFilter(defaction=pyseccomp.ALLOW)
-        for name in SECCOMP_DENY:
+        for name in SECCOMP_TRAP:
+            flt.add_rule(pyseccomp.TRAP, name)
+        for name in SECCOMP_ERRNO:
             flt.add_rule(pyseccomp.ERRNO(errno.EPERM), name)
         for name in SECCOMP_ENOSYS:
             flt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), name)

@@ -69,11 +69,24 @@ def read_member(archive: Path, want: Callable[[str], bool]) -> tuple[str, bytes]
         return _read_tar(archive, want)
     except BadInput:
         raise
-    except (tarfile.TarError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
-            lzma.LZMAError, struct.error, NotImplementedError, RuntimeError, UnicodeError) as exc:
+    except (
+        tarfile.TarError,
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        lzma.LZMAError,
+        struct.error,
+        NotImplementedError,
+        RuntimeError,
+        UnicodeError,
+    ) as exc:
         # tarfile's ReadError lists every method it tried, one per line: keep it to one line.
         detail = " ".join(str(exc).split())[:300]
-        raise BadInput(f"{archive.name}: not a readable archive ({exc.__class__.__name__}: {detail})") from None
+        raise BadInput(
+            f"{archive.name}: not a readable archive ({exc.__class__.__name__}: {detail})"
+        ) from None
 
 
 def _read_zip(archive: Path, want: Callable[[str], bool]) -> tuple[str, bytes] | None:

@@ -246,3 +246,19 @@ def test_withdrawn_folder_passed_directly_is_still_withdrawn(osv_tree, tmp_path:
     out = tmp_path / "labels.parquet"
     build_labels([Path(".")], out=out)
     assert _rows(out)["MAL-W"]["withdrawn"] is True
+
+
+def test_malformed_ioc_url_does_not_lose_the_record(osv_tree, tmp_path: Path) -> None:
+    rec = make_record(
+        "MAL-U",
+        "npm",
+        "u",
+        versions=["1.0.0"],
+        database_specific={"iocs": {"urls": ["http://[::1/broken", "https://ok.example/x.sh"]}},
+    )
+    out = tmp_path / "labels.parquet"
+    _, _, report = build_labels([osv_tree([("malicious", rec)])], out=out)
+    assert report.skipped == 0
+    assert _rows(out)["MAL-U"]["sub_labels"] == ["dropper"]
+    hosts = sorted(r["host"] for r in pq.read_table(iocs_path_for(out)).to_pylist())
+    assert hosts == ["", "ok.example"]

@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
 from osptrack.labels.coords import label_ecosystem, label_name, label_version
 from osptrack.labels.report import BuildReport
 from osptrack.labels.sources import iter_json_documents
-from osptrack.labels.sublabels import derive, osptrack_sub_label
+from osptrack.labels.sublabels import derive, osptrack_sub_label, split_url
 from osptrack.labels.table import ColumnTable
 from osptrack.labels.versions import is_all_versions
 
@@ -54,12 +53,15 @@ def collect_iocs(database_specific: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 def ioc_host(kind: str, value: str) -> str:
-    if kind != "url":
-        return value.lower().rstrip(".")
-    try:
-        return (urlsplit(value if "://" in value else f"http://{value}").hostname or "").lower()
-    except ValueError:
-        return ""
+    return split_url(value)[0] if kind == "url" else value.lower().rstrip(".")
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _strings(values: Any) -> list[str]:
@@ -80,8 +82,7 @@ def add_osv_record(
         raise ValueError("record has no id")
     if not isinstance(affected, list) or not affected:
         raise ValueError("record has no affected packages")
-    db = record.get("database_specific") if isinstance(record.get("database_specific"), Mapping) else {}
-    assert isinstance(db, Mapping)
+    db = _mapping(record.get("database_specific"))
     origins_raw = db.get("malicious-packages-origins")
     origins = sorted(
         {str(o.get("source")) for o in origins_raw if isinstance(o, Mapping) and o.get("source")}
@@ -92,8 +93,7 @@ def add_osv_record(
     summary = str(record.get("summary") or "")
     details = str(record.get("details") or "")
     record_iocs = collect_iocs(db)
-    references = record.get("references") if isinstance(record.get("references"), list) else []
-    assert isinstance(references, list)
+    references = _list(record.get("references"))
     subs = derive((summary, details), record_iocs, references)
     osptrack_label = osptrack_sub_label(subs.labels)
     aliases = _strings(record.get("aliases"))

@@ -22,7 +22,3 @@ class BuildReport:
         self.skipped += 1
         if len(self.messages) < MAX_MESSAGES:
             self.messages.append(f"{where}: {why}")
-
-    def warn(self, where: str, why: str) -> None:
-        if len(self.messages) < MAX_MESSAGES:
-            self.messages.append(f"{where}: {why}")

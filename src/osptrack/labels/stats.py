@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from osptrack.labels.sublabels import BEHAVIOUR_LABELS
-from osptrack.labels.table import read_labels
+from osptrack.labels.table import iocs_path_for, read_labels
 
 
 @dataclass
@@ -75,7 +75,7 @@ def compute_stats(path: Path) -> LabelStats:
             stats.osptrack[osp[i] or "na"] += 1
         if BEHAVIOUR_LABELS.intersection(labels):
             eco.behaviour += 1
-    iocs = path.with_name(path.name.removesuffix(".parquet") + ".iocs.parquet")
+    iocs = iocs_path_for(path)
     if iocs.exists():
         import pyarrow.parquet as pq
 

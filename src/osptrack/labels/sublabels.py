@@ -235,19 +235,24 @@ def _apply_keywords(text: str, prefix: str, collector: _Collector) -> None:
             collector.add(rule.label, f"{prefix}{rule.id}")
 
 
-def _host(url: str) -> str:
+def split_url(url: str) -> tuple[str, str]:
+    """(lower-cased hostname, path) of a URL, scheme optional; ("", "") when it cannot be parsed.
+
+    IOC lists hold hostile, sometimes malformed text; one bad URL must not lose the record.
+    """
     try:
-        return (urlsplit(url if "://" in url else f"http://{url}").hostname or "").lower()
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        return (parts.hostname or "").lower(), parts.path
     except ValueError:
-        return ""
+        return "", ""
 
 
 def _apply_iocs(iocs: Mapping[str, Sequence[str]], collector: _Collector) -> None:
     for url in iocs.get("url", ()):
-        path = urlsplit(url if "://" in url else f"http://{url}").path
+        host, path = split_url(url)
         if _PAYLOAD_EXT.search(path):
             collector.add("dropper", "ioc:payload-url")
-        elif _EXFIL_HOSTS.search(_host(url)) or _WEBHOOK_PATH.search(path):
+        elif _EXFIL_HOSTS.search(host) or _WEBHOOK_PATH.search(path):
             collector.add("exfiltration", "ioc:exfil-endpoint")
     for domain in iocs.get("domain", ()):
         if _EXFIL_HOSTS.search(domain.lower().rstrip(".")):
@@ -259,6 +264,8 @@ def _apply_iocs(iocs: Mapping[str, Sequence[str]], collector: _Collector) -> Non
 
 
 _SLUG_SPLIT = re.compile(r"[-_/+]+")
+_PAGE_SUFFIX = re.compile(r"\.(?:html?|php|aspx?)$", re.IGNORECASE)
+_REGISTRY_HOSTS = ("github.com", "osv.dev", "npmjs.com", "pypi.org", "rubygems.org", "nuget.org")
 
 
 def reference_text(references: Iterable[Mapping[str, Any]]) -> str:
@@ -267,12 +274,10 @@ def reference_text(references: Iterable[Mapping[str, Any]]) -> str:
     for ref in references:
         if not isinstance(ref, Mapping) or ref.get("type") not in ("ARTICLE", "WEB", "REPORT"):
             continue
-        url = str(ref.get("url") or "")
-        host = _host(url)
-        if host.endswith(("github.com", "osv.dev", "npmjs.com", "pypi.org", "rubygems.org", "nuget.org")):
+        host, path = split_url(str(ref.get("url") or ""))
+        if not host or host.endswith(_REGISTRY_HOSTS):
             continue
-        path = urlsplit(url).path.rsplit(".", 1)[0] if "." in urlsplit(url).path[-6:] else urlsplit(url).path
-        words.append(_SLUG_SPLIT.sub(" ", path))
+        words.append(_SLUG_SPLIT.sub(" ", _PAGE_SUFFIX.sub("", path)))
     return " ".join(words).strip()
 
 

@@ -84,6 +84,7 @@ ENV_CAP = 256  # entries kept per execve environment
 ARG_CAP = 512  # characters kept per raw argument string in `args`
 HOLD_CAP = 20_000  # events held back (unfinished call / unknown parent) before giving up order
 _DROPPED_SAMPLES = 5
+_BATCH = 256  # events handed out per yield burst; keeps generator overhead off the hot path
 
 
 def strace_binary() -> str:
@@ -126,7 +127,7 @@ class ParseStats:
 
 # ---------------------------------------------------------------- lexical helpers
 
-_STR = r'"(?:[^"\\]|\\.)*"'
+_STR = r'"[^"\\]*(?:\\.[^"\\]*)*"'  # unrolled: runs of plain chars in one step
 # One argument-level token: a quoted string, an fd annotation, a run of plain text, or one char.
 _TOKEN_RE = re.compile(
     _STR + r"(?:\.\.\.)?"
@@ -141,10 +142,18 @@ _RET_RE = re.compile(
     r"|(?: /\* (\d+) in strace's PID NS \*/)?(?: (E[A-Z0-9_]+) \(.*\))?)"
 )
 _OPENAT_RE = re.compile(
-    r"openat\((AT_FDCWD|-?\d+)(?:<([^<>]*)>)?, (" + _STR + r")(\.\.\.)?, ([A-Za-z0-9_|]+)"
+    r"openat\(((AT_FDCWD|-?\d+)(?:<([^<>]*)>)?), (" + _STR + r")(\.\.\.)?, ([A-Za-z0-9_|]+)"
     r"(?:, (\d+))?\) = (-?\d+|\?)(?:<(.*)>| (E[A-Z0-9_]+) \(.*\))?$"
 )
-_STR_ITEM_RE = re.compile(r'"((?:[^"\\]|\\.)*)"(\.\.\.)?')
+# execve's three arguments without the generic token walk (its env makes lines ~4 KB long).
+_ARRAY = (
+    r"\[(?:" + _STR + r"(?:\.\.\.)?(?:, )?)*(?:\.\.\.)?\]"
+    r"|\[/\* \d+ vars? \*/\]|NULL|0x[0-9a-f]+(?: /\* \d+ vars? \*/)?"
+)
+_EXECVE_RE = re.compile(r"execve\((" + _STR + r"(?:\.\.\.)?), (" + _ARRAY + r"), (" + _ARRAY + r")(\).*)$")
+# A whole openat line (pid, time, call, result) in one match: the hot path of the parser.
+_OPENAT_LINE_RE = re.compile(r"(\d+) +(\d+\.\d+) " + _OPENAT_RE.pattern)
+_STR_ITEM_RE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"(\.\.\.)?')
 _SIN_RE = re.compile(r'sa_family=AF_INET, sin_port=htons\((\d+)\), sin_addr=inet_addr\("([^"]*)"\)')
 _SIN6_RE = re.compile(r'sa_family=AF_INET6, sin6_port=htons\((\d+)\).*?inet_pton\(AF_INET6, "([^"]*)"')
 _SUN_RE = re.compile(r"sa_family=AF_UNIX(?:, sun_path=(@?)(" + _STR + r"))?")
@@ -155,6 +164,7 @@ _EXIT_RE = re.compile(r"\+\+\+ (?:exited with (-?\d+)|killed by (SIG[A-Z0-9]+))"
 _SIGNAL_RE = re.compile(r"--- (SIG[A-Z0-9]+)")
 
 _WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND")
+_OPEN_MODES: dict[str, tuple[str, bool, str | None]] = {}  # flags string -> _open_mode(flags)
 
 
 def _unescape(raw: str) -> str:
@@ -177,6 +187,27 @@ def _unquote(tok: str) -> tuple[str, bool] | None:
         return None
     text = _unescape(tok[1:-1])
     return (text + "...", True) if truncated else (text, False)
+
+
+# One argument of a call whose args hold no brackets: a string, or plain text with an optional
+# fd annotation, followed by its separator. Most non-openat lines (mkdir, rename, unlink,
+# chmod, ...) split with a handful of these matches instead of the token walk.
+_SIMPLE_ARG_RE = re.compile(r"(" + _STR + r'(?:\.\.\.)?|[^"<>(){}\[\],]*(?:<[^<>]*(?:<[^<>]*>)?>)?)(, |\))')
+
+
+def _split_simple(s: str, pos: int) -> tuple[list[str], int] | None:
+    args: list[str] = []
+    match = _SIMPLE_ARG_RE.match
+    while True:
+        m = match(s, pos)
+        if m is None:
+            return None
+        args.append(m.group(1))
+        pos = m.end()
+        if m.group(2) == ")":
+            if args == [""]:
+                args = []
+            return args, pos
 
 
 def _split_args(s: str, pos: int) -> tuple[list[str], int] | None:
@@ -250,9 +281,10 @@ def _str_array(tok: str) -> tuple[list[str] | None, bool]:
         return None, False
     items: list[str] = []
     truncated = False
-    for m in _STR_ITEM_RE.finditer(tok):
-        text = _unescape(m.group(1))
-        if m.group(2):
+    for text, dots in _STR_ITEM_RE.findall(tok):
+        if "\\" in text:
+            text = _unescape(text)
+        if dots:
             text += "..."
             truncated = True
         items.append(text)
@@ -398,8 +430,18 @@ class StraceParser:
     def feed(self, line: str) -> None:
         stats = self.stats
         stats.lines += 1
-        if not line.endswith("\n"):
+        if line[-1:] != "\n":
             stats.truncated = True  # only the last line can lack one; still try to parse it
+        else:
+            line = line[:-1]
+        m = _OPENAT_LINE_RE.match(line)
+        if m is not None:  # the hot path: ~80% of an install trace
+            pid = int(m.group(1))
+            try:
+                self._openat_fast(pid, self._procs.get(pid) or self._proc(pid), float(m.group(2)), m)
+            except (ValueError, IndexError, KeyError, TypeError, AttributeError):
+                self._drop(line)
+            return
         parts = line.split(None, 2)
         if len(parts) < 3:
             self._drop(line)
@@ -410,7 +452,7 @@ class StraceParser:
         except ValueError:
             self._drop(line)
             return
-        body = parts[2].rstrip("\n")
+        body = parts[2]
         first = body[0]
         try:
             if first == "<":
@@ -537,12 +579,17 @@ class StraceParser:
 
     def _call(self, pid: int, t: float, name: str, body: str, line: str) -> None:
         proc = self._proc(pid)
-        if name == "openat":
+        if name == "openat":  # resumed or unfinished openat: whole-call regex first
             m = _OPENAT_RE.match(body)
             if m is not None:
                 self._openat_fast(pid, proc, t, m)
                 return
-        split = _split_args(body, len(name) + 1)
+        if name == "execve":
+            m = _EXECVE_RE.match(body)
+            if m is not None:
+                self._h_exec(pid, proc, t, name, [m.group(1), m.group(2), m.group(3)], m.group(4)[1:])
+                return
+        split = _split_simple(body, len(name) + 1) or _split_args(body, len(name) + 1)
         if split is None:
             self._drop(line)
             return
@@ -573,28 +620,37 @@ class StraceParser:
         return _norm(base.rstrip("/") + "/" + path)
 
     def _openat_fast(self, pid: int, proc: _Proc, t: float, m: re.Match[str]) -> None:
-        dirfd, danno, qpath, trunc, flags, mode, ret_s, ranno, err = m.groups()
-        raw_path = qpath[1:-1]
-        path = _unescape(raw_path) if "\\" in raw_path else raw_path
+        # The hot path: ~80% of a real install trace is openat. Keep per-line work minimal.
+        dirfd_raw, dirfd, danno, qpath, trunc, flags, mode, ret_s, ranno, err = m.groups()[-10:]
+        path = qpath[1:-1]
+        if "\\" in path:
+            path = _unescape(path)
         if trunc:
             path += "..."
-        if not path.startswith("/"):
-            path = self._resolve(proc, dirfd + ("<" + danno + ">" if danno is not None else ""), path)
+            qpath += "..."
+        if path[:1] != "/":
+            path = self._resolve(proc, dirfd_raw, path)
         else:
-            if dirfd == "AT_FDCWD" and danno is not None and danno.startswith("/"):
+            if danno is not None and dirfd == "AT_FDCWD":
                 proc.cwd = _unescape(danno) if "\\" in danno else danno
-            path = _norm(path)
-        op, also_read, ftype = _open_mode(flags)
-        if ranno is not None:
+            if "/." in path or "//" in path:
+                path = posixpath.normpath(path)
+        mode_info = _OPEN_MODES.get(flags)
+        if mode_info is None:
+            mode_info = _open_mode(flags)
+            if len(_OPEN_MODES) < 4096:
+                _OPEN_MODES[flags] = mode_info
+        op, also_read, ftype = mode_info
+        if ranno is not None and (ranno[:1] != "/" or ranno[-1] == ">"):  # pipe/socket/device
             ftype = _anno_ftype(ranno) or ftype
-        dirfd_raw = dirfd if danno is None else f"{dirfd}<{danno}>"
-        args = [dirfd_raw, qpath + (trunc or ""), flags] if mode is None else [dirfd_raw, qpath, flags, mode]
+        if len(qpath) > ARG_CAP:
+            qpath = qpath[:ARG_CAP] + "..."
         self._emit(
             Event(
                 t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
                 syscall="openat", kind=KIND_FILE, op=op, ret=None if ret_s == "?" else int(ret_s),
-                errno=err, args=_cap(args), path=path, read=also_read, ftype=ftype,
-                truncated=bool(trunc),
+                errno=err, args=[dirfd_raw, qpath, flags] if mode is None else [dirfd_raw, qpath, flags, mode],
+                path=path, read=also_read, ftype=ftype, truncated=bool(trunc),
             )
         )  # fmt: skip
 
@@ -866,18 +922,19 @@ def parse_log(
     """Stream events from an strace log (path or lines). See the module docstring."""
     parser = StraceParser(phase, initial_cwd=initial_cwd, stats=stats)
     out = parser.out
+    feed = parser.feed
     if isinstance(source, str | Path):
         # strace escapes every non-ASCII byte, so latin-1 never fails and round-trips exactly.
         with open(source, encoding="latin-1", newline="\n") as fh:
             for line in fh:
-                parser.feed(line)
-                if out:
+                feed(line)
+                if len(out) >= _BATCH:
                     yield from out
                     out.clear()
     else:
         for line in source:
-            parser.feed(line if line.endswith("\n") else line + "\n")
-            if out:
+            feed(line if line.endswith("\n") else line + "\n")
+            if len(out) >= _BATCH:
                 yield from out
                 out.clear()
     parser.finish()

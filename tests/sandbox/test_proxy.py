@@ -165,8 +165,16 @@ def test_online_mode_from_inside_the_namespace(stub: EchoStub) -> None:
                 "    head = s.recv(4096)\n"
                 "    return s, head.split(b'\\r\\n')[0].decode()\n"
                 "s, status = tunnel('pypi.org')\n"
-                "s.sendall(b'hello registry')\n"
-                "print(status, s.recv(4096).decode())\n"
+                # A real ClientHello through the tunnel, as pip would send after the CONNECT.
+                "import ssl\n"
+                "ctx = ssl.create_default_context(); bio_in, bio_out = ssl.MemoryBIO(), ssl.MemoryBIO()\n"
+                "tls = ctx.wrap_bio(bio_in, bio_out, server_hostname='pypi.org')\n"
+                "try:\n    tls.do_handshake()\nexcept ssl.SSLWantReadError:\n    pass\n"
+                "hello = bio_out.read()\n"
+                "s.sendall(hello)\n"
+                "echo = b''\n"
+                "while len(echo) < len(hello) + 9:\n    echo += s.recv(65536)\n"
+                "print(status, echo == b'registry:' + hello)\n"
                 "s.close()\n"
                 "s, status = tunnel('evil.example.com')\n"
                 "print(status)\n"
@@ -184,17 +192,16 @@ def test_online_mode_from_inside_the_namespace(stub: EchoStub) -> None:
             )
             assert proc.returncode == 0, proc.stderr
             lines = proc.stdout.splitlines()
-            assert lines[0] == "HTTP/1.1 200 Connection established registry:hello registry"
+            assert lines[0] == "HTTP/1.1 200 Connection established True"
             assert lines[1].startswith("HTTP/1.1 403")
             assert lines[2].startswith("198.18.")
-            deadline = time.time() + 8
-            while time.time() < deadline and len([r for r in net.records() if r["kind"] == "tcp"]) < 3:
-                time.sleep(0.05)
             tcp = [r for r in net.records() if r["kind"] == "tcp"]
         assert stub.connections == 1  # only the allowlisted tunnel reached the "registry"
         via_proxy = [r for r in tcp if (r["dst"], r["dst_port"]) == ("198.18.0.80", 3128)]
         assert {r["http"]["path"] for r in via_proxy} == {"pypi.org:443", "evil.example.com:443"}
         assert all(r["http"]["method"] == "CONNECT" for r in via_proxy)
+        assert {r["hostname"] for r in via_proxy} == {"pypi.org", "evil.example.com"}
+        assert {r["tls_sni"] for r in via_proxy} == {"pypi.org", None}  # SNI read past the CONNECT head
         direct = [r for r in tcp if r["dst"] == lines[2]]
         assert direct and direct[0]["hostname"] == "pypi.org" and direct[0]["dst_port"] == 443
         assert [d.allowed for d in proxy.decisions] == [True, False]

@@ -644,13 +644,19 @@ class FakeNetwork:
 
     def _add_tcp(self, t: float, phase: str | None, dst: str, dst_port: int, data: bytes, total: int) -> None:
         http = parse_http_request(data)
-        sni = parse_tls_sni(data) if data[:1] == b"\x16" else None
+        tls = data
+        if http is not None and http["method"] == "CONNECT":
+            # Through a proxy the TLS ClientHello follows the CONNECT head.
+            tls = data[data.find(b"\r\n\r\n") + 4 :] if b"\r\n\r\n" in data else b""
+        sni = parse_tls_sni(tls) if tls[:1] == b"\x16" else None
         names = self.sinkholes.names_for(dst)
         hostname = names[0] if names else sni
-        if hostname is None and http and http["host"]:
-            hostname = _strip_port(http["host"])
-            if _is_ip_literal(hostname):
-                hostname = None  # an address in Host names nothing new
+        if hostname is None and http:
+            # CONNECT names its target in the path; other requests in Host.
+            target = http["path"] if http["method"] == "CONNECT" else http["host"]
+            hostname = _strip_port(target) if target else None
+            if hostname is not None and _is_ip_literal(hostname):
+                hostname = None  # an address names nothing new
         self._add({"t": t, "phase": phase, "kind": "tcp", "dst": dst, "dst_port": dst_port, "bytes": total,
                    "first_bytes": _b64(data), "http": http, "tls_sni": sni, "hostname": hostname})  # fmt: skip
 

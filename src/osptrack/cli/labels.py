@@ -43,6 +43,12 @@ def build_command(
     _, iocs, report = build_labels(osv or [], datadog or [], osptrack_metrics or [], out=out)
     for message in report.messages:
         err_console.print(f"warning: {message}", highlight=False, markup=False)
+    if report.unversioned:
+        err_console.print(
+            f"warning: {report.unversioned} rows name no version, range or all-versions; "
+            "they match only version-less lookups",
+            highlight=False,
+        )
     if report.skipped > len(report.messages):
         err_console.print(
             f"warning: ... {report.skipped - len(report.messages)} more skipped", highlight=False

@@ -166,7 +166,8 @@ def read_osv(paths: Sequence[Path], labels: ColumnTable, iocs: ColumnTable, repo
     for path in paths:
         for member, data in iter_json_documents(path, report):
             report.documents += 1
-            where = f"{path}:{member}" if member != str(path) else member
+            # Folder members are absolute paths already; archive members are named inside the archive.
+            where = member if member == str(path) or Path(member).is_absolute() else f"{path}:{member}"
             try:
                 record = orjson.loads(data)
             except orjson.JSONDecodeError as exc:

@@ -140,6 +140,12 @@ def batch_command(
             raise BadInput(f"--deps-dir {folder} is not a folder")
     if archives is not None and not archives.is_dir():
         raise BadInput(f"--archives {archives} is not a folder")
+    if analyzer == DEFAULT_ANALYZER and not cluster:
+        # Fail once, before writing anything, rather than once per package (Dask workers check
+        # their own machines when they run).
+        from osptrack.sandbox.preflight import check_sandbox
+
+        check_sandbox()
     listed = load_targets(targets, archives)
     if listed.skipped:
         console.print(f"[yellow]skipped {len(listed.skipped)} entries[/] of {targets}:", highlight=False)

@@ -1,0 +1,101 @@
+"""Two real sandboxes at once (osptrack.run.analyze): same port, same home file, no interference."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import orjson
+import pytest
+
+from osptrack.batch.model import make_target
+from osptrack.batch.runner import BatchOptions, run_batch
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+PORT = 47123
+HOME_FILE = ".osptrack-batch-shared"
+
+# Harmless: binds a loopback port inside its own network namespace and writes one file in its own
+# (sandbox) home, holds both for a moment so the two runs overlap, then checks nobody else wrote.
+SETUP_PY = f"""
+import os, socket, time
+me = {{name!r}}
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.bind(("127.0.0.1", {PORT}))
+s.listen(1)
+path = os.path.join(os.path.expanduser("~"), {HOME_FILE!r})
+with open(path, "w") as fh:
+    fh.write(me)
+time.sleep(2.0)
+with open(path) as fh:
+    seen = fh.read()
+if seen != me:
+    raise SystemExit("home file shared with another sandbox: " + seen)
+s.close()
+from setuptools import setup
+setup(name=me, version="1.0", py_modules=[])
+"""
+
+
+def sdist(folder: Path, name: str) -> Path:
+    top = f"{name}-1.0"
+    members = {
+        f"{top}/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{top}/setup.py": SETUP_PY.format(name=name),
+    }
+    path = folder / f"{top}.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for rel, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(rel)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_two_parallel_sandboxes_bind_the_same_port_and_write_the_same_home_file(tmp_path: Path) -> None:
+    from osptrack.errors import BadInput
+
+    try:
+        from osptrack.run import AnalyzeOptions
+        from osptrack.sandbox.preflight import check_sandbox
+
+        check_sandbox()
+    except (ImportError, BadInput) as exc:
+        pytest.skip(f"sandbox not available here: {exc}")
+    build_tools = str((SHARED / "corpus" / "pypi" / "_build").resolve())
+    targets = [
+        make_target("pypi", name, "1.0", archive=str(sdist(tmp_path, name)), deps_dirs=(build_tools,))
+        for name in ("twin-one", "twin-two")
+    ]
+    out = tmp_path / "out"
+    summary = run_batch(
+        targets,
+        BatchOptions(
+            out=str(out), workers=2, retries=0, analyze=AnalyzeOptions(phases=("install",), timeout_s=120)
+        ),
+    )
+    assert summary.finished == 2, [(a.target.label, a.outcome, a.error) for a in summary.attempts]
+
+    windows = []
+    for target in targets:
+        folder = out / target.rel_dir
+        run = orjson.loads((folder / "run.json").read_bytes())
+        install = run["phases"]["install"]
+        assert install["exit_code"] == 0, (target.name, install)  # setup.py saw only its own home file
+        windows.append((install["started"], install["started"] + install["wall_s"]))
+        events = [orjson.loads(line) for line in (folder / "events.jsonl").read_bytes().splitlines() if line]
+        binds = [
+            e
+            for e in events
+            if e.get("kind") == "network" and e.get("op") == "bind" and e.get("port") == PORT
+        ]
+        assert binds and all(e["errno"] is None for e in binds), binds  # no EADDRINUSE from the twin
+        writes = [e for e in events if e.get("kind") == "file" and str(e.get("path", "")).endswith(HOME_FILE)]
+        assert writes and all(e["errno"] is None for e in writes)
+    (a0, a1), (b0, b1) = windows
+    assert a0 < b1 and b0 < a1, f"the two installs did not overlap: {windows}"
+    assert not (Path.home() / HOME_FILE).exists()  # nothing reached the host's home

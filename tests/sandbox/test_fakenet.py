@@ -66,7 +66,7 @@ token = sys.argv[1]
 seen = {}
 
 def udp_query(name, qtype, server, connect):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(5)
     q = DNSRecord.question(name, qtype).pack()
     if connect:
@@ -79,6 +79,7 @@ seen["resolver_a"] = udp_query("evil.example.com", "A", sys.argv[2], connect=Fal
 seen["direct_a"] = udp_query("evil.example.com", "A", "8.8.8.8", connect=True)
 seen["aaaa"] = udp_query("evil.example.com", "AAAA", "8.8.8.8", connect=True)
 seen["txt"] = udp_query("txt.example.org", "TXT", "1.1.1.1", connect=True)
+seen["v6_server"] = udp_query("v6dns.example", "A", "2001:4860:4860::8888", connect=True)
 tcp_reply = DNSRecord.question("tcp-dns.example.net").send("9.9.9.9", 53, tcp=True, timeout=5)
 seen["tcp_dns"] = [str(rr.rdata) for rr in DNSRecord.parse(tcp_reply).rr]
 # getaddrinfo with AI_ADDRCONFIG only asks DNS when the box looks connected (addresses on lo).
@@ -183,6 +184,9 @@ def test_dns_aaaa_other_types_and_tcp(session: Any) -> None:
     assert v6.version == 6 and v6.is_private
     assert session["net"].hostnames_for(str(v6)) == ["evil.example.com"]
     assert seen["txt"] == []  # NODATA
+    # A resolver reached over IPv6 answers from the address the client aimed at, too.
+    assert ipaddress.ip_address(seen["v6_server"][0]) in SINKHOLE_V4
+    assert _of(records, kind="dns", qname="v6dns.example", server="2001:4860:4860::8888", server_port=53)
     assert _of(records, kind="dns", qname="txt.example.org", qtype="TXT", server="1.1.1.1", answer=[])
     assert ipaddress.ip_address(seen["tcp_dns"][0]) in SINKHOLE_V4
     assert _of(records, kind="dns", qname="tcp-dns.example.net", server="9.9.9.9")

@@ -347,7 +347,7 @@ class FakeNetwork:
         return self.netns.nsenter_argv()
 
     def enter_netns(self) -> None:
-        """subprocess preexec_fn: join the namespace. Uses an fd opened in `__enter__` so the
+        """subprocess preexec_fn: join the namespace. Uses an fd opened in `start()` so the
         forked child only makes one syscall (preexec_fn in a threaded parent must stay minimal)."""
         if self._netns_fd is None:
             raise RuntimeError("FakeNetwork is not started")

@@ -339,10 +339,8 @@ def _outside_registry(ecosystem: str, hostname: str) -> bool:
 
 @dataclass
 class PhaseColumns:
-    """Nested-column data of one phase: raw records plus templates and noise marks."""
+    """Noise marks of one phase's Sockets, Commands and DNS, in record order."""
 
-    file_template: list[str] = field(default_factory=list)
-    file_noise: list[bool] = field(default_factory=list)
     socket_noise: list[bool] = field(default_factory=list)
     command_noise: list[bool] = field(default_factory=list)
     dns_noise: list[bool] = field(default_factory=list)
@@ -372,9 +370,9 @@ _EMPTY_NOISE = PhaseNoise()
 
 
 def process_record(
-    record: RunRecord, baseline: Baseline | None
+    record: RunRecord, baseline: Baseline | None, templater: Templater
 ) -> tuple[dict[str, PhaseColumns], dict[str, float | int], NoiseFigures]:
-    templater = Templater(record.ecosystem, record.name, record.version)
+    """Everything but Files (see filepass.py, which does those column-wise for a whole chunk)."""
     feats: dict[str, float | int] = dict.fromkeys(FEATURE_NAMES, 0)
     figures = NoiseFigures()
     columns: dict[str, PhaseColumns] = {}
@@ -387,61 +385,11 @@ def process_record(
         noise = baseline.for_phase(phase) if baseline is not None else _EMPTY_NOISE
         cols = PhaseColumns()
         columns[phase] = cols
-        _files(phase, result.Files or [], templater, noise, cols, feats, figures)
         _sockets(phase, result.Sockets or [], noise, cols, feats, figures)
         _commands(phase, result.Commands or [], templater, noise, cols, feats, figures)
         _dns(phase, eco, result.DNS or [], noise, cols, feats, figures)
     _run_level(record, feats)
     return columns, feats, figures
-
-
-def _files(phase, files, templater, noise, cols, feats, figures) -> None:  # type: ignore[no-untyped-def]
-    base_t, base_exact = noise.files, noise.files_exact
-    tpath = templater.path
-    templates, marks = cols.file_template, cols.file_noise
-    n = reads = writes = deletes = exact = changed = 0
-    counters: dict[str, int] = {}
-    for f in files:
-        p = f.Path
-        t = tpath(p)
-        if t != p:
-            changed += 1
-        mask = f.Read | (f.Write << 1) | (f.Delete << 2)
-        bm = base_t.get(t)
-        is_noise = bm is not None and not (mask & ~bm)
-        templates.append(t)
-        marks.append(is_noise)
-        if is_noise:
-            em = base_exact.get(p)
-            if em is not None and not (mask & ~em):
-                exact += 1
-            continue
-        n += 1
-        reads += f.Read
-        writes += f.Write
-        deletes += f.Delete
-        read_cats, write_cats, outside = classify_path(t)
-        if f.Read:
-            for c in read_cats:
-                counters[f"{phase}_read_{c}_n"] = counters.get(f"{phase}_read_{c}_n", 0) + 1
-        if f.Write:
-            for c in write_cats:
-                counters[f"{phase}_write_{c}_n"] = counters.get(f"{phase}_write_{c}_n", 0) + 1
-            if outside:
-                counters[f"{phase}_write_outside_tree_n"] = (
-                    counters.get(f"{phase}_write_outside_tree_n", 0) + 1
-                )
-    raw = len(files)
-    feats[f"{phase}_files_raw_n"] = raw
-    feats[f"{phase}_files_n"] = n
-    feats[f"{phase}_files_read_n"] = reads
-    feats[f"{phase}_files_write_n"] = writes
-    feats[f"{phase}_files_delete_n"] = deletes
-    feats.update(counters)
-    figures.raw["files"] += raw
-    figures.noise["files"] += raw - n
-    figures.exact["files"] += exact
-    figures.templated_changed += changed
 
 
 def _sockets(phase, sockets, noise, cols, feats, figures) -> None:  # type: ignore[no-untyped-def]

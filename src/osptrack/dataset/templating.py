@@ -41,8 +41,12 @@ _RAND_SEGMENT = re.compile(
     r")(?=/|$|\.)"
 )
 
-_CACHE: dict[str, str] = {}
-_CACHE_MAX = 2_000_000
+# Cheap C-level pre-checks, so the common path (a stdlib or system file) skips the big regexes.
+_MAYBE_SITE = re.compile(r"-packages|node_modules|/gems/|\.cargo/registry|/vendor")
+_MAYBE_RAND = re.compile(r"[0-9]{3}|/tmp|/pip-|/npm-|/_MEI|/build-env-|/req-build-|[0-9a-f]{8}")
+
+PATH_CACHE: dict[str, str] = {}
+PATH_CACHE_MAX = 2_000_000
 
 
 def _rand_sub(m: re.Match[str]) -> str:
@@ -55,21 +59,22 @@ def _rand_sub(m: re.Match[str]) -> str:
 
 def template_generic(path: str) -> str:
     """Template the run-independent parts of `path` (cached)."""
-    cached = _CACHE.get(path)
+    cached = PATH_CACHE.get(path)
     if cached is not None:
         return cached
     out = path
-    m = _SITE.match(out)
+    m = _SITE.match(out) if _MAYBE_SITE.search(out) else None
     if m:
         out = "<SITE>" + out[m.end() :]
-    else:
+    elif out.startswith(("/root", "/home/")):
         out = _HOME.sub("<HOME>", out, count=1)
+    elif out.startswith(("/tmp", "/var/tmp", "/dev/shm")):
         out = _TMP.sub("<TMP>", out, count=1)
-    if "/" in out:
+    if _MAYBE_RAND.search(out):
         out = _RAND_SEGMENT.sub(_rand_sub, out)
-    if len(_CACHE) >= _CACHE_MAX:
-        _CACHE.clear()  # bounded memory on huge builds; it refills with the hot paths
-    _CACHE[path] = out
+    if len(PATH_CACHE) >= PATH_CACHE_MAX:
+        PATH_CACHE.clear()  # bounded memory on huge builds; it refills with the hot paths
+    PATH_CACHE[path] = out
     return out
 
 
@@ -101,19 +106,19 @@ def _package_pattern(variants: tuple[str, ...], version: str) -> re.Pattern[str]
 class Templater:
     """Templates paths and argv for one run (its ecosystem, name and version)."""
 
-    __slots__ = ("_pattern", "_variants", "_version", "_local")
+    __slots__ = ("_pattern", "variants", "_version", "_local")
 
     def __init__(self, ecosystem: str, name: str, version: str) -> None:
-        self._variants = name_variants(ecosystem, name)
+        self.variants = name_variants(ecosystem, name)
         self._version = version
-        self._pattern = _package_pattern(self._variants, version)
+        self._pattern = _package_pattern(self.variants, version)
         self._local: dict[str, str] = {}
 
     def _package_sub(self, m: re.Match[str]) -> str:
         return "<PKG>-<VER>" if m.group("ver") else "<PKG>"
 
     def package(self, text: str) -> str:
-        if self._pattern is None or not any(v in text for v in self._variants):
+        if self._pattern is None or not any(v in text for v in self.variants):
             return text
         if self._version:
             return self._pattern.sub(self._package_sub, text)

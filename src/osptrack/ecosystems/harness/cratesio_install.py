@@ -1,0 +1,113 @@
+"""cargo build of a stub crate that depends on the crate under analysis (inside the sandbox).
+
+Usage: cratesio_install.py offline|online NAME VERSION [ARCHIVE] [--deps DIR...]
+
+The .crate and the --deps-dir crates are unpacked here, inside the sandbox, into a vendored
+directory source that replaces crates.io, so `cargo build --offline` resolves them like
+registry crates: the crate's build.rs and any proc-macros run exactly as on a user's machine.
+The stub lives in /root/.osptrack-crates/stub; the import phase runs it (`cargo run`).
+"""
+
+import hashlib
+import json
+import os
+import sys
+import tarfile
+import tomllib
+
+ROOT = "/root/.osptrack-crates"
+VENDOR = f"{ROOT}/vendor"
+STUB = f"{ROOT}/stub"
+CARGO_HOME = os.environ.get("CARGO_HOME", "/root/.cargo")
+
+
+def unpack(crate):
+    """Unpack one .crate into the vendor folder; return its directory."""
+    with open(crate, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()
+    with tarfile.open(crate, "r:gz") as tf:
+        tops = {m.name.split("/", 1)[0] for m in tf.getmembers()}
+        if len(tops) != 1:
+            raise SystemExit(f"osptrack-install: {crate}: expected one top folder, found {sorted(tops)[:5]}")
+        safe_extract(tf, VENDOR)
+    folder = os.path.join(VENDOR, tops.pop())
+    # A directory source needs a checksum file; an empty "files" map skips per-file checks.
+    with open(os.path.join(folder, ".cargo-checksum.json"), "w") as fh:
+        json.dump({"files": {}, "package": digest}, fh)
+    return folder
+
+
+def safe_extract(tf, dest):
+    """Regular files and folders only, never outside `dest` (Debian's 3.11.2 has no tar filters)."""
+    root = os.path.realpath(dest)
+    for member in tf.getmembers():
+        target = os.path.realpath(os.path.join(root, member.name))
+        if not target.startswith(root + os.sep):
+            continue
+        if member.isdir():
+            os.makedirs(target, exist_ok=True)
+        elif member.isfile():
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            src = tf.extractfile(member)
+            with open(target, "wb") as out:
+                out.write(src.read() if src else b"")
+            os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
+
+
+def lib_name(folder, name):
+    """The crate's library name as code writes it (hyphens become underscores), or None."""
+    with open(os.path.join(folder, "Cargo.toml"), "rb") as fh:
+        manifest = tomllib.load(fh)
+    lib = manifest.get("lib") or {}
+    if lib or os.path.exists(os.path.join(folder, "src", "lib.rs")):
+        return str(lib.get("name") or name).replace("-", "_")
+    return None
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+def main():
+    args = sys.argv[1:]
+    deps = []
+    if "--deps" in args:
+        i = args.index("--deps")
+        args, deps = args[:i], args[i + 1 :]
+    mode, name, version = args[:3]
+    archive = args[3] if len(args) > 3 else None
+    os.makedirs(VENDOR, exist_ok=True)
+    lib = name.replace("-", "_")
+    if archive:
+        lib = lib_name(unpack(archive), name)
+    for folder in deps:
+        for entry in sorted(os.listdir(folder)):
+            if entry.endswith(".crate") and os.path.join(folder, entry) != archive:
+                unpack(os.path.join(folder, entry))
+    if mode != "online":
+        write(
+            f"{CARGO_HOME}/config.toml",
+            '[source.crates-io]\nreplace-with = "osptrack-vendor"\n\n'
+            f'[source.osptrack-vendor]\ndirectory = "{VENDOR}"\n\n[net]\noffline = true\n',
+        )
+    write(
+        f"{STUB}/Cargo.toml",
+        '[package]\nname = "osptrack-stub"\nversion = "0.0.0"\nedition = "2021"\npublish = false\n\n'
+        f"[dependencies]\n{json.dumps(name)} = {json.dumps('=' + version)}\n",
+    )
+    # `use x as _` links the crate into the stub, so its life-before-main code runs in `cargo run`.
+    use = f"#[allow(unused_imports)]\nuse {lib} as _;\n" if lib else ""
+    write(
+        f"{STUB}/src/main.rs", f'{use}\nfn main() {{\n    println!("osptrack-import: {name} linked");\n}}\n'
+    )
+    argv = ["cargo", "build", "--manifest-path", f"{STUB}/Cargo.toml"]
+    if mode != "online":
+        argv.append("--offline")
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
+if __name__ == "__main__":
+    main()

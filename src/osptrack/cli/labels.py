@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from osptrack.labels.build import build_labels
-from osptrack.labels.match import LabelIndex
-from osptrack.labels.stats import EcosystemStats, compute_stats
-from osptrack.labels.table import iocs_path_for
+# The library (pyarrow, orjson, regex tables) is imported inside each command, so registering this
+# group costs `osptrack --help` nothing.
+if TYPE_CHECKING:
+    from osptrack.labels.stats import EcosystemStats
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -40,6 +40,9 @@ def build_command(
     ] = None,
 ) -> None:
     """Build labels.parquet from OpenSSF malicious-packages and other known-malicious lists."""
+    from osptrack.labels.build import build_labels
+    from osptrack.labels.table import iocs_path_for
+
     _, iocs, report = build_labels(osv or [], datadog or [], osptrack_metrics or [], out=out)
     for message in report.messages:
         err_console.print(f"warning: {message}", highlight=False, markup=False)
@@ -69,6 +72,8 @@ def lookup_command(
     labels: Annotated[Path, typer.Option("--labels", help="labels.parquet")] = Path("labels.parquet"),
 ) -> None:
     """Is this coordinate known-malicious? Exit 0 when it is, 1 when it is not."""
+    from osptrack.labels.match import LabelIndex
+
     index = LabelIndex.load(labels)
     hits = index.match(ecosystem, name, version, include_withdrawn=True)
     live = [h for h in hits if not h.withdrawn]
@@ -98,6 +103,8 @@ def stats_command(
     labels: Annotated[Path, typer.Option("--labels", help="labels.parquet")] = Path("labels.parquet"),
 ) -> None:
     """Records per ecosystem, version coverage, sub-label counts and coverage."""
+    from osptrack.labels.stats import compute_stats
+
     stats = compute_stats(labels)
     eco_table = Table(
         title="Label records per ecosystem (withdrawn excluded from shares)", title_justify="left"

@@ -83,3 +83,45 @@ def test_strace_command_runs_and_parser_sees_files_execs_sockets_and_tree(tmp_pa
     assert "/nonexistent-osptrack" not in files
     assert {"Address": "127.0.0.1", "Port": 9, "Hostnames": []} in rec["Sockets"]
     assert ["cat", "/etc/hostname"] in [c["Command"] for c in rec["Commands"]]
+
+
+def _bwrap_argv(work: Path, script: str) -> list[str]:
+    argv = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--die-with-parent"]
+    argv += ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "lib", "lib64", "sbin"):
+        if Path("/" + name).is_symlink():
+            argv += ["--symlink", f"usr/{name}", f"/{name}"]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", str(work), "/work"]
+    return argv + ["--chdir", "/work", "/bin/sh", "-c", script]
+
+
+@pytest.mark.sandbox
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+def test_inside_a_pid_namespace_tree_uses_host_pids_and_sandbox_paths(tmp_path: Path):
+    work = tmp_path / "w"
+    work.mkdir()
+    probe = subprocess.run(_bwrap_argv(work, "true"), capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"bwrap cannot create namespaces here: {probe.stderr.decode(errors='replace')}")
+    log = tmp_path / "trace.log"
+    script = "echo hi > out; cat out > /dev/null; cd /tmp && echo t > rel"
+    proc = subprocess.run(strace_command(log) + _bwrap_argv(work, script), capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+
+    stats = ParseStats()
+    events = list(parse_log(log, "install", stats=stats))
+    assert stats.dropped == 0, stats.dropped_samples
+    sh = next(e for e in events if e.op == "exec" and e.ret == 0 and e.argv == ["/bin/sh", "-c", script])
+    cat = next(e for e in events if e.op == "exec" and e.ret == 0 and e.argv == ["cat", "out"])
+    assert cat.ppid == sh.pid
+    # clone returned the namespace pid; child_pid is the host pid that the log's lines carry
+    clone = next(e for e in events if e.op == "clone" and e.pid == sh.pid and e.child_pid == cat.pid)
+    assert clone.ret != cat.pid and cat.pid > 100
+    assert any(e.op == "write" and e.path == "/work/out" and e.pid == sh.pid for e in events)
+    assert any(e.op == "write" and e.path == "/tmp/rel" for e in events)
+
+    rec = phase_record(events, b"", b"", "completed", [])
+    files = {f["Path"] for f in rec["Files"]}
+    assert "/work/out" in files and "/tmp/rel" in files
+    assert not any(p.startswith("/newroot") for p in files)  # bwrap's own setup is not the package
+    assert ["bwrap"] not in [c["Command"][:1] for c in rec["Commands"]]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 
 import orjson
@@ -439,3 +440,46 @@ def test_jsonl_has_common_fields_as_null_and_omits_unset_extras(tmp_path: Path):
     assert rows[1]["exit_code"] == 3
     assert read_events_jsonl(path) == events
     assert events[0].to_dict() == rows[0]
+
+
+def strace_quote(raw: bytes, in_annotation: bool = False) -> str:
+    """Quote bytes the way strace 6.1 prints them (non-printables and non-ASCII as octal)."""
+    named = {0x0A: "\\n", 0x09: "\\t", 0x0D: "\\r", 0x0C: "\\f", 0x0B: "\\v", 0x22: '\\"', 0x5C: "\\\\"}
+    out = []
+    for i, b in enumerate(raw):
+        nxt_digit = i + 1 < len(raw) and 0x30 <= raw[i + 1] <= 0x37
+        if in_annotation and b in (0x3C, 0x3E):  # < and > inside -yy annotations
+            out.append(f"\\{b:o}")
+        elif b in named:  # annotations escape '"' too (seen in real logs)
+            out.append(named[b])
+        elif 0x20 <= b < 0x7F:
+            out.append(chr(b))
+        else:
+            out.append(f"\\{b:03o}" if nxt_digit else f"\\{b:o}")
+    return "".join(out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00/"),
+        min_size=1,
+        max_size=30,
+    ),
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00/"),
+        min_size=1,
+        max_size=20,
+    ),
+)
+def test_any_file_name_round_trips_through_strace_quoting(name: str, dirname: str):
+    base = "/tmp/" + dirname
+    path = base + "/" + name
+    raw_name, raw_base = name.encode(), base.encode()
+    line = (
+        f'100  1.0 openat(AT_FDCWD<{strace_quote(raw_base, True)}>, "{strace_quote(raw_name)}", '
+        f"O_WRONLY|O_CREAT|O_TRUNC, 0666) = 3<{strace_quote(path.encode(), True)}>"
+    )
+    ev = one(line)
+    dotted = any(part in (".", "..") for part in path.split("/"))
+    assert ev.path == (posixpath.normpath(path) if dotted else path) and ev.op == "write"

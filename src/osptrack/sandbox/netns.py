@@ -19,9 +19,10 @@ straight to 8.8.8.8) would lose it. With tproxy the destination is never rewritt
 TCP socket's `getsockname()` *is* the original destination, and a UDP socket with
 IP_RECVORIGDSTADDR gets it as ancillary data, identically for IPv4 and IPv6. Replies leave from a
 socket bound to that original address (possible because of the AnyIP route), so clients that
-`connect()` their UDP socket accept them. `tproxy` is not a terminal statement (a later rule would re-steer the packet), hence the
-`accept` after each one. `ct direction reply accept` keeps replies -- ours to the
-client, and the client's own sockets' return traffic -- from being diverted a second time.
+`connect()` their UDP socket accept them. `tproxy` is not a terminal statement (a later rule
+would re-steer the packet: DNS ended up in the UDP catch-all until this was found), hence the
+`accept` after each one. `ct direction reply accept` keeps replies -- ours to the client, and
+the client's own sockets' return traffic -- from being diverted a second time.
 
 Loopback destinations (127.0.0.0/8, ::1) are left alone except port 53, so a package's own
 local servers keep working; `nameserver 127.0.0.53` therefore works as well as the documented
@@ -30,7 +31,13 @@ resolver address.
 Joining: `enter_netns(path)` (setns(CLONE_NEWNET)) for a thread or a subprocess preexec_fn, or
 `nsenter --net=PATH` in front of the command. A process in a child user namespace (bwrap
 --unshare-user, cap-drop ALL) cannot change the routes or the nft rules: the namespace belongs
-to the initial user namespace.
+to the initial user namespace (checked: `nft flush ruleset`, `ip route del`, `ip link add ...
+veth` all fail with EPERM inside bwrap).
+
+Lifecycle: names are unique per run id and creation is serialised with a file lock (first use of
+/run/netns races in iproute2), so parallel runs coexist. `delete()` removes the name; the kernel
+frees the namespace when the last socket/thread in it is gone. `sweep_stale()` removes the
+namespaces of runs that were killed before they could clean up.
 """
 
 from __future__ import annotations

@@ -446,6 +446,11 @@ def test_find_tokens_url_hex_dns_and_no_false_positive() -> None:
     hx = TOKEN.encode().hex()
     split = dict(dns, qname=f"{hx[:30]}.{hx[30:]}.t.example")
     assert find_tokens([split], {"aws": TOKEN})[0]["encoding"] == "hex"
+    # base32 in DNS labels (lower-cased, split, unpadded), as DNS tunnels send it.
+    for prefix in (b"", b"a", b"ab", b"abc", b"abcd"):
+        b32 = base64.b32encode(prefix + TOKEN.encode()).decode().rstrip("=").lower()
+        tunnel = dict(dns, qname=f"{b32[:40]}.{b32[40:]}.t.example")
+        assert find_tokens([tunnel], {"aws": TOKEN})[0]["encoding"] == "base32", prefix
     # An unrelated payload, a near miss and a too-short token find nothing.
     assert find_tokens([_flow(b"hello world " + TOKEN[:-1].encode())], {"aws": TOKEN}) == []
     assert find_tokens([_flow(b"abc")], {"short": "abc"}) == []

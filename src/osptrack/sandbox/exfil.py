@@ -2,8 +2,8 @@
 
 A bait value counts as exfiltrated when it shows up in a flow's captured bytes (TCP/UDP
 `first_bytes`) or in a DNS query name, either as-is or in one of the encodings malware uses to
-smuggle it: base64 (standard and URL-safe, at any alignment inside a larger blob), percent/plus
-URL-encoding, and hex. We decode the *payload* for URL-encoding (one pass) and encode the *token*
+smuggle it: base64 (standard and URL-safe, at any alignment inside a larger blob), base32 (DNS
+tunnels), percent/plus URL-encoding, and hex. We decode the *payload* for URL-encoding (one pass) and encode the *token*
 for base64/hex, so the search stays linear in the payload size.
 """
 
@@ -12,25 +12,25 @@ from __future__ import annotations
 import base64
 import binascii
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 # Tokens shorter than this would match by chance in arbitrary payloads.
 MIN_TOKEN_LEN = 6
 
 
-def _base64_cores(token: bytes) -> list[bytes]:
-    """Substrings present in any base64 text that encodes `token`, whatever its offset mod 3.
+def _cores(token: bytes, encode: Callable[[bytes], bytes], group: int, bits: int) -> list[bytes]:
+    """Substrings present in any base64/base32 text that encodes `token`, whatever its offset.
 
-    Prefixing k filler bytes shifts the token to offset k; the characters that mix filler or
-    trailing bits with token bits are cut off, the rest is fixed for that alignment.
+    Prefixing k filler bytes shifts the token to offset k (mod the encoding's byte group); the
+    characters that mix filler or trailing bits with token bits are cut off, the rest is fixed
+    for that alignment.
     """
     cores: list[bytes] = []
-    for k in range(3):
-        enc = base64.b64encode(b"\0" * k + token)
-        start = (k * 8 + 5) // 6  # first char built only from token bits
-        end_bits = (k + len(token)) * 8
-        end = end_bits // 6  # chars fully covered by token bits (padding bits excluded)
+    for k in range(group):
+        enc = encode(b"\0" * k + token)
+        start = (k * 8 + bits - 1) // bits  # first char built only from token bits
+        end = (k + len(token)) * 8 // bits  # chars fully covered by token bits
         core = enc[start:end]
         if len(core) >= MIN_TOKEN_LEN:
             cores.append(core)
@@ -41,11 +41,13 @@ def _needles(value: str) -> list[tuple[str, bytes, bool]]:
     """(encoding, needle, case_insensitive) for one token value."""
     raw = value.encode()
     needles: list[tuple[str, bytes, bool]] = [("raw", raw, False), ("hex", raw.hex().encode(), True)]
-    for core in _base64_cores(raw):
+    for core in _cores(raw, base64.b64encode, 3, 6):
         needles.append(("base64", core, False))
         urlsafe = core.replace(b"+", b"-").replace(b"/", b"_")
         if urlsafe != core:
             needles.append(("base64", urlsafe, False))
+    # base32 is what DNS tunnels use (case-insensitive alphabet, fits in labels).
+    needles += [("base32", core, True) for core in _cores(raw, base64.b32encode, 5, 5)]
     return needles
 
 
@@ -80,7 +82,7 @@ def find_tokens(records: Iterable[Mapping[str, Any]], tokens: Mapping[str, str])
     """One finding per (token kind, record): `{"kind", "phase", "encoding", "flow"}`.
 
     `tokens` maps a bait kind (e.g. `aws_secret_access_key`) to its planted value. `encoding` is
-    `raw`, `url`, `base64` or `hex` (`url+base64` etc. when both layers were needed).
+    `raw`, `url`, `base64`, `base32` or `hex` (`url+base64` etc. when both layers were needed).
     """
     prepared = [
         (kind, _needles(value)) for kind, value in tokens.items() if value and len(value) >= MIN_TOKEN_LEN

@@ -126,6 +126,9 @@ def test_relative_paths_resolve_against_dirfd_annotation_and_cwd():
 def test_relative_path_without_any_base_stays_relative_unless_initial_cwd():
     assert one('100  1.0 mkdir("dd", 0777) = 0').path == "dd"
     assert one('100  1.0 mkdir("dd", 0777) = 0', initial_cwd="/work").path == "/work/dd"
+    # a numeric dirfd without annotation is not the cwd
+    assert one('100  1.0 mkdirat(5, "dd", 0777) = 0', initial_cwd="/work").path == "dd"
+    assert one('100  1.0 mkdirat(AT_FDCWD, "dd", 0777) = 0', initial_cwd="/work").path == "/work/dd"
 
 
 def test_cwd_is_inherited_on_clone():
@@ -449,7 +452,7 @@ def strace_quote(raw: bytes, in_annotation: bool = False) -> str:
     for i, b in enumerate(raw):
         nxt_digit = i + 1 < len(raw) and 0x30 <= raw[i + 1] <= 0x37
         if in_annotation and b in (0x3C, 0x3E):  # < and > inside -yy annotations
-            out.append(f"\\{b:o}")
+            out.append(f"\\{b:03o}" if nxt_digit else f"\\{b:o}")
         elif b in named:  # annotations escape '"' too (seen in real logs)
             out.append(named[b])
         elif 0x20 <= b < 0x7F:

@@ -605,6 +605,8 @@ class StraceParser:
                 if dirfd.startswith("AT_FDCWD"):
                     proc.cwd = base
                 return base
+            if not dirfd.startswith("AT_FDCWD"):
+                return None  # a real dirfd strace could not name: the cwd would be a wrong guess
         return proc.cwd
 
     def _resolve(self, proc: _Proc, dirfd: str | None, path: str) -> str:

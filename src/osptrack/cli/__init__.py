@@ -24,7 +24,10 @@ def _register() -> None:
 def main() -> None:
     _register()
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns typer.Exit's code instead of exiting with it.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except BadInput as exc:
         # Plain print: rich would wrap a long message onto two lines.
         message = " ".join(str(exc).split())

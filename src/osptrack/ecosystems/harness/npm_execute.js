@@ -148,8 +148,9 @@ async function main() {
   }
   console.log(`osptrack-execute: ${stats.calls} calls in ${stats.files} files: ${stats.ok} returned, ` +
               `${stats.raised} raised, ${stats.timeout} timed out`);
-  // Servers or intervals started by package code would keep node alive until the phase timeout.
-  setTimeout(() => process.exit(0), 200);
+  // Fire-and-forget work of the last calls gets a moment to happen; servers or intervals
+  // started by package code would otherwise keep node alive until the phase timeout.
+  setTimeout(() => process.exit(0), 1500);
 }
 
 main().catch((err) => { console.error(`osptrack-execute: ${err && err.stack || err}`); process.exit(1); });

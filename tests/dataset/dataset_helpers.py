@@ -23,7 +23,12 @@ TOOL_FILES = [
 def pkg_files(site: str, module: str, version: str) -> list[dict[str, Any]]:
     return [
         {"Path": f"{site}/{module}/__init__.py", "Read": True, "Write": True, "Delete": False},
-        {"Path": f"{site}/{module}-{version}.dist-info/RECORD", "Read": False, "Write": True, "Delete": False},
+        {
+            "Path": f"{site}/{module}-{version}.dist-info/RECORD",
+            "Read": False,
+            "Write": True,
+            "Delete": False,
+        },
     ]
 
 
@@ -77,7 +82,12 @@ def write_run(
     walls = walls or dict.fromkeys(analysis, 1.0)
     run = {
         "tool": {"name": "osptrack", "version": "0.1.0"},
-        "package": {"ecosystem": eco, "name": name, "version": version, "archive": f"{name}-{version}.tar.gz"},
+        "package": {
+            "ecosystem": eco,
+            "name": name,
+            "version": version,
+            "archive": f"{name}-{version}.tar.gz",
+        },
         "honeytokens": [
             {"kind": "aws_secret_access_key", "value": v, "planted": ["env:AWS_SECRET_ACCESS_KEY"]}
             for v in honeytokens or []
@@ -115,7 +125,8 @@ def write_labels(path: Path, rows: list[dict[str, Any]]) -> Path:
     }
     full = [{**defaults, **r, "raw_name": r.get("raw_name", r["name"])} for r in rows]
     table = pa.table(
-        {f.name: pa.array([r.get(f.name) for r in full], type=f.type) for f in LABEL_SCHEMA}, schema=LABEL_SCHEMA
+        {f.name: pa.array([r.get(f.name) for r in full], type=f.type) for f in LABEL_SCHEMA},
+        schema=LABEL_SCHEMA,
     )
     pq.write_table(table, path)
     return path

@@ -1,0 +1,57 @@
+"""Path templating: run-specific parts become placeholders, the rest stays as it was."""
+
+from __future__ import annotations
+
+import pytest
+
+from osptrack.dataset.templating import Templater, name_variants, template_generic
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/usr/lib/python3/dist-packages/requests/api.py", "<SITE>/requests/api.py"),
+        ("/root/.local/lib/python3.11/site-packages/six.py", "<SITE>/six.py"),
+        ("/tmp/x/venv/lib/python3.12/site-packages/a/b.py", "<SITE>/a/b.py"),
+        ("/app/node_modules/left-pad/index.js", "<SITE>/left-pad/index.js"),
+        ("/root/.ssh/id_rsa", "<HOME>/.ssh/id_rsa"),
+        ("/home/alice/.aws/credentials", "<HOME>/.aws/credentials"),
+        ("/rootfs/file", "/rootfs/file"),
+        ("/tmp/tmpk2j3h4x9/setup.py", "<TMP>/tmp<RAND>/setup.py"),
+        ("/tmp/pip-install-ab12cd34/pkg", "<TMP>/pip-install-<RAND>/pkg"),
+        ("/proc/4121/environ", "/proc/<N>/environ"),
+        ("/var/tmp/123e4567-e89b-12d3-a456-426614174000.lock", "<TMP>/<RAND>.lock"),
+        ("/usr/lib/python3.11/os.py", "/usr/lib/python3.11/os.py"),
+        ("/etc/passwd", "/etc/passwd"),
+    ],
+)
+def test_generic_templates(path: str, expected: str) -> None:
+    assert template_generic(path) == expected
+
+
+def test_package_name_and_version_in_any_spelling() -> None:
+    t = Templater("pypi", "Python-Dateutil", "2.9.0")
+    assert t.path("/usr/lib/python3/dist-packages/python_dateutil-2.9.0.dist-info/RECORD") == (
+        "<SITE>/<PKG>-<VER>.dist-info/RECORD"
+    )
+    assert t.path("/usr/lib/python3/dist-packages/python_dateutil/x.py") == "<SITE>/<PKG>/x.py"
+    # A longer name that merely contains the package's name is someone else's.
+    assert t.path("/usr/lib/python3/dist-packages/python_dateutils_extra/x.py") == (
+        "<SITE>/python_dateutils_extra/x.py"
+    )
+
+
+def test_npm_scope_and_short_names() -> None:
+    t = Templater("npm", "@scope/widget", "1.0.0")
+    # The whole scoped name is the package; the bare name alone (a bin link) is too.
+    assert t.path("/app/node_modules/@scope/widget/package.json") == "<SITE>/<PKG>/package.json"
+    assert t.path("/app/node_modules/.bin/widget") == "<SITE>/.bin/<PKG>"
+    # Names shorter than 3 characters would rewrite ordinary path segments, so they stay literal.
+    assert name_variants("pypi", "os") == ()
+    assert Templater("pypi", "os", "1").path("/usr/lib/python3.11/os.py") == "/usr/lib/python3.11/os.py"
+
+
+def test_argv_templates_paths_and_package() -> None:
+    t = Templater("pypi", "evil", "1.0")
+    line = t.argv(["/usr/bin/python3", "-m", "pip", "install", "/tmp/tmpab12cd34ef/evil-1.0.tar.gz"])
+    assert line == "/usr/bin/python3 -m pip install <TMP>/tmp<RAND>/<PKG>-<VER>.tar.gz"

@@ -47,7 +47,7 @@ BY_TYPE = {
     tuple: (),
     set: set(),
 }
-BY_NAME = (
+BY_NAME: tuple[tuple[tuple[str, ...], object], ...] = (
     (("url", "uri", "endpoint", "host"), "http://osptrack.example/"),
     (("path", "file", "filename", "dir", "directory", "folder"), "/tmp/osptrack-arg"),
     (("n", "count", "size", "num", "number", "index", "port", "timeout", "length", "limit"), 1),

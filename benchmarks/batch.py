@@ -43,7 +43,9 @@ def one_round(targets: list[Any], workers: int, analyzer: str, analyze_options: 
 
     out = Path(tempfile.mkdtemp(prefix=f"osptrack-bench-w{workers}-"))
     try:
-        options = BatchOptions(out=str(out), workers=workers, retries=0, analyzer=analyzer, analyze=analyze_options)
+        options = BatchOptions(
+            out=str(out), workers=workers, retries=0, analyzer=analyzer, analyze=analyze_options
+        )
         started = time.monotonic()
         summary = run_batch(targets, options)
         wall = time.monotonic() - started
@@ -66,10 +68,14 @@ def one_round(targets: list[Any], workers: int, analyzer: str, analyze_options: 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     parser.add_argument("--repeat", type=int, default=1, help="rounds per worker count; medians are reported")
-    parser.add_argument("--fake", type=float, default=None, metavar="S", help="sleep S seconds instead of analyze")
+    parser.add_argument(
+        "--fake", type=float, default=None, metavar="S", help="sleep S seconds instead of analyze"
+    )
     args = parser.parse_args()
 
     from osptrack.batch.sources import load_targets
@@ -91,7 +97,10 @@ def main() -> int:
         for workers in (1, 2):  # alternate so drift (cache warmth, other load) hits both alike
             result = one_round(targets, workers, analyzer, AnalyzeOptions())
             rounds[workers].append(result)
-            print(f"  round: workers={workers} wall={result['wall']:.1f} s finished={result['finished']}", flush=True)
+            print(
+                f"  round: workers={workers} wall={result['wall']:.1f} s finished={result['finished']}",
+                flush=True,
+            )
 
     print()
     header = f"{'workers':>7} {'wall s':>8} {'pkg/min':>8} {'overhead s/pkg':>15} {'proc s/pkg':>11}  slowest package"
@@ -104,14 +113,18 @@ def main() -> int:
         overhead = statistics.median(r["overhead"] for r in results)
         proc = statistics.median(r["process_overhead"] for r in results)
         slowest = max(results, key=lambda r: r["wall"])["slowest"]
-        print(f"{workers:>7} {wall:>8.1f} {finished / wall * 60:>8.1f} {overhead:>15.3f} {proc:>11.3f}  {slowest}")
+        print(
+            f"{workers:>7} {wall:>8.1f} {finished / wall * 60:>8.1f} {overhead:>15.3f} {proc:>11.3f}  {slowest}"
+        )
         for r in results:
             for failure in r["failed"]:
                 print(f"        failed: {failure}")
     print()
     print(f"speed-up, 2 workers over 1: {medians[1] / medians[2]:.2f}x (target >= 1.6x)")
     print("overhead s/pkg = (workers x wall - sum of analyze times) / packages;")
-    print("proc s/pkg     = median per attempt of (attempt wall - analyze time): worker start, staging, rename")
+    print(
+        "proc s/pkg     = median per attempt of (attempt wall - analyze time): worker start, staging, rename"
+    )
     return 0
 
 

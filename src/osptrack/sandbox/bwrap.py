@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +109,10 @@ SECCOMP_ERRNO = (
     "io_uring_register",
 )
 SECCOMP_DENY = SECCOMP_TRAP + SECCOMP_ERRNO
+# Raw and packet sockets would let a package craft its own frames past the fake network. Without
+# CAP_NET_RAW they already fail; trapping them records the attempt. Netlink is exempt: glibc's
+# getaddrinfo opens a raw AF_NETLINK socket for every lookup.
+SECCOMP_TRAP_SOCKETS = ("AF_PACKET", "SOCK_RAW")
 # clone3 gets ENOSYS so libc falls back to clone, which strace follows.
 SECCOMP_ENOSYS = ("clone3",)
 
@@ -132,6 +137,13 @@ def seccomp_filter_file() -> Path:
         flt = pyseccomp.SyscallFilter(defaction=pyseccomp.ALLOW)
         for name in SECCOMP_TRAP:
             flt.add_rule(pyseccomp.TRAP, name)
+        flt.add_rule(pyseccomp.TRAP, "socket", pyseccomp.Arg(0, pyseccomp.EQ, socket.AF_PACKET))
+        flt.add_rule(
+            pyseccomp.TRAP,
+            "socket",
+            pyseccomp.Arg(0, pyseccomp.NE, socket.AF_NETLINK),
+            pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xF, socket.SOCK_RAW),
+        )
         for name in SECCOMP_ERRNO:
             flt.add_rule(pyseccomp.ERRNO(errno.EPERM), name)
         for name in SECCOMP_ENOSYS:

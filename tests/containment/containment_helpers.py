@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from builders import make_npm, make_wheel
-
 from osptrack.jsonio import read_jsonl
 from osptrack.run import AnalyzeOptions, analyze
 from osptrack.sandbox.limits import Limits
@@ -88,7 +87,9 @@ def run_analysis(
     limits: Limits | None = None,
 ) -> Analysis:
     """The whole pipeline, in-process, as `osptrack analyze` runs it."""
-    options = AnalyzeOptions(phases=phases, timeout_s=timeout_s, limits=replace(limits or Limits(), timeout_s=timeout_s))
+    options = AnalyzeOptions(
+        phases=phases, timeout_s=timeout_s, limits=replace(limits or Limits(), timeout_s=timeout_s)
+    )
     t0 = time.monotonic()
     outcome = analyze(parse_target(ecosystem, str(archive)), options, out)
     wall = time.monotonic() - t0
@@ -162,4 +163,6 @@ def sigsys_syscalls(events: list[dict[str, Any]]) -> set[str]:
 
 def failed_paths(events: list[dict[str, Any]]) -> dict[str, str]:
     """path -> errno of every failed file event (the attempt is evidence, even when it fails)."""
-    return {e["path"]: e["errno"] for e in events if e.get("kind") == "file" and e.get("errno") and e.get("path")}
+    return {
+        e["path"]: e["errno"] for e in events if e.get("kind") == "file" and e.get("errno") and e.get("path")
+    }

@@ -72,12 +72,13 @@ def test_reads_of_host_paths_fail_and_are_recorded(tmp_path: Path) -> None:
         f"/proc/{os.getpid()}/environ",  # the test runner's own process, by host pid
     ]
     code = PROBE + "".join(
-        f"attempt('read', {t!r}, lambda p: open(p, 'rb').read(64))\n"
-        f"attempt('list', {t!r}, os.listdir)\n"
+        f"attempt('read', {t!r}, lambda p: open(p, 'rb').read(64))\nattempt('list', {t!r}, os.listdir)\n"
         for t in targets
     )
     try:
-        res = run_analysis(py_wheel(tmp_path, "contain-hostread", code), tmp_path / "out", phases=("install", "import"))
+        res = run_analysis(
+            py_wheel(tmp_path, "contain-hostread", code), tmp_path / "out", phases=("install", "import")
+        )
     finally:
         root_sentinel.unlink()
     attempts = _attempts(res.stdout("import"))
@@ -128,17 +129,19 @@ def test_writes_to_host_paths_and_planted_symlinks_change_nothing(tmp_path: Path
     aims = [*map(str, sentinels), f"/tmp/{tag}-new", f"/var/tmp/{tag}-new", f"/root/{tag}-new",
             str(CACHE / f"{tag}-new"), str(out.parent / f"{tag}-new"), str(out / f"{tag}-new"),
             str(REPO / f"{tag}-new"), str(WORK_ROOT / f"{tag}-new")]  # fmt: skip
-    setup_py = PROBE + "".join(
-        f"attempt('write', {a!r}, lambda p: open(p, 'w').write('pwned'))\n" for a in aims
-    ) + (
-        # follow the links the archive planted, and links made at run time
-        "attempt('write', 'link-tmp', lambda p: open(p, 'w').write('pwned'))\n"
-        "attempt('write', 'link-rel', lambda p: open(p, 'w').write('pwned'))\n"
-        f"os.symlink({str(sentinels[2])!r}, '/root/runtime-link')\n"
-        "attempt('write', '/root/runtime-link', lambda p: open(p, 'w').write('pwned'))\n"
-        f"attempt('hardlink', {str(sentinels[0])!r}, lambda p: os.link(p, '/root/hard'))\n"
-        "from setuptools import setup\n"
-        "setup(name='contain-hostwrite', version='1.0', py_modules=[])\n"
+    setup_py = (
+        PROBE
+        + "".join(f"attempt('write', {a!r}, lambda p: open(p, 'w').write('pwned'))\n" for a in aims)
+        + (
+            # follow the links the archive planted, and links made at run time
+            "attempt('write', 'link-tmp', lambda p: open(p, 'w').write('pwned'))\n"
+            "attempt('write', 'link-rel', lambda p: open(p, 'w').write('pwned'))\n"
+            f"os.symlink({str(sentinels[2])!r}, '/root/runtime-link')\n"
+            "attempt('write', '/root/runtime-link', lambda p: open(p, 'w').write('pwned'))\n"
+            f"attempt('hardlink', {str(sentinels[0])!r}, lambda p: os.link(p, '/root/hard'))\n"
+            "from setuptools import setup\n"
+            "setup(name='contain-hostwrite', version='1.0', py_modules=[])\n"
+        )
     )
     links = {
         "link-tmp": str(sentinels[0]),
@@ -151,7 +154,9 @@ def test_writes_to_host_paths_and_planted_symlinks_change_nothing(tmp_path: Path
     assert res.statuses["install"] in ("completed", "error_analysis")
     # Nothing outside the run folder changed: sentinels, marker files, and strict listings.
     assert {str(s): stat_of(s) for s in sentinels} == before
-    outside = [p for p in files_named(tag, watched, max_depth=2) if out not in p.parents and p not in sentinels]
+    outside = [
+        p for p in files_named(tag, watched, max_depth=2) if out not in p.parents and p not in sentinels
+    ]
     assert outside == []
     for folder, names in strict.items():
         now = _listing(Path(folder))
@@ -160,7 +165,9 @@ def test_writes_to_host_paths_and_planted_symlinks_change_nothing(tmp_path: Path
         assert now == names, f"{folder} changed: {sorted(now ^ names)}"
     assert sorted(os.listdir(out)) == ["events.jsonl", "network.jsonl", "result.json", "run.json"]
     # The attempts really ran (setup.py, inside pip's build) and are in the trace.
-    written = {e["path"] for e in res.events if e["kind"] == "file" and e["op"] in ("write", "create", "link")}
+    written = {
+        e["path"] for e in res.events if e["kind"] == "file" and e["op"] in ("write", "create", "link")
+    }
     assert [a for a in aims if a not in written] == []
     assert "/root/runtime-link" in written
     for s in sentinels:

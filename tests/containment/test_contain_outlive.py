@@ -10,7 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
-from containment_helpers import REPO, WORK_ROOT, files_named, marker, processes_with, record, run_analysis, shell_wheel
+from containment_helpers import (
+    REPO,
+    WORK_ROOT,
+    files_named,
+    marker,
+    processes_with,
+    record,
+    run_analysis,
+    shell_wheel,
+)
 
 pytestmark = pytest.mark.sandbox
 

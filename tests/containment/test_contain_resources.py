@@ -88,7 +88,10 @@ def test_fork_bomb_is_capped_and_a_neighbour_sandbox_finishes(tmp_path: Path) ->
     assert watch.worst_spawn_s < 3.0, f"host took {watch.worst_spawn_s:.1f} s to start /bin/true"
     assert side.returncode == 0, err
     nb = json.loads((tmp_path / "nb" / "result.json").read_text())
-    assert {p: r["Status"] for p, r in nb["Analysis"].items()} == {"install": "completed", "import": "completed"}
+    assert {p: r["Status"] for p, r in nb["Analysis"].items()} == {
+        "install": "completed",
+        "import": "completed",
+    }
     time.sleep(0.5)
     after = len([p for p in os.listdir("/proc") if p.isdigit()])
     assert after < before + 50, "fork bomb processes outlived the run"
@@ -98,7 +101,9 @@ def test_fork_bomb_is_capped_and_a_neighbour_sandbox_finishes(tmp_path: Path) ->
 
 def test_memory_balloon_is_oom_killed_far_below_host_memory(tmp_path: Path) -> None:
     limit = 256 << 20
-    balloon = py_wheel(tmp_path, "contain-balloon", "x = []\nwhile True:\n    x.append(bytearray(32 << 20))\n")
+    balloon = py_wheel(
+        tmp_path, "contain-balloon", "x = []\nwhile True:\n    x.append(bytearray(32 << 20))\n"
+    )
     host_avail_before = _mem_available()
     res = run_analysis(balloon, tmp_path / "out", timeout_s=60, limits=Limits(memory_bytes=limit))
     phase = res.phase("import")
@@ -112,7 +117,7 @@ def test_memory_balloon_is_oom_killed_far_below_host_memory(tmp_path: Path) -> N
 
 def test_disk_filler_hits_the_quotas_and_host_disks_are_untouched(tmp_path: Path) -> None:
     quota, fsize = 64 << 20, 32 << 20
-    code = f"""
+    code = """
 import errno, os
 def fill(path, limit_bytes=None):
     chunk, total = b"x" * (1 << 20), 0
@@ -123,15 +128,15 @@ def fill(path, limit_bytes=None):
                 fh.flush()
                 total += len(chunk)
     except OSError as exc:
-        return f"{{path}} {{errno.errorcode[exc.errno]}} {{total >> 20}}MiB"
+        return f"{path} {errno.errorcode[exc.errno]} {total >> 20}MiB"
 def fill_many(folder):
     results = []
     for i in range(10000):
-        r = fill(f"{{folder}}/fill-{{i}}")
+        r = fill(f"{folder}/fill-{i}")
         results.append(r)
         if r.endswith(" 0MiB"):  # the folder is full: a fresh file takes nothing more
             break
-    return results[-1] + f" files={{len(results)}}"
+    return results[-1] + f" files={len(results)}"
 print("RESULT", fill("/tmp/one-big-file"))
 print("RESULT", fill_many("/var/tmp"))
 print("RESULT", fill_many("/root"))
@@ -146,7 +151,9 @@ print("RESULT", fill_many("/root"))
         )  # fmt: skip
     assert res.statuses["import"] in ("completed", *ENDED)
     assert res.phase("import")["wall_s"] < 30
-    lines = [line.split(" ", 1)[1] for line in res.stdout("import").splitlines() if line.startswith("RESULT ")]
+    lines = [
+        line.split(" ", 1)[1] for line in res.stdout("import").splitlines() if line.startswith("RESULT ")
+    ]
     assert len(lines) == 3, res.stdout("import")
     big, var_tmp, home = lines
     assert "EFBIG" in big and int(big.split()[2].removesuffix("MiB")) <= fsize >> 20
@@ -166,7 +173,9 @@ print("RESULT", fill_many("/root"))
 )
 def test_spin_and_sleep_end_at_the_timeout(tmp_path: Path, case: str, code: str) -> None:
     tag = marker()
-    wheel = py_wheel(tmp_path, f"contain-{case.replace('_', '-')}", f"import sys\nsys.argv[0] = {tag!r}\n{code}")
+    wheel = py_wheel(
+        tmp_path, f"contain-{case.replace('_', '-')}", f"import sys\nsys.argv[0] = {tag!r}\n{code}"
+    )
     res = run_analysis(wheel, tmp_path / "out", timeout_s=TIMEOUT_S)
     assert res.statuses["import"] == "error_timeout"
     phase = res.phase("import")

@@ -1,10 +1,11 @@
-"""Build a crate's binaries and run each with --help (inside the sandbox).
+"""`cargo install` a crate's binaries and run each with --help (inside the sandbox).
 
 Usage: cratesio_execute.py NAME VERSION [offline|online]. The crate was unpacked into the
-vendor folder by the install phase; its bin targets are what `cargo install` would give a user.
+vendor folder by the install phase. `cargo install` is what gives a user a crate's binaries,
+and unlike `cargo build` of the crate it ignores dev-dependencies, which a --deps-dir
+rarely holds.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run_executables import run_help  # noqa: E402
 
 VENDOR = "/root/.osptrack-crates/vendor"
-TARGET = "/root/.osptrack-crates/bin-target"
+INSTALL_ROOT = "/root/.osptrack-crates/installed"
 
 
 def main():
@@ -25,25 +26,29 @@ def main():
             f"osptrack-execute: {folder} missing: the install phase did not unpack the crate", file=sys.stderr
         )
         return 3
-    argv = ["cargo", "build", "--bins", "--message-format=json-render-diagnostics", "--target-dir", TARGET]
+    argv = [
+        "cargo",
+        "install",
+        "--debug",
+        "--path",
+        folder,
+        "--root",
+        INSTALL_ROOT,
+        "--target-dir",
+        "/root/.osptrack-crates/install-target",
+    ]
     if not online:
         argv.append("--offline")
-    proc = subprocess.run(argv, cwd=folder, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    executables = []
-    for line in proc.stdout.decode(errors="replace").splitlines():
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            continue
-        target = msg.get("target") or {}
-        if (
-            msg.get("reason") == "compiler-artifact"
-            and msg.get("executable")
-            and "bin" in target.get("kind", [])
-        ):
-            executables.append(msg["executable"])
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL)
+    bin_dir = os.path.join(INSTALL_ROOT, "bin")
+    executables = (
+        sorted(os.path.join(bin_dir, f) for f in os.listdir(bin_dir)) if os.path.isdir(bin_dir) else []
+    )
     if proc.returncode != 0 and not executables:
-        print(f"osptrack-execute: cargo build --bins failed ({proc.returncode})", file=sys.stderr)
+        # A library-only crate has nothing to install: that is not an analysis error.
+        print(
+            f"osptrack-execute: cargo install found no binaries to run ({proc.returncode})", file=sys.stderr
+        )
     run_help(executables)
     return 0
 

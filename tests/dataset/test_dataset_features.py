@@ -159,3 +159,26 @@ def test_features_doc_is_generated_from_the_registry() -> None:
     assert text == features_markdown(), "regenerate: python -m osptrack.dataset.features > docs/features.md"
     for name in FEATURE_NAMES:
         assert f"`{name}`" in text
+
+
+def test_toolchain_copy_of_a_same_named_package_is_noise(tmp_path: Path) -> None:
+    # npm bundles its own chalk; a run of the package `chalk` must not claim npm's reads as its own.
+    bundled = _f("/usr/lib/node_modules/npm/node_modules/chalk/index.js")
+    baseline = tmp_path / "baseline"
+    write_run(baseline / "null", "npm", "osptrack-null", "0.0.0", {"install": phase([bundled])})
+    own = _f("/root/project/node_modules/chalk/index.js", write=True)
+    write_run(tmp_path / "runs" / "r", "npm", "chalk", "4.1.2", {"install": phase([bundled, own])})
+    labels = write_labels(tmp_path / "labels.parquet", [])
+    build(
+        [tmp_path / "runs"], BuildOptions(labels=labels, out=tmp_path / "out", baseline=baseline, workers=1)
+    )
+    (data,) = pq.read_table(tmp_path / "out" / "dataset.parquet").to_pylist()
+    assert [(f["Template"], f["Noise"]) for f in data["install_Files"]] == [
+        ("<SITE>/npm/node_modules/<PKG>/index.js", True),
+        ("<SITE>/<PKG>/index.js", False),
+    ]
+
+
+def test_package_manager_temp_folders_are_not_dropped_files(tmp_path: Path) -> None:
+    row = _features(tmp_path, {"install": phase([_f("/tmp/pip-target-ab12cd34/lib/python/x.py", write=True)])})
+    assert row["install_write_tmp_file_n"] == 0 and row["install_write_outside_tree_n"] == 0

@@ -23,6 +23,18 @@ from osptrack.dataset.templating import Templater, name_variants, template_gener
         ("/var/tmp/123e4567-e89b-12d3-a456-426614174000.lock", "<TMP>/<RAND>.lock"),
         ("/usr/lib/python3.11/os.py", "/usr/lib/python3.11/os.py"),
         ("/etc/passwd", "/etc/passwd"),
+        ("/root/site/requests/api.py", "<SITE>/requests/api.py"),
+        ("/root/sites.txt", "<HOME>/sites.txt"),
+        (
+            "/root/.npm/_cacache/content-v2/sha512/ca/d3/8df6e2e2c9aa12345678",
+            "<HOME>/.npm/_cacache/content-v2/sha512/<RAND>",
+        ),
+        (
+            "/root/.npm/_cacache/index-v5/70/27/dbbbb4f284b3dbbbb4f284b3",
+            "<HOME>/.npm/_cacache/index-v5/<RAND>",
+        ),
+        ("/root/.npm/_cacache/tmp/DO0m3W/index.js", "<HOME>/.npm/_cacache/tmp/<RAND>/index.js"),
+        ("/root/.npm/_logs/2026-11-26T15_16_08_683Z-debug-0.log", "<HOME>/.npm/_logs/<RAND>-debug-0.log"),
     ],
 )
 def test_generic_templates(path: str, expected: str) -> None:
@@ -55,3 +67,14 @@ def test_argv_templates_paths_and_package() -> None:
     t = Templater("pypi", "evil", "1.0")
     line = t.argv(["/usr/bin/python3", "-m", "pip", "install", "/tmp/tmpab12cd34ef/evil-1.0.tar.gz"])
     assert line == "/usr/bin/python3 -m pip install <TMP>/tmp<RAND>/<PKG>-<VER>.tar.gz"
+
+
+def test_argv_templates_paths_embedded_in_inline_code() -> None:
+    t = Templater("pypi", "evil", "1.0")
+    code = "exec(compile(x % ('/tmp/pip-req-build-9dqwfs0t/setup.py',), 'c', 'exec'))"
+    assert t.argv(
+        ["/usr/bin/python3", "-c", code, "egg_info", "--egg-base", "/tmp/pip-pip-egg-info-q5g3k14t"]
+    ) == (
+        "/usr/bin/python3 -c exec(compile(x % ('<TMP>/pip-req-build-<RAND>/setup.py',), 'c', 'exec')) "
+        "egg_info --egg-base <TMP>/pip-pip-egg-info-<RAND>"
+    )

@@ -72,12 +72,15 @@ PERSISTENCE_WRITES: dict[str, tuple[str, str]] = {
         "systemd units and timers",
     ),
     "ssh_keys": (r"^<HOME>/\.ssh/authorized_keys", "authorized_keys: a planted login key"),
-    "tmp_file": (r"^<TMP>/", "files dropped in /tmp, /var/tmp or /dev/shm"),
+    "tmp_file": (
+        r"^<TMP>/",
+        "files dropped in /tmp, /var/tmp or /dev/shm, outside package managers' build folders",
+    ),
 }
 
 # Where a package's own install legitimately writes; anything else counts as outside the tree.
 INSTALL_TREE = re.compile(
-    r"^(?:<SITE>|<TMP>/(?:pip-|tmp|npm-|<RAND>)|<HOME>/\.(?:cache|npm|local/lib|local/bin|node-gyp|cargo|gem|composer)/"
+    r"^(?:<SITE>|/input/|<HOME>/project/|<TMP>/(?:pip-|tmp|npm-|<RAND>)|<HOME>/\.(?:cache|npm|local/lib|local/bin|node-gyp|cargo|gem|composer)/"
     r"|/dev/(?:null|tty|pts/|zero|u?random)|/proc/|/sys/)"
 )
 
@@ -283,8 +286,10 @@ FLOAT_FEATURES = frozenset(f.name for f in FEATURES if f.kind == "float")
 def classify_path(tpath: str) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
     """(sensitive-read categories, persistence-write categories, outside the install tree)."""
     reads = tuple(k for k, rx in _READ_RES.items() if rx.search(tpath))
-    writes = tuple(k for k, rx in _WRITE_RES.items() if rx.search(tpath))
-    return reads, writes, not INSTALL_TREE.match(tpath)
+    outside = not INSTALL_TREE.match(tpath)
+    # pip's and npm's own build folders under /tmp are not a dropped file.
+    writes = tuple(k for k, rx in _WRITE_RES.items() if rx.search(tpath) and (k != "tmp_file" or outside))
+    return reads, writes, outside
 
 
 def _base(arg: str) -> str:

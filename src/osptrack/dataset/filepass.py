@@ -97,18 +97,27 @@ def files_pass(
                 continue
             o, n = int(offsets[i]), lengths[i]
             templater = templaters[i]
+            renamed: dict[int, str] = {}  # segment index -> template before the package stage
             if n and generic_arr is not None and templater.variants:
                 piece = generic_arr.slice(o, n)
                 hit = np.zeros(n, dtype=np.bool_)
                 for v in templater.variants:
                     hit |= pc.match_substring(piece, v).to_numpy(zero_copy_only=False)
                 for j in np.flatnonzero(hit).tolist():
-                    templates[o + j] = templater.package(templates[o + j])
+                    generic = templates[o + j]
+                    templates[o + j] = templater.package(generic)
+                    if templates[o + j] != generic:
+                        renamed[j] = generic
             baseline = baselines.get(record.ecosystem)
             noise_keys = baseline.for_phase(phase) if baseline is not None else _EMPTY
             seg_t = templates[o : o + n]
             seg_m = masks[o : o + n]
             base_m = np.fromiter(map(noise_keys.files.get, seg_t, repeat(-1)), dtype=np.int16, count=n)
+            # The toolchain's own copy of a same-named package (npm's bundled chalk, pip's vendored
+            # six) is in the baseline under its real name, not as <PKG>.
+            for j, generic in renamed.items():
+                if base_m[j] < 0:
+                    base_m[j] = noise_keys.files.get(generic, -1)
             noise = (base_m >= 0) & ((seg_m & ~base_m) == 0)
             exact_m = np.fromiter(
                 map(noise_keys.files_exact.get, paths[o : o + n], repeat(-1)), dtype=np.int16, count=n

@@ -30,6 +30,15 @@ _SITE = re.compile(
     r")(?=/|$)"
 )
 _HOME = re.compile(r"^(?:/root|/home/[^/]+)(?=/|$)")
+# osptrack's own PyPI layout installs with `pip install --target ~/site`.
+_HOME_SITE = re.compile(r"^(?:/root|/home/[^/]+)/site(?=/|$)")
+# Hash-named cache folders (npm's cacache, pip's wheel cache: 2-hex levels then a long hash),
+# npm's per-extraction temp folders and dated logs.
+_HASH_DIRS = re.compile(
+    r"(/_cacache/(?:content-v2/sha[0-9]+|index-v5)|/wheels)(?:/[0-9a-f]{2}){1,4}(?:/[0-9a-f]{16,})?(?=/|$)"
+    r"|(/_cacache/tmp)/[^/]+"
+    r"|(/_logs)/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9_]+Z"
+)
 _TMP = re.compile(r"^(?:/tmp|/var/tmp|/dev/shm)(?=/|$)")
 # Random segments: Python tempfile, pip's build dirs, npm's cache dirs, uuids, long hex, numbers.
 _RAND_SEGMENT = re.compile(
@@ -40,10 +49,16 @@ _RAND_SEGMENT = re.compile(
     r"|(?P<num>[0-9]{3,})"
     r")(?=/|$|\.)"
 )
+# tempfile names without a prefix (mkstemp(dir=...)): 8 random characters right under the temp dir.
+_TMP_NAME = re.compile(r"^<TMP>/[a-z0-9_]{8}(?=/|$)")
+# Atomic-write temp files: `RECORDk7ees9kr.tmp`, and `x.pyc.140449501595056` (an object id).
+_TMP_SUFFIX = re.compile(r"[a-z0-9_]{8}\.tmp$|(?<=\.)[0-9]{6,}$")
 
 # Cheap C-level pre-checks, so the common path (a stdlib or system file) skips the big regexes.
 _MAYBE_SITE = re.compile(r"-packages|node_modules|/gems/|\.cargo/registry|/vendor")
 _MAYBE_RAND = re.compile(r"[0-9]{3}|/tmp|/pip-|/npm-|/_MEI|/build-env-|/req-build-|[0-9a-f]{8}")
+
+_EMBEDDED_PATH = re.compile(r"(?<![\w.])/(?:tmp|var/tmp|dev/shm|root|home|usr|proc)/[^\s'\",;:)]*")
 
 PATH_CACHE: dict[str, str] = {}
 PATH_CACHE_MAX = 2_000_000
@@ -57,6 +72,14 @@ def _rand_sub(m: re.Match[str]) -> str:
     return "<RAND>"
 
 
+def _hash_sub(m: re.Match[str]) -> str:
+    return (m.group(1) or m.group(2) or m.group(3)) + "/<RAND>"
+
+
+def _suffix_sub(m: re.Match[str]) -> str:
+    return "<RAND>.tmp" if m.group().endswith(".tmp") else "<N>"
+
+
 def template_generic(path: str) -> str:
     """Template the run-independent parts of `path` (cached)."""
     cached = PATH_CACHE.get(path)
@@ -67,11 +90,19 @@ def template_generic(path: str) -> str:
     if m:
         out = "<SITE>" + out[m.end() :]
     elif out.startswith(("/root", "/home/")):
-        out = _HOME.sub("<HOME>", out, count=1)
+        if _HOME_SITE.match(out):
+            out = _HOME_SITE.sub("<SITE>", out, count=1)
+        else:
+            out = _HOME.sub("<HOME>", out, count=1)
+
     elif out.startswith(("/tmp", "/var/tmp", "/dev/shm")):
         out = _TMP.sub("<TMP>", out, count=1)
+        out = _TMP_NAME.sub("<TMP>/<RAND>", out, count=1)
+    if "/_ca" in out or "/_logs/" in out or "/wheels/" in out:
+        out = _HASH_DIRS.sub(_hash_sub, out)
     if _MAYBE_RAND.search(out):
         out = _RAND_SEGMENT.sub(_rand_sub, out)
+        out = _TMP_SUFFIX.sub(_suffix_sub, out)
     if len(PATH_CACHE) >= PATH_CACHE_MAX:
         PATH_CACHE.clear()  # bounded memory on huge builds; it refills with the hot paths
     PATH_CACHE[path] = out
@@ -136,4 +167,10 @@ class Templater:
         """One templated command line, for baseline matching of Commands."""
         if not argv:
             return ""
-        return " ".join(self.path(a) if a.startswith("/") else self.package(a) for a in argv)
+        return " ".join(self.path(a) if a.startswith("/") else self._embedded(a) for a in argv)
+
+    def _embedded(self, arg: str) -> str:
+        """An argument that is not a path may embed some (`python -c '...%r' % ('/tmp/x/setup.py',)`)."""
+        if "/" in arg:
+            arg = _EMBEDDED_PATH.sub(lambda m: template_generic(m.group()), arg)
+        return self.package(arg)

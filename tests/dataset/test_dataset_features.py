@@ -180,5 +180,7 @@ def test_toolchain_copy_of_a_same_named_package_is_noise(tmp_path: Path) -> None
 
 
 def test_package_manager_temp_folders_are_not_dropped_files(tmp_path: Path) -> None:
-    row = _features(tmp_path, {"install": phase([_f("/tmp/pip-target-ab12cd34/lib/python/x.py", write=True)])})
+    row = _features(
+        tmp_path, {"install": phase([_f("/tmp/pip-target-ab12cd34/lib/python/x.py", write=True)])}
+    )
     assert row["install_write_tmp_file_n"] == 0 and row["install_write_outside_tree_n"] == 0

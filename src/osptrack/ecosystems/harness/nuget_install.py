@@ -155,7 +155,7 @@ def main():
     ]
     sources = ([os.path.dirname(archive)] if archive else []) + deps
     if mode == "online":
-        sources.append("https://api.nuget.org/v3/index.json")
+        sources.append("https://www.nuget.org/api/v2/")  # NuGet 2.8.7 speaks only the v2 feed protocol
     for source in sources:
         argv += ["-Source", source]
     print("osptrack-install:", " ".join(argv), flush=True)

@@ -22,11 +22,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -73,7 +74,7 @@ def resolve_analyzer(spec: str) -> Callable[..., Any]:
 # -- parent side ---------------------------------------------------------------------------------
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     env = os.environ.copy()
     # The worker must import what this process can (the project, a test's fake analyzer).
     paths = [p for p in sys.path if p] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -82,34 +83,87 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _exited(pid: int) -> bool:
-    """Has the worker exited? WNOWAIT leaves it a zombie, which keeps its process-group id
-    reserved until we have swept the group and reaped it, so the sweep cannot hit a reused id."""
-    try:
-        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:
-        return True
-    return info is not None
-
-
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
 
-def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
+class Launcher(Protocol):
+    """Starts worker processes, each the leader of its own process group, and reaps them.
+
+    `exited` must not reap: the unreaped zombie keeps its process-group id reserved until `reap`
+    has swept the group, so a sweep can never hit an unrelated group that reused the id.
+    """
+
+    def start(self, job_file: Path, log: Path) -> int: ...
+
+    def exited(self, pid: int) -> bool: ...
+
+    def reap(self, pid: int) -> int: ...
+
+
+class SpawnLauncher:
+    """A fresh `python -m osptrack.batch.worker` per attempt (works anywhere, e.g. in Dask)."""
+
+    def __init__(self) -> None:
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, job_file: Path, log: Path) -> int:
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "osptrack.batch.worker", str(job_file)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: killable as a unit, no Ctrl-C echo
+                env=child_env(),
+                close_fds=True,
+            )
+        with self._lock:
+            self._procs[proc.pid] = proc
+        return proc.pid
+
+    def exited(self, pid: int) -> bool:
+        try:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        return info is not None
+
+    def reap(self, pid: int) -> int:
+        _signal_group(pid, signal.SIGKILL)  # anything the worker left behind (daemonised children)
+        with self._lock:
+            proc = self._procs.pop(pid)
+        return proc.wait()
+
+    def close(self) -> None:
+        pass
+
+
+def _stop_worker(launcher: Launcher, pid: int) -> None:
     """SIGTERM the worker's group, give it a moment to clean up, then SIGKILL the group."""
-    _signal_group(proc.pid, signal.SIGTERM)
+    _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + KILL_GRACE_S
-    while time.monotonic() < deadline and not _exited(proc.pid):
+    while time.monotonic() < deadline and not launcher.exited(pid):
         time.sleep(0.05)
-    _signal_group(proc.pid, signal.SIGKILL)
+    _signal_group(pid, signal.SIGKILL)
+
+
+_default_launcher: SpawnLauncher | None = None
 
 
 def run_isolated(
-    job: Job, should_stop: Callable[[], bool] | None = None, poll_s: float = 0.05
+    job: Job,
+    should_stop: Callable[[], bool] | None = None,
+    poll_s: float = 0.05,
+    launcher: Launcher | None = None,
 ) -> AttemptResult:
     """Run one attempt in a fresh worker process; never raises for the package's faults."""
+    global _default_launcher
+    if launcher is None:
+        _default_launcher = _default_launcher or SpawnLauncher()
+        launcher = _default_launcher
     dest = Destination(job.dest_root)
     attempt_dir = dest.new_attempt_dir()
     started = time.monotonic()
@@ -117,33 +171,22 @@ def run_isolated(
     try:
         job_file = attempt_dir / "job.pkl"
         job_file.write_bytes(pickle.dumps(job))
-        with open(attempt_dir / "worker.log", "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "osptrack.batch.worker", str(job_file)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: killable as a unit, no Ctrl-C echo
-                env=_child_env(),
-                close_fds=True,
-            )
+        pid = launcher.start(job_file, attempt_dir / "worker.log")
         try:
-            while not _exited(proc.pid):
+            while not launcher.exited(pid):
                 if time.monotonic() - started > job.package_timeout_s:
                     outcome = TIMEOUT
-                    _stop_worker(proc)
+                    _stop_worker(launcher, pid)
                     break
                 if should_stop is not None and should_stop():
                     outcome = INTERRUPTED
-                    _stop_worker(proc)
+                    _stop_worker(launcher, pid)
                     break
                 time.sleep(poll_s)
-            # Sweep anything the worker left in its group (daemonised children), then reap it.
-            _signal_group(proc.pid, signal.SIGKILL)
         finally:
-            returncode = proc.wait()
+            returncode = launcher.reap(pid)
         wall = time.monotonic() - started
-        return _result(job, attempt_dir, outcome, returncode, wall, proc.pid)
+        return _result(job, attempt_dir, outcome, returncode, wall, pid)
     finally:
         shutil.rmtree(attempt_dir, ignore_errors=True)
 
@@ -203,7 +246,7 @@ def _log_tail(attempt_dir: Path) -> str:
 # -- worker side ---------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
+def die_with_parent(expected_parent: int | None = None) -> None:
     """SIGKILL this worker when the process that started it dies (kill -9 of the batch)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -211,8 +254,8 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         return
-    expected = os.environ.get(_PARENT_ENV)
-    if expected and os.getppid() != int(expected):
+    expected = expected_parent or int(os.environ.get(_PARENT_ENV, "0"))
+    if expected and os.getppid() != expected:
         os._exit(70)  # the parent died before prctl took effect
 
 
@@ -266,13 +309,16 @@ def execute(job: Job, attempt_dir: Path) -> dict[str, Any]:
     return report
 
 
-def main(argv: list[str]) -> int:
-    _die_with_parent()
-    job_file = Path(argv[0])
+def run_job_file(job_file: Path) -> int:
     job: Job = pickle.loads(job_file.read_bytes())
     report = execute(job, job_file.parent)
     atomic_write_json(job_file.parent / "report.json", report)
     return 0
+
+
+def main(argv: list[str]) -> int:
+    die_with_parent()
+    return run_job_file(Path(argv[0]))
 
 
 if __name__ == "__main__":

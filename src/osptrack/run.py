@@ -22,7 +22,6 @@ from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_json, write_jsonl
 from osptrack.sandbox.baits import Baits, make_baits
 from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SECCOMP_DENY, SandboxSpec, default_etc_files
-from osptrack.sandbox.exfil import find_tokens
 from osptrack.sandbox.fakenet import FakeNetwork
 from osptrack.sandbox.limits import Limits
 from osptrack.sandbox.preflight import check_sandbox
@@ -102,8 +101,9 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
     phases: dict[str, dict[str, Any]] = {}
     results: dict[str, dict[str, Any]] = {}
     all_events: list[Event] = []
-    with Workspace(limits) as ws, FakeNetwork(run_id=run_id, online=options.online,
-                                              allowed_registries=eco.registry_hosts) as net:
+    with Workspace(limits) as ws, FakeNetwork(
+        run_id=run_id, online=options.online, allowed_registries=eco.registry_hosts, tokens=baits.values()
+    ) as net:
         layout, binds = _stage_input(ws, eco, ref, options)
         baits.plant(ws.home, HOST_UID, HOST_GID)
         prepare = getattr(eco, "prepare_home", None)
@@ -136,12 +136,13 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
                 outcome.stderr,
                 status,
                 dns,
-                ignore_sockets={(net.resolver_address, 53)},
+                ignore_sockets=_infrastructure(net),
                 ip_names={a: net.hostnames_for(a) for a in addresses},
             )
             phases[phase] = _phase_info(outcome, status, len(events), stats)
         records = net.records()
-    exfil = find_tokens(records, baits.values())
+        exfil = net.exfiltration()  # searches 64 KiB of each flow, more than first_bytes keeps
+        net_health = {"dropped_records": net.dropped, "errors": net.errors}
     bait_reads = summary.bait_reads(all_events, baits.paths)
     run_info = {
         "tool": {"name": "osptrack", "version": __version__},
@@ -150,6 +151,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         "honeytokens": [t.as_dict() for t in baits.tokens],
         "phases": phases,
         "exfiltration": exfil,
+        "network": net_health,
         "bait_reads": bait_reads,
         "trace": {
             "valid": all(p["trace_valid"] for p in phases.values()),
@@ -239,6 +241,14 @@ def _status(outcome: PhaseOutcome) -> str:
     if outcome.timed_out:
         return "error_timeout"
     return "completed" if outcome.exit_code == 0 else "error_analysis"
+
+
+def _infrastructure(net: FakeNetwork) -> set[tuple[str, int]]:
+    """The fake resolver and, online, the proxy: the sandbox's plumbing, not the package's sockets."""
+    ignored = {(net.resolver_address, 53)}
+    if net.proxy_address is not None:
+        ignored.add(net.proxy_address)
+    return ignored
 
 
 def _traced(log: Path) -> list[str]:

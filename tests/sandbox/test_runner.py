@@ -48,13 +48,14 @@ def test_host_paths_are_invisible_and_root_is_nobody_outside() -> None:
     finally:
         secret.unlink()
     text = out.stdout.decode()
-    assert out.exit_code == 0, out.stderr
+    # ptrace is an escape primitive: seccomp traps it (SIGSYS), so python dies before printing.
+    assert out.exit_code == 128 + 31, out.stderr
     top = set(text.split("---")[0].split())
     assert not top & {"work", "opt", "home", "run", "sys", "srv", "mnt", "boot"}
     assert "host secret" not in text
     assert text.split("---")[1].split()[0] == "0"
     assert owners["written"] == HOST_UID  # uid 0 inside is nobody on the host
-    assert "ptrace -1" in text
+    assert "ptrace" not in text
 
 
 def test_timeout_kills_daemons_and_sigterm_ignorers() -> None:

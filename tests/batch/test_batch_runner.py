@@ -257,3 +257,29 @@ def test_fsspec_manifest_is_rewritten_whole(tmp_path: Path) -> None:
             assert [(r.key, r.outcome) for r in again.rows] == [(("npm", "a", "1.0.0"), "finished")]
     finally:
         fsspec.filesystem("memory").rm("/osptrack-test-manifest", recursive=True)
+
+
+def test_workers_fall_back_to_fresh_interpreters_when_the_zygote_is_gone(tmp_path: Path, state: Path) -> None:
+    from osptrack.batch.worker import Job, run_isolated
+    from osptrack.batch.zygote import PreloadedLauncher
+
+    launcher = PreloadedLauncher("fake_analyzer:analyze")
+    try:
+        assert launcher._zygote is not None
+        zygote_pid = launcher._zygote._proc.pid
+
+        def job(name: str) -> Job:
+            return Job(make_target("npm", name, "1.0.0"), FakeOptions(), str(tmp_path / "out"), 1, 30.0,
+                       analyzer="fake_analyzer:analyze")  # fmt: skip
+
+        first = run_isolated(job("a"), launcher=launcher)
+        assert first.outcome == "finished"
+        ppids = (state / "ppids.log").read_text().split()
+        assert ppids == [str(zygote_pid)]  # forked by the zygote
+        os.kill(zygote_pid, 9)
+        launcher._zygote._proc.wait()
+        second = run_isolated(job("b"), launcher=launcher)
+        assert second.outcome == "finished"
+        assert (state / "ppids.log").read_text().split()[1] == str(os.getpid())  # spawned by us
+    finally:
+        launcher.close()

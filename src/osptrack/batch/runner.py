@@ -25,7 +25,7 @@ from osptrack.batch.manifest import Manifest, recovered_result, worker_name
 from osptrack.batch.model import CRASHED, FINISHED, INTERRUPTED, AttemptResult, BatchTarget
 from osptrack.batch.store import Destination
 from osptrack.batch.worker import DEFAULT_ANALYZER, Job, Launcher, SpawnLauncher, run_isolated
-from osptrack.batch.zygote import ZygoteLauncher
+from osptrack.batch.zygote import PreloadedLauncher
 from osptrack.errors import BadInput
 
 KILL_WAIT_S = 30.0  # how long Ctrl-C waits for in-flight workers to be killed and reaped
@@ -108,11 +108,8 @@ class LocalExecutor:
         self.capacity = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="osptrack-batch")
         self._stop = threading.Event()
-        self._launcher: Launcher = SpawnLauncher()
-        if preload:
-            # Fork workers from a preloaded zygote: same isolation, no interpreter start per package.
-            with contextlib.suppress(OSError, RuntimeError):
-                self._launcher = ZygoteLauncher(analyzer)
+        # Fork workers from a preloaded zygote: same isolation, no interpreter start per package.
+        self._launcher: Launcher = PreloadedLauncher(analyzer) if preload else SpawnLauncher()
 
     def submit(self, job: Job) -> Future[AttemptResult]:
         return self._pool.submit(run_isolated, job, self._stop.is_set, 0.05, self._launcher)

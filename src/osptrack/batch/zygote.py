@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import orjson
 
-from osptrack.batch.worker import child_env, die_with_parent, resolve_analyzer, run_job_file
+from osptrack.batch.worker import SpawnLauncher, child_env, die_with_parent, resolve_analyzer, run_job_file
 
 
 class ZygoteLauncher:
@@ -167,3 +167,43 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+class PreloadedLauncher:
+    """The zygote while it works, fresh interpreters once it does not (it died, or never started):
+    a lost zygote must cost speed, not the rest of the batch."""
+
+    def __init__(self, analyzer: str) -> None:
+        self._spawn = SpawnLauncher()
+        self._zygote: ZygoteLauncher | None = None
+        with contextlib.suppress(OSError, RuntimeError):
+            self._zygote = ZygoteLauncher(analyzer)
+        self._owner: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def start(self, job_file: Path, log: Path) -> int:
+        launcher: Any = self._spawn
+        if self._zygote is not None:
+            try:
+                pid = self._zygote.start(job_file, log)
+                launcher = self._zygote
+            except (OSError, RuntimeError, ValueError):
+                self._zygote = None  # keep going without it
+                pid = self._spawn.start(job_file, log)
+        else:
+            pid = self._spawn.start(job_file, log)
+        with self._lock:
+            self._owner[pid] = launcher
+        return pid
+
+    def exited(self, pid: int) -> bool:
+        return bool(self._owner[pid].exited(pid))
+
+    def reap(self, pid: int) -> int:
+        with self._lock:
+            launcher = self._owner.pop(pid)
+        return int(launcher.reap(pid))
+
+    def close(self) -> None:
+        if self._zygote is not None:
+            self._zygote.close()

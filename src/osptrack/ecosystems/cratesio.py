@@ -182,4 +182,5 @@ def pack_crate(
             tf.addfile(info, io.BytesIO(data))
     path = dest / f"{top}.crate"
     atomic_write_bytes(path, buf.getvalue())
+    path.chmod(0o644)  # mkstemp's 0600 would hide it from the sandbox's host uid in a --deps-dir
     return path

@@ -163,4 +163,5 @@ def pack_nupkg(
         zf.writestr("[Content_Types].xml", content_types)
     path = dest / f"{package_id}.{version}.nupkg"
     atomic_write_bytes(path, buf.getvalue())
+    path.chmod(0o644)  # mkstemp's 0600 would hide it from the sandbox's host uid in a --deps-dir
     return path

@@ -134,4 +134,5 @@ def pack_composer_zip(dest: Path, manifest: dict[str, object], files: dict[str, 
         for rel, data in sorted(files.items()):
             zf.writestr(rel, data)
     atomic_write_bytes(path, buf.getvalue())
+    path.chmod(0o644)  # mkstemp's 0600 would hide it from the sandbox's host uid in a --deps-dir
     return path

@@ -321,6 +321,7 @@ def download(release: Release, dest_dir: Path) -> Path:
     verify(release, data)
     path = dest_dir / release.filename
     atomic_write_bytes(path, data)
+    path.chmod(0o644)  # mkstemp's 0600 would hide it from the sandbox's host uid in a --deps-dir
     return path
 
 

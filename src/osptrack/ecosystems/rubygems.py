@@ -181,6 +181,7 @@ def pack_gem(
         _tar_add(tf, "metadata.gz", gzip.compress(metadata_yaml.encode(), mtime=0), 0o444)
         _tar_add(tf, "data.tar.gz", data.getvalue(), 0o444)
     atomic_write_bytes(path, outer.getvalue())
+    path.chmod(0o644)  # mkstemp's 0600 would hide it from the sandbox's host uid in a --deps-dir
     return path
 
 

@@ -41,8 +41,8 @@ def py_wheel(dest: Path, name: str, code: str) -> Path:
 
 
 def shell_wheel(dest: Path, name: str, script: str) -> Path:
-    """A wheel whose import runs a shell script (most hostile behaviour is one line of sh)."""
-    return py_wheel(dest, name, f"import subprocess\nsubprocess.run(['/bin/sh', '-c', {script!r}])\n")
+    """A wheel whose import runs a bash script (bash, not dash: `exec -a` renames processes)."""
+    return py_wheel(dest, name, f"import subprocess\nsubprocess.run(['/bin/bash', '-c', {script!r}])\n")
 
 
 def npm_package(dest: Path, name: str, preinstall_js: str, index_js: str = "module.exports = 1;\n") -> Path:

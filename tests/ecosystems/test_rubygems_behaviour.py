@@ -3,7 +3,11 @@ name, connect and run a command, and each shows up in its own phase of result.js
 
 from __future__ import annotations
 
+import base64
 import json
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -106,3 +110,34 @@ def test_phases_do_not_leak_into_each_other(gem_run: dict) -> None:
     assert "gem-execute.osptrack-test.example" not in install_names
     import_names = {q["Hostname"] for d in gem_run["Analysis"]["import"]["DNS"] or [] for q in d["Queries"]}
     assert "gem-execute.osptrack-test.example" not in import_names
+
+
+@pytest.fixture
+def readable_dir() -> Iterator[Path]:
+    """A --deps-dir the sandbox's host uid (nobody) can reach; pytest's tmp_path is 0700."""
+    path = Path(tempfile.mkdtemp(prefix="osptrack-gemdeps-", dir="/var/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.sandbox
+def test_offline_dependencies_resolve_from_deps_dir(readable_dir: Path, tmp_path: Path) -> None:
+    lib_files = {"lib/osptrack_gemdep_lib.rb": b"module OsptrackGemdepLib; end\n"}
+    pack_gem(readable_dir, gemspec_yaml("osptrack-gemdep-lib", "1.2.0", sorted(lib_files)), lib_files)
+    app_files = {"lib/osptrack_gemdep_app.rb": b"require 'osptrack_gemdep_lib'\n"}
+    app_meta = gemspec_yaml(
+        "osptrack-gemdep-app", "1.0.0", sorted(app_files), dependencies=(("osptrack-gemdep-lib", ">= 1.0"),)
+    )
+    app = pack_gem(tmp_path, app_meta, app_files)
+    ref = PackageRef("rubygems", "osptrack-gemdep-app", None, app)
+    with_deps = analyze(ref, AnalyzeOptions(timeout_s=120, deps_dirs=(readable_dir,)), tmp_path / "with")
+    assert with_deps.statuses == {"install": "completed", "import": "completed"}
+    stdout = base64.b64decode(
+        json.loads((tmp_path / "with" / "result.json").read_text())["Analysis"]["install"]["Stdout"]
+    )
+    assert b"Successfully installed osptrack-gemdep-lib-1.2.0" in stdout
+    without = analyze(ref, AnalyzeOptions(phases=("install",), timeout_s=120), tmp_path / "without")
+    assert without.statuses == {"install": "error_analysis"}  # offline, nothing else to resolve from

@@ -12,6 +12,7 @@ Everything here runs on the host against an untrusted file, so every read is cap
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import lzma
@@ -20,7 +21,7 @@ import tarfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from osptrack.errors import BadInput
 
@@ -31,7 +32,12 @@ MAX_DECOMPRESSED_BYTES = 1 << 30
 RATIO_FLOOR_BYTES = 64 << 20  # small archives may compress very well (all-zero test files)
 MAX_RATIO = 200  # real source tarballs inflate 3-20x; bombs inflate 1000x and more
 
-_COMPRESSED = {b"\x1f\x8b": gzip.GzipFile, b"BZ": bz2.BZ2File, b"\xfd7zXZ": lzma.LZMAFile}
+# Each decompressor wraps the open file (gzip wants it as `fileobj`, bz2 and lzma positionally).
+_COMPRESSED: dict[bytes, Callable[[IO[bytes]], IO[bytes]]] = {
+    b"\x1f\x8b": lambda f: gzip.GzipFile(fileobj=f, mode="rb"),  # type: ignore[dict-item,return-value]
+    b"BZh": lambda f: bz2.BZ2File(f, "rb"),  # noqa: SIM115 - closed by the caller's ExitStack
+    b"\xfd7zXZ": lambda f: lzma.LZMAFile(f, "rb"),  # noqa: SIM115
+}
 
 
 class ArchiveBomb(BadInput):
@@ -41,7 +47,7 @@ class ArchiveBomb(BadInput):
 class _Capped(io.RawIOBase):
     """A read-only stream that counts decompressed bytes and stops a bomb mid-scan."""
 
-    def __init__(self, inner: BinaryIO, name: str, compressed_size: int) -> None:
+    def __init__(self, inner: IO[bytes], name: str, compressed_size: int) -> None:
         self.inner = inner
         self.name = name
         self.compressed = max(compressed_size, 1)
@@ -129,11 +135,12 @@ def _zip_declared_entries(archive: Path) -> int | None:
 
 
 def _read_tar(archive: Path, want: Callable[[str], bool]) -> tuple[str, bytes] | None:
-    with archive.open("rb") as raw:
+    with contextlib.ExitStack() as stack:
+        raw: IO[bytes] = stack.enter_context(archive.open("rb"))
         magic = raw.read(6)
         raw.seek(0)
         opener = next((cls for m, cls in _COMPRESSED.items() if magic.startswith(m)), None)
-        inner: BinaryIO = opener(fileobj=raw) if opener is not None else raw  # type: ignore[call-arg]
+        inner = stack.enter_context(opener(raw)) if opener is not None else raw
         stream = io.BufferedReader(_Capped(inner, archive.name, archive.stat().st_size), 1 << 16)
         # stream mode ("r|"): members are read in order and never seeked back to
         with tarfile.open(fileobj=stream, mode="r|") as tf:

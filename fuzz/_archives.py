@@ -6,12 +6,15 @@ import contextlib
 import io
 import tarfile
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
 from osptrack.ecosystems.npm import Npm
 from osptrack.ecosystems.pypi import PyPI
 from osptrack.errors import BadInput
+
+warnings.filterwarnings("ignore", "Duplicate name", UserWarning)  # duplicates are wanted here
 
 SUFFIXES = (".whl", ".tar.gz", ".zip", ".tgz", ".tar.bz2", ".tar")
 SLOW_S = 5.0  # one metadata read of a ~100 KiB input taking longer than this is a hang
@@ -23,7 +26,7 @@ def build(kind: str, members: list[tuple[str, bytes, str]]) -> bytes:
     if kind == "zip":
         with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for name, data, _ in members:
-                with contextlib.suppress(ValueError, UnicodeEncodeError):
+                with contextlib.suppress(ValueError, UnicodeEncodeError, IndexError):
                     zf.writestr(name or "x", data)
         return buf.getvalue()
     mode = {"tar": "w", "tgz": "w:gz", "tbz": "w:bz2"}[kind]

@@ -13,8 +13,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run_executables import run_help  # noqa: E402
 
-VENDOR = "/root/.osptrack-crates/vendor"
-INSTALL_ROOT = "/root/.osptrack-crates/installed"
+ROOT = os.path.join(os.environ.get("HOME", "/root"), ".osptrack-crates")
+VENDOR = f"{ROOT}/vendor"
+INSTALL_ROOT = f"{ROOT}/installed"
 
 
 def main():
@@ -35,7 +36,7 @@ def main():
         "--root",
         INSTALL_ROOT,
         "--target-dir",
-        "/root/.osptrack-crates/install-target",
+        f"{ROOT}/install-target",
     ]
     if not online:
         argv.append("--offline")

@@ -15,7 +15,7 @@ import sys
 import tarfile
 import tomllib
 
-ROOT = "/root/.osptrack-crates"
+ROOT = os.path.join(os.environ.get("HOME", "/root"), ".osptrack-crates")
 VENDOR = f"{ROOT}/vendor"
 STUB = f"{ROOT}/stub"
 CARGO_HOME = os.environ.get("CARGO_HOME", "/root/.cargo")

@@ -20,8 +20,9 @@ import subprocess
 import sys
 from xml.sax.saxutils import quoteattr
 
-PACKAGES = "/root/packages"
-PROJECT = "/root/project"
+HOME = os.environ.get("HOME", "/root")
+PACKAGES = f"{HOME}/packages"
+PROJECT = f"{HOME}/project"
 NUGET = "/usr/lib/nuget/NuGet.exe"
 TFM_ORDER = [
     "net48",

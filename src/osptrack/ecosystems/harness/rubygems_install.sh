@@ -4,7 +4,7 @@
 # so the --deps-dir gems are linked into one folder and gem runs from there.
 set -eu
 mode=$1; home=$2; target=$3; shift 3
-src=/root/.osptrack-gems
+src="${HOME:-/root}/.osptrack-gems"
 mkdir -p "$src" "$home"
 for dir in "$@"; do
   for gem in "$dir"/*.gem; do

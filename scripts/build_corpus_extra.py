@@ -156,7 +156,8 @@ def build_gems(out: Path) -> list[dict[str, object]]:
             str(spec["name"]),
             str(spec["version"]),
             sorted(files),
-            executables=tuple(spec["executables"]),  # type: ignore[arg-type]
+            # Debian moves some executables to /usr/bin; declare only those the gem carries.
+            executables=tuple(e for e in spec["executables"] if f"bin/{e}" in files),  # type: ignore[attr-defined]
             require_paths=tuple(spec["require_paths"]),  # type: ignore[arg-type]
             dependencies=deps,
             summary=str(spec["summary"]),
@@ -235,6 +236,7 @@ def main() -> int:
     parser.add_argument("out", type=Path, help="folder for the artifacts (not inside the repository)")
     parser.add_argument("--analyze", type=Path, help="run each artifact through the sandbox into this folder")
     parser.add_argument("--phases", default="install,import")
+    parser.add_argument("--only", help="analyse only this ecosystem's artifacts")
     args = parser.parse_args()
     out: Path = args.out.resolve()
     if Path(__file__).resolve().parents[1] in (out, *out.parents):
@@ -260,7 +262,8 @@ def main() -> int:
     print(f"build_corpus_extra: {len(entries)} artifacts in {out} {counts}")
     if args.analyze:
         phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
-        analyze_all(out, entries, args.analyze.resolve(), phases)
+        chosen = [e for e in entries if not args.only or e["ecosystem"] == args.only]
+        analyze_all(out, chosen, args.analyze.resolve(), phases)
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Debian's php-cli and composer live under /usr. The install harness writes the project's
 composer.json inside the sandbox: the archive as an inline `package` repository with a local
-zip dist, the --deps-dir folders as `artifact` repositories, plugins allowed. Composer
+zip dist, each zip of the --deps-dir folders likewise, plugins allowed. Composer
 plugins (type `composer-plugin`) run their activate() during install, as on a user's machine;
 a dependency's own `scripts` never run in Composer (only the root project's do), so plugins are
 the install-time path that matters.

@@ -4,11 +4,12 @@
 set -eu
 id=$1
 version=$2
-exe=/tmp/osptrack-nuget-import.exe
-mcs -nologo -out:"$exe" /input/harness/nuget_import.cs >/dev/null
-dlls=$(python3 - "$id" "$version" <<'PY'
+here=$(dirname "$0")
+exe=${TMPDIR:-/tmp}/osptrack-nuget-import-$$.exe
+mcs -nologo -out:"$exe" "$here/nuget_import.cs" >/dev/null
+dlls=$(python3 - "$here" "$id" "$version" <<'PY'
 import os, sys
-sys.path.insert(0, "/input/harness")
+sys.path.insert(0, sys.argv.pop(1))
 from nuget_install import best_tfm_dir, own_dir
 pkg = own_dir(sys.argv[1], sys.argv[2])
 if pkg is not None:

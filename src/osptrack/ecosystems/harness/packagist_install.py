@@ -2,14 +2,15 @@
 
 Usage: packagist_install.py offline|online PROJECT NAME VERSION [ARCHIVE] [--deps DIR...]
 
-Offline, the archive becomes an inline `package` repository whose dist is the local zip (so a
-zipball without a `version` in its composer.json installs too), the --deps-dir folders become
-`artifact` repositories, and packagist.org is disabled. Plugins and scripts are allowed, as in
+Offline, the archive and each zip of the --deps-dir folders become inline `package`
+repositories whose dist is the local zip (so a zipball without a `version` in its
+composer.json installs too), and packagist.org is disabled. Plugins and scripts are allowed, as in
 real projects: a composer plugin's activate() is the Packagist install-time attack path.
 """
 
 import json
 import os
+import re
 import sys
 import zipfile
 
@@ -29,6 +30,41 @@ def package_json(archive):
         return json.loads(zf.read(info))
 
 
+def inline_package(archive, name=None, version=None):
+    """A `package` repository entry whose dist is the local zip itself."""
+    package = package_json(archive)
+    if name:
+        package["name"] = name
+    version = version or package.get("version")
+    if not version:
+        match = re.search(r"-v?(\d[\w.+-]*)\.zip$", os.path.basename(archive))
+        if match is None:
+            return None
+        version = match.group(1)
+    package["version"] = version
+    package["dist"] = {"type": "zip", "url": archive}
+    package.pop("source", None)
+    return {"type": "package", "package": package}
+
+
+def dependency_repositories(folder, archive):
+    """Each zip of a --deps-dir as an inline package. (An `artifact` repository would do the
+    same but needs PHP's zip extension, and cannot take zipballs that lack a version.)"""
+    repos = []
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry)
+        if not entry.endswith(".zip") or (archive and os.path.basename(archive) == entry):
+            continue
+        try:
+            repo = inline_package(path)
+        except (SystemExit, ValueError, zipfile.BadZipFile, OSError) as exc:
+            print(f"osptrack-install: skipping {path}: {exc}", file=sys.stderr)
+            continue
+        if repo is not None:
+            repos.append(repo)
+    return repos
+
+
 def main():
     args = sys.argv[1:]
     deps = []
@@ -39,13 +75,9 @@ def main():
     archive = args[4] if len(args) > 4 else None
     repositories = []
     if archive:
-        package = package_json(archive)
-        package["name"] = name
-        package["version"] = version
-        package["dist"] = {"type": "zip", "url": archive}
-        package.pop("source", None)
-        repositories.append({"type": "package", "package": package})
-    repositories += [{"type": "artifact", "url": d} for d in deps]
+        repositories.append(inline_package(archive, name, version))
+    for folder in deps:
+        repositories += dependency_repositories(folder, archive)
     if mode != "online":
         repositories.append({"packagist.org": False})
     manifest = {

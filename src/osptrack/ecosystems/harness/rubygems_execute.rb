@@ -12,7 +12,12 @@ ran = 0
 spec.executables.each do |exe|
   path = File.join(home, "bin", exe)
   path = File.join(spec.bin_dir, exe) unless File.exist?(path)
-  pid = Process.spawn(path, "--help", in: File::NULL, pgroup: true)
+  begin
+    pid = Process.spawn(path, "--help", in: File::NULL, pgroup: true)
+  rescue SystemCallError => e
+    warn "osptrack-execute: #{exe}: cannot run: #{e.message}"
+    next
+  end
   deadline = Time.now + LIMIT_S
   status = nil
   while status.nil? && Time.now < deadline

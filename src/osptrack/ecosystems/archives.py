@@ -19,6 +19,7 @@ import lzma
 import struct
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -87,6 +88,7 @@ def read_member(archive: Path, want: Callable[[str], bool]) -> tuple[str, bytes]
         NotImplementedError,
         RuntimeError,
         UnicodeError,
+        zlib.error,  # a damaged deflate stream, in a zip member or a gzip tarball
     ) as exc:
         # tarfile's ReadError lists every method it tried, one per line: keep it to one line.
         detail = " ".join(str(exc).split())[:300]

@@ -326,3 +326,24 @@ def test_overlong_target_is_a_clean_error(tmp_path: Path) -> None:
     proc = subprocess.run([*OSPTRACK, "analyze", "pypi", "a" * 300], cwd=tmp_path, capture_output=True, text=True,
                           timeout=CLI_TIMEOUT_S)  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["zip", "gzip"])
+def test_damaged_deflate_stream_is_a_clean_error(tmp_path: Path, kind: str) -> None:
+    """Regression (fuzz_archives): zlib.error escaped the reader as a traceback."""
+    body = PKG_INFO.format(name="dmg", version="1.0").encode() + os.urandom(3000).hex().encode()
+    if kind == "zip":
+        path = tmp_path / "dmg-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("dmg-1.0.dist-info/METADATA", body)
+        start = len(b"PK\x03\x04") + 26 + len("dmg-1.0.dist-info/METADATA")
+    else:
+        path = _tar(tmp_path / "dmg-1.0.tar.gz", [("dmg-1.0/PKG-INFO", body, "file")])
+        start = 10  # the gzip header
+    data = bytearray(path.read_bytes())
+    for i in range(start + 2, start + 200, 3):  # scramble the deflate stream, keep the headers
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(BadInput) as err:
+        PyPI().read_metadata(path)
+    assert "\n" not in str(err.value)

@@ -63,8 +63,12 @@ def analyze(ref: PackageRef, options: FakeOptions, out: Path) -> FakeOutcome:
     _note("deps", f"{ref.name} {','.join(str(d) for d in options.deps_dirs)}")
     name = ref.name.split("/")[-1]
     if name.startswith("hang"):
-        while True:
-            time.sleep(1)
+        try:
+            while True:
+                time.sleep(1)
+        finally:
+            # Stands in for analyze's cleanup (cgroup kill, unmount): it must get to run.
+            _note("cleanup", ref.name)
     if name.startswith("crash"):
         os.kill(os.getpid(), signal.SIGKILL)
     if name.startswith("fail"):
@@ -98,7 +102,11 @@ def analyze(ref: PackageRef, options: FakeOptions, out: Path) -> FakeOutcome:
     (out / "network.jsonl").write_bytes(b"")
     # Slow part in the middle: a kill here must never leave a folder that counts as finished.
     slow = name.startswith("slow") and "FAKE_SLOW_SLEEP" in os.environ
-    time.sleep(float(os.environ["FAKE_SLOW_SLEEP"] if slow else os.environ.get("FAKE_SLEEP", "0")))
+    try:
+        time.sleep(float(os.environ["FAKE_SLOW_SLEEP"] if slow else os.environ.get("FAKE_SLEEP", "0")))
+    except BaseException:
+        _note("cleanup", ref.name)  # stopped mid-analysis: the cleanup path ran
+        raise
     phases = {
         p: {
             "status": "completed",

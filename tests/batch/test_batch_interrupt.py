@@ -98,6 +98,9 @@ def test_kill_9_loses_nothing_finished_and_resume_completes(tmp_path: Path) -> N
     proc.wait()
     assert finished_before <= check_finished_folders_are_complete(out)
     wait_for(lambda: not [p for p in slow_pids if alive(p)], timeout=5)
+    # ... and they were told with SIGTERM, so analyze's cleanup (cgroup, mounts) still ran.
+    cleanup = tmp_path / "state" / "cleanup.log"
+    wait_for(lambda: cleanup.is_file() and {"slow0", "slow1"} <= set(cleanup.read_text().split()), timeout=5)
 
     # 3. Resume to the end.
     proc = start_batch(tmp_path, targets, out, sleep=0.0, slow_sleep=0)
@@ -122,6 +125,7 @@ def test_ctrl_c_stops_workers_and_cleans_temp_folders(tmp_path: Path) -> None:
     assert proc.returncode == 130, output
     assert time.monotonic() - started < 15
     assert not [p for p in pids if alive(p)]
+    assert sorted((tmp_path / "state" / "cleanup.log").read_text().split()) == ["slow0", "slow1"]
     assert not list((out / ".tmp").iterdir())
     assert not list(out.glob("npm/*"))
     assert sorted(r["outcome"] for r in rows(out)) == ["interrupted", "interrupted"]

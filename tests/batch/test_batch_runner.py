@@ -124,6 +124,8 @@ def test_hang_is_killed_at_the_package_limit_without_stalling_others(tmp_path: P
     assert not (out / "npm" / "hang-h").exists()
     pids = [int(p) for p in (state / "pids.log").read_text().split()]
     assert pids and not [p for p in pids if alive(p)]
+    # The worker was stopped with SIGTERM first, so the analyzer's cleanup ran (not just a SIGKILL).
+    assert (state / "cleanup.log").read_text().split() == ["hang-h"]
 
 
 def test_crashing_worker_is_recorded_and_retried(tmp_path: Path, state: Path) -> None:

@@ -45,7 +45,7 @@ from osptrack.batch.store import RUN_JSON, Destination
 from osptrack.jsonio import atomic_write_json
 
 DEFAULT_ANALYZER = "osptrack.run:analyze"
-KILL_GRACE_S = 3.0
+KILL_GRACE_S = 10.0  # SIGTERM -> SIGKILL: time for analyze to kill its cgroup and unmount
 _PARENT_ENV = "OSPTRACK_BATCH_PARENT_PID"
 _LOG_TAIL = 400
 
@@ -246,12 +246,27 @@ def _log_tail(attempt_dir: Path) -> str:
 # -- worker side ---------------------------------------------------------------------------------
 
 
-def die_with_parent(expected_parent: int | None = None) -> None:
-    """SIGKILL this worker when the process that started it dies (kill -9 of the batch)."""
+class Stopped(BaseException):
+    """SIGTERM in a worker: unwind through analyze's context managers (cgroup kill, tmpfs
+    unmount, fake network shutdown) instead of dying on the spot and orphaning the sandbox, whose
+    strace runs in its own session out of reach of the worker's process group."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
+def stop_on_sigterm() -> None:
+    signal.signal(signal.SIGTERM, _raise_stopped)
+
+
+def die_with_parent(expected_parent: int | None = None, sig: int = signal.SIGKILL) -> None:
+    """Have the kernel send `sig` when the process that started this one dies (kill -9 of the
+    batch). Workers ask for SIGTERM, so they still clean up their sandbox."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(pr_set_pdeathsig, sig, 0, 0, 0)
     except (OSError, AttributeError):
         return
     expected = expected_parent or int(os.environ.get(_PARENT_ENV, "0"))
@@ -304,6 +319,9 @@ def execute(job: Job, attempt_dir: Path) -> dict[str, Any]:
     except Exception as exc:  # the package's or analyzer's fault: report it, let the batch retry
         report["error"] = f"{type(exc).__name__}: {exc}"
         report["finalized"] = None
+    except Stopped as exc:  # analyze has unwound and cleaned up by now
+        report["error"] = f"stopped by {exc}"
+        report["finalized"] = None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return report
@@ -317,7 +335,8 @@ def run_job_file(job_file: Path) -> int:
 
 
 def main(argv: list[str]) -> int:
-    die_with_parent()
+    stop_on_sigterm()
+    die_with_parent(sig=signal.SIGTERM)
     return run_job_file(Path(argv[0]))
 
 

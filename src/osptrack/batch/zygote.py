@@ -33,7 +33,14 @@ from typing import IO, Any
 
 import orjson
 
-from osptrack.batch.worker import SpawnLauncher, child_env, die_with_parent, resolve_analyzer, run_job_file
+from osptrack.batch.worker import (
+    SpawnLauncher,
+    child_env,
+    die_with_parent,
+    resolve_analyzer,
+    run_job_file,
+    stop_on_sigterm,
+)
 
 
 class ZygoteLauncher:
@@ -110,10 +117,11 @@ def _child(job: str, log: str, zygote_pid: int) -> None:
     code = 70
     try:
         os.setsid()
-        die_with_parent(zygote_pid)
-        _name_process(b"osptrack-worker")
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+        for sig in (signal.SIGINT, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
+        stop_on_sigterm()
+        die_with_parent(zygote_pid, signal.SIGTERM)
+        _name_process(b"osptrack-worker")
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)

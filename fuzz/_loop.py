@@ -72,6 +72,8 @@ def campaign(name: str, strategy: st.SearchStrategy, check: Callable[[object], N
 
         try:
             prop()
+        except KeyboardInterrupt:  # stopped early: still print what was found
+            break
         except Exception as exc:  # noqa: BLE001 - a crash in the harness itself
             record(exc, None)
     took = time.monotonic() - t0

@@ -62,10 +62,10 @@ def nuget_package(folder: Path) -> Path:
     return pack_nupkg(pkgs, "Osptrack.Bench", "1.0.0", files)
 
 
-def targets(corpus: Path, scratch: Path) -> list[tuple[str, str, str, Path]]:
+def targets(corpus: Path, scratch: Path, pick: dict[str, str]) -> list[tuple[str, str, str, Path]]:
     manifest = json.loads((corpus / "manifest.json").read_text())
     found = []
-    for eco, name in PICK.items():
+    for eco, name in pick.items():
         entry = next(e for e in manifest["packages"] if e["ecosystem"] == eco and e["name"] == name)
         found.append((eco, name, entry["version"], corpus / entry["archive"]))
     if shutil.which("ilasm"):
@@ -127,12 +127,16 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, required=True, help="OUT_DIR of scripts/build_corpus_extra.py")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", help="one ecosystem")
+    parser.add_argument(
+        "--pick", action="append", default=[], help="ECO=NAME from the corpus instead of the default"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="osptrack-bench-", dir="/var/tmp") as tmp:
         scratch = Path(tmp)
         scratch.chmod(0o755)
         rows = []
-        for eco_name, name, version, archive in targets(args.corpus.resolve(), scratch):
+        pick = {**PICK, **dict(p.split("=", 1) for p in args.pick)}
+        for eco_name, name, version, archive in targets(args.corpus.resolve(), scratch, pick):
             if args.only and eco_name != args.only:
                 continue
             bare_s, traced_s = [], []

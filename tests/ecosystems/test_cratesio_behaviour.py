@@ -105,7 +105,9 @@ def crate_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     crate = build_crate(base)
     ref = PackageRef("crates.io", NAME, None, crate)
     analyze(ref, AnalyzeOptions(phases=("install", "import", "execute"), timeout_s=240), base / "run")
-    return json.loads((base / "run" / "result.json").read_text())
+    result = json.loads((base / "run" / "result.json").read_text())
+    result["_run_dir"] = str(base / "run")
+    return result
 
 
 def assert_behaviour(result: dict, phase: str, host: str) -> None:
@@ -129,3 +131,11 @@ def assert_behaviour(result: dict, phase: str, host: str) -> None:
 def test_each_phase_records_dns_connect_exec(crate_run: dict, phase: str, host: str) -> None:
     assert crate_run["Analysis"][phase]["Status"] == "completed"
     assert_behaviour(crate_run, phase, host)
+
+
+@pytest.mark.sandbox
+def test_notable_keeps_the_hook_and_drops_toolchain_noise(crate_run: dict) -> None:
+    run_dir = Path(crate_run["_run_dir"])
+    commands = json.loads((run_dir / "run.json").read_text())["notable"]["commands"]
+    assert any("crate-install-ran" in c for c in commands), commands
+    assert not any("rust-lld" in c for c in commands), commands

@@ -102,7 +102,9 @@ def composer_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     archive = build_package(base)
     ref = PackageRef("packagist", NAME, None, archive)
     analyze(ref, AnalyzeOptions(phases=("install", "import", "execute"), timeout_s=120), base / "run")
-    return json.loads((base / "run" / "result.json").read_text())
+    result = json.loads((base / "run" / "result.json").read_text())
+    result["_run_dir"] = str(base / "run")
+    return result
 
 
 def assert_behaviour(result: dict, phase: str, host: str) -> None:
@@ -126,3 +128,11 @@ def assert_behaviour(result: dict, phase: str, host: str) -> None:
 def test_each_phase_records_dns_connect_exec(composer_run: dict, phase: str, host: str) -> None:
     assert composer_run["Analysis"][phase]["Status"] == "completed"
     assert_behaviour(composer_run, phase, host)
+
+
+@pytest.mark.sandbox
+def test_notable_keeps_the_hook_and_drops_toolchain_noise(composer_run: dict) -> None:
+    run_dir = Path(composer_run["_run_dir"])
+    commands = json.loads((run_dir / "run.json").read_text())["notable"]["commands"]
+    assert any("php-install-ran" in c for c in commands), commands
+    assert not any("stty -a" in c for c in commands), commands

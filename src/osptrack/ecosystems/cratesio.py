@@ -162,10 +162,14 @@ class CratesIo(Ecosystem):
         if len(argv) > 1 and argv[1].startswith("/input/harness/"):
             return True
         exe = argv[0].rsplit("/", 1)[-1] if argv else ""
-        if exe in ("cargo", "rustc", "rustdoc"):
-            return True
-        # rustc's linker call (cc with rustc's temp objects); a build.rs calling cc is not this.
-        return exe in ("cc", "ld", "collect2") and any("/rustc" in a or a.endswith(".rlib") for a in argv)
+        # cargo, rustc, and the stub binary the import phase runs (the crate's code runs inside it).
+        return exe in ("cargo", "rustc", "rustdoc", "osptrack-stub")
+
+    def is_toolchain_noise_root(self, argv: list[str]) -> bool:
+        # rustc's linker call: cc with rustc's temp objects, whose subtree (collect2, ld.lld,
+        # rust-lld) is the toolchain. A build.rs calling cc on its own sources is not this.
+        exe = argv[0].rsplit("/", 1)[-1] if argv else ""
+        return exe in ("cc", "gcc") and any(a.startswith("/tmp/rustc") or a.endswith(".rlib") for a in argv)
 
 
 def pack_crate(

@@ -27,6 +27,21 @@ from osptrack.target import normalise_name, validate_name, validate_version
 
 PROJECT = "/root/project"
 _VERSION_IN_FILENAME = re.compile(r"-v?(\d[\w.+-]*)\.zip$")
+_COMPOSER_PROBES = tuple(
+    re.compile(p)
+    for p in (
+        r"stty -a \| grep columns",
+        r"exec 'git' 'branch' '-a' '--no-color' '--no-abbrev' '-v'",
+        r"git describe --exact-match --tags",
+        r"git --version",
+        r'git log --pretty="%H" -n1 HEAD --no-show-signature',
+        r"hg branch",
+        r"fossil (branch|tag) list",
+        r"svn info --xml",
+        r"command -v -- '[\w.+-]+'",
+        r"'/usr/bin/unzip' -qq '/root/project/vendor/composer/tmp-[0-9a-f]+\.zip' -d '/root/project/vendor/composer/[0-9a-f]+'",
+    )
+)
 
 
 class Packagist(Ecosystem):
@@ -116,6 +131,17 @@ class Packagist(Ecosystem):
         if phase == "execute":
             return ["python3", f"{h}/packagist_execute.py", layout.name, PROJECT]
         return None
+
+    def is_toolchain_noise_root(self, argv: list[str]) -> bool:
+        # Composer's own probes, each an exact `sh -c` script: terminal width, the root
+        # project's VCS version (git/hg/fossil/svn), tool lookups, and unpacking a dist it
+        # downloaded into vendor/composer. A plugin running similar commands differs in text.
+        return (
+            len(argv) == 3
+            and argv[0].rsplit("/", 1)[-1] == "sh"
+            and argv[1] == "-c"
+            and any(p.fullmatch(argv[2]) for p in _COMPOSER_PROBES)
+        )
 
     def is_toolchain_process(self, argv: list[str]) -> bool:
         head = argv[:3]

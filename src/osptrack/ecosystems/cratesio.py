@@ -34,9 +34,8 @@ from osptrack.target import normalise_name, validate_name, validate_version
 
 SANDBOX_TOOLCHAIN = "/opt/rust/toolchain"
 STUB = "/root/.osptrack-crates/stub"
-RUSTUP_INSTALL = (
-    "curl https://sh.rustup.rs -sSf | sh -s -- -y --profile minimal (or: apt-get install -y cargo)"
-)
+# bwrap runs as host `nobody`: a toolchain under /root needs the setup script's readable link.
+RUSTUP_INSTALL = "scripts/setup-toolchains.sh (or: apt-get install -y cargo, Debian's older Rust)"
 
 
 DEFAULT_LINKED_TOOLCHAIN = "/opt/osptrack/rust-toolchain"  # made by scripts/setup-toolchains.sh

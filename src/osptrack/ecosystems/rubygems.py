@@ -92,7 +92,7 @@ class RubyGems(Ecosystem):
         if phase == "install":
             target = layout.archive or f"{layout.name}:{layout.version}"
             mode = "online" if online else "offline"
-            return ["/bin/sh", f"{harness}/rubygems_install.sh", mode, GEM_HOME, target, *layout.deps]
+            return ["python3", f"{harness}/rubygems_install.py", mode, GEM_HOME, target, *layout.deps]
         if phase == "import":
             return ["ruby", f"{harness}/rubygems_import.rb", layout.name]
         if phase == "execute":

@@ -131,7 +131,9 @@ def nuget_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     archive = build_nupkg(base)
     ref = PackageRef("nuget", PACKAGE_ID, None, archive)
     analyze(ref, AnalyzeOptions(phases=("install", "import", "execute"), timeout_s=240), base / "run")
-    return json.loads((base / "run" / "result.json").read_text())
+    result = json.loads((base / "run" / "result.json").read_text())
+    result["_run_dir"] = str(base / "run")
+    return result
 
 
 def assert_behaviour(result: dict, phase: str, host: str) -> None:
@@ -155,3 +157,11 @@ def assert_behaviour(result: dict, phase: str, host: str) -> None:
 def test_each_phase_records_dns_connect_exec(nuget_run: dict, phase: str, host: str) -> None:
     assert nuget_run["Analysis"][phase]["Status"] == "completed"
     assert_behaviour(nuget_run, phase, host)
+
+
+@pytest.mark.sandbox
+def test_notable_keeps_the_hooks_and_drops_the_toolchain(nuget_run: dict) -> None:
+    commands = json.loads((Path(nuget_run["_run_dir"]) / "run.json").read_text())["notable"]["commands"]
+    assert any("nuget-install-ran" in c for c in commands), commands
+    assert any("nuget-import-ran" in c for c in commands), commands
+    assert not any(tool in c for c in commands for tool in ("xbuild", "NuGet.exe", "mcs ")), commands

@@ -115,13 +115,12 @@ class NuGet(Ecosystem):
         return None
 
     def is_toolchain_process(self, argv: list[str]) -> bool:
-        if len(argv) > 1 and argv[1].startswith("/input/harness/"):
-            return True
-        joined = " ".join(argv[:3])
-        return any(
-            tool in joined
-            for tool in ("NuGet.exe", "xbuild.exe", "/usr/bin/xbuild", "mcs.exe", "/usr/bin/mcs")
-        )
+        head = argv[:3]
+        if any(a.startswith(("/input/harness", "/tmp/osptrack-nuget-import-")) for a in head[1:]):
+            return True  # the harnesses, and the import harness compiled from them
+        exe = argv[0].rsplit("/", 1)[-1] if argv else ""
+        tools = ("NuGet.exe", "xbuild.exe", "mcs.exe")
+        return exe in ("xbuild", "mcs", "nuget") or any(a.endswith(tools) for a in head)
 
 
 def pack_nupkg(

@@ -141,8 +141,12 @@ def _child(job: str, log: str, zygote_pid: int) -> None:
 
 
 def serve(analyzer: str, requests: IO[bytes], replies: IO[bytes]) -> None:
+    # The preload: the analyzer, and osptrack.run, whose AnalyzeOptions every job unpickles.
+    # A failure here shows up in each attempt's report instead.
     with contextlib.suppress(Exception):
-        resolve_analyzer(analyzer)  # the preload; a failure shows up in each attempt's report instead
+        import osptrack.run  # noqa: F401
+    with contextlib.suppress(Exception):
+        resolve_analyzer(analyzer)
     me = os.getpid()
 
     def reply(obj: dict[str, Any]) -> None:

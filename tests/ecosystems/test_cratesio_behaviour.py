@@ -139,3 +139,27 @@ def test_notable_keeps_the_hook_and_drops_toolchain_noise(crate_run: dict) -> No
     commands = json.loads((run_dir / "run.json").read_text())["notable"]["commands"]
     assert any("crate-install-ran" in c for c in commands), commands
     assert not any("rust-lld" in c for c in commands), commands
+
+
+def build_proc_macro_crate(dest: Path) -> Path:
+    """A proc-macro crate whose derive does the behaviour when a user's code expands it."""
+    lib = (
+        "extern crate proc_macro;\nuse proc_macro::TokenStream;\n"
+        + rust_behaviour_fn("behaviour", "crate-macro.osptrack-test.example")
+        + "\n#[proc_macro_derive(OsptrackHook)]\npub fn derive(_input: TokenStream) -> TokenStream {\n"
+        "    behaviour();\n    TokenStream::new()\n}\n"
+    )
+    toml = '[package]\nname = "osptrack-macro-hook"\nversion = "0.2.0"\nedition = "2021"\n\n[lib]\nproc-macro = true\n'
+    return pack_crate(dest, "osptrack-macro-hook", "0.2.0", {"src/lib.rs": lib.encode()}, toml)
+
+
+@pytest.mark.sandbox
+def test_proc_macros_are_expanded_at_install(tmp_path: Path) -> None:
+    if get("crates.io").missing_toolchain():
+        pytest.skip(get("crates.io").missing_toolchain() or "")
+    crate = build_proc_macro_crate(tmp_path)
+    ref = PackageRef("crates.io", "osptrack-macro-hook", None, crate)
+    outcome = analyze(ref, AnalyzeOptions(phases=("install",), timeout_s=240), tmp_path / "run")
+    assert outcome.statuses == {"install": "completed"}
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert_behaviour(result, "install", "crate-macro.osptrack-test.example")

@@ -5,12 +5,16 @@ Usage: cratesio_install.py offline|online NAME VERSION [ARCHIVE] [--deps DIR...]
 The .crate and the --deps-dir crates are unpacked here, inside the sandbox, into a vendored
 directory source that replaces crates.io, so `cargo build --offline` resolves them like
 registry crates: the crate's build.rs and any proc-macros run exactly as on a user's machine.
-The stub lives in /root/.osptrack-crates/stub; the import phase runs it (`cargo run`).
+The stub lives in /root/.osptrack-crates/stub; the import phase runs it (`cargo run`). A
+proc-macro crate's macros run only when expanded, so each exported derive, function-like and
+attribute macro is then expanded once in a second crate (`cargo check`).
 """
 
 import hashlib
 import json
 import os
+import re
+import subprocess
 import sys
 import tarfile
 import tomllib
@@ -18,6 +22,7 @@ import tomllib
 ROOT = os.path.join(os.environ.get("HOME", "/root"), ".osptrack-crates")
 VENDOR = f"{ROOT}/vendor"
 STUB = f"{ROOT}/stub"
+MACRO_USE = f"{ROOT}/macro-use"
 CARGO_HOME = os.environ.get("CARGO_HOME", "/root/.cargo")
 
 
@@ -64,6 +69,51 @@ def lib_name(folder, name):
     return None
 
 
+def proc_macros(folder):
+    """(derives, function-like, attributes) a proc-macro crate exports, by their attributes."""
+    with open(os.path.join(folder, "Cargo.toml"), "rb") as fh:
+        lib = tomllib.load(fh).get("lib") or {}
+    if not (lib.get("proc-macro") or lib.get("proc_macro")):
+        return [], [], []
+    text = ""
+    for root, _, files in os.walk(os.path.join(folder, "src")):
+        for f in sorted(files):
+            if f.endswith(".rs"):
+                with open(os.path.join(root, f), errors="replace") as fh:
+                    text += fh.read() + "\n"
+    fn = r"\s*(?:#\[[^\]]*\]\s*)*pub\s+fn\s+(\w+)"
+    derives = re.findall(r"#\[proc_macro_derive\(\s*(\w+)", text)
+    bangs = re.findall(r"#\[proc_macro\]" + fn, text)
+    attrs = re.findall(r"#\[proc_macro_attribute\]" + fn, text)
+    return sorted(set(derives)), sorted(set(bangs)), sorted(set(attrs))
+
+
+def exercise_macros(name, version, lib, macros, offline):
+    """Expand every exported macro once in a separate crate, the way a user's code would.
+
+    Macro bodies run only when expanded; the generated inputs may not suit them, so a
+    failing build here is reported, not fatal.
+    """
+    derives, bangs, attrs = macros
+    lines = ["#![allow(unused)]"]
+    lines += [f"#[derive({lib}::{d})]\nstruct OsptrackDerive{i};" for i, d in enumerate(derives)]
+    lines += [f"{lib}::{b}!();" for b in bangs]
+    lines += [f"#[{lib}::{a}]\nfn osptrack_attr{i}() {{}}" for i, a in enumerate(attrs)]
+    write(
+        f"{MACRO_USE}/Cargo.toml",
+        '[package]\nname = "osptrack-macro-use"\nversion = "0.0.0"\nedition = "2021"\npublish = false\n\n'
+        f"[dependencies]\n{json.dumps(name)} = {json.dumps('=' + version)}\n",
+    )
+    write(f"{MACRO_USE}/src/lib.rs", "\n".join(lines) + "\n")
+    argv = ["cargo", "check", "--manifest-path", f"{MACRO_USE}/Cargo.toml"] + (
+        ["--offline"] if offline else []
+    )
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL)
+    print(
+        f"osptrack-install: expanded {len(lines) - 1} macros of {name} (cargo check exit {done.returncode})"
+    )
+
+
 def write(path, text):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as fh:
@@ -80,8 +130,10 @@ def main():
     archive = args[3] if len(args) > 3 else None
     os.makedirs(VENDOR, exist_ok=True)
     lib = name.replace("-", "_")
+    crate_dir = None
     if archive:
-        lib = lib_name(unpack(archive), name)
+        crate_dir = unpack(archive)
+        lib = lib_name(crate_dir, name)
     for folder in deps:
         for entry in sorted(os.listdir(folder)):
             if entry.endswith(".crate") and os.path.join(folder, entry) != archive:
@@ -106,8 +158,12 @@ def main():
     if mode != "online":
         argv.append("--offline")
     sys.stdout.flush()
-    os.execvp(argv[0], argv)
+    built = subprocess.run(argv, stdin=subprocess.DEVNULL)
+    macros = proc_macros(crate_dir) if crate_dir else ([], [], [])
+    if lib and any(macros):
+        exercise_macros(name, version, lib, macros, mode != "online")
+    return built.returncode
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

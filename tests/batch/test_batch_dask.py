@@ -47,3 +47,21 @@ def test_local_cluster_run_to_fsspec_url(tmp_path: Path, monkeypatch: pytest.Mon
     # Both Dask worker processes ran attempts (each attempt's parent is the Dask worker that ran it).
     assert len(set((tmp_path / "ppids.log").read_text().split())) == 2
     assert elapsed < 60
+
+
+@pytest.mark.slow
+def test_existing_scheduler_by_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from distributed import LocalCluster
+
+    monkeypatch.setenv("FAKE_STATE_DIR", str(tmp_path))
+    out = tmp_path / "out"
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://")
+        options = BatchOptions(
+            out=str(out), cluster=address, analyzer="fake_analyzer:analyze", analyze=FakeOptions()
+        )
+        summary = run_batch([make_target("pypi", f"q{i}", "1.0") for i in range(3)], options)
+        assert summary.finished == 3
+        assert len(cluster.scheduler.workers) == 1  # our cluster was used, and is still up
+    assert sorted(p.parent.parent.name for p in out.glob("pypi/*/1.0/run.json")) == ["q0", "q1", "q2"]

@@ -51,6 +51,13 @@ def cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Compl
         ),
     ],
 )
+def test_unusable_out_url_is_bad_input(tmp_path: Path) -> None:
+    targets = tmp_path / "t.csv"
+    targets.write_text("npm,x,1.0.0\n")
+    result = cli(str(targets), "--out", "nosuch://bucket/runs", "--analyzer", "fake_analyzer:analyze")
+    assert result.returncode == 2 and "cannot use --out nosuch://bucket/runs" in result.stderr
+
+
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path: Path, make, extra, message) -> None:  # type: ignore[no-untyped-def]
     targets = make(tmp_path)
     out = tmp_path / "out"

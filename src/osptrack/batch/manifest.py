@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from osptrack.batch.model import FINAL_OUTCOMES, INTERRUPTED, AttemptResult, BatchTarget
+from osptrack.batch.model import FINAL_OUTCOMES, RECOVERED, AttemptResult, BatchTarget
 from osptrack.batch.store import Destination
 from osptrack.errors import BadInput
 
@@ -193,8 +193,6 @@ def worker_name() -> str:
 
 def recovered_result(target: BatchTarget, run_json: dict[str, object] | None, attempt: int) -> AttemptResult:
     """A row for a run folder that was finished on disk but never recorded (kill -9 after rename)."""
-    from osptrack.batch.model import RECOVERED
-
     statuses: dict[str, str] = {}
     wall = 0.0
     phases = run_json.get("phases") if run_json else None
@@ -214,6 +212,3 @@ def recovered_result(target: BatchTarget, run_json: dict[str, object] | None, at
         worker="",
         error="run folder found finished without a manifest row",
     )
-
-
-__all__ = ["COLUMNS", "INTERRUPTED", "MANIFEST_NAME", "Manifest", "ManifestRow", "parse", "recovered_result"]

@@ -29,7 +29,6 @@ from osptrack.batch.zygote import PreloadedLauncher
 from osptrack.errors import BadInput
 
 KILL_WAIT_S = 30.0  # how long Ctrl-C waits for in-flight workers to be killed and reaped
-_RETRYABLE_AFTER_INTERRUPT = False
 
 
 @dataclass(frozen=True)
@@ -183,6 +182,7 @@ def run_batch(
     _validate(options)  # before anything is written to DIR
     listener = listener or _Silent()
     dest = Destination(options.out)
+    dest.check()
     summary = BatchSummary(total=len(targets))
     started = time.monotonic()
     with _exclusive(dest):

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from osptrack.batch.model import BatchTarget
+from osptrack.errors import BadInput
 
 RUN_JSON = "run.json"
 TMP_DIR = ".tmp"
@@ -41,6 +42,17 @@ class Destination:
     def local_root(self) -> Path:
         assert self.is_local
         return Path(self.root)
+
+    def check(self) -> None:
+        """Fail early, as bad input, when an fsspec URL has no backend installed or is malformed."""
+        if self.is_local:
+            if self.local_root.exists() and not self.local_root.is_dir():
+                raise BadInput(f"--out {self.root} exists and is not a folder")
+            return
+        try:
+            self._fs()
+        except (ImportError, ValueError) as exc:
+            raise BadInput(f"cannot use --out {self.root}: {exc}") from None
 
     def _fs(self) -> tuple[Any, str]:
         import fsspec
@@ -165,6 +177,9 @@ class Destination:
             return 0
         count = 0
         for child in base.iterdir():
-            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
             count += 1
         return count

@@ -228,3 +228,18 @@ def test_stats_figures(tmp_path: Path) -> None:
     assert all(p.stat().st_size > 1000 for p in written)
     with pytest.raises(BadInput, match="dataset build"):
         compute_stats(tmp_path / "runs")
+
+
+def test_csv_cells_are_exact_python_literals_for_awkward_paths(tmp_path: Path) -> None:
+    awkward = ["/tmp/it's", '/tmp/say "hi"', "/tmp/back\\slash", "/tmp/é", "/tmp/tab\there", "/tmp/a,b\nc"]
+    files = [
+        {"Path": p, "Read": i % 2 == 0, "Write": i % 3 == 0, "Delete": i == 5} for i, p in enumerate(awkward)
+    ]
+    plain = [{"Path": "/usr/lib/x.py", "Read": True, "Write": False, "Delete": False}]
+    write_run(tmp_path / "runs" / "a", "pypi", "a", "1", {"install": phase(files), "import": phase(plain)})
+    labels = write_labels(tmp_path / "labels.parquet", [])
+    build([tmp_path / "runs"], BuildOptions(labels=labels, out=tmp_path / "out", workers=1))
+    with (tmp_path / "out" / "label_data.csv").open(newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["install_Files"] == str(files) and ast.literal_eval(row["install_Files"]) == files
+    assert row["import_Files"] == str(plain)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from osptrack.dataset.templating import Templater, name_variants, template_generic
+from osptrack.dataset.templating import Templater, name_variants, template_full, template_generic
 
 
 @pytest.mark.parametrize(
@@ -78,3 +80,20 @@ def test_argv_templates_paths_embedded_in_inline_code() -> None:
         "/usr/bin/python3 -c exec(compile(x % ('<TMP>/pip-req-build-<RAND>/setup.py',), 'c', 'exec')) "
         "egg_info --egg-base <TMP>/pip-pip-egg-info-<RAND>"
     )
+
+
+SEGMENTS = [
+    "root", "home", "alice", "tmp", "var", "dev", "shm", "usr", "lib", "python3.11", "site-packages",
+    "dist-packages", "node_modules", "site", "vendor", "gems", "3.1.0", ".cargo", "registry", "src",
+    "index-abc", "_cacache", "content-v2", "sha512", "index-v5", "ca", "d3", "wheels", "17", "7e",
+    "0123456789abcdef0123", "tmpk2j3h4x9", "pip-install-ab12cd34", "gtl8wogm", "RECORDk7ees9kr.tmp",
+    "x.pyc.140449501595056", "4121", "environ", "123e4567-e89b-12d3-a456-426614174000", "_logs",
+    "2026-11-26T15_16_08_683Z-debug-0.log", "requests", "__init__.py", "", ".ssh", "id_rsa", "proc",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=8))
+@settings(max_examples=4000, deadline=None)
+def test_cached_two_level_templating_equals_whole_path_rules(segments: list[str]) -> None:
+    path = "/" + "/".join(segments)
+    assert template_generic(path) == template_full(path)

@@ -14,7 +14,6 @@ cell text of each report's install and import Files.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import attrgetter
@@ -174,8 +173,7 @@ def files_pass(
     return out
 
 
-# Paths whose repr() is not simply '<path>' (quotes, backslashes, control or non-ASCII characters).
-_NEEDS_REPR = re.compile(r"['\\\x00-\x1f\x7f-\U0010ffff]")
+# A path's repr() is simply '<path>' unless it has quotes, backslashes, control or non-ASCII characters.
 # The text between two plain paths: the tail of one dict and the head of the next.
 _BETWEEN = [f"'{suffix}, {{'Path': '" for suffix in _SUFFIX]
 _BETWEEN_TAIL = len(", {'Path': '")
@@ -191,7 +189,8 @@ def _csv_cells(paths: list[str], masks: np.ndarray, offsets: np.ndarray, segment
             continue
         o, e = int(offsets[i]), int(offsets[i + 1])
         seg_paths, seg_masks = paths[o:e], mask_list[o:e]
-        if _NEEDS_REPR.search("/".join(seg_paths)) is None:
+        joined = "/".join(seg_paths)
+        if joined.isascii() and joined.isprintable() and "'" not in joined and "\\" not in joined:
             # Fast path: interleave paths with the fixed text between them (one join, no repr).
             parts: list[str] = [""] * (2 * len(seg_paths))
             parts[0::2] = seg_paths

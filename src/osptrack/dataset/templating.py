@@ -80,11 +80,11 @@ def _suffix_sub(m: re.Match[str]) -> str:
     return "<RAND>.tmp" if m.group().endswith(".tmp") else "<N>"
 
 
-def template_generic(path: str) -> str:
-    """Template the run-independent parts of `path` (cached)."""
-    cached = PATH_CACHE.get(path)
-    if cached is not None:
-        return cached
+def template_full(path: str, leaf: bool = True) -> str:
+    """Template a whole path with every rule (uncached; `template_generic` is the fast front).
+
+    `leaf=False` for a folder: the rules anchored at the end of a file name do not apply.
+    """
     out = path
     m = _SITE.match(out) if _MAYBE_SITE.search(out) else None
     if m:
@@ -94,7 +94,6 @@ def template_generic(path: str) -> str:
             out = _HOME_SITE.sub("<SITE>", out, count=1)
         else:
             out = _HOME.sub("<HOME>", out, count=1)
-
     elif out.startswith(("/tmp", "/var/tmp", "/dev/shm")):
         out = _TMP.sub("<TMP>", out, count=1)
         out = _TMP_NAME.sub("<TMP>/<RAND>", out, count=1)
@@ -102,11 +101,68 @@ def template_generic(path: str) -> str:
         out = _HASH_DIRS.sub(_hash_sub, out)
     if _MAYBE_RAND.search(out):
         out = _RAND_SEGMENT.sub(_rand_sub, out)
-        out = _TMP_SUFFIX.sub(_suffix_sub, out)
-    if len(PATH_CACHE) >= PATH_CACHE_MAX:
-        PATH_CACHE.clear()  # bounded memory on huge builds; it refills with the hot paths
-    PATH_CACHE[path] = out
+    return _TMP_SUFFIX.sub(_suffix_sub, out) if leaf else out
+
+
+# Last segments that a whole-path rule may consume together with their folder.
+_JOINT_BASENAMES = frozenset(
+    {"node_modules", "site-packages", "dist-packages", "vendor", "gems", "site", "wheels"}
+)
+_JOINT_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/home", "/var", "/dev")
+_FILE_NAMES: dict[str, str] = {}
+_FOLDER_NAMES: dict[str, str] = {}
+_FOLDERS: dict[str, str] = {}
+
+
+def _bounded_put(cache: dict[str, str], key: str, value: str) -> str:
+    if len(cache) >= PATH_CACHE_MAX:
+        cache.clear()  # bounded memory on huge builds; it refills with the hot entries
+    cache[key] = value
+    return value
+
+
+def _template_name(name: str, leaf: bool) -> str:
+    cache = _FILE_NAMES if leaf else _FOLDER_NAMES
+    out = cache.get(name)
+    if out is None:
+        out = _RAND_SEGMENT.sub(_rand_sub, "/" + name)
+        if leaf:
+            out = _TMP_SUFFIX.sub(_suffix_sub, out)
+        out = _bounded_put(cache, name, out[1:])
     return out
+
+
+def _split_templated(path: str, leaf: bool) -> str:
+    folder, sep, name = path.rpartition("/")
+    if (
+        not sep
+        or not folder
+        or name in _JOINT_BASENAMES
+        or folder in _JOINT_FOLDERS
+        or folder.endswith("/.cargo/registry/src")
+        or "/_ca" in path
+        or "/_logs" in path
+        or "/wheels" in path
+    ):
+        return template_full(path, leaf)
+    parent = _FOLDERS.get(folder)
+    if parent is None:
+        parent = _bounded_put(_FOLDERS, folder, _split_templated(folder, leaf=False))
+    return parent + "/" + _template_name(name, leaf)
+
+
+def template_generic(path: str) -> str:
+    """Template the run-independent parts of `path` (cached).
+
+    A path is its folder plus its last segment, and the rules are per segment or anchored at the
+    start, so the folder (shared by many files) and the name (`__init__.py`, `index.js`) are
+    templated and cached separately; the few shapes where a rule spans the two go through
+    `template_full`. tests/dataset checks that the two agree.
+    """
+    cached = PATH_CACHE.get(path)
+    if cached is not None:
+        return cached
+    return _bounded_put(PATH_CACHE, path, _split_templated(path, leaf=True))
 
 
 def name_variants(ecosystem: str, name: str) -> tuple[str, ...]:

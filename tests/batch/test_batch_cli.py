@@ -51,13 +51,6 @@ def cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Compl
         ),
     ],
 )
-def test_unusable_out_url_is_bad_input(tmp_path: Path) -> None:
-    targets = tmp_path / "t.csv"
-    targets.write_text("npm,x,1.0.0\n")
-    result = cli(str(targets), "--out", "nosuch://bucket/runs", "--analyzer", "fake_analyzer:analyze")
-    assert result.returncode == 2 and "cannot use --out nosuch://bucket/runs" in result.stderr
-
-
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path: Path, make, extra, message) -> None:  # type: ignore[no-untyped-def]
     targets = make(tmp_path)
     out = tmp_path / "out"
@@ -87,3 +80,10 @@ def test_cli_run_prints_a_line_per_package_and_exit_status(tmp_path: Path) -> No
         env_extra={"FAKE_STATE_DIR": str(state), "COLUMNS": "200"},
     )  # fmt: skip
     assert "resuming: 1 of 2 already finished" in again.stdout
+
+
+def test_unusable_out_url_is_bad_input(tmp_path: Path) -> None:
+    targets = tmp_path / "t.csv"
+    targets.write_text("npm,x,1.0.0\n")
+    result = cli(str(targets), "--out", "nosuch://bucket/runs", "--analyzer", "fake_analyzer:analyze")
+    assert result.returncode == 2 and "cannot use --out nosuch://bucket/runs" in result.stderr

@@ -200,3 +200,38 @@ def test_stage_rejects_wrong_password_and_symlinks(tmp_path: Path) -> None:
     (tmp_path / "attempt").mkdir()
     with pytest.raises(StagingError, match="not a regular file"):
         stage_archive(target, tmp_path / "attempt" / "stage")
+
+
+def test_labels_parquet_with_datadog_archives_and_an_archive_column(tmp_path: Path) -> None:
+    datadog_collection(tmp_path / "dd")
+    labels = _labels(
+        tmp_path / "labels.parquet",
+        [
+            {
+                "ecosystem": "npm",
+                "name": "@evil/pkg",
+                "versions": ["1.0.0"],
+                "all_versions": False,
+                "withdrawn": False,
+            },
+            {
+                "ecosystem": "npm",
+                "name": "tgz-only",
+                "versions": ["9.9.9"],
+                "all_versions": False,
+                "withdrawn": False,
+            },
+        ],
+    )
+    listed = load_targets(labels, archives=tmp_path / "dd")
+    assert keys(listed) == [("npm", "@evil/pkg", "1.0.0")]  # tgz-only 2.0.0 is not a labelled version
+    assert listed.targets[0].packing == DATADOG_ZIP
+
+    (tmp_path / "x-1.0.0.tgz").write_bytes(npm_tgz("x", "1.0.0"))
+    with_column = tmp_path / "with-archive.parquet"
+    rows = [{"ecosystem": "npm", "name": "x", "versions": ["1.0.0"], "all_versions": False, "withdrawn": False,
+             "archive": "x-1.0.0.tgz", "id": "MAL-2"}]  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(rows), with_column)
+    listed = load_targets(with_column)
+    assert keys(listed) == [("npm", "x", "1.0.0")]
+    assert listed.targets[0].archive == str(tmp_path / "x-1.0.0.tgz")

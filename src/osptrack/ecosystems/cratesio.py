@@ -160,6 +160,12 @@ class CratesIo(Ecosystem):
     def is_toolchain_process(self, argv: list[str]) -> bool:
         if len(argv) > 1 and argv[1].startswith("/input/harness/"):
             return True
+        if (
+            len(argv) == 2
+            and argv[1] == "--help"
+            and argv[0].startswith("/root/.osptrack-crates/installed/bin/")
+        ):
+            return True  # the execute harness starting an installed binary; what it does is kept
         exe = argv[0].rsplit("/", 1)[-1] if argv else ""
         # cargo, rustc, and the stub binary the import phase runs (the crate's code runs inside it).
         return exe in ("cargo", "rustc", "rustdoc", "osptrack-stub")

@@ -115,6 +115,13 @@ class NuGet(Ecosystem):
         return None
 
     def is_toolchain_process(self, argv: list[str]) -> bool:
+        if (
+            len(argv) == 3
+            and argv[0] == "mono"
+            and argv[2] == "--help"
+            and argv[1].startswith("/root/packages/")
+        ):
+            return True  # the execute harness starting a tools/ executable; what it does is kept
         head = argv[:3]
         if any(a.startswith(("/input/harness", "/tmp/osptrack-nuget-import-")) for a in head[1:]):
             return True  # the harnesses, and the import harness compiled from them

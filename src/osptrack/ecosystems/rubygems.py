@@ -100,6 +100,8 @@ class RubyGems(Ecosystem):
         return None
 
     def is_toolchain_process(self, argv: list[str]) -> bool:
+        if len(argv) == 2 and argv[1] == "--help" and argv[0].startswith(f"{GEM_HOME}/"):
+            return True  # the execute harness starting a declared executable; what it does is kept
         head = " ".join(argv[:3])
         return (len(argv) > 1 and argv[1].startswith("/input/harness/")) or re.search(
             r"(^|/)gem3?[.\d]* install", head

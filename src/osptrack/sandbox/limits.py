@@ -26,6 +26,10 @@ class Limits:
     home_bytes: int = 2 << 30  # tmpfs quota of the writable home
     tmp_bytes: int = 1 << 30  # tmpfs quota of /tmp, per phase
     timeout_s: float = 300.0
+    # The strace log lives on the host disk and is parsed into host memory: a syscall flood
+    # (~10k traced calls/s, ~700 B a line) would otherwise grow it by GBs per phase. At this
+    # size the phase is ended like a timeout and the outcome marks the trace as capped.
+    trace_log_bytes: int = 256 << 20
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -35,6 +39,7 @@ class Limits:
             "home_bytes": self.home_bytes,
             "tmp_bytes": self.tmp_bytes,
             "timeout_s": self.timeout_s,
+            "trace_log_bytes": self.trace_log_bytes,
         }
 
 

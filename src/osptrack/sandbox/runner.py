@@ -25,6 +25,7 @@ from osptrack.sandbox.limits import Limits, RunCgroup
 
 OUTPUT_TAIL = 4096  # package-analysis keeps the last 4 KiB of stdout and stderr
 KILL_GRACE_S = 5.0
+LOG_POLL_S = 0.25  # how often the trace log's size is checked against Limits.trace_log_bytes
 
 
 def work_root() -> Path:
@@ -75,6 +76,7 @@ class PhaseOutcome:
     stderr_bytes: int
     peak_memory: int | None
     trace_log: Path
+    trace_capped: bool = False  # ended early: the trace log reached Limits.trace_log_bytes
 
 
 class _Tail:
@@ -139,11 +141,8 @@ def run_phase(
         )
         cg.close_fds()
         out, err = _Tail(proc.stdout), _Tail(proc.stderr)
-        timed_out = False
-        try:
-            proc.wait(timeout=limits.timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        timed_out, capped = _wait(proc, t0 + limits.timeout_s, log, limits.trace_log_bytes)
+        if timed_out or capped:
             # Every process of the sandbox, daemons included; strace is spared so it can
             # finish writing the log once its tracees are gone.
             cg.kill_all(spare=frozenset({proc.pid}))
@@ -166,8 +165,26 @@ def run_phase(
             stderr_bytes=err.total,
             peak_memory=cg.peak_memory(),
             trace_log=log,
+            trace_capped=capped,
         )
         for stream in (proc.stdout, proc.stderr):
             with contextlib.suppress(OSError):
                 stream.close()  # type: ignore[union-attr]
     return outcome
+
+
+def _wait(proc: subprocess.Popen[bytes], deadline: float, log: Path, log_cap: int) -> tuple[bool, bool]:
+    """Wait for the command; (timed_out, capped). Polls so a runaway trace log is caught early."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return True, False
+        try:
+            proc.wait(timeout=min(remaining, LOG_POLL_S))
+            return False, False
+        except subprocess.TimeoutExpired:
+            try:
+                if log.stat().st_size > log_cap:
+                    return False, True
+            except OSError:
+                pass  # strace has not created it yet

@@ -7,10 +7,18 @@ tracing stays correct and the result stays bounded, with the truncation marked.
 from __future__ import annotations
 
 import base64
+import os
+import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from containment_helpers import Analysis, marker, py_wheel, record, run_analysis
+
+from osptrack.sandbox.bwrap import SandboxSpec, default_etc_files
+from osptrack.sandbox.limits import Limits
+from osptrack.sandbox.runner import Workspace, run_phase
+from osptrack.trace.strace import strace_command
 
 pytestmark = pytest.mark.sandbox
 
@@ -19,6 +27,8 @@ FORKS = 2000
 FAKE_EXE = "/bin/osptrack-fake-evil"
 # strace-looking text a package may print or put in file names, hoping to forge events
 FAKE_LINE = f'4242 1700000000.000001 execve("{FAKE_EXE}", ["evil"], []) = 0'
+# a tight loop of failing opens: each one is a traced syscall and a log line
+FLOOD_CODE = "import os\nwhile True:\n    try:\n        os.open('/nonexistent/' + 'x' * 200, os.O_RDONLY)\n    except OSError:\n        pass\n"
 WEIRD_NAMES = [
     f"x\n{FAKE_LINE}\n",
     'quote" = 0\n4243 1700000000.2 openat(AT_FDCWD, "/etc/shadow", O_RDONLY) = 3</etc/shadow>',
@@ -98,3 +108,33 @@ def test_thousands_of_short_processes_are_all_traced(run: tuple[Analysis, str]) 
     assert execs["/bin/true"] + execs["/usr/bin/true"] == FORKS
     assert res.run["phases"]["import"]["trace_dropped_lines"] == 0
     record("tracer_forks", forks=FORKS, traced=execs["/bin/true"] + execs["/usr/bin/true"])
+
+
+def test_a_syscall_flood_is_cut_at_the_trace_log_cap(tmp_path: Path) -> None:
+    """~10k traced calls/s would grow the host-side log (and events.jsonl) by GBs per phase."""
+    cap = 8 << 20
+    res = run_analysis(py_wheel(tmp_path, "contain-sysflood", FLOOD_CODE), tmp_path / "out", timeout_s=60,
+                       limits=Limits(trace_log_bytes=cap))  # fmt: skip
+    phase = res.phase("import")
+    assert res.statuses["import"] == "error_analysis" and not phase["timed_out"]
+    assert phase["wall_s"] < 15
+    size = (res.out / "events.jsonl").stat().st_size
+    assert size < 4 * cap
+    record("syscall_flood", wall_s=phase["wall_s"], events=phase["events"], events_jsonl_bytes=size)
+
+
+def test_runner_marks_the_capped_trace(tmp_path: Path) -> None:
+    """The runner's outcome says why the phase ended (run.py can copy it into run.json)."""
+    limits = Limits(timeout_s=60, trace_log_bytes=1 << 20)
+    with Workspace(limits) as ws:
+        spec = SandboxSpec(home=ws.home, input_dir=ws.input, etc_files=default_etc_files("127.0.0.53"),
+                           env={"PATH": "/usr/bin:/bin", "HOME": "/root"})  # fmt: skip
+        out = run_phase("import", spec, ws, ["/usr/bin/python3", "-c", FLOOD_CODE], _as_nobody, limits, None,
+                        f"t{os.getpid()}x{time.monotonic_ns()}")  # fmt: skip
+    assert out.trace_capped and not out.timed_out
+    assert out.wall_s < 15
+
+
+def _as_nobody(log: Path) -> list[str]:
+    """strace as run.py starts it: bwrap runs as host `nobody`."""
+    return [*strace_command(log)[:-1], "-u", "nobody", "--"]

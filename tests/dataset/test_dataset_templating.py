@@ -97,3 +97,29 @@ SEGMENTS = [
 def test_cached_two_level_templating_equals_whole_path_rules(segments: list[str]) -> None:
     path = "/" + "/".join(segments)
     assert template_generic(path) == template_full(path)
+
+
+NAME_PARTS = [
+    "six",
+    "Six",
+    "python_dateutil",
+    "python-dateutil",
+    "-",
+    "_",
+    ".",
+    "/",
+    "1.16.0",
+    "v",
+    "x",
+    "0",
+    "b1",
+]
+
+
+@given(st.lists(st.sampled_from(NAME_PARTS), min_size=1, max_size=10), st.sampled_from(["1.16.0", ""]))
+@settings(max_examples=1000, deadline=None)
+def test_arrow_package_templating_equals_python(parts: list[str], version: str) -> None:
+    text = "".join(parts)
+    for name in ("six", "python-dateutil"):
+        t = Templater("pypi", name, version)
+        assert t.package_many([text]) == [t.package(text)]

@@ -102,10 +102,11 @@ def files_pass(
                 hit = np.zeros(n, dtype=np.bool_)
                 for v in templater.variants:
                     hit |= pc.match_substring(piece, v).to_numpy(zero_copy_only=False)
-                for j in np.flatnonzero(hit).tolist():
-                    generic = templates[o + j]
-                    templates[o + j] = templater.package(generic)
-                    if templates[o + j] != generic:
+                positions = np.flatnonzero(hit).tolist()
+                before = [templates[o + j] for j in positions]
+                for j, generic, after in zip(positions, before, templater.package_many(before), strict=True):
+                    if after != generic:
+                        templates[o + j] = after
                         renamed[j] = generic
             baseline = baselines.get(record.ecosystem)
             noise_keys = baseline.for_phase(phase) if baseline is not None else _EMPTY

@@ -6,9 +6,10 @@ import base64
 import math
 from pathlib import Path
 
+import orjson
 import pyarrow.parquet as pq
 import pytest
-from dataset_helpers import TOOL_FILES, phase, write_labels, write_run
+from dataset_helpers import TOOL_FILES, phase, result_doc, write_labels, write_run
 
 from osptrack.dataset.build import BuildOptions, build
 from osptrack.dataset.features import FEATURE_NAMES, classify_command, features_markdown
@@ -184,3 +185,43 @@ def test_package_manager_temp_folders_are_not_dropped_files(tmp_path: Path) -> N
         tmp_path, {"install": phase([_f("/tmp/pip-target-ab12cd34/lib/python/x.py", write=True)])}
     )
     assert row["install_write_tmp_file_n"] == 0 and row["install_write_outside_tree_n"] == 0
+
+
+def test_run_json_counts_and_nan_for_imports(tmp_path: Path) -> None:
+    events = [
+        {
+            "t": 1,
+            "pid": 5,
+            "ppid": None,
+            "kind": "file",
+            "op": "chmod",
+            "errno": None,
+            "args": ['"/tmp/x"', "0755"],
+        },
+        {
+            "t": 2,
+            "pid": 5,
+            "ppid": None,
+            "kind": "file",
+            "op": "chmod",
+            "errno": "EPERM",
+            "args": ['"/bin/x"', "0755"],
+        },
+    ]
+    row = _features(tmp_path, {"execute": phase([_f("/root/.ssh/id_rsa", read=False, delete=True)])},
+                    events=events, exfiltration=2)  # fmt: skip
+    assert row["exfiltration_n"] == 2 and row["bait_reads_n"] == 0
+    assert row["chmod_exec_events_n"] == 1  # the failed chmod does not count
+    assert row["execute_present"] == 1 and row["execute_files_delete_n"] == 1
+    assert row["execute_read_ssh_n"] == 0  # a delete is not a read
+    # An imported package-analysis result cannot tell any of these: NaN, not zero.
+    (tmp_path / "imported").mkdir()
+    (tmp_path / "imported" / "r.json").write_bytes(
+        orjson.dumps(result_doc("pypi", "pkg", "1.0", {"install": phase([_f("/etc/passwd")])}))
+    )
+    labels = write_labels(tmp_path / "labels2.parquet", [])
+    build([tmp_path / "imported"], BuildOptions(labels=labels, out=tmp_path / "out2", workers=1))
+    (imported,) = pq.read_table(tmp_path / "out2" / "features.parquet").to_pylist()
+    for name in ("bait_in_payload_n", "exfiltration_n", "proc_tree_depth_max", "install_time_share"):
+        assert math.isnan(imported[name]), name
+    assert imported["install_read_system_accounts_n"] == 1

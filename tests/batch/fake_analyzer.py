@@ -79,6 +79,13 @@ def analyze(ref: PackageRef, options: FakeOptions, out: Path) -> FakeOutcome:
         if marker is not None and not marker.exists():
             marker.touch()
             raise RuntimeError("simulated first-attempt failure")
+    status = "completed"
+    if name.startswith("sberr"):  # the sandbox "breaks" on the first attempt only
+        state = _state()
+        marker = state / f"sberr-{name}-{ref.version}" if state else None
+        if marker is not None and not marker.exists():
+            marker.touch()
+            status = "error_analysis"
     started = time.time()
     out.mkdir(parents=True)
     result = {
@@ -109,7 +116,7 @@ def analyze(ref: PackageRef, options: FakeOptions, out: Path) -> FakeOutcome:
         raise
     phases = {
         p: {
-            "status": "completed",
+            "status": status,
             "exit_code": 0,
             "wall_s": 0.01,
             "started": started,
@@ -132,5 +139,5 @@ def analyze(ref: PackageRef, options: FakeOptions, out: Path) -> FakeOutcome:
     }
     (out / "run.json").write_bytes(orjson.dumps(run))
     return FakeOutcome(
-        ref=ref, out=out, statuses={p: "completed" for p in options.phases}, wall_s=time.time() - started
+        ref=ref, out=out, statuses={p: status for p in options.phases}, wall_s=time.time() - started
     )

@@ -285,3 +285,31 @@ def test_workers_fall_back_to_fresh_interpreters_when_the_zygote_is_gone(tmp_pat
         assert (state / "ppids.log").read_text().split()[1] == str(os.getpid())  # spawned by us
     finally:
         launcher.close()
+
+
+def test_sandbox_errors_are_retried_only_when_asked(tmp_path: Path, state: Path) -> None:
+    out = tmp_path / "out"
+    target = make_target("npm", "sberr-s", "1.0.0")
+    run(out, [target])  # first attempt: the fake's sandbox "breaks"; the folder is finished anyway
+    run_json = out / "npm" / "sberr-s" / "1.0.0" / "run.json"
+    assert orjson.loads(run_json.read_bytes())["phases"]["install"]["status"] == "error_analysis"
+    assert run(out, [target]).already_finished == 1  # without the flag: resume skips it
+    summary = run(out, [target], retry_errors=True)  # with it: analysed again and replaced
+    assert summary.finished == 1 and summary.already_finished == 0
+    assert orjson.loads(run_json.read_bytes())["phases"]["install"]["status"] == "completed"
+    assert [(r["attempt"], r["install"]) for r in manifest_rows(out)] == [
+        ("1", "error_analysis"),
+        ("2", "completed"),
+    ]
+
+
+def test_sandbox_error_is_retried_within_the_same_batch(tmp_path: Path, state: Path) -> None:
+    out = tmp_path / "out"
+    summary = run(out, [make_target("npm", "sberr-t", "1.0.0")], retry_errors=True, retries=1)
+    assert summary.finished == 1 and not summary.failed
+    assert [(r["attempt"], r["install"]) for r in manifest_rows(out)] == [
+        ("1", "error_analysis"),
+        ("2", "completed"),
+    ]
+    run_json = orjson.loads((out / "npm" / "sberr-t" / "1.0.0" / "run.json").read_bytes())
+    assert run_json["phases"]["install"]["status"] == "completed"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 import orjson
@@ -99,3 +101,71 @@ def test_two_parallel_sandboxes_bind_the_same_port_and_write_the_same_home_file(
     (a0, a1), (b0, b1) = windows
     assert a0 < b1 and b0 < a1, f"the two installs did not overlap: {windows}"
     assert not (Path.home() / HOME_FILE).exists()  # nothing reached the host's home
+
+
+def _leftovers(work: Path) -> list[str]:
+    """Processes, mounts and workspace folders of runs under `work` that are still around."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(work) in cmdline:
+            found.append(f"pid {proc.name}: {cmdline[:80]}")
+    found += [line for line in Path("/proc/mounts").read_text().splitlines() if str(work) in line]
+    found += [str(p) for p in work.iterdir()] if work.is_dir() else []
+    return found
+
+
+def test_package_timeout_kills_a_real_sandbox_without_leftovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    import time
+
+    from osptrack.errors import BadInput
+
+    try:
+        from osptrack.run import AnalyzeOptions
+        from osptrack.sandbox.preflight import check_sandbox
+
+        check_sandbox()
+    except (ImportError, BadInput) as exc:
+        pytest.skip(f"sandbox not available here: {exc}")
+    # This test's sandboxes only; beside the default work root, because the sandbox user cannot
+    # enter pytest's private tmp_path.
+    work = Path(tempfile.mkdtemp(prefix="osptrack-batch-test-", dir="/var/tmp"))
+    work.chmod(0o711)
+    request.addfinalizer(lambda: shutil.rmtree(work, ignore_errors=True))
+    monkeypatch.setenv("OSPTRACK_WORKDIR", str(work))
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    # An install that outlives the batch's per-package limit (analyze's own phase limit is higher).
+    setup = "import time\ntime.sleep(60)\nfrom setuptools import setup\nsetup(name='sleepy', version='1.0')\n"
+    top = "sleepy-1.0"
+    archive = slow / f"{top}.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        for rel, text in {f"{top}/PKG-INFO": "Metadata-Version: 2.1\nName: sleepy\nVersion: 1.0\n",
+                          f"{top}/setup.py": setup}.items():  # fmt: skip
+            info = tarfile.TarInfo(rel)
+            info.size = len(text.encode())
+            tf.addfile(info, io.BytesIO(text.encode()))
+    build_tools = str((SHARED / "corpus" / "pypi" / "_build").resolve())
+    target = make_target("pypi", "sleepy", "1.0", archive=str(archive), deps_dirs=(build_tools,))
+    summary = run_batch(
+        [target],
+        BatchOptions(
+            out=str(tmp_path / "out"),
+            retries=0,
+            package_timeout_s=6,
+            analyze=AnalyzeOptions(phases=("install",), timeout_s=120),
+        ),
+    )
+    assert [a.outcome for a in summary.attempts] == ["timeout"], summary.attempts
+    deadline = time.monotonic() + 10
+    while _leftovers(work) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _leftovers(work) == []
+    assert not (tmp_path / "out" / "pypi" / "sleepy").exists()

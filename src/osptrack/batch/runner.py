@@ -28,6 +28,7 @@ from osptrack.batch.worker import DEFAULT_ANALYZER, Job, Launcher, SpawnLauncher
 from osptrack.batch.zygote import PreloadedLauncher
 from osptrack.errors import BadInput
 
+SANDBOX_ERROR = "error_analysis"  # package-analysis's Status for "the analysis itself broke"
 KILL_WAIT_S = 30.0  # how long Ctrl-C waits for in-flight workers to be killed and reaped
 
 
@@ -39,6 +40,7 @@ class BatchOptions:
     retries: int = 1
     package_timeout_s: float | None = None  # default: per-phase timeout x phases + 120 s
     rerun: bool = False
+    retry_errors: bool = False  # a run whose sandbox failed (a phase "error_analysis") is unfinished
     analyzer: str = DEFAULT_ANALYZER
     # osptrack.run.AnalyzeOptions (or any frozen dataclass with phases, timeout_s and deps_dirs);
     # passed through to analyze untouched except for per-target deps_dirs.
@@ -199,13 +201,22 @@ def run_batch(
                         recovered_result(target, dest.read_run_json(target), attempts_so_far[target.key])
                     )
                     summary.recovered += 1
-            todo = [t for t in targets if options.rerun or t.rel_dir not in done_on_disk]
+            replace: set[str] = set()  # runs to overwrite although finished: their sandbox failed
+            if options.retry_errors:
+                replace = {
+                    t.rel_dir for t in targets if t.rel_dir in done_on_disk and _sandbox_failed(dest, t)
+                }
+            todo = [
+                t for t in targets if options.rerun or t.rel_dir not in done_on_disk or t.rel_dir in replace
+            ]
             summary.already_finished = len(targets) - len(todo)
             listener.started(len(targets), summary.already_finished)
             if todo:
                 executor = executor or make_executor(options)
                 try:
-                    _schedule(todo, options, dest, manifest, attempts_so_far, listener, executor, summary)
+                    _schedule(
+                        todo, options, dest, manifest, attempts_so_far, listener, executor, summary, replace
+                    )
                 finally:
                     executor.close()
         dest.clean_stale_attempts()
@@ -222,6 +233,7 @@ def _schedule(
     listener: Listener,
     executor: Executor,
     summary: BatchSummary,
+    replace: set[str],
 ) -> None:
     pending: deque[BatchTarget] = deque(todo)
     tries: dict[tuple[str, str, str], int] = {}
@@ -238,7 +250,7 @@ def _schedule(
             dest_root=dest.root,
             attempt=attempts_so_far[target.key],
             package_timeout_s=options.package_limit(),
-            replace=options.rerun,
+            replace=options.rerun or target.rel_dir in replace,
             analyzer=options.analyzer,
         )
         handle = executor.submit(job)
@@ -253,12 +265,17 @@ def _schedule(
             result = AttemptResult(job.target, CRASHED, job.attempt, worker=worker_name(), error=repr(exc))
         manifest.append(result)
         summary.attempts.append(result)
+        sandbox_failed = (
+            options.retry_errors and result.outcome == FINISHED and SANDBOX_ERROR in result.statuses.values()
+        )
+        if sandbox_failed:
+            replace.add(job.target.rel_dir)  # the retry overwrites the folder just written
         retry = (
-            result.outcome not in (FINISHED, INTERRUPTED)
+            (result.outcome not in (FINISHED, INTERRUPTED) or sandbox_failed)
             and tries[job.target.key] < budget
             and not summary.interrupted
         )
-        if result.outcome == FINISHED:
+        if result.outcome == FINISHED and not retry:
             summary.finished += 1
         elif result.outcome != INTERRUPTED and not retry:
             summary.failed.append(result)
@@ -277,6 +294,14 @@ def _schedule(
     except KeyboardInterrupt:
         summary.interrupted = True
         _drain(executor, inflight, completed, collect)
+
+
+def _sandbox_failed(dest: Destination, target: BatchTarget) -> bool:
+    run = dest.read_run_json(target) or {}
+    phases = run.get("phases")
+    if not isinstance(phases, dict):
+        return False
+    return any(isinstance(p, dict) and p.get("status") == SANDBOX_ERROR for p in phases.values())
 
 
 def _drain(executor: Executor, inflight: dict[Any, Job], completed: queue.Queue[Any], collect: Any) -> None:

@@ -65,7 +65,9 @@ class ProgressListener:
     def attempt_done(self, result: AttemptResult, will_retry: bool) -> None:
         phases = " ".join(f"{p}={s}" for p, s in result.statuses.items())
         label = result.target.label
-        if result.outcome == FINISHED:
+        if result.outcome == FINISHED and will_retry:
+            line = f"[red]sandbox error[/] {label} (attempt {result.attempt}, retrying)  {phases}"
+        elif result.outcome == FINISHED:
             line = f"[green]done[/] {label}  {phases}  {result.wall_s:.1f}s"
         elif result.outcome == INTERRUPTED:
             line = f"[yellow]stopped[/] {label}"
@@ -119,6 +121,9 @@ def batch_command(
     ] = None,
     online: Annotated[bool, typer.Option(help="Let dependency downloads reach the real registry")] = False,
     rerun: Annotated[bool, typer.Option(help="Analyse again even the coordinates already finished")] = False,
+    retry_errors: Annotated[
+        bool, typer.Option(help="Treat runs whose sandbox failed (status error_analysis) as unfinished")
+    ] = False,
     archives: Annotated[
         Path | None, typer.Option(help="With a labels .parquet: the samples folder whose archives to replay")
     ] = None,
@@ -160,6 +165,7 @@ def batch_command(
         retries=retries,
         package_timeout_s=package_timeout,
         rerun=rerun,
+        retry_errors=retry_errors,
         analyzer=analyzer,
         analyze=AnalyzeOptions(
             phases=_phases(phases),

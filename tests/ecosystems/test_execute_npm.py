@@ -1,6 +1,7 @@
 """The npm execute phase calls every exported function of the main module and of the package's
 other requirable files: plain functions, classes (with `new`), async functions; an endless
-synchronous loop is stopped by the per-call limit and the calls after it still run."""
+synchronous loop is stopped by the per-call limit, a process.exit() is refused, and the calls
+after them still run."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ INDEX = """
 const { behave } = require("./lib/behave.js");
 module.exports = {
   spin() { for (;;) {} },
+  bail() { process.exit(2); },
   fetchConfig(url) { return behave("npm-exec-func.osptrack-test.example"); },
   Client: class Client { constructor(opts) { this.ready = behave("npm-exec-class.osptrack-test.example"); } },
 };

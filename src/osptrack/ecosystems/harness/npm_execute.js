@@ -122,7 +122,11 @@ function exportedFunctions(exported) {
   return found;
 }
 
+const realExit = process.exit.bind(process);
+
 async function main() {
+  // A package function calling process.exit() (CLI helpers do) must not end the phase early.
+  process.exit = (code) => { throw new Error(`process.exit(${code}) called`); };
   // A stray rejection or throw from a timer in package code must not end the phase early.
   process.on("unhandledRejection", () => {});
   process.on("uncaughtException", (err) => console.error(`osptrack-execute: uncaught: ${err && err.message}`));
@@ -150,7 +154,7 @@ async function main() {
               `${stats.raised} raised, ${stats.timeout} timed out`);
   // Fire-and-forget work of the last calls gets a moment to happen; servers or intervals
   // started by package code would otherwise keep node alive until the phase timeout.
-  setTimeout(() => process.exit(0), 1500);
+  setTimeout(() => realExit(0), 1500);
 }
 
-main().catch((err) => { console.error(`osptrack-execute: ${err && err.stack || err}`); process.exit(1); });
+main().catch((err) => { console.error(`osptrack-execute: ${err && err.stack || err}`); realExit(1); });

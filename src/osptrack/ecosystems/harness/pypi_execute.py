@@ -6,7 +6,7 @@ backdoored helper, a payload in a constructor) shows up here and nowhere else.
 
 Each call gets generated arguments (from annotations, parameter names and defaults), a
 per-call time limit (SIGALRM), and its result is drained: coroutines are awaited, generators
-and async generators iterated a bounded number of steps.
+and async generators iterated a bounded number of steps. os._exit() is refused while calling.
 """
 
 import asyncio
@@ -141,8 +141,18 @@ def public_callables(module):
     return found
 
 
+class ExitCalled(Exception):
+    pass
+
+
+def _refuse_exit(code=0):
+    raise ExitCalled(f"os._exit({code}) called")
+
+
 def main() -> int:
     dist, site = sys.argv[1], Path(sys.argv[2])
+    real_exit = os._exit
+    os._exit = _refuse_exit  # a package calling os._exit must not end the phase early
     sys.path.insert(0, str(site))
     info = dist_info(site, dist)
     if info is None:
@@ -176,7 +186,7 @@ def main() -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     # Package code may have left threads or handlers behind that would keep us alive.
-    os._exit(0)
+    real_exit(0)
 
 
 if __name__ == "__main__":

@@ -313,3 +313,33 @@ def test_sandbox_error_is_retried_within_the_same_batch(tmp_path: Path, state: P
     ]
     run_json = orjson.loads((out / "npm" / "sberr-t" / "1.0.0" / "run.json").read_bytes())
     assert run_json["phases"]["install"]["status"] == "completed"
+
+
+def test_replacing_a_finished_run_swaps_it_in_one_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from osptrack.batch import store
+
+    dest = Destination(str(tmp_path / "out"))
+    target = make_target("npm", "a", "1.0.0")
+    final = tmp_path / "out" / "npm" / "a" / "1.0.0"
+    final.mkdir(parents=True)
+    (final / "run.json").write_text('{"old": true}')
+    new = dest.new_attempt_dir() / "run"
+    new.mkdir()
+    (new / "run.json").write_text('{"old": false}')
+    calls: list[tuple[Path, Path]] = []
+    real = store._exchange
+
+    def spy(a: Path, b: Path) -> bool:
+        calls.append((a, b))
+        # At the moment of the swap the finished run is still in place.
+        assert (final / "run.json").read_text() == '{"old": true}'
+        return real(a, b)
+
+    monkeypatch.setattr(store, "_exchange", spy)
+    assert not dest.finalize(target, new, replace=False)  # never replaced without asking
+    assert dest.finalize(target, new, replace=True)
+    assert calls == [(new, final)]
+    assert (final / "run.json").read_text() == '{"old": false}'
+    assert not new.exists()  # the old run went with the attempt folder

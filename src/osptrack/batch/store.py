@@ -8,6 +8,7 @@ a folder without `run.json`, which the next attempt overwrites.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import tempfile
@@ -22,6 +23,17 @@ from osptrack.errors import BadInput
 
 RUN_JSON = "run.json"
 TMP_DIR = ".tmp"
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """renameat2(RENAME_EXCHANGE): swap two paths in one step. False if unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return bool(renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0)
 
 
 def is_url(root: str) -> bool:
@@ -114,16 +126,18 @@ class Destination:
     def _finalize_local(self, target: BatchTarget, local_run: Path, replace: bool) -> bool:
         dest = self.local_root / target.rel_dir
         dest.parent.mkdir(parents=True, exist_ok=True)
-        aside: Path | None = None
-        if dest.exists():
-            if (dest / RUN_JSON).is_file() and not replace:
-                return False
-            # rename() cannot replace a non-empty folder: move the old one into .tmp first.
-            aside = local_run.parent / f"old-{uuid.uuid4().hex}"
-            os.rename(dest, aside)
-        os.rename(local_run, dest)
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
+        if not dest.exists():
+            os.rename(local_run, dest)
+            return True
+        if (dest / RUN_JSON).is_file() and not replace:
+            return False
+        # rename() cannot replace a non-empty folder. Swap the two atomically where the kernel and
+        # filesystem can (so a kill never leaves the coordinate without a run), else move aside.
+        if not _exchange(local_run, dest):
+            os.rename(dest, local_run.parent / f"old-{uuid.uuid4().hex}")
+            os.rename(local_run, dest)
+        else:
+            shutil.rmtree(local_run, ignore_errors=True)  # now holds the old run
         return True
 
     def _finalize_remote(self, target: BatchTarget, local_run: Path, replace: bool) -> bool:

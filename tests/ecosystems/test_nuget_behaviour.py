@@ -3,9 +3,11 @@ tools/ executable each look up a name, connect and run a command, each in its ow
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,32 @@ def test_notable_keeps_the_hooks_and_drops_the_toolchain(nuget_run: dict) -> Non
     assert any("nuget-install-ran" in c for c in commands), commands
     assert any("nuget-import-ran" in c for c in commands), commands
     assert not any(tool in c for c in commands for tool in ("xbuild", "NuGet.exe", "mcs ")), commands
+
+
+@pytest.mark.sandbox
+def test_dependency_restores_from_deps_dir_and_its_targets_run(tmp_path: Path) -> None:
+    if get("nuget").missing_toolchain():
+        pytest.skip(get("nuget").missing_toolchain() or "")
+    # A --deps-dir the sandbox's host uid (nobody) can reach; pytest's tmp_path is 0700.
+    deps = Path(tempfile.mkdtemp(prefix="osptrack-nugetdeps-", dir="/var/tmp"))
+    deps.chmod(0o755)
+    try:
+        dep_targets = (
+            '<Project xmlns="http://schemas.microsoft.com/developer/msbuild/2003">'
+            "<PropertyGroup><BuildDependsOn>DepHook;$(BuildDependsOn)</BuildDependsOn></PropertyGroup>"
+            '<Target Name="DepHook"><Exec Command="echo nuget-dep-targets-ran" /></Target></Project>'
+        )
+        pack_nupkg(deps, "Osptrack.Dep", "2.0.0", {"build/Osptrack.Dep.targets": dep_targets.encode()})
+        app = pack_nupkg(
+            tmp_path, "Osptrack.App", "1.0.0", {"lib/net45/readme.txt": b"x"}, (("Osptrack.Dep", "2.0.0"),)
+        )
+        ref = PackageRef("nuget", "Osptrack.App", None, app)
+        outcome = analyze(
+            ref, AnalyzeOptions(phases=("install",), timeout_s=240, deps_dirs=(deps,)), tmp_path / "run"
+        )
+        assert outcome.statuses == {"install": "completed"}
+        result = json.loads((tmp_path / "run" / "result.json").read_text())
+        stdout = base64.b64decode(result["Analysis"]["install"]["Stdout"])
+        assert b"nuget-dep-targets-ran" in stdout
+    finally:
+        shutil.rmtree(deps, ignore_errors=True)

@@ -184,7 +184,7 @@ def main():
         f"osptrack-install: project imports {len(all_props)} .props, {len(all_targets)} .targets", flush=True
     )
     built = subprocess.run(
-        ["xbuild", "/nologo", "/verbosity:minimal", "Project.csproj"], cwd=PROJECT, stdin=subprocess.DEVNULL
+        ["xbuild", "/nologo", "/verbosity:normal", "Project.csproj"], cwd=PROJECT, stdin=subprocess.DEVNULL
     )
     return built.returncode
 

@@ -7,12 +7,18 @@ and therefore through the sandbox.
 
 from __future__ import annotations
 
+import operator
 import shutil
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from osptrack.errors import ToolchainMissing
+from packaging.version import InvalidVersion, Version
+
+from osptrack.errors import BadInput, ToolchainMissing
+from osptrack.target import normalise_name
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,14 @@ class Layout:
 class Metadata:
     name: str
     version: str
+
+
+def lenient_version_key(version: str) -> tuple[int, Any]:
+    """PEP 440 order where the version parses, after every one that does not (compared as text)."""
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, version)
 
 
 class Ecosystem(ABC):
@@ -70,6 +84,34 @@ class Ecosystem(ABC):
 
     def env(self, layout: Layout, online: bool) -> dict[str, str]:
         return {}
+
+    def highest_matching(
+        self,
+        name: str,
+        version: str | None,
+        dirs: tuple[Path, ...],
+        pattern: str,
+        sort_key: Callable[[str], Any],
+        same_version: Callable[[str, str], bool] = operator.eq,
+    ) -> Path | None:
+        """A `find_archive` for ecosystems whose file names do not reliably carry the version:
+        each `pattern` file's own metadata is read; the highest matching version wins."""
+        want = normalise_name(self.name, name)
+        best: tuple[Any, Path] | None = None
+        for folder in dirs:
+            for path in sorted(folder.glob(pattern)) if folder.is_dir() else ():
+                try:
+                    meta = self.read_metadata(path)
+                    key = sort_key(meta.version)
+                except (BadInput, ValueError):
+                    continue
+                if normalise_name(self.name, meta.name) != want:
+                    continue
+                if version is not None and not same_version(meta.version, version):
+                    continue
+                if best is None or key > best[0]:
+                    best = (key, path)
+        return best[1] if best else None
 
     def ro_binds(self) -> tuple[tuple[str, str], ...]:
         """Extra host directories the toolchain needs, as (host, sandbox) pairs."""

@@ -30,7 +30,7 @@ from osptrack.ecosystems.archives import depth, read_member
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
 from osptrack.errors import BadInput, ToolchainMissing
 from osptrack.jsonio import atomic_write_bytes
-from osptrack.target import normalise_name, validate_name, validate_version
+from osptrack.target import validate_name, validate_version
 
 SANDBOX_TOOLCHAIN = "/opt/rust/toolchain"
 STUB = "/root/.osptrack-crates/stub"
@@ -102,20 +102,7 @@ class CratesIo(Ecosystem):
         return Metadata(name, version)
 
     def find_archive(self, name: str, version: str | None, dirs: tuple[Path, ...]) -> Path | None:
-        want = normalise_name("crates.io", name)
-        best: tuple[semantic_version.Version, Path] | None = None
-        for folder in dirs:
-            for path in sorted(folder.glob("*.crate")) if folder.is_dir() else ():
-                try:
-                    meta = self.read_metadata(path)
-                    ver = semantic_version.Version(meta.version)
-                except (BadInput, ValueError):
-                    continue
-                if normalise_name("crates.io", meta.name) != want or (version and meta.version != version):
-                    continue
-                if best is None or ver > best[0]:
-                    best = (ver, path)
-        return best[1] if best else None
+        return self.highest_matching(name, version, dirs, "*.crate", semantic_version.Version)
 
     def _sandbox_bin(self) -> str:
         sysroot = host_sysroot()

@@ -23,13 +23,11 @@ import zipfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from packaging.version import InvalidVersion, Version
-
 from osptrack.ecosystems.archives import depth, read_member
-from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
+from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, lenient_version_key
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
-from osptrack.target import normalise_name, validate_name, validate_version
+from osptrack.target import validate_name, validate_version
 
 MONO_CFG = "/opt/osptrack/mono-cfg"
 _ID = re.compile(rb"<id>\s*([^<\s]+)\s*</id>", re.IGNORECASE)
@@ -62,25 +60,9 @@ class NuGet(Ecosystem):
         return meta
 
     def find_archive(self, name: str, version: str | None, dirs: tuple[Path, ...]) -> Path | None:
-        want = normalise_name("nuget", name)
-        best: tuple[Version, Path] | None = None
-        for folder in dirs:
-            for path in sorted(folder.glob("*.nupkg")) if folder.is_dir() else ():
-                try:
-                    meta = self.read_metadata(path)
-                except BadInput:
-                    continue
-                if normalise_name("nuget", meta.name) != want:
-                    continue
-                if version is not None and meta.version.lower() != version.lower():
-                    continue
-                try:
-                    ver = Version(meta.version)
-                except InvalidVersion:
-                    ver = Version("0")
-                if best is None or ver > best[0]:
-                    best = (ver, path)
-        return best[1] if best else None
+        return self.highest_matching(
+            name, version, dirs, "*.nupkg", lenient_version_key, lambda a, b: a.lower() == b.lower()
+        )
 
     def ro_binds(self) -> tuple[tuple[str, str], ...]:
         return (("/etc/mono", f"{MONO_CFG}/mono"),) if Path("/etc/mono").is_dir() else ()

@@ -17,13 +17,11 @@ import re
 import zipfile
 from pathlib import Path
 
-from packaging.version import InvalidVersion, Version
-
 from osptrack.ecosystems.archives import read_member
-from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
+from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, lenient_version_key
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
-from osptrack.target import normalise_name, validate_name, validate_version
+from osptrack.target import validate_name, validate_version
 
 PROJECT = "/root/project"
 _VERSION_IN_FILENAME = re.compile(r"-v?(\d[\w.+-]*)\.zip$")
@@ -77,25 +75,9 @@ class Packagist(Ecosystem):
         return Metadata(name, version)
 
     def find_archive(self, name: str, version: str | None, dirs: tuple[Path, ...]) -> Path | None:
-        want = normalise_name("packagist", name)
-        best: tuple[Version, Path] | None = None
-        for folder in dirs:
-            for path in sorted(folder.glob("*.zip")) if folder.is_dir() else ():
-                try:
-                    meta = self.read_metadata(path)
-                except BadInput:
-                    continue
-                if normalise_name("packagist", meta.name) != want:
-                    continue
-                if version is not None and meta.version.lstrip("v") != version.lstrip("v"):
-                    continue
-                try:
-                    ver = Version(meta.version)
-                except InvalidVersion:
-                    ver = Version("0")
-                if best is None or ver > best[0]:
-                    best = (ver, path)
-        return best[1] if best else None
+        return self.highest_matching(
+            name, version, dirs, "*.zip", lenient_version_key, lambda a, b: a.lstrip("v") == b.lstrip("v")
+        )
 
     def prepare_home(self, home: Path, uid: int, gid: int) -> None:
         project = home / "project"

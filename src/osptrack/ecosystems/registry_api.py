@@ -25,9 +25,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-
 from osptrack import __version__
+from osptrack.ecosystems.base import lenient_version_key
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
 from osptrack.target import normalise_ecosystem, validate_name, validate_version
@@ -255,13 +254,7 @@ def _nuget_versions(name: str, version: str | None, doc: Any) -> Release:
 
 
 def _highest(versions: list[str]) -> str:
-    def key(v: str) -> tuple[int, Version | str]:
-        try:
-            return (1, Version(v))
-        except InvalidVersion:
-            return (0, v)
-
-    return max(versions, key=key)
+    return max(versions, key=lenient_version_key)
 
 
 _NUSPEC_DEP = re.compile(rb"<dependency\b([^>]*)>", re.I)

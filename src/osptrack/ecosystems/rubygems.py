@@ -15,13 +15,11 @@ import re
 import tarfile
 from pathlib import Path
 
-from packaging.version import InvalidVersion, Version
-
 from osptrack.ecosystems.archives import read_member
-from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
+from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, lenient_version_key
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
-from osptrack.target import normalise_name, validate_name, validate_version
+from osptrack.target import validate_name, validate_version
 
 GEM_HOME = "/root/.gem/osptrack"
 MAX_METADATA_BYTES = 4 << 20
@@ -61,23 +59,7 @@ class RubyGems(Ecosystem):
         return meta
 
     def find_archive(self, name: str, version: str | None, dirs: tuple[Path, ...]) -> Path | None:
-        want = normalise_name("rubygems", name)
-        best: tuple[Version, Path] | None = None
-        for folder in dirs:
-            for path in sorted(folder.glob("*.gem")) if folder.is_dir() else ():
-                try:
-                    meta = self.read_metadata(path)
-                except BadInput:
-                    continue
-                if normalise_name("rubygems", meta.name) != want or (version and meta.version != version):
-                    continue
-                try:
-                    ver = Version(meta.version)
-                except InvalidVersion:
-                    ver = Version("0")
-                if best is None or ver > best[0]:
-                    best = (ver, path)
-        return best[1] if best else None
+        return self.highest_matching(name, version, dirs, "*.gem", lenient_version_key)
 
     def env(self, layout: Layout, online: bool) -> dict[str, str]:
         return {

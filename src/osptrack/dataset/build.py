@@ -32,7 +32,7 @@ from osptrack.dataset.features import (
     process_record,
 )
 from osptrack.dataset.filepass import FILE_T, files_pass
-from osptrack.dataset.importers import UNIT_CSV, InputUnit, discover, read_osptrack_csv, read_unit
+from osptrack.dataset.importers import UNIT_CSV, UNIT_RUN, InputUnit, discover, read_osptrack_csv, read_unit
 from osptrack.dataset.labelling import Labeller, LabelOutcome
 from osptrack.dataset.model import PHASES, RunRecord, status_of
 from osptrack.dataset.templating import Templater
@@ -433,7 +433,9 @@ def build(inputs: Sequence[Path], options: BuildOptions) -> BuildSummary:
                     mine[k] = mine.get(k, 0) + v
 
         tasks = _tasks(units, options.chunk_size)
-        if options.workers <= 1 or len(units) <= options.chunk_size:
+        # A few run folders are quicker in-process; a CSV or JSON file may hold thousands of runs.
+        small = len(units) <= options.chunk_size and all(u.kind == UNIT_RUN for u in units)
+        if options.workers <= 1 or small:
             for task in tasks:
                 consume(process_chunk(task))
         else:

@@ -38,12 +38,13 @@ def make_sdist(dest: Path, name: str, version: str, setup_py: str, files: dict[s
     return path
 
 
-def make_wheel(dest: Path, name: str, version: str, files: dict[str, str]) -> Path:
-    """A pure-Python wheel with METADATA, WHEEL and RECORD."""
+def make_wheel(dest: Path, name: str, version: str, files: dict[str, str], requires: tuple[str, ...] = ()) -> Path:
+    """A pure-Python wheel with METADATA (and Requires-Dist), WHEEL and RECORD."""
     dist = name.replace("-", "_")
     info = f"{dist}-{version}.dist-info"
     members = dict(files)
-    members[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    deps = "".join(f"Requires-Dist: {r}\n" for r in requires)
+    members[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{deps}"
     members[f"{info}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: osptrack-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     members[f"{info}/RECORD"] = "".join(f"{rel},,\n" for rel in [*members, f"{info}/RECORD"])
     path = dest / f"{dist}-{version}-py3-none-any.whl"

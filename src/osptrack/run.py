@@ -7,6 +7,7 @@ with run.json written last, so a folder that exists is a complete one.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import time
 import uuid
@@ -178,29 +179,37 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
 def _stage_input(
     ws: Workspace, eco: Ecosystem, ref: PackageRef, options: AnalyzeOptions
 ) -> tuple[Layout, tuple[tuple[str, str], ...]]:
-    """Copy the archive and harness into /input; bind dependency folders read-only."""
+    """Put the archive, the dependency archives and the harness into the read-only /input.
+
+    Dependencies are staged file by file rather than bound as folders: the sandbox runs as
+    `nobody`, which may not be able to enter the user's folder (pytest's tmp_path is 0700), and
+    only archives of the ecosystem belong in the sandbox's view, not whatever else the folder holds.
+    """
     (ws.input / "pkg").mkdir(mode=0o755)
     archive = None
     if ref.archive is not None:
-        dest = ws.input / "pkg" / ref.archive.name
-        shutil.copyfile(ref.archive, dest)
-        dest.chmod(0o644)
+        _stage_file(ref.archive, ws.input / "pkg" / ref.archive.name)
         archive = f"/input/pkg/{ref.archive.name}"
     shutil.copytree(HARNESS_DIR, ws.input / "harness", ignore=shutil.ignore_patterns("__pycache__"))
-    binds: list[tuple[str, str]] = []
     deps: list[str] = []
     for i, folder in enumerate(options.deps_dirs):
-        inside = f"/input/deps/{i}"
-        binds.append((str(folder.resolve()), inside))
-        if eco.name == "npm":  # npm takes the dependency tarballs themselves
-            deps += [f"{inside}/{p.name}" for p in sorted(folder.glob("*.tgz")) if p.resolve() != ref.archive]
-        else:
-            deps.append(inside)
+        staged = ws.input / "deps" / str(i)
+        staged.mkdir(parents=True, mode=0o755)
+        for path in sorted(folder.iterdir()):
+            if path.is_symlink() or not path.is_file() or not path.name.endswith(eco.suffixes):
+                continue
+            if ref.archive is not None and path.resolve() == ref.archive.resolve():
+                continue  # the package itself is not its own dependency
+            _stage_file(path, staged / path.name)
+            if eco.name == "npm":  # npm takes the dependency tarballs themselves
+                deps.append(f"/input/deps/{i}/{path.name}")
+        if eco.name != "npm":
+            deps.append(f"/input/deps/{i}")
+    binds: list[tuple[str, str]] = []
     tools = build_tools_dir() if eco.name == "pypi" else None
     if tools is not None:
         binds.append((str(tools), "/input/build-tools"))
-    for _, inside in binds:  # /input is read-only in the sandbox: mount points must pre-exist
-        (ws.input / inside.removeprefix("/input/")).mkdir(parents=True, exist_ok=True)
+        (ws.input / "build-tools").mkdir()  # /input is read-only inside: mount points must pre-exist
     layout = Layout(
         name=ref.name,
         version=ref.version or "",
@@ -209,6 +218,18 @@ def _stage_input(
         build_tools="/input/build-tools" if tools else None,
     )
     return layout, tuple(binds)
+
+
+def _stage_file(src: Path, dest: Path) -> None:
+    """Hard-link world-readable files (free), copy the rest so the sandbox user can read them."""
+    if src.stat().st_mode & 0o004:
+        try:
+            os.link(src, dest)
+            return
+        except OSError:
+            pass  # another filesystem, or a read-only one
+    shutil.copyfile(src, dest)
+    dest.chmod(0o644)
 
 
 def _sandbox_env(eco: Ecosystem, layout: Layout, baits: Baits, online: bool, net: FakeNetwork) -> dict[str, str]:

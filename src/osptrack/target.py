@@ -124,7 +124,12 @@ class PackageRef:
 
 
 def looks_like_archive(target: str) -> bool:
-    return target.endswith(ARCHIVE_SUFFIXES) or "/" in target and Path(target).exists() or Path(target).is_file()
+    if target.endswith(ARCHIVE_SUFFIXES):
+        return True
+    try:
+        return ("/" in target and Path(target).exists()) or Path(target).is_file()
+    except OSError:  # a name too long for the filesystem is no path, just a bad name
+        return False
 
 
 def parse_target(ecosystem: str, target: str, version: str | None = None) -> PackageRef:

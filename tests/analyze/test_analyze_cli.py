@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
 from builders import make_wheel
 
 OSPTRACK = [sys.executable, "-m", "osptrack.cli"]
@@ -52,3 +54,18 @@ def test_cli_summary_and_exit_0(tmp_path: Path) -> None:
     out = tmp_path / "osptrack-runs" / "pypi-quiet-pkg-1.0"
     assert {p.name for p in out.iterdir()} == {"result.json", "events.jsonl", "network.jsonl", "run.json"}
     assert "completed" in proc.stdout and "install" in proc.stdout
+
+
+@pytest.mark.sandbox
+def test_private_deps_dir_is_staged_for_the_sandbox(tmp_path: Path) -> None:
+    """pytest's tmp_path is 0700: the sandbox user could not enter it if it were bound as is."""
+    deps = tmp_path / "private-deps"
+    deps.mkdir(mode=0o700)
+    make_wheel(deps, "dep-a", "1.0", {"dep_a/__init__.py": "A = 1\n"})
+    (deps / "notes.txt").write_text("not an archive: never shown to the sandbox")
+    main = make_wheel(tmp_path, "main-b", "2.0", {"main_b/__init__.py": "import dep_a\n"}, requires=("dep-a",))
+    proc = run_cli("analyze", "pypi", str(main), "--deps-dir", str(deps), "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert {p: r["Status"] for p, r in result["Analysis"].items()} == {"install": "completed", "import": "completed"}
+    assert any(f["Path"].startswith("/root/site/dep_a/") for f in result["Analysis"]["import"]["Files"])

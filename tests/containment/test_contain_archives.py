@@ -305,11 +305,9 @@ def test_tar_reader_errors_are_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
 
 
-# ---------------------------------------------------------------- known gaps (other owners' files)
+# ---------------------------------------------------------------- found by fuzz_metadata, fixed
 
 
-@pytest.mark.xfail(strict=True, reason="pypi.py: headers.get() returns an email Header for non-ASCII bytes; "
-                   "AttributeError 'Header' object has no attribute 'strip' (found by fuzz_metadata)")  # fmt: skip
 def test_non_ascii_metadata_header_is_a_clean_error(tmp_path: Path) -> None:
     path = tmp_path / "pkg-1.0-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as zf:
@@ -320,8 +318,6 @@ def test_non_ascii_metadata_header_is_a_clean_error(tmp_path: Path) -> None:
         PyPI().read_metadata(path)
 
 
-@pytest.mark.xfail(strict=True, reason="target.py looks_like_archive: Path.is_file raises OSError ENAMETOOLONG "
-                   "for a 300-character target (found by fuzz_metadata)")  # fmt: skip
 def test_overlong_target_is_a_clean_error(tmp_path: Path) -> None:
     proc = subprocess.run([*OSPTRACK, "analyze", "pypi", "a" * 300], cwd=tmp_path, capture_output=True, text=True,
                           timeout=CLI_TIMEOUT_S)  # fmt: skip

@@ -60,7 +60,8 @@ class PyPI(Ecosystem):
                 raise BadInput(f"{archive.name}: not a Python package (no METADATA/PKG-INFO)")
             return fallback
         headers = email.parser.BytesHeaderParser().parsebytes(found[1])
-        name, version = (headers.get("Name") or "").strip(), (headers.get("Version") or "").strip()
+        # str(): undecodable bytes come back as an email Header object, not a str.
+        name, version = (str(headers.get("Name") or "").strip(), str(headers.get("Version") or "").strip())
         if not name or not version:
             raise BadInput(f"{archive.name}: metadata lacks Name or Version")
         validate_name("pypi", name)

@@ -20,6 +20,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# Toolchains of the other four ecosystems (ruby, php/composer, rust, mono/nuget).
+bash scripts/setup-toolchains.sh
+
 # The project's own environment: the pyenv/system python3 first on PATH, in a venv.
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv

@@ -129,7 +129,7 @@ def many_files(dest: Path, kind: str, count: int = 100_000) -> Path:
                 zf.writestr(f"many/f{i}.py", "")
             zf.writestr("many-1.0.dist-info/METADATA", PKG_INFO.format(name="many", version="1.0"))
         return path
-    members = [(f"many-1.0/f{i}.py", b"", "file") for i in range(count)]
+    members: list[tuple[str, bytes | None, str]] = [(f"many-1.0/f{i}.py", b"", "file") for i in range(count)]
     members.append(("many-1.0/PKG-INFO", PKG_INFO.format(name="many", version="1.0").encode(), "file"))
     return _tar(dest / "many-1.0.tar.gz", members, compresslevel=1)
 
@@ -150,6 +150,11 @@ def corrupt(dest: Path) -> Path:
         data[i] ^= 0x5A
     src.write_bytes(bytes(data))
     return src
+
+
+def text_file(path: Path) -> Path:
+    path.write_text("hello, not an archive\n")
+    return path
 
 
 def renamed(src: Path, new_name: str) -> Path:
@@ -198,8 +203,8 @@ CASES: list[tuple[str, str, Callable[[Path, str], Path], tuple[int, ...], str]] 
     ("corrupt", "pypi", lambda d, t: corrupt(d), (0, 2), "not a readable archive"),
     ("wheel_named_sdist", "pypi", lambda d, t: renamed(make_wheel(d, "wrongext", "1.0", {"w/__init__.py": ""}),
                                                         "wrongext-1.0.tar.gz"), (2,), "not a Python package"),
-    ("text_named_wheel", "pypi", lambda d, t: (d / "text-1.0-py3-none-any.whl").write_text("hello") and
-     d / "text-1.0-py3-none-any.whl", (2,), "not a readable archive"),
+    ("text_named_wheel", "pypi", lambda d, t: text_file(d / "text-1.0-py3-none-any.whl"), (2,),
+     "not a readable archive"),
     ("npm_tarball_as_pypi", "pypi", lambda d, t: make_npm(d, "npmpkg", "1.0.0", {"index.js": ""}), (2,),
      "not a Python package"),
     ("zip_as_npm", "npm", lambda d, t: renamed(make_wheel(d, "zipnpm", "1.0", {"z/__init__.py": ""}), "zipnpm-1.0.tgz"),
@@ -287,7 +292,7 @@ def test_decompressed_size_cap_stops_an_incompressible_tarball(
 def test_every_tar_compression_still_reads(tmp_path: Path, mode: str) -> None:
     """Regression (fuzz_archives): bz2 and xz sdists failed with a TypeError after the bomb cap."""
     path = tmp_path / "plain-1.0.tar"
-    with tarfile.open(path, mode) as tf:
+    with tarfile.open(path, mode) as tf:  # type: ignore[call-overload]
         data = PKG_INFO.format(name="plain", version="1.0").encode()
         info = tarfile.TarInfo("plain-1.0/PKG-INFO")
         info.size = len(data)

@@ -91,6 +91,7 @@ def main() -> int:
         mode = "real analyze (bwrap sandbox + strace + fake network), phases install,import"
     print(f"corpus: {len(targets)} packages from {args.manifest.resolve()}")
     print(f"mode:   {mode}; {os.cpu_count()} CPUs; {args.repeat} round(s) per worker count")
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
     rounds: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     for _ in range(args.repeat):
@@ -98,7 +99,8 @@ def main() -> int:
             result = one_round(targets, workers, analyzer, AnalyzeOptions())
             rounds[workers].append(result)
             print(
-                f"  round: workers={workers} wall={result['wall']:.1f} s finished={result['finished']}",
+                f"  round: workers={workers} wall={result['wall']:.1f} s finished={result['finished']}"
+                f" load={os.getloadavg()[0]:.1f}",
                 flush=True,
             )
 
@@ -106,7 +108,12 @@ def main() -> int:
     header = f"{'workers':>7} {'wall s':>8} {'pkg/min':>8} {'overhead s/pkg':>15} {'proc s/pkg':>11}  slowest package"
     print(header)
     medians: dict[int, float] = {}
-    for workers, results in rounds.items():
+    for workers, all_results in rounds.items():
+        # A round with failed packages did less work; it would flatter its wall time.
+        results = [r for r in all_results if not r["failed"]] or all_results
+        for r in all_results:
+            for failure in r["failed"][:3]:
+                print(f"        excluded round (workers={workers}), failed: {failure}")
         wall = statistics.median(r["wall"] for r in results)
         medians[workers] = wall
         finished = statistics.median(r["finished"] for r in results)
@@ -116,11 +123,9 @@ def main() -> int:
         print(
             f"{workers:>7} {wall:>8.1f} {finished / wall * 60:>8.1f} {overhead:>15.3f} {proc:>11.3f}  {slowest}"
         )
-        for r in results:
-            for failure in r["failed"]:
-                print(f"        failed: {failure}")
     print()
     print(f"speed-up, 2 workers over 1: {medians[1] / medians[2]:.2f}x (target >= 1.6x)")
+    print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print("overhead s/pkg = (workers x wall - sum of analyze times) / packages;")
     print(
         "proc s/pkg     = median per attempt of (attempt wall - analyze time): worker start, staging, rename"

@@ -112,7 +112,8 @@ def batch_command(
         float, typer.Option(help="Wall-clock limit per phase, seconds (passed to analyze)")
     ] = 300.0,
     package_timeout: Annotated[
-        float | None, typer.Option(help="Wall-clock limit per package attempt [timeout x phases + 120]")
+        float | None,
+        typer.Option(help="Wall-clock limit per package attempt (default: timeout x phases + 120 s)"),
     ] = None,
     retries: Annotated[int, typer.Option(help="Extra attempts for a failed package, per invocation")] = 1,
     phases: Annotated[str, typer.Option(help="Comma-separated: install,import,execute")] = "install,import",

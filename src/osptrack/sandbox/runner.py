@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -25,6 +27,8 @@ from osptrack.sandbox.limits import Limits, RunCgroup
 
 OUTPUT_TAIL = 4096  # package-analysis keeps the last 4 KiB of stdout and stderr
 KILL_GRACE_S = 5.0
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
 LOG_POLL_S = 0.25  # how often the trace log's size is checked against Limits.trace_log_bytes
 
 
@@ -121,12 +125,19 @@ def run_phase(
         cg.attach_fds()
 
         def enter_sandbox() -> None:  # runs in the child between fork and exec
+            # If osptrack dies (SIGKILL, OOM, a killed batch worker), strace must die with it:
+            # otherwise the sandbox runs on untimed. bwrap's --die-with-parent then ends the
+            # sandbox's pid namespace, and every process in it.
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
             if enter_netns is not None:
                 enter_netns()
             cg.attach_in_child()
             resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_bytes, limits.file_size_bytes))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
+        parent = os.getpid()
         started = time.time()
         t0 = time.monotonic()
         proc = subprocess.Popen(

@@ -6,6 +6,11 @@ the host, not even after the time it was scheduled for.
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -58,3 +63,67 @@ def test_daemons_die_with_the_run_and_never_write_later(tmp_path: Path, main: st
     roots = [Path("/tmp"), Path("/var/tmp"), Path("/root"), tmp_path, WORK_ROOT, REPO]
     assert files_named(tag, roots, max_depth=2) == []
     record(f"outlive_daemons_{status}", overrun_s=round(overrun, 2), status=res.statuses["import"])
+
+
+def test_the_sandbox_dies_with_a_killed_analyzer(tmp_path: Path) -> None:
+    """SIGKILL of `osptrack analyze` (a killed batch worker, the OOM killer) must not leave the
+    sandbox running untimed: strace dies with its parent, and bwrap's pid namespace with strace."""
+    tag = marker()
+    wheel = shell_wheel(tmp_path, "contain-orphan", f"exec -a {tag} sleep 600")
+    # A private work root (that `nobody` can traverse, unlike tmp_path), so this test can clean
+    # up what the kill leaves behind.
+    work = Path(f"/var/tmp/osptrack-contain-work-{os.getpid()}-{time.monotonic_ns()}")  # no tag in it
+    analyzer = subprocess.Popen(
+        [sys.executable, "-m", "osptrack.cli", "analyze", "pypi", str(wheel), "--out", str(tmp_path / "out"),
+         "--timeout", "300"],
+        env={**os.environ, "OSPTRACK_WORKDIR": str(work)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    leftovers: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        while not processes_with(tag) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        victims = processes_with(tag)
+        assert victims, "the package never started"
+        # what the killed run will leave behind: its cgroups and network namespace
+        leftovers = [line.split(":", 2)[2] for line in Path(f"/proc/{victims[0]}/cgroup").read_text().splitlines()
+                     if "osptrack-" in line]  # fmt: skip
+        netns = subprocess.run(
+            ["ip", "netns", "identify", str(victims[0])], capture_output=True, text=True
+        ).stdout
+        os.kill(analyzer.pid, signal.SIGKILL)
+        analyzer.wait()
+        t0 = time.monotonic()
+        while processes_with(tag) and time.monotonic() - t0 < 10:
+            time.sleep(0.1)
+        assert processes_with(tag) == [], "the sandbox outlived its analyzer"
+        record("analyzer_killed", sandbox_gone_after_s=round(time.monotonic() - t0, 2))
+    finally:
+        if analyzer.poll() is None:
+            analyzer.kill()
+        # cgroups are named osptrack-<run id>-<phase>, the network namespace osptrack-<run id>
+        netns = leftovers[0].strip("/").rsplit("-", 1)[0] if leftovers else ""
+        _clean_after_kill(work, leftovers, netns)
+
+
+def _clean_after_kill(work: Path, cgroups: list[str], netns: str) -> None:
+    """Undo what a SIGKILLed run could not: its home tmpfs, cgroups and network namespace."""
+    for home in work.glob("run-*/home"):
+        subprocess.run(["umount", "-l", str(home)], check=False)
+    shutil.rmtree(work, ignore_errors=True)
+    for _ in range(40):  # the killed members may take a moment to leave the cgroup
+        remaining = []
+        for ctrl_path in cgroups:
+            for ctrl in ("memory", "pids", "freezer", ""):
+                path = Path("/sys/fs/cgroup") / ctrl / ctrl_path.lstrip("/")
+                try:
+                    path.rmdir()
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    remaining.append(ctrl_path)
+        if not remaining:
+            break
+        time.sleep(0.1)
+    if netns.startswith("osptrack-"):
+        subprocess.run(["ip", "netns", "delete", netns], check=False)

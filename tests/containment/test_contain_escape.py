@@ -37,6 +37,13 @@ RAW_SOCKETS = {
     "raw_icmp": (socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP),
     "raw_ipv6": (socket.AF_INET6, socket.SOCK_RAW, 255),
 }
+# The x32 ABI (syscall number | 0x40000000) must not be a way around an x86_64-only filter:
+# libseccomp kills it as a foreign architecture (strace records `+++ killed by SIGSYS +++`).
+X32_ATTEMPTS = {
+    "x32_unshare": 0x40000000 | 272,
+    "x32_ptrace": 0x40000000 | 521,
+    "x32_mount": 0x40000000 | 165,
+}
 PATH_ATTEMPTS = {
     "/proc/1/root/etc/shadow": "r",
     "/proc/1/root/work": "r",
@@ -57,6 +64,9 @@ def _package_code() -> str:
     for name, args in ATTEMPTS.items():
         code = f"import ctypes, os; print('{name}', ctypes.CDLL(None).syscall({args}))"
         lines.append(f"child({code!r})")
+    for name, nr in X32_ATTEMPTS.items():
+        code = f"import ctypes; print('{name}', ctypes.CDLL(None).syscall({nr}, 0, 0, 0, 0, 0))"
+        lines.append(f"child({code!r})")
     for name, (family, kind, proto) in RAW_SOCKETS.items():
         code = f"import socket; socket.socket({int(family)}, {int(kind)}, {proto}); print('{name} opened')"
         lines.append(f"child({code!r})")
@@ -74,7 +84,7 @@ def test_escape_attempts_are_denied_and_recorded(tmp_path: Path) -> None:
     assert res.statuses["import"] == "completed", out
     # Denied: no child got past its syscall (each was killed by SIGSYS: returncode -31).
     children = [int(line.split()[1]) for line in out.splitlines() if line.startswith("CHILD ")]
-    assert children == [-31] * (len(ATTEMPTS) + len(RAW_SOCKETS)), out
+    assert children == [-31] * (len(ATTEMPTS) + len(X32_ATTEMPTS) + len(RAW_SOCKETS)), out
     assert "PATH OK" not in out
     # Recorded: strace logged a SIGSYS naming each syscall, and each path as a failed open.
     events = [e for e in res.events if e["phase"] == "import"]
@@ -82,9 +92,14 @@ def test_escape_attempts_are_denied_and_recorded(tmp_path: Path) -> None:
     assert set(ATTEMPTS) <= trapped, f"denied but not recorded: {set(ATTEMPTS) - trapped}"
     assert "socket" in trapped
     assert set(ATTEMPTS) <= set(SECCOMP_TRAP)
+    killed = [
+        e for e in events if e["kind"] == "process" and e["op"] == "exit" and e.get("signal") == "SIGSYS"
+    ]
+    assert len(killed) >= len(ATTEMPTS) + len(X32_ATTEMPTS) + len(RAW_SOCKETS)
     failed = failed_paths(events)
     assert [p for p in PATH_ATTEMPTS if p not in failed] == []
-    record("escape", syscalls_trapped=len(trapped), raw_sockets=len(RAW_SOCKETS), paths=len(PATH_ATTEMPTS))
+    record("escape", syscalls_trapped=len(trapped), x32=len(X32_ATTEMPTS), raw_sockets=len(RAW_SOCKETS),
+           paths=len(PATH_ATTEMPTS))  # fmt: skip
 
 
 def test_netlink_and_ordinary_sockets_still_work(tmp_path: Path) -> None:

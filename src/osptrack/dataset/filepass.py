@@ -15,7 +15,7 @@ cell text of each report's install and import Files.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import chain, repeat
+from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -71,6 +71,47 @@ def _generic_templates(paths: list[str]) -> list[str]:
     return templates
 
 
+_KEY_ARRAYS: dict[int, tuple[dict[str, int], pa.Array, np.ndarray]] = {}
+
+
+def _key_arrays(keys: dict[str, int]) -> tuple[pa.Array, np.ndarray]:
+    """A baseline's key -> mask dict as Arrow keys and numpy masks, for `index_in` (built once)."""
+    hit = _KEY_ARRAYS.get(id(keys))
+    if hit is None or hit[0] is not keys:
+        hit = (keys, pa.array(list(keys), type=pa.string()), np.fromiter(keys.values(), np.int16, len(keys)))
+        _KEY_ARRAYS[id(keys)] = hit  # the dict is kept alive here, so its id cannot be reused
+    return hit[1], hit[2]
+
+
+def _baseline_masks(values: pa.Array, keys: dict[str, int]) -> np.ndarray:
+    """For each value, the baseline's flag mask for it, or -1: one hash join in Arrow."""
+    if not keys or len(values) == 0:
+        return np.full(len(values), -1, dtype=np.int16)
+    key_arr, key_masks = _key_arrays(keys)
+    idx = pc.fill_null(pc.index_in(values, value_set=key_arr), -1).to_numpy(zero_copy_only=False)
+    return np.where(idx >= 0, key_masks[idx], -1).astype(np.int16)
+
+
+def _package_stage(
+    generic: pa.Array, seg: list[str], templater: Templater
+) -> tuple[list[str], dict[int, str]]:
+    """The package's own name and version in one report's paths. Arrow finds the paths that
+    contain a spelling of the name (one regex call), and rewrites just those (`package_many`).
+    Returns the new templates and, for each changed index, the template before."""
+    hit = pc.match_substring_regex(generic, templater.detect_pattern).to_numpy(zero_copy_only=False)
+    positions = np.flatnonzero(hit).tolist()
+    if not positions:
+        return seg, {}
+    before = [seg[j] for j in positions]
+    new = list(seg)
+    changed: dict[int, str] = {}
+    for j, old, after in zip(positions, before, templater.package_many(before), strict=True):
+        if after != old:
+            new[j] = after
+            changed[j] = old
+    return new, changed
+
+
 def files_pass(
     records: list[RunRecord],
     templaters: list[Templater],
@@ -88,40 +129,42 @@ def files_pass(
         reads, writes, deletes = _bools(_read, flat), _bools(_write, flat), _bools(_delete, flat)
         masks = reads.astype(np.int16) | (writes.astype(np.int16) << 1) | (deletes.astype(np.int16) << 2)
         templates = _generic_templates(paths)
-        generic_arr = pa.array(templates, type=pa.string()) if flat else None
+        renamed: list[dict[int, str]] = [{} for _ in records]
+        generic_arr = pa.array(templates, type=pa.string())
+        for i, seg in enumerate(segments):
+            if seg and templaters[i].variants:
+                o, n = int(offsets[i]), lengths[i]
+                templates[o : o + n], renamed[i] = _package_stage(
+                    generic_arr.slice(o, n), templates[o : o + n], templaters[i]
+                )
+        paths_arr = pa.array(paths, type=pa.string())
+        templates_arr = pa.array(templates, type=pa.string())
+        # Baseline lookups for the whole chunk, once per ecosystem present (usually one).
+        noise_of: dict[str, PhaseNoise] = {}
+        base_all: dict[str, np.ndarray] = {}
+        exact_all: dict[str, np.ndarray] = {}
+        for eco in {r.ecosystem for r, s in zip(records, segments, strict=True) if s}:
+            baseline = baselines.get(eco)
+            noise_of[eco] = baseline.for_phase(phase) if baseline is not None else _EMPTY
+            base_all[eco] = _baseline_masks(templates_arr, noise_of[eco].files)
+            exact_all[eco] = _baseline_masks(paths_arr, noise_of[eco].files_exact)
         noise_parts: list[np.ndarray] = []
         for i, record in enumerate(records):
             seg = segments[i]
             if seg is None:
                 continue
             o, n = int(offsets[i]), lengths[i]
-            templater = templaters[i]
-            renamed: dict[int, str] = {}  # segment index -> template before the package stage
-            if n and generic_arr is not None and templater.variants:
-                piece = generic_arr.slice(o, n)
-                hit = np.zeros(n, dtype=np.bool_)
-                for v in templater.variants:
-                    hit |= pc.match_substring(piece, v).to_numpy(zero_copy_only=False)
-                positions = np.flatnonzero(hit).tolist()
-                before = [templates[o + j] for j in positions]
-                for j, generic, after in zip(positions, before, templater.package_many(before), strict=True):
-                    if after != generic:
-                        templates[o + j] = after
-                        renamed[j] = generic
-            baseline = baselines.get(record.ecosystem)
-            noise_keys = baseline.for_phase(phase) if baseline is not None else _EMPTY
+            noise_keys = noise_of.get(record.ecosystem, _EMPTY)
             seg_t = templates[o : o + n]
             seg_m = masks[o : o + n]
-            base_m = np.fromiter(map(noise_keys.files.get, seg_t, repeat(-1)), dtype=np.int16, count=n)
+            base_m = base_all[record.ecosystem][o : o + n].copy() if n else np.zeros(0, np.int16)
             # The toolchain's own copy of a same-named package (npm's bundled chalk, pip's vendored
             # six) is in the baseline under its real name, not as <PKG>.
-            for j, generic in renamed.items():
+            for j, generic in renamed[i].items():
                 if base_m[j] < 0:
                     base_m[j] = noise_keys.files.get(generic, -1)
             noise = (base_m >= 0) & ((seg_m & ~base_m) == 0)
-            exact_m = np.fromiter(
-                map(noise_keys.files_exact.get, paths[o : o + n], repeat(-1)), dtype=np.int16, count=n
-            )
+            exact_m = exact_all[record.ecosystem][o : o + n] if n else np.zeros(0, np.int16)
             exact = int(((exact_m >= 0) & ((seg_m & ~exact_m) == 0) & noise).sum())
             noise_parts.append(noise)
             keep = ~noise
@@ -156,11 +199,11 @@ def files_pass(
         noise_all = np.concatenate(noise_parts) if noise_parts else np.zeros(0, dtype=np.bool_)
         values = pa.StructArray.from_arrays(
             [
-                pa.array(paths, type=pa.string()),
+                paths_arr,
                 pa.array(reads),
                 pa.array(writes),
                 pa.array(deletes),
-                pa.array(templates, type=pa.string()),
+                templates_arr,
                 pa.array(noise_all),
             ],
             fields=list(FILE_T),

@@ -206,13 +206,15 @@ def _re2_patterns(variants: tuple[str, ...], version: str) -> tuple[str | None, 
 class Templater:
     """Templates paths and argv for one run (its ecosystem, name and version)."""
 
-    __slots__ = ("_pattern", "variants", "_version", "_local", "_re2")
+    __slots__ = ("_pattern", "variants", "_version", "_local", "_re2", "detect_pattern")
 
     def __init__(self, ecosystem: str, name: str, version: str) -> None:
         self.variants = name_variants(ecosystem, name)
         self._version = version
         self._pattern = _package_pattern(self.variants, version)
         self._re2 = _re2_patterns(self.variants, version)
+        # Any spelling of the name anywhere (a superset of what `package` rewrites), for RE2.
+        self.detect_pattern = "|".join(re.escape(v) for v in self.variants)
         self._local: dict[str, str] = {}
 
     def package_many(self, texts: list[str]) -> list[str]:

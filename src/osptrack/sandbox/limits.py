@@ -58,6 +58,7 @@ class RunCgroup:
         self._fds: list[int] = []
 
     def __enter__(self) -> RunCgroup:
+        sweep_stale_cgroups()
         v1 = {c: CGROUP_ROOT / c for c in ("memory", "pids", "freezer")}
         if all((d / "cgroup.procs").exists() for d in v1.values()):
             self.version = 1
@@ -152,6 +153,25 @@ class RunCgroup:
                 _write(self.dirs["freezer"] / "freezer.state", "FROZEN" if frozen else "THAWED")
             elif self.version == 2:
                 _write(self.dirs["unified"] / "cgroup.freeze", 1 if frozen else 0)
+
+
+def sweep_stale_cgroups(prefix: str = "osptrack-", min_age_s: float = 120.0) -> list[Path]:
+    """Remove empty run cgroups left by killed runs. A live phase's cgroup is never empty (strace
+    is in it from before exec until the end), except for the instant between mkdir and attach,
+    which the age check covers."""
+    removed = []
+    now = time.time()
+    bases = [CGROUP_ROOT / c for c in ("memory", "pids", "freezer")] + [CGROUP_ROOT]
+    for base in bases:
+        for path in base.glob(f"{prefix}*"):
+            try:
+                if now - path.stat().st_mtime < min_age_s or (path / "cgroup.procs").read_text().strip():
+                    continue
+                path.rmdir()
+                removed.append(path)
+            except OSError:
+                continue
+    return removed
 
 
 def _write(path: Path, value: object) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import fcntl
 import os
 import resource
 import shutil
@@ -38,12 +39,66 @@ def work_root() -> Path:
     return root
 
 
+# A workspace this old that nobody holds or names is a killed run's. Generous on purpose: runs
+# of code older than the lock hold none, and a run lasts at most phases x (timeout + grace).
+STALE_AFTER_S = 3600.0
+
+
+def sweep_stale_workspaces(root: Path, min_age_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove the workspaces of runs that were killed before they could clean up.
+
+    A live Workspace holds an exclusive flock on its `.lock` for its whole life, so a lock we
+    can take means its owner is gone (and no strace or bwrap command line names the folder);
+    then its home tmpfs is unmounted and the folder removed.
+    """
+    removed = []
+    now = time.time()
+    for folder in root.glob("run-*"):
+        try:
+            if now - folder.stat().st_mtime < min_age_s:
+                continue  # may be a run that has not taken its lock yet
+            fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # a live run holds it
+        try:
+            if _named_by_a_process(folder):
+                continue
+            if os.path.ismount(folder / "home"):
+                subprocess.run(["umount", "-l", str(folder / "home")], check=False)
+            if not os.path.ismount(folder / "home"):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _named_by_a_process(folder: Path) -> bool:
+    needle = str(folder).encode()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            with contextlib.suppress(OSError):
+                if needle in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return True
+    return False
+
+
 class Workspace:
     """Host-side scratch of one run; only `input` and `home` are ever visible to the sandbox."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self.root = Path(tempfile.mkdtemp(prefix="run-", dir=work_root()))
+        root = work_root()
+        sweep_stale_workspaces(root)
+        self.root = Path(tempfile.mkdtemp(prefix="run-", dir=root))
+        # Held until __exit__: tells sweep_stale_workspaces (in other processes) we are alive.
+        self._lock = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         self.root.chmod(0o711)
         self.home = self.root / "home"
         self.input = self.root / "input"
@@ -65,6 +120,8 @@ class Workspace:
             subprocess.run(["umount", "-l", str(self.home)], check=False)
             self._mounted = False
         shutil.rmtree(self.root, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.close(self._lock)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ the host, not even after the time it was scheduled for.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -127,3 +129,59 @@ def _clean_after_kill(work: Path, cgroups: list[str], netns: str) -> None:
         time.sleep(0.1)
     if netns.startswith("osptrack-"):
         subprocess.run(["ip", "netns", "delete", netns], check=False)
+
+
+def test_stale_workspaces_of_killed_runs_are_swept_and_live_ones_kept() -> None:
+    from osptrack.sandbox.runner import sweep_stale_workspaces
+
+    root = Path(f"/var/tmp/osptrack-contain-sweep-{os.getpid()}-{time.monotonic_ns()}")
+    stale, live, young = root / "run-stale", root / "run-live", root / "run-young"
+    for folder in (stale, live, young):
+        (folder / "home").mkdir(parents=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "osptrack-contain", str(stale / "home")], check=True
+    )
+    held = os.open(live / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as a live Workspace holds it
+    old = time.time() - 7200
+    for folder in (stale, live):
+        os.utime(folder, (old, old))
+    try:
+        removed = sweep_stale_workspaces(root)
+        assert removed == [stale]
+        assert not stale.exists() and live.is_dir() and young.is_dir()
+        assert str(stale / "home") not in Path("/proc/mounts").read_text()
+    finally:
+        os.close(held)
+        if os.path.ismount(stale / "home"):
+            subprocess.run(["umount", "-l", str(stale / "home")], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_stale_run_cgroups_are_swept_and_occupied_ones_kept() -> None:
+    from osptrack.sandbox.limits import CGROUP_ROOT, sweep_stale_cgroups
+
+    base = CGROUP_ROOT / "pids"
+    if not (base / "cgroup.procs").exists():
+        pytest.skip("cgroup v1 pids controller not mounted")  # v2 machines: same code, other root
+    prefix = f"osptrack-contain-sweep-{os.getpid()}-"
+    empty, occupied = base / f"{prefix}empty", base / f"{prefix}busy"
+    empty.mkdir()
+    occupied.mkdir()
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        (occupied / "cgroup.procs").write_text(str(sleeper.pid))
+        removed = sweep_stale_cgroups(prefix=prefix, min_age_s=0)
+        assert removed == [empty] and not empty.exists() and occupied.is_dir()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for _ in range(50):
+            with contextlib.suppress(FileNotFoundError):
+                try:
+                    occupied.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        with contextlib.suppress(OSError):
+            empty.rmdir()

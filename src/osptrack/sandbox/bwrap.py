@@ -7,7 +7,7 @@ Layout inside the sandbox:
                                   remounted read-only
   /root                           the run's home: a host tmpfs with a size quota, holding baits;
                                   it persists across the phases of one run
-  /tmp, /var/tmp                  fresh tmpfs per phase
+  /tmp, /var/tmp, /dev/shm        fresh tmpfs per phase, each with the /tmp quota; /dev read-only
   /input                          read-only: the archive, dependency folders, harness scripts
 Nothing else of the host is visible: not /work, /root, /opt, /home, /var, /run or /sys.
 """
@@ -204,7 +204,10 @@ def bwrap_argv(spec: SandboxSpec, etc_dir: Path, seccomp_fd: int, command: list[
             argv += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
         elif Path(f"/{link}").is_dir():
             argv += ["--ro-bind", f"/{link}", f"/{link}"]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/etc"]
+    # bwrap's /dev is a tmpfs without a size: /dev/shm gets the /tmp quota, and /dev itself is
+    # made read-only once set up (writes there were bounded only by the memory cgroup).
+    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(spec.tmp_bytes), "--tmpfs", "/dev/shm"]
+    argv += ["--remount-ro", "/dev", "--tmpfs", "/etc"]
     for name in HOST_ETC + spec.extra_etc:
         if os.path.lexists(f"/etc/{name}"):
             argv += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]

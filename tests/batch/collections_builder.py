@@ -19,33 +19,44 @@ import pyzipper
 PASSWORD = b"infected"
 
 
-def npm_tgz(name: str, version: str) -> bytes:
+def targz(members: dict[str, str]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for rel, text in {
+        for rel, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(rel)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def npm_tgz(name: str, version: str) -> bytes:
+    return targz(
+        {
             "package/package.json": json.dumps({"name": name, "version": version, "main": "index.js"}),
             "package/index.js": "module.exports = 1;\n",
-        }.items():
-            data = text.encode()
-            info = tarfile.TarInfo(rel)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+        }
+    )
 
 
-def sdist(name: str, version: str) -> bytes:
-    buf = io.BytesIO()
+def sdist(name: str, version: str, setup_py: str | None = None) -> bytes:
     top = f"{name}-{version}"
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for rel, text in {
+    return targz(
+        {
             f"{top}/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-            f"{top}/setup.py": f"from setuptools import setup\nsetup(name={name!r}, version={version!r})\n",
-        }.items():
-            data = text.encode()
-            info = tarfile.TarInfo(rel)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+            f"{top}/setup.py": setup_py
+            or f"from setuptools import setup\nsetup(name={name!r}, version={version!r})\n",
+        }
+    )
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie answers kill(0) but runs nothing)."""
+    try:
+        os.kill(pid, 0)
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (ProcessLookupError, OSError, IndexError):
+        return False
 
 
 def encrypted_zip(path: Path, members: dict[str, bytes], aes: bool = True) -> Path:

@@ -12,16 +12,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from collections_builder import alive
 
 HERE = Path(__file__).resolve().parent
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (ProcessLookupError, OSError, IndexError):
-        return False
 
 
 def start_batch(

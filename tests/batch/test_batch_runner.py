@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from collections_builder import datadog_collection
+from collections_builder import alive, datadog_collection
 from fake_analyzer import FakeOptions
 
 from osptrack.batch.manifest import COLUMNS, Manifest
@@ -42,18 +42,6 @@ def run(out: Path, targets: list[BatchTarget], **kw: object) -> BatchSummary:
 def manifest_rows(out: Path) -> list[dict[str, str]]:
     with open(out / "manifest.csv", newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it is not running anything.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def test_runs_land_in_eco_name_version_folders_with_one_row_each(tmp_path: Path, state: Path) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 
 import orjson
 import pytest
+from collections_builder import sdist
 
 from osptrack.batch.model import make_target
 from osptrack.batch.runner import BatchOptions, run_batch
@@ -42,19 +41,9 @@ setup(name=me, version="1.0", py_modules=[])
 """
 
 
-def sdist(folder: Path, name: str) -> Path:
-    top = f"{name}-1.0"
-    members = {
-        f"{top}/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
-        f"{top}/setup.py": SETUP_PY.format(name=name),
-    }
-    path = folder / f"{top}.tar.gz"
-    with tarfile.open(path, "w:gz") as tf:
-        for rel, text in members.items():
-            data = text.encode()
-            info = tarfile.TarInfo(rel)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
+def write_sdist(folder: Path, name: str, setup_py: str) -> Path:
+    path = folder / f"{name}-1.0.tar.gz"
+    path.write_bytes(sdist(name, "1.0", setup_py))
     return path
 
 
@@ -70,7 +59,13 @@ def test_two_parallel_sandboxes_bind_the_same_port_and_write_the_same_home_file(
         pytest.skip(f"sandbox not available here: {exc}")
     build_tools = str((SHARED / "corpus" / "pypi" / "_build").resolve())
     targets = [
-        make_target("pypi", name, "1.0", archive=str(sdist(tmp_path, name)), deps_dirs=(build_tools,))
+        make_target(
+            "pypi",
+            name,
+            "1.0",
+            archive=str(write_sdist(tmp_path, name, SETUP_PY.format(name=name))),
+            deps_dirs=(build_tools,),
+        )
         for name in ("twin-one", "twin-two")
     ]
     out = tmp_path / "out"
@@ -144,14 +139,7 @@ def test_package_timeout_kills_a_real_sandbox_without_leftovers(
     slow.mkdir()
     # An install that outlives the batch's per-package limit (analyze's own phase limit is higher).
     setup = "import time\ntime.sleep(60)\nfrom setuptools import setup\nsetup(name='sleepy', version='1.0')\n"
-    top = "sleepy-1.0"
-    archive = slow / f"{top}.tar.gz"
-    with tarfile.open(archive, "w:gz") as tf:
-        for rel, text in {f"{top}/PKG-INFO": "Metadata-Version: 2.1\nName: sleepy\nVersion: 1.0\n",
-                          f"{top}/setup.py": setup}.items():  # fmt: skip
-            info = tarfile.TarInfo(rel)
-            info.size = len(text.encode())
-            tf.addfile(info, io.BytesIO(text.encode()))
+    archive = write_sdist(slow, "sleepy", setup)
     build_tools = str((SHARED / "corpus" / "pypi" / "_build").resolve())
     target = make_target("pypi", "sleepy", "1.0", archive=str(archive), deps_dirs=(build_tools,))
     summary = run_batch(

@@ -18,9 +18,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from osptrack.batch.model import FINAL_OUTCOMES, RECOVERED, AttemptResult, BatchTarget
-from osptrack.batch.store import Destination
+from osptrack.batch.store import Destination, phase_statuses
 from osptrack.errors import BadInput
 
 MANIFEST_NAME = "manifest.csv"
@@ -191,15 +192,9 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def recovered_result(target: BatchTarget, run_json: dict[str, object] | None, attempt: int) -> AttemptResult:
+def recovered_result(target: BatchTarget, run_json: dict[str, Any] | None, attempt: int) -> AttemptResult:
     """A row for a run folder that was finished on disk but never recorded (kill -9 after rename)."""
-    statuses: dict[str, str] = {}
     wall = 0.0
-    phases = run_json.get("phases") if run_json else None
-    if isinstance(phases, dict):
-        for phase, info in phases.items():
-            if isinstance(info, dict) and isinstance(info.get("status"), str):
-                statuses[str(phase)] = info["status"]
     timings = run_json.get("timings") if run_json else None
     if isinstance(timings, dict) and isinstance(timings.get("total_s"), int | float):
         wall = float(timings["total_s"])
@@ -207,7 +202,7 @@ def recovered_result(target: BatchTarget, run_json: dict[str, object] | None, at
         target=target,
         outcome=RECOVERED,
         attempt=attempt,
-        statuses=statuses,
+        statuses=phase_statuses(run_json),
         analysis_s=wall,
         worker="",
         error="run folder found finished without a manifest row",

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from osptrack.batch.manifest import Manifest, recovered_result, worker_name
 from osptrack.batch.model import CRASHED, FINISHED, INTERRUPTED, AttemptResult, BatchTarget
-from osptrack.batch.store import Destination
+from osptrack.batch.store import Destination, phase_statuses
 from osptrack.batch.worker import DEFAULT_ANALYZER, Job, Launcher, SpawnLauncher, run_isolated
 from osptrack.batch.zygote import PreloadedLauncher
 from osptrack.errors import BadInput
@@ -297,11 +297,7 @@ def _schedule(
 
 
 def _sandbox_failed(dest: Destination, target: BatchTarget) -> bool:
-    run = dest.read_run_json(target) or {}
-    phases = run.get("phases")
-    if not isinstance(phases, dict):
-        return False
-    return any(isinstance(p, dict) and p.get("status") == SANDBOX_ERROR for p in phases.values())
+    return SANDBOX_ERROR in phase_statuses(dest.read_run_json(target)).values()
 
 
 def _drain(executor: Executor, inflight: dict[Any, Job], completed: queue.Queue[Any], collect: Any) -> None:

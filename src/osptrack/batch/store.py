@@ -40,6 +40,26 @@ def is_url(root: str) -> bool:
     return "://" in root
 
 
+def phase_statuses(run_json: dict[str, Any] | None) -> dict[str, str]:
+    """`phases.<phase>.status` of a run.json (docs/formats.md), tolerating a malformed one."""
+    phases = run_json.get("phases") if isinstance(run_json, dict) else None
+    if not isinstance(phases, dict):
+        return {}
+    return {
+        str(p): i["status"]
+        for p, i in phases.items()
+        if isinstance(i, dict) and isinstance(i.get("status"), str)
+    }
+
+
+def read_run_json(path: Path) -> dict[str, Any] | None:
+    try:
+        loaded = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
 class Destination:
     """The batch output root `DIR`, local path or fsspec URL. Picklable (only holds the root)."""
 
@@ -103,14 +123,12 @@ class Destination:
         return {t.rel_dir for t in targets if t.rel_dir in found}
 
     def read_run_json(self, target: BatchTarget) -> dict[str, Any] | None:
+        if self.is_local:
+            return read_run_json(self.local_root / target.rel_dir / RUN_JSON)
+        fs, path = self._fs()
         try:
-            if self.is_local:
-                data = (self.local_root / target.rel_dir / RUN_JSON).read_bytes()
-            else:
-                fs, path = self._fs()
-                data = fs.cat_file(f"{path}/{target.rel_dir}/{RUN_JSON}")
-            loaded = orjson.loads(data)
-        except (OSError, FileNotFoundError, orjson.JSONDecodeError):
+            loaded = orjson.loads(fs.cat_file(f"{path}/{target.rel_dir}/{RUN_JSON}"))
+        except (OSError, orjson.JSONDecodeError):
             return None
         return loaded if isinstance(loaded, dict) else None
 

@@ -41,7 +41,7 @@ from osptrack.batch.model import (
     AttemptResult,
     BatchTarget,
 )
-from osptrack.batch.store import RUN_JSON, Destination
+from osptrack.batch.store import RUN_JSON, Destination, phase_statuses, read_run_json
 from osptrack.jsonio import atomic_write_json
 
 DEFAULT_ANALYZER = "osptrack.run:analyze"
@@ -274,19 +274,6 @@ def die_with_parent(expected_parent: int | None = None, sig: int = signal.SIGKIL
         os._exit(70)  # the parent died before prctl took effect
 
 
-def _statuses_from_run_json(run_dir: Path) -> dict[str, str]:
-    try:
-        run = orjson.loads((run_dir / RUN_JSON).read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return {}
-    phases = run.get("phases") if isinstance(run, dict) else None
-    if not isinstance(phases, dict):
-        return {}
-    return {
-        p: i["status"] for p, i in phases.items() if isinstance(i, dict) and isinstance(i.get("status"), str)
-    }
-
-
 def execute(job: Job, attempt_dir: Path) -> dict[str, Any]:
     """Do the attempt inside this process; returns the report (also on failure)."""
     from osptrack.target import PackageRef
@@ -312,7 +299,9 @@ def execute(job: Job, attempt_dir: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         outcome = analyze(ref, options, run_dir)
         report["analysis_s"] = time.perf_counter() - t0
-        statuses = dict(getattr(outcome, "statuses", None) or {}) or _statuses_from_run_json(run_dir)
+        statuses = dict(getattr(outcome, "statuses", None) or {}) or phase_statuses(
+            read_run_json(run_dir / RUN_JSON)
+        )
         report["statuses"] = statuses
         shutil.rmtree(stage, ignore_errors=True)  # the decrypted sample never outlives the attempt
         report["finalized"] = Destination(job.dest_root).finalize(target, run_dir, job.replace)

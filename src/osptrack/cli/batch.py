@@ -89,16 +89,6 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _phases(text: str) -> tuple[str, ...]:
-    from osptrack.run import PHASES
-
-    phases = tuple(p.strip() for p in text.split(",") if p.strip())
-    bad = [p for p in phases if p not in PHASES]
-    if bad or not phases:
-        raise BadInput(f"unknown phase {', '.join(bad) or '(none)'}; expected some of {', '.join(PHASES)}")
-    return phases
-
-
 def batch_command(
     targets: Annotated[
         Path, typer.Argument(help="CSV, corpus manifest.json, labels .parquet, or a collection folder")
@@ -133,6 +123,7 @@ def batch_command(
     ),
 ) -> None:
     """Analyse many packages: resumable (re-run to continue), parallel, and on Dask with --cluster."""
+    from osptrack.cli.analyze import parse_phases
     from osptrack.run import AnalyzeOptions
 
     if timeout <= 0 or (package_timeout is not None and package_timeout <= 0):
@@ -169,7 +160,7 @@ def batch_command(
         retry_errors=retry_errors,
         analyzer=analyzer,
         analyze=AnalyzeOptions(
-            phases=_phases(phases),
+            phases=parse_phases(phases),
             timeout_s=timeout,
             deps_dirs=tuple(p.resolve() for p in deps_dir or ()),
             online=online,

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from builders import EXFIL_HOST, EXFIL_PORT, suspicious_npm, suspicious_sdist
 
+from builders import EXFIL_HOST, EXFIL_PORT, suspicious_npm, suspicious_sdist
 from osptrack.jsonio import read_jsonl
 from osptrack.run import AnalyzeOptions, analyze
 from osptrack.target import parse_target

@@ -61,7 +61,7 @@ _MAYBE_RAND = re.compile(r"[0-9]{3}|/tmp|/pip-|/npm-|/_MEI|/build-env-|/req-buil
 _EMBEDDED_PATH = re.compile(r"(?<![\w.])/(?:tmp|var/tmp|dev/shm|root|home|usr|proc)/[^\s'\",;:)]*")
 
 PATH_CACHE: dict[str, str] = {}
-PATH_CACHE_MAX = 2_000_000
+PATH_CACHE_MAX = 500_000  # entries per cache; unique paths (a package's own files) would only grow it
 
 
 def _rand_sub(m: re.Match[str]) -> str:

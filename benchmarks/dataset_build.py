@@ -20,6 +20,7 @@ import argparse
 import base64
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -181,7 +182,9 @@ def peak_rss_of_tree(pid: int) -> int:
     return total
 
 
-def run_measured(cmd: list[str]) -> tuple[float, int, str]:
+def run_measured(cmd: list[str]) -> tuple[float, int, str, float]:
+    """Wall seconds, peak tree RSS, output, and CPU seconds (user+sys of the command and its workers)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0
@@ -192,7 +195,9 @@ def run_measured(cmd: list[str]) -> tuple[float, int, str]:
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{out}")
-    return elapsed, peak, out
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, peak, out, cpu
 
 
 def main() -> None:
@@ -229,14 +234,19 @@ def main() -> None:
         out = root / "dataset"
         cmd = [*exe, "dataset", "build", str(runs), "--labels", str(root / "labels.parquet"), "--out", str(out),
                "--baseline", str(root / "baseline"), "--workers", str(args.workers), "--format", args.format]  # fmt: skip
-        elapsed, peak, text = run_measured(cmd)
+        load_before = os.getloadavg()[0]
+        elapsed, peak, text, cpu = run_measured(cmd)
         print(text.strip())
         print(f"dataset build: {args.reports} reports in {elapsed:.1f}s = {args.reports / elapsed:.0f} reports/s "
               f"(workers={args.workers}, formats={args.format}); peak RSS of the process tree "
               f"{peak / 2**20:.0f} MiB")  # fmt: skip
+        # The machine may be shared: CPU time says what the build costs whatever else runs.
+        print(f"  CPU {cpu:.1f}s user+sys = {1000 * cpu / args.reports:.2f} ms/report; "
+              f"CPU-bound rate on {os.cpu_count()} cores = {args.reports / (cpu / os.cpu_count()):.0f} reports/s; "
+              f"1-min load average before: {load_before:.1f}")  # fmt: skip
         for f in sorted(out.iterdir()):
             print(f"  {f.name}: {f.stat().st_size / 2**20:.1f} MiB")
-        stats_s, stats_peak, text = run_measured(
+        stats_s, stats_peak, text, _ = run_measured(
             [*exe, "dataset", "stats", str(out), "--plots", str(root / "plots")]
         )
         print(text.strip())

@@ -243,3 +243,30 @@ def test_csv_cells_are_exact_python_literals_for_awkward_paths(tmp_path: Path) -
         (row,) = list(csv.DictReader(fh))
     assert row["install_Files"] == str(files) and ast.literal_eval(row["install_Files"]) == files
     assert row["import_Files"] == str(plain)
+
+
+def test_skip_bad_counts_unreadable_inputs_and_keeps_the_rest(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    write_run(runs / "a-good", "pypi", "a", "1.0", {"install": phase([SSH])})
+    write_run(runs / "b-bad-result", "pypi", "b", "1.0", {"install": phase()})
+    (runs / "b-bad-result" / "result.json").write_bytes(b'{"Package": {"Name": "/root/\xff\xfe"}}')
+    write_run(runs / "c-bad-run", "pypi", "c", "1.0", {"install": phase()})
+    (runs / "c-bad-run" / "run.json").write_bytes(b"[]")
+    (runs / "d.jsonl").write_bytes(
+        orjson.dumps(result_doc("npm", "d1", "1", {}))
+        + b'\n{"Package": 5}\n'
+        + orjson.dumps(result_doc("npm", "d2", "1", {}))
+    )
+    labels = write_labels(tmp_path / "labels.parquet", [])
+    with pytest.raises(BadInput, match="b-bad-result"):
+        build([runs], BuildOptions(labels=labels, out=tmp_path / "strict", workers=1))
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        summary = build(
+            [runs], BuildOptions(labels=labels, out=out, workers=workers, chunk_size=1, skip_bad=True)
+        )
+        names = pq.read_table(out / "dataset.parquet", columns=["Name"]).column("Name").to_pylist()
+        assert names == ["a", "d1", "d2"]
+        stats = orjson.loads((out / "build_stats.json").read_bytes())
+        assert summary.reports == 3 and stats["rejected"] == 3
+        assert any("d.jsonl:2" in m for m in stats["rejected_examples"])

@@ -36,6 +36,9 @@ def build_command(
     ] = "benign",
     workers: Annotated[int, typer.Option("--workers", help="Worker processes")] = 2,
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="Reports per chunk (row group)")] = 32,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Skip unreadable runs/records (counted) instead of stopping")
+    ] = False,
 ) -> None:
     """Build dataset.parquet, features.parquet and label_data.csv from runs and results."""
     from osptrack.dataset.build import BuildOptions, build, parse_formats
@@ -55,6 +58,7 @@ def build_command(
         unlabelled_as=unlabelled_as,
         workers=workers,
         chunk_size=chunk_size,
+        skip_bad=skip_bad,
     )
     started = time.perf_counter()
     summary = build(runs, options)
@@ -68,6 +72,11 @@ def build_command(
     )
     for path in summary.outputs:
         console.print(f"  {path}", highlight=False)
+    if summary.rejected:
+        err = Console(stderr=True)
+        err.print(f"warning: skipped {len(summary.rejected)} unreadable input(s), e.g.:", highlight=False)
+        for message in summary.rejected[:5]:
+            err.print(f"  {message}", highlight=False, markup=False)
 
 
 @app.command("stats")

@@ -104,6 +104,8 @@ class BuildOptions:
     unlabelled_as: str = "benign"
     workers: int = 2
     chunk_size: int = 32
+    # Skip unreadable runs/records (counted in build_stats.json) instead of stopping the build.
+    skip_bad: bool = False
 
 
 @dataclass
@@ -115,6 +117,7 @@ class BuildSummary:
     figures: NoiseFigures = field(default_factory=NoiseFigures)
     baseline_ecosystems: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         f = self.figures
@@ -125,6 +128,8 @@ class BuildSummary:
             "by_source": dict(sorted(self.by_source.items())),
             "by_label": dict(sorted(self.by_label.items())),
             "baseline_ecosystems": self.baseline_ecosystems,
+            "rejected": len(self.rejected),
+            "rejected_examples": self.rejected[:20],
             "noise": {
                 "raw": f.raw,
                 "removed_exact_paths": f.exact,
@@ -140,11 +145,16 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(
-    labels: Path, unlabelled_as: str, baselines: dict[str, Baseline], want_csv: bool = True
+    labels: Path,
+    unlabelled_as: str,
+    baselines: dict[str, Baseline],
+    want_csv: bool = True,
+    skip_bad: bool = False,
 ) -> None:
     _WORKER["labeller"] = Labeller.load(labels, unlabelled_as)
     _WORKER["baselines"] = baselines
     _WORKER["want_csv"] = want_csv
+    _WORKER["skip_bad"] = skip_bad
 
 
 @dataclass
@@ -156,22 +166,24 @@ class ChunkResult:
     sources: dict[str, int]
     labels: dict[str, int]
     csv_part: str | None = None  # the CSV text was written to this file instead (worker processes)
+    rejected: list[str] = field(default_factory=list)
 
 
-def _records_of(task: tuple[str, Any]) -> Iterator[RunRecord]:
+def _records_of(task: tuple[str, Any], rejected: list[str] | None) -> Iterator[RunRecord]:
     kind, payload = task
     if kind == "records":
         yield from payload
     else:
         for unit in payload:
-            yield from read_unit(unit)
+            yield from read_unit(unit, rejected)
 
 
 def process_chunk(task: tuple[str, Any]) -> ChunkResult:
     labeller: Labeller = _WORKER["labeller"]
     baselines: dict[str, Baseline] = _WORKER["baselines"]
     want_csv: bool = _WORKER.get("want_csv", True)
-    records = list(_records_of(task))
+    rejected: list[str] | None = [] if _WORKER.get("skip_bad") else None
+    records = list(_records_of(task, rejected))
     templaters = [Templater(r.ecosystem, r.name, r.version) for r in records]
     files = files_pass(records, templaters, baselines, want_csv)
     builder = _ChunkBuilder(want_csv)
@@ -181,7 +193,9 @@ def process_chunk(task: tuple[str, Any]) -> ChunkResult:
         figures.add(files.figures[i])
         cells = {p: files.csv_cells[p][i] for p in files.csv_cells}
         builder.add(record, columns, feats, figures, labeller.label(record), cells)
-    return builder.finish(files.columns)
+    result = builder.finish(files.columns)
+    result.rejected = rejected or []
+    return result
 
 
 def _csv_field(value: Any) -> str:
@@ -346,7 +360,9 @@ class _ChunkBuilder:
 # ---------------------------------------------------------------- the build (parent process)
 
 
-def _tasks(units: Sequence[InputUnit], chunk_size: int) -> Iterator[tuple[str, Any]]:
+def _tasks(
+    units: Sequence[InputUnit], chunk_size: int, rejected: list[str] | None = None
+) -> Iterator[tuple[str, Any]]:
     batch: list[InputUnit] = []
     for unit in units:
         if unit.kind == UNIT_CSV:
@@ -354,11 +370,16 @@ def _tasks(units: Sequence[InputUnit], chunk_size: int) -> Iterator[tuple[str, A
                 yield ("units", batch)
                 batch = []
             records: list[RunRecord] = []
-            for record in read_osptrack_csv(Path(unit.path)):
-                records.append(record)
-                if len(records) >= chunk_size:
-                    yield ("records", records)
-                    records = []
+            try:
+                for record in read_osptrack_csv(Path(unit.path)):
+                    records.append(record)
+                    if len(records) >= chunk_size:
+                        yield ("records", records)
+                        records = []
+            except BadInput as exc:  # a CSV stops at its first bad row; the rows before it count
+                if rejected is None:
+                    raise
+                rejected.append(str(exc))
             if records:
                 yield ("records", records)
             continue
@@ -392,7 +413,7 @@ def build(inputs: Sequence[Path], options: BuildOptions) -> BuildSummary:
     baselines = load_baselines(options.baseline) if options.baseline else {}
     # Validate the labels file up front (in this process) so a bad one fails before any work.
     want_csv = "csv" in options.formats
-    _init_worker(options.labels, options.unlabelled_as, baselines, want_csv)
+    _init_worker(options.labels, options.unlabelled_as, baselines, want_csv, options.skip_bad)
 
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
@@ -427,12 +448,13 @@ def build(inputs: Sequence[Path], options: BuildOptions) -> BuildSummary:
                 else:
                     csv_fh.write(result.csv_text)
             summary.reports += result.dataset.num_rows
+            summary.rejected.extend(result.rejected)
             summary.figures.add(result.figures)
             for mine, theirs in ((summary.by_source, result.sources), (summary.by_label, result.labels)):
                 for k, v in theirs.items():
                     mine[k] = mine.get(k, 0) + v
 
-        tasks = _tasks(units, options.chunk_size)
+        tasks = _tasks(units, options.chunk_size, summary.rejected if options.skip_bad else None)
         # A few run folders are quicker in-process; a CSV or JSON file may hold thousands of runs.
         small = len(units) <= options.chunk_size and all(u.kind == UNIT_RUN for u in units)
         if options.workers <= 1 or small:
@@ -442,7 +464,7 @@ def build(inputs: Sequence[Path], options: BuildOptions) -> BuildSummary:
             with ProcessPoolExecutor(
                 options.workers,
                 initializer=_init_worker,
-                initargs=(options.labels, options.unlabelled_as, baselines, want_csv),
+                initargs=(options.labels, options.unlabelled_as, baselines, want_csv, options.skip_bad),
             ) as pool:
                 pending: deque[Future[ChunkResult]] = deque()
                 for seq, task in enumerate(tasks):

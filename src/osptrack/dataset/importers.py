@@ -110,13 +110,20 @@ def _walk(root: Path) -> Iterator[InputUnit]:
                     yield InputUnit(entry.path, kind)
 
 
-def read_unit(unit: InputUnit) -> Iterator[RunRecord]:
-    if unit.kind == UNIT_RUN:
-        yield read_run_folder(Path(unit.path))
-    elif unit.kind == UNIT_JSON:
-        yield from read_result_json(Path(unit.path))
-    else:
-        yield from read_osptrack_csv(Path(unit.path))
+def read_unit(unit: InputUnit, rejected: list[str] | None = None) -> Iterator[RunRecord]:
+    """The records of one unit. With `rejected`, an unreadable record is noted there and skipped
+    (the next line of a .jsonl still counts); without, it raises BadInput."""
+    try:
+        if unit.kind == UNIT_RUN:
+            yield read_run_folder(Path(unit.path))
+        elif unit.kind == UNIT_JSON:
+            yield from read_result_json(Path(unit.path), rejected)
+        else:
+            yield from read_osptrack_csv(Path(unit.path))
+    except BadInput as exc:
+        if rejected is None:
+            raise
+        rejected.append(str(exc))
 
 
 # ---------------------------------------------------------------- package-analysis results
@@ -156,18 +163,44 @@ def _record_from_result(result: AnalysisResult, source: str, path: str) -> RunRe
     )
 
 
-def read_result_json(path: Path) -> Iterator[RunRecord]:
-    """package-analysis results: one object, a list of objects, or JSON lines."""
-    data = path.read_bytes()
+# What a decoder raises on hostile bytes: bad JSON or types, invalid UTF-8, absurd numbers.
+_DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, ValueError, RecursionError)
+
+
+def _decode_result(data: bytes, where: str) -> AnalysisResult:
     try:
-        if path.name.endswith(".jsonl"):
-            results = [_RESULT_DECODER.decode(line) for line in data.splitlines() if line.strip()]
-        elif data.lstrip()[:1] == b"[":
+        return _RESULT_DECODER.decode(data)
+    except _DECODE_ERRORS as exc:
+        raise BadInput(f"{where}: not a package-analysis result: {_short(exc)}") from None
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def read_result_json(path: Path, rejected: list[str] | None = None) -> Iterator[RunRecord]:
+    """package-analysis results: one object, a list of objects, or JSON lines.
+
+    With `rejected`, a bad line of a .jsonl is noted there and the other lines still count."""
+    data = path.read_bytes()
+    if path.name.endswith(".jsonl"):
+        for lineno, line in enumerate(data.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                yield _record_from_result(_decode_result(line, f"{path}:{lineno}"), SOURCE_OPENSSF, str(path))
+            except BadInput as exc:
+                if rejected is None:
+                    raise
+                rejected.append(str(exc))
+        return
+    if data.lstrip()[:1] == b"[":
+        try:
             results = _RESULT_LIST_DECODER.decode(data)
-        else:
-            results = [_RESULT_DECODER.decode(data)]
-    except msgspec.DecodeError as exc:
-        raise BadInput(f"{path}: not a package-analysis result: {exc}") from None
+        except _DECODE_ERRORS as exc:
+            raise BadInput(f"{path}: not a list of package-analysis results: {_short(exc)}") from None
+    else:
+        results = [_decode_result(data, str(path))]
     for result in results:
         yield _record_from_result(result, SOURCE_OPENSSF, str(path))
 
@@ -179,15 +212,14 @@ def read_run_folder(folder: Path) -> RunRecord:
     try:
         run = orjson.loads((folder / "run.json").read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
-        raise BadInput(f"{folder}: unreadable run.json: {exc}") from None
+        raise BadInput(f"{folder}: unreadable run.json: {_short(exc)}") from None
+    if not isinstance(run, dict):
+        raise BadInput(f"{folder}: run.json is not a JSON object")
     result_path = folder / "result.json"
+    pkg = _dict(run.get("package"))
     if result_path.is_file():
-        try:
-            result = _RESULT_DECODER.decode(result_path.read_bytes())
-        except msgspec.DecodeError as exc:
-            raise BadInput(f"{result_path}: not a package-analysis result: {exc}") from None
+        result = _decode_result(result_path.read_bytes(), str(result_path))
     else:
-        pkg = run.get("package") or {}
         # A run that never produced a result (sandbox failure): keep it, with no phases.
         result = AnalysisResult(
             Package=PackageInfo(
@@ -197,22 +229,41 @@ def read_run_folder(folder: Path) -> RunRecord:
             )
         )
     record = _record_from_result(result, SOURCE_LOCAL, str(folder))
-    phases_meta: dict[str, Any] = run.get("phases") or {}
-    record.phase_wall_s = {
-        p: float(m.get("wall_s") or 0.0) for p, m in phases_meta.items() if isinstance(m, dict)
-    }
+    # run.json is written by the tool, but a run folder may come from anywhere: a wrong type
+    # anywhere below is treated as absent, never as a crash.
+    phases_meta = _dict(run.get("phases"))
+    record.phase_wall_s = {p: _float(m.get("wall_s")) for p, m in phases_meta.items() if isinstance(m, dict)}
     timed_out = set(record.timed_out_phases)
     timed_out.update(p for p, m in phases_meta.items() if isinstance(m, dict) and m.get("timed_out"))
     record.timed_out_phases = tuple(sorted(timed_out))
-    trace = run.get("trace") or {}
+    trace = _dict(run.get("trace"))
     record.trace_valid = bool(trace["valid"]) if "valid" in trace else None
-    record.local_archive = (run.get("package") or {}).get("archive")
-    record.honeytokens = [str(h["value"]) for h in run.get("honeytokens") or [] if h.get("value")]
-    record.exfiltration = len(run.get("exfiltration") or [])
-    record.bait_reads = len(run.get("bait_reads") or [])
+    archive = pkg.get("archive")
+    record.local_archive = archive if isinstance(archive, str) else None
+    record.honeytokens = [
+        str(h["value"]) for h in _list(run.get("honeytokens")) if isinstance(h, dict) and h.get("value")
+    ]
+    record.exfiltration = len(_list(run.get("exfiltration")))
+    record.bait_reads = len(_list(run.get("bait_reads")))
     record.process = read_process_info(folder / "events.jsonl")
     record.network_payloads = read_network_payloads(folder / "network.jsonl")
     return record
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _float(value: Any) -> float:
+    try:
+        out = float(value or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+    return out if out == out and abs(out) != float("inf") else 0.0
 
 
 def read_process_info(path: Path) -> ProcessInfo | None:
@@ -234,6 +285,8 @@ def read_process_info(path: Path) -> ProcessInfo | None:
             try:
                 ev = orjson.loads(line)
             except orjson.JSONDecodeError:
+                continue
+            if not isinstance(ev, dict):
                 continue
             kind = ev.get("kind")
             if kind == "process":
@@ -307,8 +360,10 @@ def read_network_payloads(path: Path) -> list[bytes] | None:
                 row = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
+            if not isinstance(row, dict):
+                continue
             first = row.get("first_bytes")
-            if first:
+            if isinstance(first, str) and first:
                 try:
                     payloads.append(base64.b64decode(first, validate=False))
                 except (binascii.Error, ValueError):
@@ -361,6 +416,15 @@ def _csv_label(value: str | None) -> Any:
 
 
 def read_osptrack_csv(path: Path) -> Iterator[RunRecord]:
+    try:
+        yield from _read_osptrack_csv(path)
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text (byte {exc.start} of a read block)") from None
+    except csv.Error as exc:
+        raise BadInput(f"{path}: not a readable CSV: {exc}") from None
+
+
+def _read_osptrack_csv(path: Path) -> Iterator[RunRecord]:
     csv.field_size_limit(sys.maxsize)  # a cell holds a whole phase's Files list
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)

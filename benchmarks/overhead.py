@@ -33,19 +33,40 @@ def bare(entry: dict, scratch: Path) -> float:
     archive = CORPUS / entry["archive"]
     deps = archive.parent
     scratch.chmod(0o777)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(scratch), "LANG": "C.UTF-8", "PIP_CONFIG_FILE": "/dev/null",
-           "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_CACHE_DIR": "1", "npm_config_cache": str(scratch / ".npm"),
-           "npm_config_update_notifier": "false", "npm_config_fund": "false", "npm_config_audit": "false"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(scratch),
+        "LANG": "C.UTF-8",
+        "PIP_CONFIG_FILE": "/dev/null",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_CACHE_DIR": "1",
+        "npm_config_cache": str(scratch / ".npm"),
+        "npm_config_update_notifier": "false",
+        "npm_config_fund": "false",
+        "npm_config_audit": "false",
+    }
     t0 = time.monotonic()
     if entry["ecosystem"] == "pypi":
         site = scratch / "site"
-        cmd = ["/usr/bin/python3", "-m", "pip", "install", "-q", "--target", str(site), "--no-index",
-               "--find-links", str(deps)]
+        cmd = [
+            "/usr/bin/python3",
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--target",
+            str(site),
+            "--no-index",
+            "--find-links",
+            str(deps),
+        ]
         tools = build_tools_dir()
         if tools:
             cmd += ["--find-links", str(tools)]
         _run([*cmd, str(archive)], env, scratch)
-        _run(["/usr/bin/python3", str(HARNESS_DIR / "pypi_import.py"), entry["name"], str(site)], env, scratch)
+        _run(
+            ["/usr/bin/python3", str(HARNESS_DIR / "pypi_import.py"), entry["name"], str(site)], env, scratch
+        )
     else:
         project = scratch / "project"
         project.mkdir()
@@ -53,22 +74,43 @@ def bare(entry: dict, scratch: Path) -> float:
         project.chmod(0o777)
         (project / "package.json").chmod(0o666)
         tarballs = [str(p) for p in sorted(deps.glob("*.tgz")) if p != archive]
-        _run(["npm", "install", "--foreground-scripts", "--no-package-lock", "--offline", str(archive), *tarballs],
-             env, project)
+        _run(
+            [
+                "npm",
+                "install",
+                "--foreground-scripts",
+                "--no-package-lock",
+                "--offline",
+                str(archive),
+                *tarballs,
+            ],
+            env,
+            project,
+        )
         _run(["node", str(HARNESS_DIR / "npm_import.js"), entry["name"], str(project)], env, project)
     return time.monotonic() - t0
 
 
 def _run(cmd: list[str], env: dict[str, str], cwd: Path) -> None:
-    subprocess.run([*NOBODY, *cmd], env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=600)
+    subprocess.run(
+        [*NOBODY, *cmd],
+        env=env,
+        cwd=cwd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=600,
+    )
 
 
 def traced(entry: dict, scratch: Path) -> float:
     archive = CORPUS / entry["archive"]
     t0 = time.monotonic()
-    outcome = analyze(parse_target(entry["ecosystem"], str(archive)),
-                      AnalyzeOptions(timeout_s=300, deps_dirs=(archive.parent,)), scratch / "run")
+    outcome = analyze(
+        parse_target(entry["ecosystem"], str(archive)),
+        AnalyzeOptions(timeout_s=300, deps_dirs=(archive.parent,)),
+        scratch / "run",
+    )
     took = time.monotonic() - t0
     if set(outcome.statuses.values()) != {"completed"}:
         raise SystemExit(f"{entry['name']}: analysis did not complete: {outcome.statuses}")
@@ -95,14 +137,18 @@ def main() -> None:
                     shutil.rmtree(scratch, ignore_errors=True)
         b, t = statistics.median(times["bare"]), statistics.median(times["traced"])
         rows.append((entry["ecosystem"], entry["name"], b, t, t / b))
-        print(f"{entry['ecosystem']:5} {entry['name']:16} bare {b:6.2f}s  osptrack {t:6.2f}s  ratio {t / b:5.2f}",
-              flush=True)
+        print(
+            f"{entry['ecosystem']:5} {entry['name']:16} bare {b:6.2f}s  osptrack {t:6.2f}s  ratio {t / b:5.2f}",
+            flush=True,
+        )
     print()
     for eco in sorted({r[0] for r in rows}):
         ratios = [r[4] for r in rows if r[0] == eco]
         print(f"median ratio {eco:5}: {statistics.median(ratios):.2f}  (n={len(ratios)})")
-    print(f"median ratio all  : {statistics.median(r[4] for r in rows):.2f}  (n={len(rows)}, repeat={args.repeat}, "
-          f"cpus={os.cpu_count()})")
+    print(
+        f"median ratio all  : {statistics.median(r[4] for r in rows):.2f}  (n={len(rows)}, repeat={args.repeat}, "
+        f"cpus={os.cpu_count()})"
+    )
 
 
 if __name__ == "__main__":

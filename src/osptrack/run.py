@@ -253,9 +253,12 @@ def _sandbox_env(eco: Ecosystem, layout: Layout, baits: Baits, online: bool, net
 
 def _sandbox_setup(event: Event) -> bool:
     """bwrap's own work before it execs the command (mounts, library loads) is not the package's."""
+    argv = event.argv or []
+    execs_bwrap = bool(argv) and argv[0].endswith("bwrap")
+    is_exec = event.kind == "process" and event.op == "exec"
     if event.exe and event.exe.endswith("/bwrap"):
-        return not (event.kind == "process" and event.op == "exec" and event.argv and not event.argv[0].endswith("bwrap"))
-    return event.kind == "process" and event.op == "exec" and bool(event.argv) and event.argv[0].endswith("bwrap")
+        return not (is_exec and bool(argv) and not execs_bwrap)  # bwrap exec'ing the command is kept
+    return is_exec and execs_bwrap
 
 
 def _status(outcome: PhaseOutcome) -> str:

@@ -130,3 +130,24 @@ def suspicious_npm(dest: Path, name: str = "osptrack-evil", version: str = "1.0.
         {"preinstall.js": JS_SUSPICIOUS, "index.js": "module.exports = { value: 1 };\n"},
         scripts={"preinstall": "node preinstall.js"},
     )
+
+
+def require_toolchain(ecosystem: str) -> None:
+    """Fail, never skip, when a toolchain is missing: scripts/setup.sh installs all of them."""
+    import pytest
+
+    from osptrack.ecosystems import get
+
+    missing = get(ecosystem).missing_toolchain()
+    if missing:
+        pytest.fail(f"toolchain missing (run scripts/setup.sh): {missing}")
+
+
+def assert_phase_behaviour(result: dict, phase: str, host: str, port: int) -> None:
+    """A hook's DNS lookup of `host`, connect to `port` and `<host-label>-ran` command are all in `phase`."""
+    record = result["Analysis"][phase]
+    hostnames = {q["Hostname"] for d in record["DNS"] or [] for q in d["Queries"]}
+    assert host in hostnames, (phase, hostnames)
+    assert any(s["Port"] == port for s in record["Sockets"] or []), record["Sockets"]
+    commands = [" ".join(c["Command"]) for c in record["Commands"] or []]
+    assert any(f"{host.split('.')[0]}-ran" in c for c in commands), commands

@@ -56,7 +56,7 @@ def test_two_parallel_sandboxes_bind_the_same_port_and_write_the_same_home_file(
 
         check_sandbox()
     except (ImportError, BadInput) as exc:
-        pytest.skip(f"sandbox not available here: {exc}")
+        pytest.fail(f"sandbox not available here (scripts/setup.sh; run as root): {exc}")
     build_tools = str((SHARED / "corpus" / "pypi" / "_build").resolve())
     targets = [
         make_target(
@@ -128,7 +128,7 @@ def test_package_timeout_kills_a_real_sandbox_without_leftovers(
 
         check_sandbox()
     except (ImportError, BadInput) as exc:
-        pytest.skip(f"sandbox not available here: {exc}")
+        pytest.fail(f"sandbox not available here (scripts/setup.sh; run as root): {exc}")
     # This test's sandboxes only; beside the default work root, because the sandbox user cannot
     # enter pytest's private tmp_path.
     work = Path(tempfile.mkdtemp(prefix="osptrack-batch-test-", dir="/var/tmp"))

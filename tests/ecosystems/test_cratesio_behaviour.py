@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from builders import assert_phase_behaviour, require_toolchain
 from osptrack.ecosystems import get
 from osptrack.ecosystems.cratesio import pack_crate
 from osptrack.errors import BadInput
@@ -98,9 +99,7 @@ def test_crate_without_manifest_is_bad_input(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def crate_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    missing = get("crates.io").missing_toolchain()
-    if missing:
-        pytest.skip(missing)
+    require_toolchain("crates.io")
     base = tmp_path_factory.mktemp("crate")
     crate = build_crate(base)
     ref = PackageRef("crates.io", NAME, None, crate)
@@ -110,13 +109,6 @@ def crate_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return result
 
 
-def assert_behaviour(result: dict, phase: str, host: str) -> None:
-    record = result["Analysis"][phase]
-    hostnames = {q["Hostname"] for d in record["DNS"] or [] for q in d["Queries"]}
-    assert host in hostnames, (phase, hostnames)
-    assert any(s["Port"] == PORT for s in record["Sockets"] or []), record["Sockets"]
-    commands = [" ".join(c["Command"]) for c in record["Commands"] or []]
-    assert any(f"{host.split('.')[0]}-ran" in c for c in commands), commands
 
 
 @pytest.mark.sandbox
@@ -130,7 +122,7 @@ def assert_behaviour(result: dict, phase: str, host: str) -> None:
 )
 def test_each_phase_records_dns_connect_exec(crate_run: dict, phase: str, host: str) -> None:
     assert crate_run["Analysis"][phase]["Status"] == "completed"
-    assert_behaviour(crate_run, phase, host)
+    assert_phase_behaviour(crate_run, phase, host, PORT)
 
 
 @pytest.mark.sandbox
@@ -155,11 +147,10 @@ def build_proc_macro_crate(dest: Path) -> Path:
 
 @pytest.mark.sandbox
 def test_proc_macros_are_expanded_at_install(tmp_path: Path) -> None:
-    if get("crates.io").missing_toolchain():
-        pytest.skip(get("crates.io").missing_toolchain() or "")
+    require_toolchain("crates.io")
     crate = build_proc_macro_crate(tmp_path)
     ref = PackageRef("crates.io", "osptrack-macro-hook", None, crate)
     outcome = analyze(ref, AnalyzeOptions(phases=("install",), timeout_s=240), tmp_path / "run")
     assert outcome.statuses == {"install": "completed"}
     result = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert_behaviour(result, "install", "crate-macro.osptrack-test.example")
+    assert_phase_behaviour(result, "install", "crate-macro.osptrack-test.example", PORT)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from builders import assert_phase_behaviour, require_toolchain
 from osptrack.ecosystems import get
 from osptrack.ecosystems.nuget import pack_nupkg
 from osptrack.errors import BadInput
@@ -126,9 +127,8 @@ def test_zip_without_nuspec_is_bad_input(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def nuget_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    missing = get("nuget").missing_toolchain()
-    if missing or shutil.which("ilasm") is None:
-        pytest.skip(missing or "ilasm (mono-devel) is needed to build the test assembly")
+    require_toolchain("nuget")
+    assert shutil.which("ilasm"), "ilasm (mono-devel, part of mono-complete) builds the test assembly"
     base = tmp_path_factory.mktemp("nuget")
     archive = build_nupkg(base)
     ref = PackageRef("nuget", PACKAGE_ID, None, archive)
@@ -138,13 +138,6 @@ def nuget_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return result
 
 
-def assert_behaviour(result: dict, phase: str, host: str) -> None:
-    record = result["Analysis"][phase]
-    hostnames = {q["Hostname"] for d in record["DNS"] or [] for q in d["Queries"]}
-    assert host in hostnames, (phase, hostnames)
-    assert any(s["Port"] == PORT for s in record["Sockets"] or []), record["Sockets"]
-    commands = [" ".join(c["Command"]) for c in record["Commands"] or []]
-    assert any(f"{host.split('.')[0]}-ran" in c for c in commands), commands
 
 
 @pytest.mark.sandbox
@@ -158,7 +151,7 @@ def assert_behaviour(result: dict, phase: str, host: str) -> None:
 )
 def test_each_phase_records_dns_connect_exec(nuget_run: dict, phase: str, host: str) -> None:
     assert nuget_run["Analysis"][phase]["Status"] == "completed"
-    assert_behaviour(nuget_run, phase, host)
+    assert_phase_behaviour(nuget_run, phase, host, PORT)
 
 
 @pytest.mark.sandbox
@@ -171,8 +164,7 @@ def test_notable_keeps_the_hooks_and_drops_the_toolchain(nuget_run: dict) -> Non
 
 @pytest.mark.sandbox
 def test_dependency_restores_from_deps_dir_and_its_targets_run(tmp_path: Path) -> None:
-    if get("nuget").missing_toolchain():
-        pytest.skip(get("nuget").missing_toolchain() or "")
+    require_toolchain("nuget")
     # A --deps-dir the sandbox's host uid (nobody) can reach; pytest's tmp_path is 0700.
     deps = Path(tempfile.mkdtemp(prefix="osptrack-nugetdeps-", dir="/var/tmp"))
     deps.chmod(0o755)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from builders import assert_phase_behaviour, require_toolchain
 from osptrack.ecosystems import get
 from osptrack.ecosystems.packagist import pack_composer_zip
 from osptrack.errors import BadInput
@@ -95,9 +96,7 @@ def test_zip_without_composer_json_is_bad_input(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def composer_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    missing = get("packagist").missing_toolchain()
-    if missing:
-        pytest.skip(missing)
+    require_toolchain("packagist")
     base = tmp_path_factory.mktemp("composer")
     archive = build_package(base)
     ref = PackageRef("packagist", NAME, None, archive)
@@ -107,13 +106,6 @@ def composer_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return result
 
 
-def assert_behaviour(result: dict, phase: str, host: str) -> None:
-    record = result["Analysis"][phase]
-    hostnames = {q["Hostname"] for d in record["DNS"] or [] for q in d["Queries"]}
-    assert host in hostnames, (phase, hostnames)
-    assert any(s["Port"] == PORT for s in record["Sockets"] or []), record["Sockets"]
-    commands = [" ".join(c["Command"]) for c in record["Commands"] or []]
-    assert any(f"{host.split('.')[0]}-ran" in c for c in commands), commands
 
 
 @pytest.mark.sandbox
@@ -127,7 +119,7 @@ def assert_behaviour(result: dict, phase: str, host: str) -> None:
 )
 def test_each_phase_records_dns_connect_exec(composer_run: dict, phase: str, host: str) -> None:
     assert composer_run["Analysis"][phase]["Status"] == "completed"
-    assert_behaviour(composer_run, phase, host)
+    assert_phase_behaviour(composer_run, phase, host, PORT)
 
 
 @pytest.mark.sandbox

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from builders import assert_phase_behaviour, require_toolchain
 from osptrack.ecosystems import get
 from osptrack.ecosystems.rubygems import gemspec_yaml, pack_gem
 from osptrack.run import AnalyzeOptions, analyze
@@ -72,8 +73,7 @@ def test_not_a_gem_is_bad_input(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def gem_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    if get("rubygems").missing_toolchain():
-        pytest.skip(get("rubygems").missing_toolchain() or "")
+    require_toolchain("rubygems")
     base = tmp_path_factory.mktemp("gem")
     gem = build_gem(base)
     ref = PackageRef("rubygems", "osptrack-gemhook", None, gem)
@@ -81,13 +81,6 @@ def gem_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return json.loads((base / "run" / "result.json").read_text())
 
 
-def assert_behaviour(result: dict, phase: str, host: str) -> None:
-    record = result["Analysis"][phase]
-    hostnames = {q["Hostname"] for d in record["DNS"] or [] for q in d["Queries"]}
-    assert host in hostnames, (phase, hostnames)
-    assert any(s["Port"] == PORT for s in record["Sockets"] or []), record["Sockets"]
-    commands = [" ".join(c["Command"]) for c in record["Commands"] or []]
-    assert any(f"{host.split('.')[0]}-ran" in c for c in commands), commands
 
 
 @pytest.mark.sandbox
@@ -101,7 +94,7 @@ def assert_behaviour(result: dict, phase: str, host: str) -> None:
 )
 def test_each_phase_records_dns_connect_exec(gem_run: dict, phase: str, host: str) -> None:
     assert gem_run["Analysis"][phase]["Status"] == "completed"
-    assert_behaviour(gem_run, phase, host)
+    assert_phase_behaviour(gem_run, phase, host, PORT)
 
 
 @pytest.mark.sandbox

@@ -128,7 +128,7 @@ print(json.dumps(seen))
 @pytest.fixture(scope="module")
 def session() -> Any:
     if os.geteuid() != 0 or not shutil.which("nft"):
-        pytest.skip("needs root and nftables")
+        pytest.fail("needs root and nftables (scripts/setup.sh installs nftables)")
     with FakeNetwork(run_id=f"t-{uuid.uuid4().hex[:10]}", idle_timeout=IDLE_TIMEOUT) as net:
         net.set_phase("install")
         proc = run_inside(

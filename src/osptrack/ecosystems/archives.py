@@ -89,6 +89,7 @@ def read_member(archive: Path, want: Callable[[str], bool]) -> tuple[str, bytes]
         RuntimeError,
         UnicodeError,
         zlib.error,  # a damaged deflate stream, in a zip member or a gzip tarball
+        IndexError,  # zipfile's is_dir() on an entry whose name is empty
     ) as exc:
         # tarfile's ReadError lists every method it tried, one per line: keep it to one line.
         detail = " ".join(str(exc).split())[:300]
@@ -107,7 +108,7 @@ def _read_zip(archive: Path, want: Callable[[str], bool]) -> tuple[str, bytes] |
                 break
             if not info.is_dir() and want(info.filename):
                 if info.file_size > MAX_MEMBER_BYTES:
-                    raise BadInput(f"{archive.name}: metadata member {info.filename} is too large")
+                    raise BadInput(f"{archive.name}: metadata member {info.filename!r} is too large")
                 # zipfile stops at the declared size even if the stream inflates further
                 with zf.open(info) as fh:
                     return info.filename, fh.read(MAX_MEMBER_BYTES)
@@ -151,7 +152,7 @@ def _read_tar(archive: Path, want: Callable[[str], bool]) -> tuple[str, bytes] |
                     break
                 if member.isfile() and want(member.name):
                     if member.size > MAX_MEMBER_BYTES:
-                        raise BadInput(f"{archive.name}: metadata member {member.name} is too large")
+                        raise BadInput(f"{archive.name}: metadata member {member.name!r} is too large")
                     fh = tf.extractfile(member)
                     return (member.name, fh.read()) if fh else None
     return None

@@ -348,3 +348,33 @@ def test_damaged_deflate_stream_is_a_clean_error(tmp_path: Path, kind: str) -> N
     with pytest.raises(BadInput) as err:
         PyPI().read_metadata(path)
     assert "\n" not in str(err.value)
+
+
+def test_member_names_with_newlines_stay_on_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (fuzz_archives): a too-large member named `dir\\n/PKG-INFO` gave a two-line error."""
+    monkeypatch.setattr(archives, "MAX_MEMBER_BYTES", 4)
+    path = _tar(tmp_path / "nl-1.0.tar.gz", [("nl-1.0\n/PKG-INFO", b"12345678", "file")])
+    with pytest.raises(BadInput) as err:
+        archives.read_member(path, lambda name: name.endswith("/PKG-INFO"))
+    assert "\n" not in str(err.value) and "too large" in str(err.value)
+
+
+def test_zip_entry_with_an_empty_name_is_a_clean_error(tmp_path: Path) -> None:
+    """Regression (fuzz_archives): zipfile's is_dir() raised IndexError on an empty entry name."""
+    path = tmp_path / "empty-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("abcd", b"x")
+    data = path.read_bytes()
+    cd = data.rfind(b"PK\x01\x02")
+    name_len_at = cd + 28  # central-directory file name length: make it zero, drop the name
+    patched = (
+        data[:name_len_at] + (0).to_bytes(2, "little") + data[name_len_at + 2 : cd + 46] + data[cd + 46 + 4 :]
+    )
+    eocd = patched.rfind(b"PK\x05\x06")
+    size = int.from_bytes(patched[eocd + 12 : eocd + 16], "little") - 4  # the directory got 4 bytes shorter
+    patched = patched[: eocd + 12] + size.to_bytes(4, "little") + patched[eocd + 16 :]
+    path.write_bytes(patched)
+    try:
+        PyPI().read_metadata(path)
+    except BadInput as exc:
+        assert "\n" not in str(exc)

@@ -25,6 +25,7 @@ from osptrack.sandbox.baits import Baits, make_baits
 from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SECCOMP_DENY, SandboxSpec, default_etc_files
 from osptrack.sandbox.fakenet import FakeNetwork
 from osptrack.sandbox.limits import Limits
+from osptrack.sandbox.netns import sweep_stale
 from osptrack.sandbox.preflight import check_sandbox
 from osptrack.sandbox.runner import PhaseOutcome, Workspace, run_phase
 from osptrack.target import PackageRef
@@ -99,6 +100,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
     run_id = uuid.uuid4().hex[:12]
     limits = replace(options.limits, timeout_s=options.timeout_s)
     baits = make_baits()
+    sweep_stale()  # namespaces of killed runs (5 ms; live runs are never touched)
     phases: dict[str, dict[str, Any]] = {}
     results: dict[str, dict[str, Any]] = {}
     all_events: list[Event] = []
@@ -158,6 +160,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
             "valid": all(p["trace_valid"] for p in phases.values()),
             "events": len(all_events),
             "dropped_lines": sum(p["trace_dropped_lines"] for p in phases.values()),
+            "truncated": any(p["trace_capped"] for p in phases.values()),
         },
         "timings": {"total_s": round(time.monotonic() - t0, 3)},
     }
@@ -295,6 +298,7 @@ def _phase_info(outcome: PhaseOutcome, status: str, n_events: int, stats: ParseS
         "events": n_events,
         "trace_valid": outcome.trace_log.exists() and n_events > 0,
         "trace_dropped_lines": stats.dropped,
+        "trace_capped": outcome.trace_capped,  # the log hit Limits.trace_log_bytes: a syscall flood
     }
 
 

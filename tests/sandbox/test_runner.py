@@ -28,7 +28,8 @@ def run(script: str, limits: Limits, owners: dict[str, int] | None = None) -> Ph
             env={"PATH": "/usr/bin:/bin", "HOME": "/root"},
         )
         run_id = f"t{os.getpid()}x{time.monotonic_ns()}"
-        outcome = run_phase("install", spec, ws, ["/bin/sh", "-c", script], plain_strace, limits, None, run_id)
+        # bash, not dash: the daemon test renames its processes with `exec -a`
+        outcome = run_phase("install", spec, ws, ["/bin/bash", "-c", script], plain_strace, limits, None, run_id)
         if owners is not None:  # host-side owners of what the sandbox wrote into its home
             owners.update({p.name: p.stat().st_uid for p in ws.home.iterdir()})
         return outcome
@@ -61,9 +62,10 @@ def test_host_paths_are_invisible_and_root_is_nobody_outside() -> None:
 def test_timeout_kills_daemons_and_sigterm_ignorers() -> None:
     marker = f"osptrack-daemon-{os.getpid()}"
     script = (
-        f"setsid sh -c 'exec -a {marker} sleep 300' & "
-        f"sh -c 'trap \"\" TERM; exec -a {marker} sleep 300' & "
-        f"(nohup sh -c 'exec -a {marker} sleep 300' >/dev/null 2>&1 &); sleep 300"
+        f"setsid bash -c 'exec -a {marker} sleep 300' & "
+        f"bash -c 'trap \"\" TERM; exec -a {marker} sleep 300' & "
+        f"(nohup bash -c 'exec -a {marker} sleep 300' >/dev/null 2>&1 &); sleep 1; "
+        f"pgrep -fc '^{marker} '; sleep 300"
     )
     t0 = time.monotonic()
     out = run(script, Limits(timeout_s=2))
@@ -73,6 +75,7 @@ def test_timeout_kills_daemons_and_sigterm_ignorers() -> None:
     time.sleep(0.2)
     alive = [p for p in os.listdir("/proc") if p.isdigit() and marker.encode() in _cmdline(p)]
     assert alive == []
+    assert out.stdout.split() == [b"3"], (out.stdout, out.stderr)  # all three daemons were running
 
 
 def test_output_flood_is_bounded() -> None:

@@ -156,6 +156,7 @@ def test_discover_mixes_kinds_in_sorted_order(tmp_path: Path) -> None:
     write_run(tmp_path / "runs" / "b", "pypi", "b", "1", {"install": phase()})
     write_run(tmp_path / "runs" / "a", "pypi", "a", "1", {"install": phase()})
     (tmp_path / "runs" / ".partial").mkdir()  # a run still being written
+    (tmp_path / "runs" / "manifest.csv").write_text("timestamp,ecosystem\n")  # osptrack batch's own
     (tmp_path / "runs" / "results.json").write_bytes(orjson.dumps(result_doc("npm", "c", "1", {})))
     (tmp_path / "label_data.csv").write_text("Ecosystem,Version,Name\n")
     units = discover([tmp_path / "label_data.csv", tmp_path / "runs", tmp_path / "runs" / "a"])

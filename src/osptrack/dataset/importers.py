@@ -84,7 +84,8 @@ def _file_kind(path: Path) -> str | None:
 
 # Files of a run folder and artefacts of our own outputs, never results themselves.
 _RUN_FILES = {"run.json", "result.json", "events.jsonl", "network.jsonl"}
-_SKIP_FILES = {"build_stats.json", "manifest.json", "analysis_runs.csv", "data_metrics.csv"}
+# manifest.csv is `osptrack batch`'s attempt log, which sits beside the runs it describes.
+_SKIP_FILES = {"build_stats.json", "manifest.json", "manifest.csv", "analysis_runs.csv", "data_metrics.csv"}
 
 
 def _walk(root: Path) -> Iterator[InputUnit]:

@@ -34,6 +34,20 @@ class Layout:
     home: str = "/root"
 
 
+def install_harness_argv(script: str, layout: Layout, online: bool, *before_name: str) -> list[str]:
+    """`python3 <harness>/<script> MODE [before_name...] NAME VERSION [ARCHIVE] [--deps DIR...]`.
+
+    The in-sandbox side parses this with `harness/_install_args.py`.
+    """
+    argv = ["python3", f"{layout.harness}/{script}", "online" if online else "offline", *before_name]
+    argv += [layout.name, layout.version]
+    if layout.archive:
+        argv.append(layout.archive)
+    if layout.deps:
+        argv += ["--deps", *layout.deps]
+    return argv
+
+
 @dataclass(frozen=True)
 class Metadata:
     name: str

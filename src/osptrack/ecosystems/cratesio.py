@@ -27,7 +27,7 @@ from pathlib import Path
 import semantic_version
 
 from osptrack.ecosystems.archives import depth, read_member
-from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
+from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, install_harness_argv
 from osptrack.errors import BadInput, ToolchainMissing
 from osptrack.jsonio import atomic_write_bytes
 from osptrack.target import validate_name, validate_version
@@ -131,12 +131,7 @@ class CratesIo(Ecosystem):
         h = layout.harness
         mode = "online" if online else "offline"
         if phase == "install":
-            argv = ["python3", f"{h}/cratesio_install.py", mode, layout.name, layout.version]
-            if layout.archive:
-                argv.append(layout.archive)
-            if layout.deps:
-                argv += ["--deps", *layout.deps]
-            return argv
+            return install_harness_argv("cratesio_install.py", layout, online)
         if phase == "import":
             argv = ["cargo", "run", "--quiet", "--manifest-path", f"{STUB}/Cargo.toml"]
             return argv if online else [*argv, "--offline"]

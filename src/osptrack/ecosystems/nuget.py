@@ -24,7 +24,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from osptrack.ecosystems.archives import depth, read_member
-from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, lenient_version_key
+from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, install_harness_argv, lenient_version_key
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
 from osptrack.target import validate_name, validate_version
@@ -78,18 +78,7 @@ class NuGet(Ecosystem):
     def command(self, phase: str, layout: Layout, online: bool) -> list[str] | None:
         h = layout.harness
         if phase == "install":
-            argv = [
-                "python3",
-                f"{h}/nuget_install.py",
-                "online" if online else "offline",
-                layout.name,
-                layout.version,
-            ]
-            if layout.archive:
-                argv.append(layout.archive)
-            if layout.deps:
-                argv += ["--deps", *layout.deps]
-            return argv
+            return install_harness_argv("nuget_install.py", layout, online)
         if phase == "import":
             return ["/bin/sh", f"{h}/nuget_import.sh", layout.name, layout.version]
         if phase == "execute":

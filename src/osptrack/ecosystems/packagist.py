@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 from osptrack.ecosystems.archives import read_member
-from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, lenient_version_key
+from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, install_harness_argv, lenient_version_key
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
 from osptrack.target import validate_name, validate_version
@@ -102,13 +102,7 @@ class Packagist(Ecosystem):
     def command(self, phase: str, layout: Layout, online: bool) -> list[str] | None:
         h = layout.harness
         if phase == "install":
-            argv = ["python3", f"{h}/packagist_install.py", "online" if online else "offline", PROJECT]
-            argv += [layout.name, layout.version]
-            if layout.archive:
-                argv.append(layout.archive)
-            if layout.deps:
-                argv += ["--deps", *layout.deps]
-            return argv
+            return install_harness_argv("packagist_install.py", layout, online, PROJECT)
         if phase == "import":
             return ["php", f"{h}/packagist_import.php", layout.name.lower(), PROJECT]
         if phase == "execute":

@@ -19,6 +19,8 @@ import sys
 import tarfile
 import tomllib
 
+import _install_args  # sibling module: the harness folder is this script's sys.path[0]
+
 ROOT = os.path.join(os.environ.get("HOME", "/root"), ".osptrack-crates")
 VENDOR = f"{ROOT}/vendor"
 STUB = f"{ROOT}/stub"
@@ -121,13 +123,7 @@ def write(path, text):
 
 
 def main():
-    args = sys.argv[1:]
-    deps = []
-    if "--deps" in args:
-        i = args.index("--deps")
-        args, deps = args[:i], args[i + 1 :]
-    mode, name, version = args[:3]
-    archive = args[3] if len(args) > 3 else None
+    mode, _, name, version, archive, deps = _install_args.parse()
     os.makedirs(VENDOR, exist_ok=True)
     lib = name.replace("-", "_")
     crate_dir = None

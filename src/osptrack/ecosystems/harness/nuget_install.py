@@ -20,6 +20,8 @@ import subprocess
 import sys
 from xml.sax.saxutils import quoteattr
 
+import _install_args  # sibling module: the harness folder is this script's sys.path[0]
+
 HOME = os.environ.get("HOME", "/root")
 PACKAGES = f"{HOME}/packages"
 PROJECT = f"{HOME}/project"
@@ -134,13 +136,7 @@ def write_project(all_props, all_targets, refs):
 
 
 def main():
-    args = sys.argv[1:]
-    deps = []
-    if "--deps" in args:
-        i = args.index("--deps")
-        args, deps = args[:i], args[i + 1 :]
-    mode, package_id, version = args[:3]
-    archive = args[3] if len(args) > 3 else None
+    mode, _, package_id, version, archive, deps = _install_args.parse()
     os.makedirs(PACKAGES, exist_ok=True)
     argv = [
         "mono",

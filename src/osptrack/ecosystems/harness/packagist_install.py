@@ -14,6 +14,8 @@ import re
 import sys
 import zipfile
 
+import _install_args  # sibling module: the harness folder is this script's sys.path[0]
+
 MAX_JSON = 4 << 20
 
 
@@ -66,13 +68,7 @@ def dependency_repositories(folder, archive):
 
 
 def main():
-    args = sys.argv[1:]
-    deps = []
-    if "--deps" in args:
-        i = args.index("--deps")
-        args, deps = args[:i], args[i + 1 :]
-    mode, project, name, version = args[:4]
-    archive = args[4] if len(args) > 4 else None
+    mode, (project,), name, version, archive, deps = _install_args.parse(n_extra=1)
     repositories = []
     if archive:
         repositories.append(inline_package(archive, name, version))

@@ -151,3 +151,15 @@ def assert_phase_behaviour(result: dict, phase: str, host: str, port: int) -> No
     assert any(s["Port"] == port for s in record["Sockets"] or []), record["Sockets"]
     commands = [" ".join(c["Command"]) for c in record["Commands"] or []]
     assert any(f"{host.split('.')[0]}-ran" in c for c in commands), commands
+
+
+def analyze_all_phases(ecosystem: str, archive: Path, out: Path, timeout_s: float) -> dict:
+    """Run install, import and execute on a local archive; the result.json, plus `_run_dir`."""
+    from osptrack.run import AnalyzeOptions, analyze
+    from osptrack.target import parse_target
+
+    analyze(parse_target(ecosystem, str(archive)), AnalyzeOptions(phases=("install", "import", "execute"),
+                                                                  timeout_s=timeout_s), out)
+    result = json.loads((out / "result.json").read_text())
+    result["_run_dir"] = str(out)
+    return result

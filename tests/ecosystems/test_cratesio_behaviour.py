@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from builders import assert_phase_behaviour, require_toolchain
+from builders import analyze_all_phases, assert_phase_behaviour, require_toolchain
 from osptrack.ecosystems import get
 from osptrack.ecosystems.cratesio import pack_crate
 from osptrack.errors import BadInput
@@ -102,13 +102,7 @@ def crate_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     require_toolchain("crates.io")
     base = tmp_path_factory.mktemp("crate")
     crate = build_crate(base)
-    ref = PackageRef("crates.io", NAME, None, crate)
-    analyze(ref, AnalyzeOptions(phases=("install", "import", "execute"), timeout_s=240), base / "run")
-    result = json.loads((base / "run" / "result.json").read_text())
-    result["_run_dir"] = str(base / "run")
-    return result
-
-
+    return analyze_all_phases("crates.io", crate, base / "run", 240)
 
 
 @pytest.mark.sandbox

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from builders import assert_phase_behaviour, require_toolchain
+from builders import analyze_all_phases, assert_phase_behaviour, require_toolchain
 from osptrack.ecosystems import get
 from osptrack.ecosystems.nuget import pack_nupkg
 from osptrack.errors import BadInput
@@ -131,13 +131,7 @@ def nuget_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert shutil.which("ilasm"), "ilasm (mono-devel, part of mono-complete) builds the test assembly"
     base = tmp_path_factory.mktemp("nuget")
     archive = build_nupkg(base)
-    ref = PackageRef("nuget", PACKAGE_ID, None, archive)
-    analyze(ref, AnalyzeOptions(phases=("install", "import", "execute"), timeout_s=240), base / "run")
-    result = json.loads((base / "run" / "result.json").read_text())
-    result["_run_dir"] = str(base / "run")
-    return result
-
-
+    return analyze_all_phases("nuget", archive, base / "run", 240)
 
 
 @pytest.mark.sandbox

@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from builders import assert_phase_behaviour, require_toolchain
+from builders import analyze_all_phases, assert_phase_behaviour, require_toolchain
 from osptrack.ecosystems import get
 from osptrack.ecosystems.packagist import pack_composer_zip
 from osptrack.errors import BadInput
-from osptrack.run import AnalyzeOptions, analyze
-from osptrack.target import PackageRef
 
 PORT = 8080
 NAME = "osptrack-test/composer-hook"
@@ -99,13 +97,7 @@ def composer_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     require_toolchain("packagist")
     base = tmp_path_factory.mktemp("composer")
     archive = build_package(base)
-    ref = PackageRef("packagist", NAME, None, archive)
-    analyze(ref, AnalyzeOptions(phases=("install", "import", "execute"), timeout_s=120), base / "run")
-    result = json.loads((base / "run" / "result.json").read_text())
-    result["_run_dir"] = str(base / "run")
-    return result
-
-
+    return analyze_all_phases("packagist", archive, base / "run", 120)
 
 
 @pytest.mark.sandbox

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from builders import assert_phase_behaviour, require_toolchain
+from builders import analyze_all_phases, assert_phase_behaviour, require_toolchain
 from osptrack.ecosystems import get
 from osptrack.ecosystems.rubygems import gemspec_yaml, pack_gem
 from osptrack.run import AnalyzeOptions, analyze
@@ -76,11 +76,7 @@ def gem_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     require_toolchain("rubygems")
     base = tmp_path_factory.mktemp("gem")
     gem = build_gem(base)
-    ref = PackageRef("rubygems", "osptrack-gemhook", None, gem)
-    analyze(ref, AnalyzeOptions(phases=("install", "import", "execute"), timeout_s=120), base / "run")
-    return json.loads((base / "run" / "result.json").read_text())
-
-
+    return analyze_all_phases("rubygems", gem, base / "run", 120)
 
 
 @pytest.mark.sandbox

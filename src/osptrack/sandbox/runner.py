@@ -93,26 +93,32 @@ class Workspace:
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
+        self._mounted = False
+        self._lock: int | None = None
+
+    def __enter__(self) -> Workspace:
+        # Everything is created here, not in __init__, so a failure half-way is cleaned up.
         root = work_root()
         sweep_stale_workspaces(root)
         self.root = Path(tempfile.mkdtemp(prefix="run-", dir=root))
-        # Held until __exit__: tells sweep_stale_workspaces (in other processes) we are alive.
-        self._lock = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
-        self.root.chmod(0o711)
         self.home = self.root / "home"
         self.input = self.root / "input"
         self.etc = self.root / "etc"
         self.logs = self.root / "logs"
-        self._mounted = False
-
-    def __enter__(self) -> Workspace:
-        for path, mode in ((self.home, 0o700), (self.input, 0o755), (self.etc, 0o755), (self.logs, 0o700)):
-            path.mkdir(mode=mode)
-            path.chmod(mode)
-        opts = f"size={self.limits.home_bytes},mode=0700,uid={HOST_UID},gid={HOST_GID},nosuid,nodev"
-        subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "osptrack-home", str(self.home)], check=True)
-        self._mounted = True
+        try:
+            # Held until __exit__: tells sweep_stale_workspaces (in other processes) we are alive.
+            self._lock = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            self.root.chmod(0o711)
+            for path, mode in ((self.home, 0o700), (self.input, 0o755), (self.etc, 0o755), (self.logs, 0o700)):
+                path.mkdir(mode=mode)
+                path.chmod(mode)
+            opts = f"size={self.limits.home_bytes},mode=0700,uid={HOST_UID},gid={HOST_GID},nosuid,nodev"
+            subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "osptrack-home", str(self.home)], check=True)
+            self._mounted = True
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -120,8 +126,10 @@ class Workspace:
             subprocess.run(["umount", "-l", str(self.home)], check=False)
             self._mounted = False
         shutil.rmtree(self.root, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            os.close(self._lock)
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock)
+            self._lock = None
 
 
 @dataclass(frozen=True)

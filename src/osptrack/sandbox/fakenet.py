@@ -62,7 +62,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -606,16 +606,7 @@ class FakeNetwork:
     ) -> bool:
         """Answer length-prefixed queries until the client goes quiet. False if the stream was not DNS."""
         buf = bytearray()
-        conn.settimeout(self.idle_timeout)
-        deadline = cap.t + self.max_connection_s
-        while time.time() < deadline and not self._stop.is_set():
-            try:
-                chunk = conn.recv(65535)
-            except OSError:
-                break
-            if not chunk:
-                break
-            cap.feed(chunk)
+        for chunk in self._incoming(conn, cap):
             buf += chunk
             while len(buf) >= 2 and len(buf) >= 2 + int.from_bytes(buf[:2], "big"):
                 size = int.from_bytes(buf[:2], "big")
@@ -679,20 +670,26 @@ class FakeNetwork:
             if replies:
                 conn.sendall(replies)
 
-    def _converse(self, conn: socket.socket, cap: _Capture) -> None:
-        """Read like a plausible server would, so the client shows what it meant to send."""
-        sent_continue = False
-        answered = False
+    def _incoming(self, conn: socket.socket, cap: _Capture) -> Iterator[bytes]:
+        """Chunks the client sends (each already captured) until it goes quiet, closes, or the
+        connection's time is up; shared by the DNS-over-TCP and catch-all conversations."""
         conn.settimeout(self.idle_timeout)
         deadline = cap.t + self.max_connection_s
         while time.time() < deadline and not self._stop.is_set():
             try:
                 chunk = conn.recv(65536)
             except OSError:
-                break
+                return
             if not chunk:
-                break
+                return
             cap.feed(chunk)
+            yield chunk
+
+    def _converse(self, conn: socket.socket, cap: _Capture) -> None:
+        """Read like a plausible server would, so the client shows what it meant to send."""
+        sent_continue = False
+        answered = False
+        for _chunk in self._incoming(conn, cap):
             data = bytes(cap.buf)
             if data[:1] == b"\x16":
                 if _tls_handshake(data)[1]:

@@ -134,8 +134,6 @@ def nuget_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return analyze_all_phases("nuget", archive, base / "run", 240)
 
 
-@pytest.mark.xfail(strict=False, reason="intermittent: the NuGet install phase timed out at 240 s once in a full "
-                   "CI-like run (passed in every other run); cause not yet found, see closing note")  # fmt: skip
 @pytest.mark.sandbox
 @pytest.mark.parametrize(
     ("phase", "host"),
@@ -150,8 +148,6 @@ def test_each_phase_records_dns_connect_exec(nuget_run: dict, phase: str, host: 
     assert_phase_behaviour(nuget_run, phase, host, PORT)
 
 
-@pytest.mark.xfail(strict=False, reason="intermittent: the NuGet install phase timed out at 240 s once in a full "
-                   "CI-like run (passed in every other run); cause not yet found, see closing note")  # fmt: skip
 @pytest.mark.sandbox
 def test_notable_keeps_the_hooks_and_drops_the_toolchain(nuget_run: dict) -> None:
     commands = json.loads((Path(nuget_run["_run_dir"]) / "run.json").read_text())["notable"]["commands"]

@@ -11,6 +11,10 @@ can and cannot run):
 - import: each lib/ assembly is loaded and its module initialiser run.
 - execute: tools/*.exe with --help under mono.
 
+Every Mono program the harnesses start runs under harness/mono_host.cs, which leaves with
+_exit(2) once the program has finished: Mono 6.8's own shutdown can spin under strace
+--seccomp-bpf until the phase timeout.
+
 Mono reads its configuration from /etc/mono, which the sandbox's minimal /etc lacks; it is
 bound read-only elsewhere and named by MONO_CFG_DIR.
 """
@@ -86,16 +90,14 @@ class NuGet(Ecosystem):
         return None
 
     def is_toolchain_process(self, argv: list[str]) -> bool:
-        if (
-            len(argv) == 3
-            and argv[0] == "mono"
-            and argv[2] == "--help"
-            and argv[1].startswith("/root/packages/")
-        ):
-            return True  # the execute harness starting a tools/ executable; what it does is kept
         head = argv[:3]
-        if any(a.startswith(("/input/harness", "/tmp/osptrack-nuget-import-")) for a in head[1:]):
-            return True  # the harnesses, and the import harness compiled from them
+        if any(
+            a.startswith(("/input/harness", "/tmp/osptrack-nuget-import-", "/tmp/osptrack-mono-host-"))
+            for a in head[1:]
+        ):
+            # The harnesses, and the Mono host they start NuGet, xbuild and the import and execute
+            # harnesses' programs with: what those programs do (syscalls, children) is kept.
+            return True
         exe = argv[0].rsplit("/", 1)[-1] if argv else ""
         tools = ("NuGet.exe", "xbuild.exe", "mcs.exe")
         return exe in ("xbuild", "mcs", "nuget") or any(a.endswith(tools) for a in head)

@@ -7,6 +7,7 @@ version=$2
 here=$(dirname "$0")
 exe=${TMPDIR:-/tmp}/osptrack-nuget-import-$$.exe
 mcs -nologo -out:"$exe" "$here/nuget_import.cs" >/dev/null
+host=$(python3 "$here/mono_host.py")
 dlls=$(python3 - "$here" "$id" "$version" <<'PY'
 import os, sys
 sys.path.insert(0, sys.argv.pop(1))
@@ -19,4 +20,4 @@ if pkg is not None:
 PY
 )
 # shellcheck disable=SC2086 # one path a line, no spaces in restored paths
-exec mono "$exe" $dlls
+exec mono "$host" "$exe" $dlls

@@ -20,12 +20,14 @@ import subprocess
 import sys
 from xml.sax.saxutils import quoteattr
 
-import _install_args  # sibling module: the harness folder is this script's sys.path[0]
+import _install_args  # sibling modules: the harness folder is this script's sys.path[0]
+from mono_host import mono_argv
 
 HOME = os.environ.get("HOME", "/root")
 PACKAGES = f"{HOME}/packages"
 PROJECT = f"{HOME}/project"
 NUGET = "/usr/lib/nuget/NuGet.exe"
+XBUILD = "/usr/lib/mono/xbuild/14.0/bin/xbuild.exe"
 TFM_ORDER = [
     "net48",
     "net472",
@@ -138,8 +140,7 @@ def write_project(all_props, all_targets, refs):
 def main():
     mode, _, package_id, version, archive, deps = _install_args.parse()
     os.makedirs(PACKAGES, exist_ok=True)
-    argv = [
-        "mono",
+    argv = mono_argv(
         NUGET,
         "install",
         package_id,
@@ -149,7 +150,7 @@ def main():
         PACKAGES,
         "-NonInteractive",
         "-NoCache",
-    ]
+    )
     sources = ([os.path.dirname(archive)] if archive else []) + deps
     if mode == "online":
         sources.append("https://www.nuget.org/api/v2/")  # NuGet 2.8.7 speaks only the v2 feed protocol
@@ -179,8 +180,13 @@ def main():
     print(
         f"osptrack-install: project imports {len(all_props)} .props, {len(all_targets)} .targets", flush=True
     )
+    # /usr/bin/xbuild is `MONO_GC_PARAMS=nursery-size=64m mono xbuild.exe`; the same, through the host.
+    env = dict(os.environ, MONO_GC_PARAMS="nursery-size=64m," + os.environ.get("MONO_GC_PARAMS", ""))
     built = subprocess.run(
-        ["xbuild", "/nologo", "/verbosity:normal", "Project.csproj"], cwd=PROJECT, stdin=subprocess.DEVNULL
+        mono_argv(XBUILD, "/nologo", "/verbosity:normal", "Project.csproj"),
+        cwd=PROJECT,
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
     return built.returncode
 

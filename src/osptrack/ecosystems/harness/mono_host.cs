@@ -1,0 +1,41 @@
+// Run a Mono program, then leave with _exit(2) instead of Mono's runtime shutdown (inside the
+// sandbox). Compiled with mcs by mono_host.py. Usage: mono mono_host.exe PROGRAM.exe [ARGS...]
+//
+// Why: Mono 6.8's shutdown aborts the thread-pool workers with a signal in a loop. Under
+// strace --seccomp-bpf every signal stops the worker for the tracer, the worker never gets far
+// enough to exit, and the process spins until the phase timeout (xbuild: 5 of 15 runs under
+// `strace -f --seccomp-bpf`, 0 of 12 without strace's seccomp filter). ProcessExit fires after
+// the program has finished (returned from Main or called Environment.Exit) and before that
+// teardown, so leaving there keeps everything the program did and skips only the spin.
+using System;
+using System.IO;
+using System.Runtime.InteropServices;
+
+public static class OsptrackMonoHost {
+    [DllImport("libc", EntryPoint = "_exit")]
+    static extern void Exit(int status);
+
+    public static int Main(string[] args) {
+        if (args.Length == 0) {
+            Console.Error.WriteLine("usage: mono_host.exe PROGRAM.exe [ARGS...]");
+            return 2;
+        }
+        string program = Path.GetFullPath(args[0]);
+        string[] rest = new string[args.Length - 1];
+        Array.Copy(args, 1, rest, 0, rest.Length);
+        AppDomain.CurrentDomain.ProcessExit += (sender, e) => {
+            Console.Out.Flush();
+            Console.Error.Flush();
+            Exit(Environment.ExitCode);
+        };
+        // A domain of its own, so the program gets its own .config (xbuild's binding redirects).
+        string config = program + ".config";
+        var setup = new AppDomainSetup {
+            ApplicationBase = Path.GetDirectoryName(program),
+            ConfigurationFile = File.Exists(config) ? config : null,
+        };
+        AppDomain domain = AppDomain.CreateDomain(Path.GetFileNameWithoutExtension(program), null, setup);
+        Environment.ExitCode = domain.ExecuteAssembly(program, rest);
+        return Environment.ExitCode;
+    }
+}

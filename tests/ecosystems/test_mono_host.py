@@ -61,3 +61,18 @@ def test_the_programs_exit_code_comes_through(host: Path, tmp_path: Path) -> Non
     done = traced_xbuild(host, project)
     assert done.returncode == 1, done.stdout[-2000:]  # xbuild's own code for a failed build
     assert "Build FAILED." in done.stdout
+
+
+@pytest.mark.sandbox
+def test_the_programs_process_exit_handlers_still_run(host: Path, tmp_path: Path) -> None:
+    # Code that waits for exit to act is a known evasion; skipping it would hide behaviour.
+    source = tmp_path / "late.cs"
+    source.write_text(
+        "public static class Late { public static int Main() {"
+        ' System.AppDomain.CurrentDomain.ProcessExit += (s, e) => System.Console.WriteLine("late-handler-ran");'
+        ' System.Console.WriteLine("main-ran"); return 5; } }'
+    )
+    program = tmp_path / "late.exe"
+    subprocess.run(["mcs", "-nologo", f"-out:{program}", str(source)], check=True)
+    done = subprocess.run(["mono", str(host), str(program)], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.split()) == (5, ["main-ran", "late-handler-ran"])

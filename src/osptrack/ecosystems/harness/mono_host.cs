@@ -6,9 +6,11 @@
 // enough to exit, and the process spins until the phase timeout (xbuild: 5 of 15 runs under
 // `strace -f --seccomp-bpf`, 0 of 12 without strace's seccomp filter). ProcessExit fires after
 // the program has finished (returned from Main or called Environment.Exit) and before that
-// teardown, so leaving there keeps everything the program did and skips only the spin.
+// teardown, so leaving there keeps everything the program did and skips only the spin. The
+// program's own ProcessExit handlers (a place to hide behaviour until exit) are run first.
 using System;
 using System.IO;
+using System.Reflection;
 using System.Runtime.InteropServices;
 
 public static class OsptrackMonoHost {
@@ -23,11 +25,6 @@ public static class OsptrackMonoHost {
         string program = Path.GetFullPath(args[0]);
         string[] rest = new string[args.Length - 1];
         Array.Copy(args, 1, rest, 0, rest.Length);
-        AppDomain.CurrentDomain.ProcessExit += (sender, e) => {
-            Console.Out.Flush();
-            Console.Error.Flush();
-            Exit(Environment.ExitCode);
-        };
         // A domain of its own, so the program gets its own .config (xbuild's binding redirects).
         string config = program + ".config";
         var setup = new AppDomainSetup {
@@ -35,7 +32,34 @@ public static class OsptrackMonoHost {
             ConfigurationFile = File.Exists(config) ? config : null,
         };
         AppDomain domain = AppDomain.CreateDomain(Path.GetFileNameWithoutExtension(program), null, setup);
+        // The host, so that RunProgramsProcessExit can run there: the program's folder lacks it.
+        domain.Load(File.ReadAllBytes(typeof(OsptrackMonoHost).Assembly.Location));
+        AppDomain.CurrentDomain.ProcessExit += (sender, e) => {
+            try {
+                domain.DoCallBack(RunProgramsProcessExit);
+            } catch (Exception ex) {
+                // A handler that throws ends the handlers, as under bare Mono; say so.
+                Console.Error.WriteLine("osptrack-mono-host: ProcessExit: " + ex.GetBaseException().Message);
+            }
+            Console.Out.Flush();
+            Console.Error.Flush();
+            Exit(Environment.ExitCode);
+        };
         Environment.ExitCode = domain.ExecuteAssembly(program, rest);
         return Environment.ExitCode;
+    }
+
+    // Runs in the program's domain: Mono raises ProcessExit in the root domain only.
+    static void RunProgramsProcessExit() {
+        FieldInfo field = typeof(AppDomain).GetField("ProcessExit", BindingFlags.NonPublic | BindingFlags.Instance);
+        var handlers = field == null ? null : field.GetValue(AppDomain.CurrentDomain) as EventHandler;
+        try {
+            if (handlers != null) {
+                handlers(AppDomain.CurrentDomain, EventArgs.Empty);
+            }
+        } finally {
+            Console.Out.Flush();
+            Console.Error.Flush();
+        }
     }
 }

@@ -76,3 +76,27 @@ def test_the_programs_process_exit_handlers_still_run(host: Path, tmp_path: Path
     subprocess.run(["mcs", "-nologo", f"-out:{program}", str(source)], check=True)
     done = subprocess.run(["mono", str(host), str(program)], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.split()) == (5, ["main-ran", "late-handler-ran"])
+
+
+@pytest.mark.sandbox
+def test_the_program_sees_what_bare_mono_shows_it(host: Path, tmp_path: Path) -> None:
+    # Tools find their files from these (`BaseDirectory + "x.config"`); only the runtime's own
+    # command line (Environment.GetCommandLineArgs) also names the host, as the docs say.
+    source = tmp_path / "where.cs"
+    source.write_text(
+        "using System; using System.Reflection; public static class Where { public static void Main(string[] a) {"
+        " Console.WriteLine(Assembly.GetEntryAssembly().GetName().Name);"
+        " Console.WriteLine(AppDomain.CurrentDomain.BaseDirectory);"
+        " Console.WriteLine(AppDomain.CurrentDomain.FriendlyName);"
+        ' Console.WriteLine(string.Join("|", a)); } }'
+    )
+    program = tmp_path / "bin" / "where.exe"
+    program.parent.mkdir()
+    subprocess.run(["mcs", "-nologo", f"-out:{program}", str(source)], check=True)
+    args = [str(program), "a b", "--c"]
+    bare = subprocess.run(["mono", *args], capture_output=True, text=True, timeout=60, check=True)
+    hosted = subprocess.run(
+        ["mono", str(host), *args], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert hosted.stdout == bare.stdout
+    assert bare.stdout.splitlines() == ["where", f"{program.parent}/", "where.exe", "a b|--c"]

@@ -28,10 +28,11 @@ public static class OsptrackMonoHost {
         // A domain of its own, so the program gets its own .config (xbuild's binding redirects).
         string config = program + ".config";
         var setup = new AppDomainSetup {
-            ApplicationBase = Path.GetDirectoryName(program),
+            // With the separator, as bare Mono gives it: code does `BaseDirectory + "file"`.
+            ApplicationBase = Path.GetDirectoryName(program) + Path.DirectorySeparatorChar,
             ConfigurationFile = File.Exists(config) ? config : null,
         };
-        AppDomain domain = AppDomain.CreateDomain(Path.GetFileNameWithoutExtension(program), null, setup);
+        AppDomain domain = AppDomain.CreateDomain(Path.GetFileName(program), null, setup);
         // The host, so that RunProgramsProcessExit can run there: the program's folder lacks it.
         domain.Load(File.ReadAllBytes(typeof(OsptrackMonoHost).Assembly.Location));
         AppDomain.CurrentDomain.ProcessExit += (sender, e) => {

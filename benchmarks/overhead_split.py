@@ -27,13 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from overhead import CORPUS, NOBODY  # sibling script: benchmarks/ is this script's sys.path[0]
+
 import osptrack.run
 from osptrack.run import AnalyzeOptions, analyze
 from osptrack.target import parse_target
 from osptrack.trace.strace import strace_command
-
-CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus"
-NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 
 def pip_install(prefix: list[str], wheel: Path, scratch: Path) -> float:

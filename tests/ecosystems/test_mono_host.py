@@ -25,12 +25,23 @@ PROJECT = """<Project DefaultTargets="Build" xmlns="http://schemas.microsoft.com
 """
 
 
+def mcs(source: Path, exe: Path) -> Path:
+    """Compile the test's own C# (or the host) with mcs; returns the .exe."""
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mcs", "-nologo", f"-out:{exe}", str(source)], check=True)
+    return exe
+
+
+def program(tmp_path: Path, name: str, code: str, folder: str = ".") -> Path:
+    source = tmp_path / f"{name}.cs"
+    source.write_text(code)
+    return mcs(source, tmp_path / folder / f"{name}.exe")
+
+
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_toolchain("nuget")
-    exe = tmp_path_factory.mktemp("host") / "mono_host.exe"
-    subprocess.run(["mcs", "-nologo", f"-out:{exe}", str(HARNESS / "mono_host.cs")], check=True)
-    return exe
+    return mcs(HARNESS / "mono_host.cs", tmp_path_factory.mktemp("host") / "mono_host.exe")
 
 
 def traced_xbuild(host: Path, project: Path) -> subprocess.CompletedProcess:
@@ -66,15 +77,14 @@ def test_the_programs_exit_code_comes_through(host: Path, tmp_path: Path) -> Non
 @pytest.mark.sandbox
 def test_the_programs_process_exit_handlers_still_run(host: Path, tmp_path: Path) -> None:
     # Code that waits for exit to act is a known evasion; skipping it would hide behaviour.
-    source = tmp_path / "late.cs"
-    source.write_text(
+    late = program(
+        tmp_path,
+        "late",
         "public static class Late { public static int Main() {"
         ' System.AppDomain.CurrentDomain.ProcessExit += (s, e) => System.Console.WriteLine("late-handler-ran");'
-        ' System.Console.WriteLine("main-ran"); return 5; } }'
+        ' System.Console.WriteLine("main-ran"); return 5; } }',
     )
-    program = tmp_path / "late.exe"
-    subprocess.run(["mcs", "-nologo", f"-out:{program}", str(source)], check=True)
-    done = subprocess.run(["mono", str(host), str(program)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(["mono", str(host), str(late)], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.split()) == (5, ["main-ran", "late-handler-ran"])
 
 
@@ -82,21 +92,20 @@ def test_the_programs_process_exit_handlers_still_run(host: Path, tmp_path: Path
 def test_the_program_sees_what_bare_mono_shows_it(host: Path, tmp_path: Path) -> None:
     # Tools find their files from these (`BaseDirectory + "x.config"`); only the runtime's own
     # command line (Environment.GetCommandLineArgs) also names the host, as the docs say.
-    source = tmp_path / "where.cs"
-    source.write_text(
+    where = program(
+        tmp_path,
+        "where",
         "using System; using System.Reflection; public static class Where { public static void Main(string[] a) {"
         " Console.WriteLine(Assembly.GetEntryAssembly().GetName().Name);"
         " Console.WriteLine(AppDomain.CurrentDomain.BaseDirectory);"
         " Console.WriteLine(AppDomain.CurrentDomain.FriendlyName);"
-        ' Console.WriteLine(string.Join("|", a)); } }'
+        ' Console.WriteLine(string.Join("|", a)); } }',
+        folder="bin",
     )
-    program = tmp_path / "bin" / "where.exe"
-    program.parent.mkdir()
-    subprocess.run(["mcs", "-nologo", f"-out:{program}", str(source)], check=True)
-    args = [str(program), "a b", "--c"]
+    args = [str(where), "a b", "--c"]
     bare = subprocess.run(["mono", *args], capture_output=True, text=True, timeout=60, check=True)
     hosted = subprocess.run(
         ["mono", str(host), *args], capture_output=True, text=True, timeout=60, check=True
     )
     assert hosted.stdout == bare.stdout
-    assert bare.stdout.splitlines() == ["where", f"{program.parent}/", "where.exe", "a b|--c"]
+    assert bare.stdout.splitlines() == ["where", f"{where.parent}/", "where.exe", "a b|--c"]

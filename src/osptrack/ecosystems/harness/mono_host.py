@@ -6,22 +6,21 @@ See mono_host.cs for why: Mono 6.8's shutdown can spin until the phase timeout u
 Usage as a script: `python3 mono_host.py` prints the compiled host's path.
 """
 
+import functools
 import os
 import subprocess
 import sys
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mono_host.cs")
-_compiled = []
 
 
+@functools.cache
 def host_exe():
-    if not _compiled:
-        exe = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"osptrack-mono-host-{os.getpid()}.exe")
-        subprocess.run(
-            ["mcs", "-nologo", f"-out:{exe}", SOURCE], check=True, stdin=subprocess.DEVNULL, stdout=sys.stderr
-        )
-        _compiled.append(exe)
-    return _compiled[0]
+    exe = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"osptrack-mono-host-{os.getpid()}.exe")
+    subprocess.run(
+        ["mcs", "-nologo", f"-out:{exe}", SOURCE], check=True, stdin=subprocess.DEVNULL, stdout=sys.stderr
+    )
+    return exe
 
 
 def mono_argv(*program_and_args):

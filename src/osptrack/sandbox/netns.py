@@ -67,7 +67,7 @@ UDP_CATCHALL_PORT = 1
 DNS_PORT = 2
 
 # 198.18.0.0/15 (RFC 2544 benchmarking) is never routed on the internet. 198.18.0.0/24 is kept
-# for infrastructure; names get sinkholes from 198.18.1.0 up (see fakenet.py).
+# for infrastructure; names get sinkholes from 198.18.1.0 up (see fakenet/sinkholes.py).
 LOCAL_ADDRESS_V4 = "198.18.0.1"
 LOCAL_ADDRESS_V6 = "fd5e:1800::1"
 

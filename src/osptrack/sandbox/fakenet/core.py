@@ -1,0 +1,465 @@
+"""The fake network's core: the namespace, the listeners, dispatch to responders, and the records.
+
+See the package docstring (`osptrack.sandbox.fakenet`) for what the sandbox sees. Threads: one
+dispatcher thread joins the namespace (setns), binds the listeners there and serves DNS/UDP
+inline; each TCP connection gets a short-lived handler thread that runs the responder its route
+picks. Threads created by the dispatcher inherit its namespace, so nothing else in the osptrack
+process changes namespace.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ipaddress
+import os
+import selectors
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from osptrack.sandbox.exfil import find_tokens
+from osptrack.sandbox.fakenet.protocols import parse_http_request, parse_tls_sni
+from osptrack.sandbox.fakenet.responders.base import Capture, Flow, Responder, Route
+from osptrack.sandbox.fakenet.responders.dns import DnsResponder
+from osptrack.sandbox.fakenet.responders.proxy import ProxyRelayResponder
+from osptrack.sandbox.fakenet.responders.smtp import SMTP_PORTS, SmtpResponder
+from osptrack.sandbox.fakenet.responders.sniff import SniffResponder
+from osptrack.sandbox.fakenet.sinkholes import Sinkholes
+from osptrack.sandbox.netns import (
+    DNS_PORT,
+    TCP_CATCHALL_PORT,
+    UDP_CATCHALL_PORT,
+    NetNamespace,
+    setns_fd,
+)
+from osptrack.sandbox.proxy import DEFAULT_REGISTRIES, AllowlistProxy
+
+FIRST_BYTES = 4096
+
+RESOLVER_ADDRESS = "198.18.0.53"
+PROXY_ADDRESS = ("198.18.0.80", 3128)
+
+# Linux constants that the socket module does not export.
+IP_TRANSPARENT = 19
+IP_RECVORIGDSTADDR = 20
+IPV6_RECVORIGDSTADDR = 74
+IPV6_TRANSPARENT = 75
+
+IDLE_ROUND_S = 0.01  # dispatcher select timeout; settle() counts these rounds
+
+
+def _parse_origdst(ancdata: list[tuple[int, int, bytes]]) -> tuple[str, int] | None:
+    for level, kind, data in ancdata:
+        if level == socket.IPPROTO_IP and kind == IP_RECVORIGDSTADDR and len(data) >= 8:
+            return socket.inet_ntop(socket.AF_INET, data[4:8]), struct.unpack("!H", data[2:4])[0]
+        if level == socket.IPPROTO_IPV6 and kind == IPV6_RECVORIGDSTADDR and len(data) >= 24:
+            return socket.inet_ntop(socket.AF_INET6, data[8:24]), struct.unpack("!H", data[2:4])[0]
+    return None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data[:FIRST_BYTES]).decode()
+
+
+def _norm_ip(ip: str) -> str:
+    return str(ipaddress.ip_address(ip.split("%", 1)[0]))
+
+
+@dataclass(frozen=True)
+class _Listener:
+    sock: socket.socket
+    role: str  # "tcp", "udp", "dns-udp", "dns-tcp"
+
+
+class FakeNetwork:
+    """Network namespace + fake services for one run. Use as a context manager."""
+
+    def __init__(
+        self,
+        run_id: str,
+        online: bool = False,
+        allowed_registries: Iterable[str] = (),
+        *,
+        proxy_socket: Path | None = None,
+        idle_timeout: float = 1.5,
+        max_connection_s: float = 10.0,
+        relay_idle_timeout: float = 120.0,
+        max_records: int = 10_000,  # x ~6 KB each: a connect loop stays near 60 MB
+        max_connections: int = 256,
+        tokens: Mapping[str, str] | None = None,
+        routes: Sequence[Route] = (),
+    ) -> None:
+        self.netns = NetNamespace(run_id)
+        self.online = online
+        # Online mode with no list given means the default registries, not "nothing allowed".
+        self.allowed_registries = tuple(allowed_registries) or (DEFAULT_REGISTRIES if online else ())
+        self.idle_timeout = idle_timeout
+        self.max_connection_s = max_connection_s
+        self.relay_idle_timeout = relay_idle_timeout
+        self.max_records = max_records
+        self.max_connections = max_connections
+        self._tokens = dict(tokens or {})
+        self._findings: list[dict[str, Any]] = []
+        self.errors = 0  # packets/connections whose handling failed (they are still counted here)
+        self.dropped = 0  # records not kept because max_records was reached (a flood)
+        self.resolver_address = RESOLVER_ADDRESS
+        self.proxy_address: tuple[str, int] | None = PROXY_ADDRESS if online else None
+        self.proxy_url = f"http://{PROXY_ADDRESS[0]}:{PROXY_ADDRESS[1]}" if online else None
+        self.proxy: AllowlistProxy | None = None  # set when we start our own
+        self._proxy_socket = proxy_socket
+        self.sinkholes = Sinkholes()
+        # TCP dispatch: `routes` (first match wins) are tried before the built-in ones that
+        # start() appends (online proxy relay, SMTP ports); the sniffer takes everything else.
+        self.routes: list[Route] = list(routes)
+        self._dns = DnsResponder(self.sinkholes, self._add)
+        self._catchall: Responder = SniffResponder()
+        self._phase: str | None = None
+        self._records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._dispatcher: threading.Thread | None = None
+        self._handlers: set[threading.Thread] = set()
+        self._open_conns: set[socket.socket] = set()
+        self._netns_fd: int | None = None
+        self._idle_rounds = 0
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def netns_name(self) -> str:
+        return self.netns.name
+
+    @property
+    def netns_path(self) -> Path:
+        return self.netns.path
+
+    def set_phase(self, phase: str | None) -> None:
+        self._phase = phase
+
+    def records(self, settle: bool = True) -> list[dict[str, Any]]:
+        """The records so far, sorted by time. By default first `settle()`s, so flows of processes
+        that have just exited are included."""
+        if settle:
+            self.settle()
+        with self._lock:
+            return sorted((dict(r) for r in self._records), key=lambda r: r["t"])
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until open TCP flows are finished and queued datagrams are handled.
+
+        A flow is recorded when its connection ends and a datagram when the dispatcher reads it,
+        both a moment after the client is gone. Returns False if flows were still open at the
+        timeout (default: idle_timeout + 1 s), e.g. a client that is still running.
+        """
+        deadline = time.time() + (self.idle_timeout + 1.0 if timeout is None else timeout)
+        if self._dispatcher is None or not self._dispatcher.is_alive():
+            return True
+        # An idle select round that starts after now means every queued datagram was read.
+        start_round = self._idle_rounds
+        while time.time() < deadline:
+            busy = any(h.is_alive() for h in list(self._handlers))
+            if not busy and self._idle_rounds >= start_round + 2:
+                return True
+            time.sleep(IDLE_ROUND_S / 2)
+        return False
+
+    def exfiltration(self) -> list[dict[str, Any]]:
+        """Bait values seen leaving, as `find_tokens` reports them, but searched in everything the
+        flow sent within the first 64 KiB (not only the 4 KiB kept in `first_bytes`). Needs the
+        `tokens=` argument; empty otherwise. Settles first, like `records()`."""
+        self.settle()
+        with self._lock:
+            return sorted((dict(f) for f in self._findings), key=lambda f: f["t"])
+
+    def hostnames_for(self, ip: str) -> list[str]:
+        return self.sinkholes.names_for(ip)
+
+    def nsenter_argv(self) -> list[str]:
+        return self.netns.nsenter_argv()
+
+    def enter_netns(self) -> None:
+        """subprocess preexec_fn: join the namespace. Uses an fd opened in `start()` so the
+        forked child only makes one syscall (preexec_fn in a threaded parent must stay minimal)."""
+        if self._netns_fd is None:
+            raise RuntimeError("FakeNetwork is not started")
+        setns_fd(self._netns_fd)
+
+    def __enter__(self) -> FakeNetwork:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        try:
+            self.netns.create()
+            self._netns_fd = os.open(self.netns.path, os.O_RDONLY | os.O_CLOEXEC)
+            if self.online and self._proxy_socket is None:
+                self.proxy = AllowlistProxy(self.allowed_registries)
+                self.proxy.start()
+                self._proxy_socket = self.proxy.unix_path
+            self.routes.extend(self._builtin_routes())
+            self._dispatcher = threading.Thread(
+                target=self._serve, name=f"fakenet-{self.netns.name}", daemon=True
+            )
+            self._dispatcher.start()
+            self._ready.wait(10)
+            if self._start_error is not None:
+                raise self._start_error
+            if not self._ready.is_set():
+                raise RuntimeError("fake network did not start within 10 s")
+        except BaseException:
+            self.close()
+            raise
+
+    def _builtin_routes(self) -> list[Route]:
+        routes = []
+        if self.proxy_address is not None and self._proxy_socket is not None:
+            relay = ProxyRelayResponder(self._proxy_socket, self.relay_idle_timeout)
+            routes.append(
+                Route(relay, address=self.proxy_address[0], ports=frozenset({self.proxy_address[1]}))
+            )
+        routes.append(Route(SmtpResponder(), ports=SMTP_PORTS))
+        return routes
+
+    def close(self) -> None:
+        """Stop everything and delete the namespace. Safe to call twice and after a failed start."""
+        self._stop.set()
+        with self._lock:
+            conns = list(self._open_conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._dispatcher is not None:
+            self._dispatcher.join(10)
+        for thread in list(self._handlers):
+            thread.join(10)
+        if self.proxy is not None:
+            self.proxy.close()
+        if self._netns_fd is not None:
+            os.close(self._netns_fd)
+            self._netns_fd = None
+        self.netns.delete()
+
+    def threads_alive(self) -> list[threading.Thread]:
+        """Threads of this network still running (empty after close)."""
+        threads = [*self._handlers]
+        if self._dispatcher is not None:
+            threads.append(self._dispatcher)
+        return [t for t in threads if t.is_alive()]
+
+    # ------------------------------------------------------------------ dispatcher (inside the netns)
+
+    def _bind_all(self) -> list[_Listener]:
+        listeners: list[_Listener] = []
+        try:
+            for family, any_addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+                for role, kind, port in (
+                    ("tcp", socket.SOCK_STREAM, TCP_CATCHALL_PORT),
+                    ("dns-tcp", socket.SOCK_STREAM, DNS_PORT),
+                    ("udp", socket.SOCK_DGRAM, UDP_CATCHALL_PORT),
+                    ("dns-udp", socket.SOCK_DGRAM, DNS_PORT),
+                ):
+                    sock = socket.socket(family, kind)
+                    listeners.append(_Listener(sock, role))
+                    _make_transparent(sock, family)
+                    if kind == socket.SOCK_DGRAM:
+                        if family == socket.AF_INET:
+                            sock.setsockopt(socket.IPPROTO_IP, IP_RECVORIGDSTADDR, 1)
+                        else:
+                            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVORIGDSTADDR, 1)
+                    sock.bind((any_addr, port))
+                    if kind == socket.SOCK_STREAM:
+                        sock.listen(128)
+                    sock.setblocking(False)
+        except BaseException:
+            for listener in listeners:
+                listener.sock.close()
+            raise
+        return listeners
+
+    def _serve(self) -> None:
+        try:
+            assert self._netns_fd is not None
+            setns_fd(self._netns_fd)
+            listeners = self._bind_all()
+        except BaseException as exc:
+            self._start_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        selector = selectors.DefaultSelector()
+        try:
+            for listener in listeners:
+                selector.register(listener.sock, selectors.EVENT_READ, listener)
+            while not self._stop.is_set():
+                # Short rounds: settle() waits for two idle ones after every phase, and 50 ms
+                # rounds made that a tenth of a second per call (measured: 28% of a small run).
+                events = selector.select(IDLE_ROUND_S)
+                if not events:
+                    self._idle_rounds += 1
+                for key, _ in events:
+                    listener = key.data
+                    try:
+                        if listener.role in ("tcp", "dns-tcp"):
+                            self._accept(listener)
+                        else:
+                            self._datagram(listener)
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except Exception:
+                        self.errors += 1  # one bad packet/connection must not stop the network
+        finally:
+            selector.close()
+            for listener in listeners:
+                listener.sock.close()
+
+    def _accept(self, listener: _Listener) -> None:
+        conn, peer = listener.sock.accept()
+        conn.setblocking(True)
+        t = time.time()
+        phase = self._phase
+        self._handlers = {h for h in self._handlers if h.is_alive()}
+        if len(self._handlers) >= self.max_connections:
+            # A connection flood: log the attempt, but do not spend a thread on it.
+            local = conn.getsockname()
+            conn.close()
+            self._add_tcp(Flow(conn, _norm_ip(local[0]), int(local[1]), t, phase, self, Capture(t)))
+            return
+        self.track(conn)
+        thread = threading.Thread(
+            target=self._tcp_connection, args=(conn, listener.role, t, phase), name="fakenet-tcp", daemon=True
+        )
+        self._handlers.add(thread)
+        thread.start()
+
+    def _datagram(self, listener: _Listener) -> None:
+        data, ancdata, _flags, peer = listener.sock.recvmsg(65535, 256)
+        t = time.time()
+        phase = self._phase
+        orig = _parse_origdst(ancdata)
+        if orig is None:
+            return
+        dst, dst_port = _norm_ip(orig[0]), orig[1]
+        if listener.role == "dns-udp":
+            reply = self._dns.answer(data, dst, dst_port, t, phase)
+            if reply is not None:
+                self._send_from(listener.sock.family, (orig[0], dst_port), peer, reply)
+                return
+        self._add({"t": t, "phase": phase, "kind": "udp", "dst": dst, "dst_port": dst_port,
+                   "bytes": len(data), "first_bytes": _b64(data)}, window=data)  # fmt: skip
+
+    def _send_from(self, family: int, src: tuple[str, int], peer: Any, payload: bytes) -> None:
+        """Reply from the address the client aimed at, so a connected UDP client accepts it."""
+        with socket.socket(family, socket.SOCK_DGRAM) as out:
+            _make_transparent(out, family)
+            out.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            out.bind(src)
+            out.sendto(payload, peer)
+
+    # ------------------------------------------------------------------ TCP
+
+    def responder_for(self, dst: str, dst_port: int) -> Responder:
+        """The first route matching the original destination, else the sniffing catch-all."""
+        for route in self.routes:
+            if route.matches(dst, dst_port):
+                return route.responder
+        return self._catchall
+
+    def _tcp_connection(self, conn: socket.socket, role: str, t: float, phase: str | None) -> None:
+        flow = Flow(conn, "", 0, t, phase, self, Capture(t))
+        try:
+            local = conn.getsockname()
+            flow.dst, flow.dst_port = _norm_ip(local[0]), int(local[1])
+            responder = self._dns if role == "dns-tcp" else self.responder_for(flow.dst, flow.dst_port)
+            responder.serve(flow)
+        except Exception:
+            self.errors += 1  # a reset or a parser surprise must not lose the flow, nor the network
+        finally:
+            self.untrack(conn)
+            conn.close()
+            if flow.record and flow.dst:
+                self._add_tcp(flow)
+
+    # NetworkContext for responders
+
+    @property
+    def stop(self) -> threading.Event:
+        return self._stop
+
+    def track(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._open_conns.add(sock)
+
+    def untrack(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._open_conns.discard(sock)
+
+    def _add_tcp(self, flow: Flow) -> None:
+        t, phase, dst, dst_port = flow.t, flow.phase, flow.dst, flow.dst_port
+        data, total = bytes(flow.cap.buf), flow.cap.total
+        http = parse_http_request(data)
+        tls = data
+        if http is not None and http["method"] == "CONNECT":
+            # Through a proxy the TLS ClientHello follows the CONNECT head.
+            tls = data[data.find(b"\r\n\r\n") + 4 :] if b"\r\n\r\n" in data else b""
+        sni = parse_tls_sni(tls) if tls[:1] == b"\x16" else None
+        names = self.sinkholes.names_for(dst)
+        hostname = names[0] if names else sni
+        if hostname is None and http:
+            # CONNECT names its target in the path; other requests in Host.
+            target = http["path"] if http["method"] == "CONNECT" else http["host"]
+            hostname = _strip_port(target) if target else None
+            if hostname is not None and _is_ip_literal(hostname):
+                hostname = None  # an address names nothing new
+        self._add({"t": t, "phase": phase, "kind": "tcp", "dst": dst, "dst_port": dst_port, "bytes": total,
+                   "first_bytes": _b64(data), "http": http, "tls_sni": sni, "hostname": hostname,
+                   **flow.fields}, window=data)  # fmt: skip
+
+    def _add(self, record: dict[str, Any], window: bytes | None = None) -> None:
+        findings: list[dict[str, Any]] = []
+        if self._tokens:
+            scanned = (
+                record if window is None else dict(record, first_bytes=base64.b64encode(window).decode())
+            )
+            for finding in find_tokens([scanned], self._tokens):
+                finding["t"] = record["t"]
+                findings.append(finding)
+        with self._lock:
+            if len(self._records) < self.max_records:
+                self._records.append(record)
+            else:
+                self.dropped += 1
+            # Findings are few and they are the point: kept even when the record itself is dropped.
+            self._findings.extend(findings[: max(0, self.max_records - len(self._findings))])
+
+
+def _make_transparent(sock: socket.socket, family: int) -> None:
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_TRANSPARENT, 1)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, IP_TRANSPARENT, 1)
+
+
+def _strip_port(host: str) -> str:
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _is_ip_literal(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

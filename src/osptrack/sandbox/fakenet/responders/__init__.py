@@ -1,0 +1,1 @@
+"""One module per fake-network service, behind the interface in base.py."""

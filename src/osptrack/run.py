@@ -17,7 +17,7 @@ from typing import Any
 
 from osptrack import __version__, summary
 from osptrack import ecosystems as eco_registry
-from osptrack.ecosystems.base import Ecosystem, Layout
+from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
 from osptrack.ecosystems.pypi import build_tools_dir
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_json, write_jsonl
@@ -191,8 +191,10 @@ def _stage_input(
     (ws.input / "pkg").mkdir(mode=0o755)
     archive = None
     if ref.archive is not None:
-        _stage_file(ref.archive, ws.input / "pkg" / ref.archive.name)
-        archive = f"/input/pkg/{ref.archive.name}"
+        # a misnamed archive (a wheel saved as .zip) gets the name its toolchain needs
+        pkg_file = eco.staged_name(ref.archive, Metadata(ref.name, ref.version or ""))
+        _stage_file(ref.archive, ws.input / "pkg" / pkg_file)
+        archive = f"/input/pkg/{pkg_file}"
     shutil.copytree(HARNESS_DIR, ws.input / "harness", ignore=shutil.ignore_patterns("__pycache__"))
     deps: list[str] = []
     for i, folder in enumerate(options.deps_dirs):

@@ -127,6 +127,11 @@ class Ecosystem(ABC):
                     best = (key, path)
         return best[1] if best else None
 
+    def staged_name(self, archive: Path, meta: Metadata) -> str:
+        """The name the archive gets in the sandbox: its own, or one its toolchain accepts when
+        it was misnamed (recognised by content in `read_metadata`)."""
+        return archive.name
+
     def ro_binds(self) -> tuple[tuple[str, str], ...]:
         """Extra host directories the toolchain needs, as (host, sandbox) pairs."""
         return ()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import semantic_version
 
-from osptrack.ecosystems.archives import depth, read_member
+from osptrack.ecosystems.archives import depth, not_a, read_member, staged_name
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, install_harness_argv
 from osptrack.errors import BadInput, ToolchainMissing
 from osptrack.jsonio import atomic_write_bytes
@@ -91,7 +91,7 @@ class CratesIo(Ecosystem):
     def read_metadata(self, archive: Path) -> Metadata:
         found = read_member(archive, lambda n: depth(n) == 1 and n.endswith("/Cargo.toml"))
         if found is None:
-            raise BadInput(f"{archive.name}: not a crate (no Cargo.toml)")
+            raise not_a(archive, "a crate (no Cargo.toml)", self.name)
         try:
             package = tomllib.loads(found[1].decode())["package"]
             name, version = str(package["name"]).strip(), str(package["version"]).strip()
@@ -100,6 +100,9 @@ class CratesIo(Ecosystem):
         validate_name("crates.io", name)
         validate_version(version)
         return Metadata(name, version)
+
+    def staged_name(self, archive: Path, meta: Metadata) -> str:
+        return staged_name(archive, (".crate",), f"{meta.name}-{meta.version}.crate")
 
     def find_archive(self, name: str, version: str | None, dirs: tuple[Path, ...]) -> Path | None:
         return self.highest_matching(name, version, dirs, "*.crate", semantic_version.Version)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import semantic_version
 
-from osptrack.ecosystems.archives import depth, read_member
+from osptrack.ecosystems.archives import container_of, depth, not_a, read_member, staged_name
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
 from osptrack.errors import BadInput
 from osptrack.target import normalise_name, validate_name, validate_version
@@ -30,7 +30,7 @@ class Npm(Ecosystem):
     def read_metadata(self, archive: Path) -> Metadata:
         found = read_member(archive, lambda n: depth(n) == 1 and n.endswith("/package.json"))
         if found is None:
-            raise BadInput(f"{archive.name}: not an npm package (no package.json)")
+            raise not_a(archive, "an npm package (no package.json)", self.name)
         try:
             meta = json.loads(found[1])
             name, version = str(meta["name"]).strip(), str(meta["version"]).strip()
@@ -60,6 +60,12 @@ class Npm(Ecosystem):
                 if best is None or ver > best[0]:
                     best = (ver, path)
         return best[1] if best else None
+
+    def staged_name(self, archive: Path, meta: Metadata) -> str:
+        # npm takes a file for a tarball only by its suffix (else it is a folder or a name).
+        suffix = ".tar" if container_of(archive) == "tar" else ".tgz"
+        flat = meta.name.replace("@", "").replace("/", "-")
+        return staged_name(archive, (".tgz", ".tar.gz", ".tar"), f"{flat}-{meta.version}{suffix}")
 
     def prepare_home(self, home: Path, uid: int, gid: int) -> None:
         project = home / "project"

@@ -27,7 +27,7 @@ import zipfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from osptrack.ecosystems.archives import depth, read_member
+from osptrack.ecosystems.archives import depth, not_a, read_member, staged_name
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, install_harness_argv, lenient_version_key
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
@@ -53,7 +53,7 @@ class NuGet(Ecosystem):
     def read_metadata(self, archive: Path) -> Metadata:
         found = read_member(archive, lambda n: depth(n) == 0 and n.lower().endswith(".nuspec"))
         if found is None:
-            raise BadInput(f"{archive.name}: not a NuGet package (no .nuspec)")
+            raise not_a(archive, "a NuGet package (no .nuspec)", self.name)
         metadata = found[1].split(b"</metadata>", 1)[0]
         pid, ver = _ID.search(metadata), _VERSION.search(metadata)
         if pid is None or ver is None:
@@ -62,6 +62,9 @@ class NuGet(Ecosystem):
         validate_name("nuget", meta.name)
         validate_version(meta.version)
         return meta
+
+    def staged_name(self, archive: Path, meta: Metadata) -> str:
+        return staged_name(archive, (".nupkg",), f"{meta.name.lower()}.{meta.version.lower()}.nupkg")
 
     def find_archive(self, name: str, version: str | None, dirs: tuple[Path, ...]) -> Path | None:
         return self.highest_matching(

@@ -17,14 +17,14 @@ import re
 import zipfile
 from pathlib import Path
 
-from osptrack.ecosystems.archives import read_member
+from osptrack.ecosystems.archives import not_a, read_member, staged_name
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, install_harness_argv, lenient_version_key
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
 from osptrack.target import validate_name, validate_version
 
 PROJECT = "/root/project"
-_VERSION_IN_FILENAME = re.compile(r"-v?(\d[\w.+-]*)\.zip$")
+_VERSION_IN_FILENAME = re.compile(r"-v?(\d[\w.+-]*?)\.[A-Za-z][A-Za-z0-9]*$")  # any suffix: by content
 _COMPOSER_PROBES = tuple(
     re.compile(p)
     for p in (
@@ -55,7 +55,7 @@ class Packagist(Ecosystem):
             archive, lambda n: n.strip("/").count("/") <= 1 and n.rsplit("/", 1)[-1] == "composer.json"
         )
         if found is None:
-            raise BadInput(f"{archive.name}: not a Composer package (no composer.json)")
+            raise not_a(archive, "a Composer package (no composer.json)", self.name)
         try:
             manifest = json.loads(found[1])
             name = str(manifest["name"]).strip()
@@ -73,6 +73,10 @@ class Packagist(Ecosystem):
         validate_name("packagist", name)
         validate_version(version)
         return Metadata(name, version)
+
+    def staged_name(self, archive: Path, meta: Metadata) -> str:
+        # the install harness reads it with zipfile, and Composer's zip dist wants the suffix
+        return staged_name(archive, (".zip",), f"{meta.name.replace('/', '-')}-{meta.version}.zip")
 
     def find_archive(self, name: str, version: str | None, dirs: tuple[Path, ...]) -> Path | None:
         return self.highest_matching(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.parser
 import os
+import re
 from pathlib import Path
 
 from packaging.utils import (
@@ -21,7 +22,16 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from osptrack.ecosystems.archives import depth, read_member
+from osptrack.ecosystems.archives import (
+    CONTAINER_SUFFIX,
+    SDIST,
+    WHEEL,
+    container_of,
+    depth,
+    kind_of,
+    read_member,
+    staged_name,
+)
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
 from osptrack.errors import BadInput
 from osptrack.target import normalise_name, validate_name, validate_version
@@ -50,14 +60,16 @@ class PyPI(Ecosystem):
     phases = ("install", "import", "execute")
 
     def read_metadata(self, archive: Path) -> Metadata:
-        if archive.name.endswith(".whl"):
-            found = read_member(archive, lambda n: depth(n) == 1 and n.endswith(".dist-info/METADATA"))
-        else:
-            found = read_member(archive, lambda n: depth(n) == 1 and n.endswith("/PKG-INFO"))
+        # By content, not by name: a wheel saved as .zip is a wheel (pip would take it for an sdist).
+        found = self._metadata_member(archive)
         if found is None:
+            kind_of(archive, (WHEEL, SDIST), "a Python package (no METADATA/PKG-INFO)", self.name)
+            # an sdist with a setup.py or pyproject.toml but no PKG-INFO
             fallback = self._from_filename(archive)
-            if fallback is None or not self._has_build_script(archive):
-                raise BadInput(f"{archive.name}: not a Python package (no METADATA/PKG-INFO)")
+            if fallback is None:
+                raise BadInput(
+                    f"{archive.name}: an sdist without PKG-INFO whose file name is not NAME-VERSION"
+                )
             return fallback
         headers = email.parser.BytesHeaderParser().parsebytes(found[1])
         # str(): undecodable bytes come back as an email Header object, not a str.
@@ -68,8 +80,42 @@ class PyPI(Ecosystem):
         validate_version(version)
         return Metadata(name, version)
 
-    def _has_build_script(self, archive: Path) -> bool:
-        return read_member(archive, lambda n: depth(n) == 1 and n.endswith(("/setup.py", "/pyproject.toml"))) is not None
+    @staticmethod
+    def _metadata_member(archive: Path) -> tuple[str, bytes] | None:
+        """A wheel's METADATA (zip only), else an sdist's PKG-INFO."""
+        if container_of(archive) == "zip":
+            found = read_member(archive, lambda n: depth(n) == 1 and n.endswith(".dist-info/METADATA"))
+            if found is not None:
+                return found
+        return read_member(archive, lambda n: depth(n) == 1 and n.endswith("/PKG-INFO"))
+
+    def staged_name(self, archive: Path, meta: Metadata) -> str:
+        """pip tells wheels from sdists by the file name, so a misnamed one gets its proper name."""
+        container = container_of(archive) or "tar"
+        found = self._metadata_member(archive)
+        dist = re.sub(r"[-_.]+", "_", meta.name)
+        if found is not None and found[0].endswith(".dist-info/METADATA"):
+            if self._from_filename(archive) is not None and archive.name.endswith(".whl"):
+                return archive.name
+            return f"{dist}-{meta.version}-{self._wheel_tags(archive, found[0])}.whl"
+        return staged_name(
+            archive, (CONTAINER_SUFFIX[container],), f"{dist}-{meta.version}{CONTAINER_SUFFIX[container]}"
+        )
+
+    @staticmethod
+    def _wheel_tags(archive: Path, metadata_member: str) -> str:
+        """The compressed tag set (py2.py3-none-any) from the WHEEL file's Tag lines."""
+        wheel_file = metadata_member.rsplit("/", 1)[0] + "/WHEEL"
+        found = read_member(archive, lambda n: n == wheel_file)
+        headers = email.parser.BytesHeaderParser().parsebytes(found[1]) if found else None
+        tags = (
+            [str(t).strip().split("-") for t in (headers.get_all("Tag") or []) if headers] if headers else []
+        )
+        tags = [t for t in tags if len(t) == 3]
+        if not tags:
+            return "py3-none-any"
+        parts = [list(dict.fromkeys(t[i] for t in tags)) for i in range(3)]
+        return "-".join(".".join(p) for p in parts)
 
     @staticmethod
     def _from_filename(archive: Path) -> Metadata | None:

@@ -15,7 +15,7 @@ import re
 import tarfile
 from pathlib import Path
 
-from osptrack.ecosystems.archives import read_member
+from osptrack.ecosystems.archives import not_a, read_member, staged_name
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, lenient_version_key
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
@@ -42,7 +42,7 @@ class RubyGems(Ecosystem):
     def read_metadata(self, archive: Path) -> Metadata:
         found = read_member(archive, lambda n: n == "metadata.gz")
         if found is None:
-            raise BadInput(f"{archive.name}: not a gem (no metadata.gz)")
+            raise not_a(archive, "a gem (no metadata.gz)", self.name)
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(found[1])) as fh:
                 text = fh.read(MAX_METADATA_BYTES + 1)
@@ -57,6 +57,9 @@ class RubyGems(Ecosystem):
         validate_name("rubygems", meta.name)
         validate_version(meta.version)
         return meta
+
+    def staged_name(self, archive: Path, meta: Metadata) -> str:
+        return staged_name(archive, (".gem",), f"{meta.name}-{meta.version}.gem")  # `gem install --local`
 
     def find_archive(self, name: str, version: str | None, dirs: tuple[Path, ...]) -> Path | None:
         return self.highest_matching(name, version, dirs, "*.gem", lenient_version_key)

@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -128,7 +129,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
             )
             outcome = run_phase(phase, spec, ws, command, _traced, limits, net.enter_netns, run_id)
             stats = ParseStats()
-            events = [e for e in parse_log(outcome.trace_log, phase, stats=stats) if not _sandbox_setup(e)]
+            events = without_sandbox_setup(parse_log(outcome.trace_log, phase, stats=stats))
             all_events.extend(events)
             status = _status(outcome)
             dns = [r for r in net.records() if r.get("phase") == phase and r.get("kind") == "dns"]
@@ -141,12 +142,14 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
                 dns,
                 ignore_sockets=_infrastructure(net),
                 ip_names={a: net.hostnames_for(a) for a in addresses},
+                exclude_comms=frozenset(),  # bwrap's setup is gone already; a package's "bwrap" stays
             )
             phases[phase] = _phase_info(outcome, status, len(events), stats)
         records = net.records()
         exfil = net.exfiltration()  # searches 64 KiB of each flow, more than first_bytes keeps
         net_health = {"dropped_records": net.dropped, "errors": net.errors}
-    bait_reads = summary.bait_reads(all_events, baits.paths)
+    verdicts = summary.toolchain_verdicts(eco, all_events)
+    bait_reads = summary.bait_reads(all_events, baits.paths, verdicts)
     run_info = {
         "tool": {"name": "osptrack", "version": __version__},
         "package": _package_info(ref),
@@ -164,7 +167,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         },
         "timings": {"total_s": round(time.monotonic() - t0, 3)},
     }
-    notable = summary.notable(eco, results, all_events, records, bait_reads, exfil)
+    notable = summary.notable(eco, results, all_events, records, bait_reads, exfil, verdicts)
     run_info["notable"] = notable
     result = {
         "Package": {"Ecosystem": eco.name, "Name": ref.name, "Version": ref.version},
@@ -256,14 +259,34 @@ def _sandbox_env(eco: Ecosystem, layout: Layout, baits: Baits, online: bool, net
     return env
 
 
-def _sandbox_setup(event: Event) -> bool:
-    """bwrap's own work before it execs the command (mounts, library loads) is not the package's."""
-    argv = event.argv or []
-    execs_bwrap = bool(argv) and argv[0].endswith("bwrap")
-    is_exec = event.kind == "process" and event.op == "exec"
-    if event.exe and event.exe.endswith("/bwrap"):
-        return not (is_exec and bool(argv) and not execs_bwrap)  # bwrap exec'ing the command is kept
-    return is_exec and execs_bwrap
+def without_sandbox_setup(events: Iterable[Event]) -> list[Event]:
+    """Drop bwrap's own work before it execs the command (mounts, library loads): not the package's.
+
+    Told by place, not by name: the trace's first process (strace's child, which execs bwrap) and
+    what it clones are the launcher until one of them execs the command; that exec is kept, and
+    so is a failed one (bwrap's PATH search). A package's own program named bwrap is untouched.
+    """
+    kept: list[Event] = []
+    setup: set[int] | None = None
+    for e in events:
+        if setup is None:
+            setup = {e.pid}
+        if e.pid not in setup:
+            kept.append(e)
+            continue
+        if e.kind == "process" and e.op == "clone":
+            if e.ok and e.child_pid is not None:
+                setup.add(e.child_pid)
+            continue
+        if e.kind == "process" and e.op == "exec" and not _is_bwrap(e.path):
+            kept.append(e)
+            if e.ok:
+                setup.discard(e.pid)
+    return kept
+
+
+def _is_bwrap(path: str | None) -> bool:
+    return path is not None and path.rsplit("/", 1)[-1] == "bwrap"
 
 
 def _status(outcome: PhaseOutcome) -> str:

@@ -2,6 +2,8 @@
 
 Notable is not a verdict. It leaves out what the toolchain itself always does (pip, npm,
 the harness, npm reading its own ~/.npmrc), so what remains is the package's own behaviour.
+Which processes are the toolchain's is told by exact path and place in the process tree
+(osptrack.trace.roles, docs/formats.md), never by a process's name or argv alone.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from osptrack.ecosystems.base import Ecosystem
 from osptrack.trace.events import Event
+from osptrack.trace.roles import Verdict, classify
 
 LOCAL_NAMES = ("localhost", "localhost.localdomain")
 
@@ -27,15 +30,23 @@ def process_argv(events: Iterable[Event]) -> dict[int, list[str]]:
     return argv
 
 
-def bait_reads(events: list[Event], bait_paths: Iterable[str]) -> list[dict[str, Any]]:
-    """Successful reads of bait files, with who read them."""
+def bait_reads(
+    events: list[Event], bait_paths: Iterable[str], verdicts: dict[int, Verdict] | None = None
+) -> list[dict[str, Any]]:
+    """Successful reads of bait files, with who read them; `toolchain` names the rule of a
+    toolchain reader (None for the package's own), when verdicts are given."""
     wanted = set(bait_paths)
     argv = process_argv(events)
-    return [
-        {"path": e.path, "phase": e.phase, "pid": e.pid, "exe": e.exe, "argv": argv.get(e.pid, [])}
-        for e in events
-        if e.kind == "file" and e.op in ("read", "write") and e.ok and e.path in wanted and (e.op == "read" or e.read)
-    ]
+    found = []
+    for e in events:
+        if e.kind == "file" and e.op in ("read", "write") and e.ok and e.path in wanted and (e.op == "read" or e.read):
+            item: dict[str, Any] = {"path": e.path, "phase": e.phase, "pid": e.pid, "exe": e.exe}
+            item["argv"] = argv.get(e.pid, [])
+            verdict = verdicts.get(id(e)) if verdicts is not None else None
+            if verdict is not None:
+                item["toolchain"] = verdict.rule if verdict.toolchain else None
+            found.append(item)
+    return found
 
 
 def notable(
@@ -45,6 +56,7 @@ def notable(
     records: list[dict[str, Any]],
     reads: list[dict[str, Any]],
     exfil: list[dict[str, Any]],
+    verdicts: dict[int, Verdict] | None = None,
 ) -> dict[str, list[str]]:
     registry = set(eco.registry_hosts)
     dns = sorted(
@@ -62,37 +74,44 @@ def notable(
             for s in phase.get("Sockets", [])
         }
     )
-    commands: list[str] = []
-    noise = _noise_pids(eco, events)
-    for e in events:
-        if e.kind != "process" or e.op != "exec" or not e.ok or not e.argv or e.pid in noise:
-            continue
-        if not eco.is_toolchain_process(e.argv):
-            line = f"[{e.phase}] {shlex.join(e.argv)[:300]}"
-            if line not in commands:
-                commands.append(line)
+    commands = package_commands(events, verdicts if verdicts is not None else toolchain_verdicts(eco, events))
     baits = sorted(
         {
             f"[{r['phase']}] {r['path']} by {r['exe']}"
             for r in reads
-            if not eco.expected_bait_reader(r["path"], r["argv"])
+            if not eco.expected_bait_reader(r["path"], r.get("toolchain"))
         }
     )
     leaked = sorted({_describe_leak(x) for x in exfil})
     return {"dns": dns, "connections": connections, "commands": commands, "bait_reads": baits, "exfiltration": leaked}
 
 
-def _noise_pids(eco: Ecosystem, events: list[Event]) -> set[int]:
-    """Pids inside a toolchain-noise subtree (including its root), in log order."""
-    noise: set[int] = set()
-    for e in events:
-        if e.kind != "process":
+def toolchain_verdicts(eco: Ecosystem, events: list[Event]) -> dict[int, Verdict]:
+    """Whose doing each event is, by the ecosystem's toolchain rules (osptrack.trace.roles)."""
+    return classify(events, eco.toolchain_rules())
+
+
+def package_commands(events: list[Event], verdicts: dict[int, Verdict]) -> list[str]:
+    """`[phase] argv` of every exec that is not the toolchain's, in order, each line once.
+
+    A failed exec of the package's stays (marked with its errno), unless the same process then
+    ran the same argv: that was only a step of a PATH search.
+    """
+    commands: list[str] = []
+    execs = [e for e in events if e.kind == "process" and e.op == "exec" and e.argv]
+    ran = {(e.phase, e.pid, tuple(e.argv or ())) for e in execs if e.ok}
+    for e in execs:
+        verdict = verdicts.get(id(e))
+        if verdict is not None and verdict.toolchain:
             continue
-        if e.op == "exec" and e.ok and e.argv and eco.is_toolchain_noise_root(e.argv):
-            noise.add(e.pid)
-        elif e.op == "clone" and e.child_pid and e.pid in noise:
-            noise.add(e.child_pid)
-    return noise
+        line = f"[{e.phase}] {shlex.join(e.argv or [])[:300]}"
+        if not e.ok:
+            if (e.phase, e.pid, tuple(e.argv or ())) in ran:
+                continue
+            line += f" (failed: {e.errno})"
+        if line not in commands:
+            commands.append(line)
+    return commands
 
 
 def _describe_leak(item: dict[str, Any]) -> str:

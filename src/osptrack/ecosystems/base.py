@@ -19,6 +19,7 @@ from packaging.version import InvalidVersion, Version
 
 from osptrack.errors import BadInput, ToolchainMissing
 from osptrack.target import normalise_name
+from osptrack.trace.roles import Rule
 
 
 @dataclass(frozen=True)
@@ -136,14 +137,13 @@ class Ecosystem(ABC):
         """Extra host directories the toolchain needs, as (host, sandbox) pairs."""
         return ()
 
-    def is_toolchain_process(self, argv: list[str]) -> bool:
-        """True for the toolchain's own commands, which the summary leaves out of 'notable'."""
-        return False
+    def toolchain_rules(self) -> tuple[Rule, ...]:
+        """The toolchain's own programs, by exact path and parent (osptrack.trace.roles).
 
-    def is_toolchain_noise_root(self, argv: list[str]) -> bool:
-        """A toolchain helper whose whole process subtree is noise (pip's lsb_release)."""
-        return False
+        What they exec is left out of 'notable'; everything else a phase runs is the package's.
+        """
+        return ()
 
-    def expected_bait_reader(self, path: str, argv: list[str]) -> bool:
-        """A bait file the toolchain itself reads (npm reads ~/.npmrc): not notable."""
+    def expected_bait_reader(self, path: str, rule: str | None) -> bool:
+        """A bait file a toolchain image (named by its rule) reads itself (npm, ~/.npmrc)."""
         return False

@@ -31,6 +31,7 @@ from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, install_harnes
 from osptrack.errors import BadInput, ToolchainMissing
 from osptrack.jsonio import atomic_write_bytes
 from osptrack.target import validate_name, validate_version
+from osptrack.trace.roles import ROOT, Role, Rule, installed
 
 SANDBOX_TOOLCHAIN = "/opt/rust/toolchain"
 STUB = "/root/.osptrack-crates/stub"
@@ -142,24 +143,24 @@ class CratesIo(Ecosystem):
             return ["python3", f"{h}/cratesio_execute.py", layout.name, layout.version, mode]
         return None
 
-    def is_toolchain_process(self, argv: list[str]) -> bool:
-        if len(argv) > 1 and argv[1].startswith("/input/harness/"):
-            return True
-        if (
-            len(argv) == 2
-            and argv[1] == "--help"
-            and argv[0].startswith("/root/.osptrack-crates/installed/bin/")
-        ):
-            return True  # the execute harness starting an installed binary; what it does is kept
-        exe = argv[0].rsplit("/", 1)[-1] if argv else ""
-        # cargo, rustc, and the stub binary the import phase runs (the crate's code runs inside it).
-        return exe in ("cargo", "rustc", "rustdoc", "osptrack-stub")
-
-    def is_toolchain_noise_root(self, argv: list[str]) -> bool:
-        # rustc's linker call: cc with rustc's temp objects, whose subtree (collect2, ld.lld,
-        # rust-lld) is the toolchain. A build.rs calling cc on its own sources is not this.
-        exe = argv[0].rsplit("/", 1)[-1] if argv else ""
-        return exe in ("cc", "gcc") and any(a.startswith("/tmp/rustc") or a.endswith(".rlib") for a in argv)
+    def toolchain_rules(self) -> tuple[Rule, ...]:
+        bin_dir = self._sandbox_bin()
+        harness = Layout.harness
+        python = ("/usr/bin/python3",)
+        cargo = (f"{bin_dir}/cargo",)
+        return (
+            Rule("harness", python, Role.DRIVER, args=(f"{harness}/cratesio_install.py",)),
+            Rule("harness", python, Role.DRIVER, args=(f"{harness}/cratesio_execute.py",)),
+            Rule("cargo", cargo, Role.DRIVER, (ROOT, "harness")),
+            Rule("rustc", (f"{bin_dir}/rustc", f"{bin_dir}/rustdoc"), Role.DRIVER, ("cargo",)),
+            # rustc's linker call (cc -> collect2 -> ld.lld -> rust-lld). A build script's cc has
+            # the build script above it. (A proc macro runs inside rustc: its own cc would pass.)
+            Rule("linker", installed("/usr/bin/cc"), Role.HELPER, ("rustc",)),
+            # The stub binary the import phase runs (the crate's code runs inside it), and the
+            # execute harness starting an installed binary: what they do is kept.
+            Rule("stub", (f"{STUB}/target/debug/osptrack-stub",), Role.HOST, ("cargo",)),
+            Rule("executable", ("/root/.osptrack-crates/installed/bin/",), Role.HOST, ("harness",)),
+        )
 
 
 def pack_crate(

@@ -16,6 +16,7 @@ from osptrack.ecosystems.archives import container_of, depth, not_a, read_member
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
 from osptrack.errors import BadInput
 from osptrack.target import normalise_name, validate_name, validate_version
+from osptrack.trace.roles import SHELLS, Role, Rule, installed
 
 PROJECT = "/root/project"
 
@@ -102,13 +103,17 @@ class Npm(Ecosystem):
     def chdir(self) -> str:
         return PROJECT
 
-    @staticmethod
-    def _is_npm(argv: list[str]) -> bool:
-        head = argv[:3]
-        return any(a == "npm" or a.endswith(("/npm", "npm-cli.js")) for a in head)
+    def toolchain_rules(self) -> tuple[Rule, ...]:
+        node = installed("/usr/bin/node")
+        harness = Layout.harness
+        return (
+            Rule("npm", installed("/usr/bin/npm"), Role.DRIVER),
+            Rule("npm", node, Role.DRIVER, ("npm",)),  # /usr/bin/npm is `#!/usr/bin/env node`
+            # npm runs lifecycle scripts (preinstall, install, postinstall) with `sh -c`.
+            Rule("npm-script", SHELLS, Role.HOST, ("npm",)),
+            Rule("harness", node, Role.HOST, args=(f"{harness}/npm_import.js",)),
+            Rule("harness", node, Role.HOST, args=(f"{harness}/npm_execute.js",)),
+        )
 
-    def is_toolchain_process(self, argv: list[str]) -> bool:
-        return self._is_npm(argv) or (len(argv) > 1 and argv[1].startswith("/input/harness/"))
-
-    def expected_bait_reader(self, path: str, argv: list[str]) -> bool:
-        return path.endswith("/.npmrc") and self._is_npm(argv)
+    def expected_bait_reader(self, path: str, rule: str | None) -> bool:
+        return path.endswith("/.npmrc") and rule == "npm"

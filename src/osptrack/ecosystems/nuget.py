@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -32,8 +33,11 @@ from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, install_harnes
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
 from osptrack.target import validate_name, validate_version
+from osptrack.trace.roles import SHELLS, Role, Rule, installed
 
 MONO_CFG = "/opt/osptrack/mono-cfg"
+MONO_HOST = "/tmp/osptrack-mono-host-"  # harness/mono_host.py compiles it there ($TMPDIR)
+PACKAGES = "/root/packages/"
 _ID = re.compile(rb"<id>\s*([^<\s]+)\s*</id>", re.IGNORECASE)
 _VERSION = re.compile(rb"<version>\s*([^<\s]+)\s*</version>", re.IGNORECASE)
 
@@ -92,18 +96,38 @@ class NuGet(Ecosystem):
             return ["python3", f"{h}/nuget_execute.py", layout.name, layout.version]
         return None
 
-    def is_toolchain_process(self, argv: list[str]) -> bool:
-        head = argv[:3]
-        if any(
-            a.startswith(("/input/harness", "/tmp/osptrack-nuget-import-", "/tmp/osptrack-mono-host-"))
-            for a in head[1:]
-        ):
-            # The harnesses, and the Mono host they start NuGet, xbuild and the import and execute
-            # harnesses' programs with: what those programs do (syscalls, children) is kept.
-            return True
-        exe = argv[0].rsplit("/", 1)[-1] if argv else ""
-        tools = ("NuGet.exe", "xbuild.exe", "mcs.exe")
-        return exe in ("xbuild", "mcs", "nuget") or any(a.endswith(tools) for a in head)
+    def toolchain_rules(self) -> tuple[Rule, ...]:
+        harness = Layout.harness
+        python = ("/usr/bin/python3",)
+        mono = installed("/usr/bin/mono")
+        harnesses = ("install", "import", "execute")
+
+        def hosted(program: str) -> Callable[[list[str]], bool]:
+            # `mono /tmp/osptrack-mono-host-N.exe PROGRAM ...`: the harnesses' Mono host.
+            return lambda argv: (
+                len(argv) > 2 and argv[1].startswith(MONO_HOST) and argv[2].startswith(program)
+            )
+
+        return (
+            Rule("install", python, Role.DRIVER, args=(f"{harness}/nuget_install.py",)),
+            Rule("import", SHELLS, Role.DRIVER, args=(f"{harness}/nuget_import.sh",)),
+            Rule("execute", python, Role.DRIVER, args=(f"{harness}/nuget_execute.py",)),
+            # Compiling the harness's own C# (mcs is a shell script running mono), its helpers.
+            Rule("compile", ("/usr/bin/mcs",), Role.HELPER, (*harnesses, "mono-host")),
+            Rule("helper", ("/usr/bin/dirname",), Role.HELPER, ("import",)),
+            Rule("mono-host", python, Role.DRIVER, ("import",), args=(f"{harness}/mono_host.py",)),
+            Rule("helper", python, Role.HELPER, ("import",), args=("-", harness)),
+            # NuGet restoring (it runs none of the package's code); xbuild building the project
+            # that imports the package's .targets: its Exec tasks are `sh` on a temp script.
+            Rule("nuget", mono, Role.DRIVER, ("install",), argv_test=hosted("/usr/lib/nuget/NuGet.exe")),
+            Rule("xbuild", mono, Role.DRIVER, ("install",), argv_test=hosted("/usr/lib/mono/xbuild/")),
+            Rule("compile", mono, Role.HELPER, ("xbuild",), args=("/usr/lib/mono/4.5/mcs.exe",)),
+            Rule("msbuild-exec", SHELLS, Role.HOST, ("xbuild",)),
+            # The import program loading the package's assemblies, the execute harness running
+            # its tools: what they do is kept.
+            Rule("harness", mono, Role.HOST, ("import",), argv_test=hosted("/tmp/osptrack-nuget-import-")),
+            Rule("harness", mono, Role.HOST, ("execute",), argv_test=hosted(PACKAGES)),
+        )
 
 
 def pack_nupkg(

@@ -22,6 +22,7 @@ from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, install_harnes
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
 from osptrack.target import validate_name, validate_version
+from osptrack.trace.roles import SHELLS, Role, Rule, installed
 
 PROJECT = "/root/project"
 _VERSION_IN_FILENAME = re.compile(r"-v?(\d[\w.+-]*?)\.[A-Za-z][A-Za-z0-9]*$")  # any suffix: by content
@@ -41,6 +42,10 @@ _COMPOSER_PROBES = tuple(
         r"'/usr/bin/unzip' -qq '/root/project/vendor/composer/tmp-[0-9a-f]+\.zip' -d '/root/project/vendor/composer/[0-9a-f]+'",
     )
 )
+
+
+def _is_composer_probe(argv: list[str]) -> bool:
+    return len(argv) == 3 and argv[1] == "-c" and any(p.fullmatch(argv[2]) for p in _COMPOSER_PROBES)
 
 
 class Packagist(Ecosystem):
@@ -113,23 +118,26 @@ class Packagist(Ecosystem):
             return ["python3", f"{h}/packagist_execute.py", layout.name, PROJECT]
         return None
 
-    def is_toolchain_noise_root(self, argv: list[str]) -> bool:
-        # Composer's own probes, each an exact `sh -c` script: terminal width, the root
-        # project's VCS version (git/hg/fossil/svn), tool lookups, and unpacking a dist it
-        # downloaded into vendor/composer. A plugin running similar commands differs in text.
+    def toolchain_rules(self) -> tuple[Rule, ...]:
+        php = installed("/usr/bin/php")
+        harness = Layout.harness
+        python = ("/usr/bin/python3",)
         return (
-            len(argv) == 3
-            and argv[0].rsplit("/", 1)[-1] == "sh"
-            and argv[1] == "-c"
-            and any(p.fullmatch(argv[2]) for p in _COMPOSER_PROBES)
-        )
-
-    def is_toolchain_process(self, argv: list[str]) -> bool:
-        if len(argv) == 2 and argv[1] == "--help" and argv[0].startswith(f"{PROJECT}/vendor/bin/"):
-            return True  # the execute harness starting a declared bin; what it does is kept
-        head = argv[:3]
-        return (len(argv) > 1 and argv[1].startswith("/input/harness/")) or any(
-            a == "composer" or a.endswith("/composer") for a in head
+            Rule("harness", python, Role.DRIVER, args=(f"{harness}/packagist_install.py",)),
+            Rule("composer", ("/usr/bin/composer",), Role.DRIVER, ("harness",)),
+            # Composer's own probes, each an exact `sh -c` script started by composer: terminal
+            # width, the root project's VCS version (git/hg/fossil/svn), tool lookups, and
+            # unpacking a dist it downloaded. Other shells composer starts run the package's
+            # scripts. (Composer plugins run inside composer: one running exactly these
+            # scripts would be taken for composer.)
+            Rule("composer-probe", SHELLS, Role.HELPER, ("composer",), argv_test=_is_composer_probe),
+            Rule("composer-script", SHELLS, Role.HOST, ("composer",)),
+            # The import harness includes the package's files in a child of itself.
+            Rule("import", php, Role.DRIVER, args=(f"{harness}/packagist_import.php",)),
+            Rule("harness", php, Role.HOST, ("import",), args=(f"{harness}/packagist_import.php",)),
+            Rule("execute", python, Role.DRIVER, args=(f"{harness}/packagist_execute.py",)),
+            # The execute harness starting a declared bin: what it does is kept.
+            Rule("executable", (f"{PROJECT}/vendor/bin/",), Role.HOST, ("execute",)),
         )
 
 

@@ -35,9 +35,12 @@ from osptrack.ecosystems.archives import (
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
 from osptrack.errors import BadInput
 from osptrack.target import normalise_name, validate_name, validate_version
+from osptrack.trace.roles import Role, Rule
 
 PYTHON = "/usr/bin/python3"
 SITE = "/root/site"
+HARNESS = Layout.harness
+PIP_RUNNER = "/usr/lib/python3/dist-packages/pip/__pip-runner__.py"  # Debian python3-pip
 BUILD_TOOLS = ("setuptools-", "wheel-")
 
 
@@ -169,18 +172,18 @@ class PyPI(Ecosystem):
             return [PYTHON, f"{layout.harness}/pypi_execute.py", layout.name, SITE]
         return None
 
-    def is_toolchain_process(self, argv: list[str]) -> bool:
-        # pip itself, pip's setup.py caller and PEP 517 hook runner (the package's code runs
-        # *inside* these, and shows up as their syscalls and children), and the harness.
-        joined = " ".join(argv[:4])
+    def toolchain_rules(self) -> tuple[Rule, ...]:
+        python = (PYTHON,)
+        pips = ("pip", "pip-runner")
         return (
-            " -m pip" in joined
-            or "_in_process" in joined
-            or "<pip-setuptools-caller>" in joined
-            or (len(argv) > 1 and argv[1].startswith("/input/harness/"))
+            Rule("pip", python, Role.DRIVER, args=("-m", "pip", "install")),
+            Rule("harness", python, Role.HOST, args=(f"{HARNESS}/pypi_import.py",)),
+            Rule("harness", python, Role.HOST, args=(f"{HARNESS}/pypi_execute.py",)),
+            # pip's user agent asks `distro`, which runs lsb_release (getopt/tr/cut) and uname.
+            Rule("pip-probe", ("/usr/bin/lsb_release", "/bin/lsb_release"), Role.HELPER, pips),
+            Rule("pip-probe", ("/usr/bin/uname", "/bin/uname"), Role.HELPER, pips),
+            # pip installing an sdist's build requirements into its isolated build env.
+            Rule("pip-runner", python, Role.DRIVER, pips, args=(PIP_RUNNER,)),
+            # Any other python pip starts runs the package: the PEP 517 hook runner, setup.py.
+            Rule("pip-build", python, Role.HOST, pips),
         )
-
-    def is_toolchain_noise_root(self, argv: list[str]) -> bool:
-        # pip asks the `distro` module for its user agent, which runs lsb_release (a shell
-        # script with getopt/tr/cut children) and uname: the whole subtree is toolchain.
-        return bool(argv) and argv[0].rsplit("/", 1)[-1] in ("lsb_release", "uname")

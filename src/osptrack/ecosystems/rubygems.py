@@ -20,6 +20,7 @@ from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, lenient_versio
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
 from osptrack.target import validate_name, validate_version
+from osptrack.trace.roles import Role, Rule, installed
 
 GEM_HOME = "/root/.gem/osptrack"
 MAX_METADATA_BYTES = 4 << 20
@@ -84,13 +85,20 @@ class RubyGems(Ecosystem):
             return ["ruby", f"{harness}/rubygems_execute.rb", layout.name, GEM_HOME]
         return None
 
-    def is_toolchain_process(self, argv: list[str]) -> bool:
-        if len(argv) == 2 and argv[1] == "--help" and argv[0].startswith(f"{GEM_HOME}/"):
-            return True  # the execute harness starting a declared executable; what it does is kept
-        head = " ".join(argv[:3])
-        return (len(argv) > 1 and argv[1].startswith("/input/harness/")) or re.search(
-            r"(^|/)gem3?[.\d]* install", head
-        ) is not None
+    def toolchain_rules(self) -> tuple[Rule, ...]:
+        ruby = installed("/usr/bin/ruby")
+        harness = Layout.harness
+        return (
+            Rule("harness", ("/usr/bin/python3",), Role.DRIVER, args=(f"{harness}/rubygems_install.py",)),
+            Rule("gem", ("/usr/bin/gem",), Role.DRIVER, ("harness",)),
+            Rule("gem", ruby, Role.DRIVER, ("gem",)),  # /usr/bin/gem is `#!/usr/bin/env ruby`
+            # gem building a native extension: extconf.rb in ruby, then make on its Makefile.
+            Rule("gem-build", (*ruby, "/usr/bin/make"), Role.HOST, ("gem",)),
+            Rule("harness", ruby, Role.HOST, args=(f"{harness}/rubygems_import.rb",)),
+            Rule("execute", ruby, Role.DRIVER, args=(f"{harness}/rubygems_execute.rb",)),
+            # The execute harness starting a declared executable: what it does is kept.
+            Rule("executable", (f"{GEM_HOME}/bin/",), Role.HOST, ("execute",)),
+        )
 
 
 def gemspec_yaml(

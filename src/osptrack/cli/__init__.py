@@ -13,13 +13,14 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 def _register() -> None:
     # Imported here so `osptrack --help` stays cheap and one group's import error names itself.
-    from osptrack.cli import analyze, batch, dataset, hunt, labels
+    from osptrack.cli import analyze, batch, dataset, diff, hunt, labels
 
     analyze.register(app)
     app.add_typer(labels.app, name="labels", help="Known-malicious labels from OSV and other sources.")
     app.add_typer(dataset.app, name="dataset", help="Build and describe the labelled dataset.")
     batch.register(app)
     hunt.register(app)
+    diff.register(app)
 
 
 def main() -> None:

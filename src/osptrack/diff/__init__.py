@@ -1,0 +1,1 @@
+"""Differential analysis: what one run does that another does not (`osptrack diff`)."""

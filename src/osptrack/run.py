@@ -146,8 +146,8 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
             )
             phases[phase] = _phase_info(outcome, status, len(events), stats)
         records = net.records()
-        exfil = net.exfiltration()  # searches 64 KiB of each flow, more than first_bytes keeps
-        net_health = {"dropped_records": net.dropped, "errors": net.errors}
+        exfil = net.exfiltration()  # every captured byte of each flow, then the DNS queries together
+        net_health = {"dropped_records": net.dropped, "errors": net.errors, "error_reasons": dict(net.error_reasons)}
     verdicts = summary.toolchain_verdicts(eco, all_events)
     bait_reads = summary.bait_reads(all_events, baits.paths, verdicts)
     run_info = {

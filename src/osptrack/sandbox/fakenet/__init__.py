@@ -7,7 +7,7 @@ Usage (run.py)::
         subprocess.run([*net.nsenter_argv(), "bwrap", ...])   # or preexec_fn=net.enter_netns
         write_jsonl(out / "network.jsonl", net.records())     # settles open flows first
         net.hostnames_for("198.18.1.1")          # -> ["evil.example.com"]
-        net.exfiltration()   # find_tokens-style findings over the first 64 KiB of every flow
+        net.exfiltration()   # find_tokens-style findings over every captured byte, and DNS tunnels
     # on exit (also on exceptions): servers stopped, threads joined, sockets closed, netns deleted
 
 What the sandbox sees (see netns.py for the plumbing):

@@ -18,12 +18,13 @@ import socket
 import struct
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from osptrack.sandbox.exfil import find_tokens
+from osptrack.sandbox.exfil import Scanner, find_tunnels
 from osptrack.sandbox.fakenet.protocols import parse_http_request, parse_tls_sni
 from osptrack.sandbox.fakenet.responders.base import Capture, Flow, Responder, Route
 from osptrack.sandbox.fakenet.responders.dns import DnsResponder
@@ -104,9 +105,10 @@ class FakeNetwork:
         self.relay_idle_timeout = relay_idle_timeout
         self.max_records = max_records
         self.max_connections = max_connections
-        self._tokens = dict(tokens or {})
+        self._scanner = Scanner(tokens) if tokens else None
         self._findings: list[dict[str, Any]] = []
         self.errors = 0  # packets/connections whose handling failed (they are still counted here)
+        self.error_reasons: Counter[str] = Counter()  # why, where known (the scanner's errors)
         self.dropped = 0  # records not kept because max_records was reached (a flood)
         self.resolver_address = RESOLVER_ADDRESS
         self.proxy_address: tuple[str, int] | None = PROXY_ADDRESS if online else None
@@ -173,11 +175,24 @@ class FakeNetwork:
 
     def exfiltration(self) -> list[dict[str, Any]]:
         """Bait values seen leaving, as `find_tokens` reports them, but searched in everything the
-        flow sent within the first 64 KiB (not only the 4 KiB kept in `first_bytes`). Needs the
-        `tokens=` argument; empty otherwise. Settles first, like `records()`."""
+        flow sent as captured (not only the 4 KiB kept in `first_bytes`), then in the DNS queries
+        put together (tunnels). Needs the `tokens=` argument; empty otherwise. Settles first,
+        like `records()`; call it at the end of a phase or run."""
         self.settle()
         with self._lock:
-            return sorted((dict(f) for f in self._findings), key=lambda f: f["t"])
+            findings = [dict(f) for f in self._findings]
+            dns = [r for r in self._records if r.get("kind") == "dns"]
+        if self._scanner is not None and dns:
+            tunnels, errors = find_tunnels(dns, self._scanner, findings)
+            self._count_errors(errors)
+            findings += tunnels
+        return sorted(findings, key=lambda f: f["t"])
+
+    def _count_errors(self, reasons: Iterable[str]) -> None:
+        with self._lock:
+            for reason in reasons:
+                self.errors += 1
+                self.error_reasons[reason] += 1
 
     def hostnames_for(self, ip: str) -> list[str]:
         return self.sinkholes.names_for(ip)
@@ -427,13 +442,10 @@ class FakeNetwork:
 
     def _add(self, record: dict[str, Any], window: bytes | None = None) -> None:
         findings: list[dict[str, Any]] = []
-        if self._tokens:
-            scanned = (
-                record if window is None else dict(record, first_bytes=base64.b64encode(window).decode())
-            )
-            for finding in find_tokens([scanned], self._tokens):
-                finding["t"] = record["t"]
-                findings.append(finding)
+        if self._scanner is not None:
+            # Never raises: a scanner failure is counted with its reason and the record kept.
+            findings, errors = self._scanner.scan_record(record, window)
+            self._count_errors(errors)
         with self._lock:
             if len(self._records) < self.max_records:
                 self._records.append(record)

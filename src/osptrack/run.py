@@ -22,6 +22,7 @@ from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
 from osptrack.ecosystems.pypi import build_tools_dir
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_json, write_jsonl
+from osptrack.outputs import check_output_dir, replace_dir
 from osptrack.sandbox.baits import Baits, make_baits
 from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SECCOMP_DENY, SandboxSpec, default_etc_files
 from osptrack.sandbox.fakenet import FakeNetwork
@@ -59,6 +60,18 @@ class RunOutcome:
     wall_s: float = 0.0
     notable: dict[str, list[str]] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # phase -> kind -> records
+    # phase -> last lines of stderr, for each phase that did not complete (why it failed)
+    stderr_tails: dict[str, list[str]] = field(default_factory=dict)
+
+
+STDERR_TAIL_LINES = 10
+
+
+def stderr_tail(stderr: bytes, lines: int = STDERR_TAIL_LINES) -> list[str]:
+    """The last non-blank lines of a phase's stderr, decoded leniently, without control characters."""
+    text = stderr.decode("utf-8", errors="replace")
+    kept = [line.rstrip() for line in text.splitlines() if line.strip()][-lines:]
+    return ["".join(ch if ch.isprintable() or ch == "\t" else "?" for ch in line) for line in kept]
 
 
 def resolve(ref: PackageRef, options: AnalyzeOptions) -> tuple[Ecosystem, PackageRef]:
@@ -94,9 +107,17 @@ def resolve(ref: PackageRef, options: AnalyzeOptions) -> tuple[Ecosystem, Packag
 
 
 def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -> RunOutcome:
-    """Analyse one package; write the complete run folder atomically to `out`."""
+    """Analyse one package; write the complete run folder atomically to `out`.
+
+    `out` must be missing, empty or an earlier run folder (osptrack.outputs): checked before any
+    work, and again just before the new run replaces it.
+    """
+    if out is not None:
+        check_output_dir(out, "run")
     eco, ref = resolve(ref, options)
-    out = out or Path("osptrack-runs") / ref.slug
+    if out is None:
+        out = Path("osptrack-runs") / ref.slug
+        check_output_dir(out, "run")
     t0 = time.monotonic()
     run_id = uuid.uuid4().hex[:12]
     limits = replace(options.limits, timeout_s=options.timeout_s)
@@ -105,6 +126,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
     phases: dict[str, dict[str, Any]] = {}
     results: dict[str, dict[str, Any]] = {}
     all_events: list[Event] = []
+    tails: dict[str, list[str]] = {}
     with Workspace(limits) as ws, FakeNetwork(
         run_id=run_id, online=options.online, allowed_registries=eco.registry_hosts, tokens=baits.values()
     ) as net:
@@ -145,6 +167,8 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
                 exclude_comms=frozenset(),  # bwrap's setup is gone already; a package's "bwrap" stays
             )
             phases[phase] = _phase_info(outcome, status, len(events), stats)
+            if status != "completed":
+                tails[phase] = stderr_tail(outcome.stderr)
         records = net.records()
         exfil = net.exfiltration()  # every captured byte of each flow, then the DNS queries together
         net_health = {"dropped_records": net.dropped, "errors": net.errors, "error_reasons": dict(net.error_reasons)}
@@ -178,7 +202,13 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
     statuses = {p: r["Status"] for p, r in results.items()}
     counts = {p: {k: len(r.get(k) or []) for k in ("Files", "Sockets", "Commands", "DNS")} for p, r in results.items()}
     return RunOutcome(
-        ref=ref, out=out, statuses=statuses, wall_s=time.monotonic() - t0, notable=notable, counts=counts
+        ref=ref,
+        out=out,
+        statuses=statuses,
+        wall_s=time.monotonic() - t0,
+        notable=notable,
+        counts=counts,
+        stderr_tails=tails,
     )
 
 
@@ -350,7 +380,7 @@ def _sandbox_info(limits: Limits, online: bool) -> dict[str, Any]:
 def _write_run_folder(
     out: Path, result: dict[str, Any], events: list[Event], records: list[dict[str, Any]], run_info: dict[str, Any]
 ) -> None:
-    out = out.resolve()
+    out = check_output_dir(out, "run")  # the user may have put files there meanwhile
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -360,13 +390,7 @@ def _write_run_folder(
         (tmp / "events.jsonl").write_bytes(encode_events_jsonl(events))
         write_jsonl(tmp / "network.jsonl", records)
         atomic_write_json(tmp / "run.json", run_info)  # last: marks the folder complete
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

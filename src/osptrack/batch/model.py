@@ -18,6 +18,9 @@ from osptrack.target import (
     validate_version,
 )
 
+# The function a batch worker calls for each package (`module:function`); tests swap in a fake.
+DEFAULT_ANALYZER = "osptrack.run:analyze"
+
 # How a target's archive is stored; anything but "plain" is unpacked into private staging first.
 PLAIN = "plain"
 DATADOG_ZIP = "datadog-zip"  # encrypted zip (password "infected") holding the package tree or archive

@@ -27,6 +27,7 @@ from osptrack.batch.store import Destination, phase_statuses
 from osptrack.batch.worker import DEFAULT_ANALYZER, Job, Launcher, SpawnLauncher, run_isolated
 from osptrack.batch.zygote import PreloadedLauncher
 from osptrack.errors import BadInput
+from osptrack.outputs import claim_output_dir
 
 SANDBOX_ERROR = "error_analysis"  # package-analysis's Status for "the analysis itself broke"
 KILL_WAIT_S = 30.0  # how long Ctrl-C waits for in-flight workers to be killed and reaped
@@ -188,6 +189,8 @@ def run_batch(
     summary = BatchSummary(total=len(targets))
     started = time.monotonic()
     with _exclusive(dest):
+        if dest.is_local:
+            claim_output_dir(dest.local_root, "batch")
         dest.clean_stale_attempts()
         with Manifest(dest) as manifest:
             done_on_disk = dest.finished(targets)

@@ -20,6 +20,7 @@ import orjson
 
 from osptrack.batch.model import BatchTarget
 from osptrack.errors import BadInput
+from osptrack.outputs import check_output_dir
 
 RUN_JSON = "run.json"
 TMP_DIR = ".tmp"
@@ -78,8 +79,8 @@ class Destination:
     def check(self) -> None:
         """Fail early, as bad input, when an fsspec URL has no backend installed or is malformed."""
         if self.is_local:
-            if self.local_root.exists() and not self.local_root.is_dir():
-                raise BadInput(f"--out {self.root} exists and is not a folder")
+            # Missing, empty or an earlier batch folder (osptrack.outputs).
+            check_output_dir(self.local_root, "batch")
             return
         try:
             self._fs()

@@ -41,10 +41,10 @@ from osptrack.batch.model import (
     AttemptResult,
     BatchTarget,
 )
+from osptrack.batch.model import DEFAULT_ANALYZER as DEFAULT_ANALYZER
 from osptrack.batch.store import RUN_JSON, Destination, phase_statuses, read_run_json
 from osptrack.jsonio import atomic_write_json
 
-DEFAULT_ANALYZER = "osptrack.run:analyze"
 KILL_GRACE_S = 10.0  # SIGTERM -> SIGKILL: time for analyze to kill its cgroup and unmount
 _PARENT_ENV = "OSPTRACK_BATCH_PARENT_PID"
 _LOG_TAIL = 400

@@ -3,30 +3,99 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
+from osptrack import __version__
 from osptrack.errors import BadInput
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+HELP = """Run an open-source package once in a sandbox and record what it does.
+
+osptrack installs, imports and exercises a package from PyPI, npm, RubyGems, Packagist,
+crates.io or NuGet inside bubblewrap, traced by strace, with a fake network, and writes the
+files, sockets, commands and DNS lookups of each phase in OpenSSF package-analysis's format.
+
+Start with `osptrack doctor`, then for example
+`osptrack analyze pypi six==1.16.0 --online`.
+"""
+
+EPILOG = (
+    "Exit codes: 0 done; 1 a batch had failed packages; 2 bad input or a usage mistake "
+    "(one line on stderr, nothing written); 130 interrupted."
+)
+
+app = typer.Typer(
+    no_args_is_help=False,  # a bare `osptrack` is a one-line usage error, as any other
+    add_completion=False,
+    help=HELP,
+    epilog=EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# typer ships its own copy of click (typer._click), whose exceptions are not click's: take the
+# base class from one typer exposes rather than importing either module by name.
+ClickError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"osptrack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    pass
+
+
+_registered = False
 
 
 def _register() -> None:
-    # Imported here so `osptrack --help` stays cheap and one group's import error names itself.
+    # Imported here so one group's import error names itself; the groups import their libraries
+    # inside each command, so `osptrack --help` stays cheap. Once per process (tests call main()).
+    global _registered
+    if _registered:
+        return
+    _registered = True
     from osptrack.cli import analyze, batch, dataset, diff, hunt, labels
 
     analyze.register(app)
-    app.add_typer(labels.app, name="labels", help="Known-malicious labels from OSV and other sources.")
-    app.add_typer(dataset.app, name="dataset", help="Build and describe the labelled dataset.")
     batch.register(app)
+    app.add_typer(dataset.app, name="dataset", help="Build, describe and de-noise the labelled dataset.")
+    app.add_typer(labels.app, name="labels", help="Known-malicious labels from OSV and other sources.")
     hunt.register(app)
     diff.register(app)
 
 
+def usage_message(exc: Exception) -> str:
+    """One line for any of click's errors: what is wrong, and where to read more."""
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "osptrack"
+    format_message = getattr(exc, "format_message", None)
+    text = format_message() if format_message is not None else str(exc)
+    commands = getattr(ctx.command, "commands", None) if ctx is not None else None
+    if commands and text.strip() == "Missing command.":
+        text = f"missing command: one of {', '.join(sorted(commands))}"
+    text = " ".join(text.split())
+    return f"osptrack: error: {text} (see '{where} --help')"
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--version"]:
+        # Answer without loading the command modules: scripts call this to probe for osptrack.
+        print(f"osptrack {__version__}")
+        return
     _register()
     try:
-        # Without standalone mode click returns typer.Exit's code instead of exiting with it.
+        # Without standalone mode click returns typer.Exit's code instead of exiting with it,
+        # and raises its usage errors here instead of printing a multi-line box.
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
@@ -35,14 +104,9 @@ def main() -> None:
         message = " ".join(str(exc).split())
         print(f"osptrack: error: {message}", file=sys.stderr)
         sys.exit(2)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
+        print("osptrack: interrupted", file=sys.stderr)
         sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click's own usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
+    except ClickError as exc:
+        print(usage_message(exc), file=sys.stderr)
+        sys.exit(2)

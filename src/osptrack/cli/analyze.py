@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from osptrack.cli.params import positive
 from osptrack.errors import BadInput
-from osptrack.run import PHASES, AnalyzeOptions, RunOutcome, analyze
 from osptrack.target import parse_target
+
+# The sandbox stack is imported by the command that uses it, so `osptrack --help` stays quick.
+if TYPE_CHECKING:
+    from osptrack.run import RunOutcome
 
 console = Console()
 
 
 def parse_phases(text: str) -> tuple[str, ...]:
+    from osptrack.run import PHASES
+
     phases = tuple(p.strip() for p in text.split(",") if p.strip())
     bad = [p for p in phases if p not in PHASES]
     if bad or not phases:
@@ -26,17 +32,40 @@ def parse_phases(text: str) -> tuple[str, ...]:
 
 def analyze_command(
     ecosystem: Annotated[str, typer.Argument(help="pypi, npm, rubygems, packagist, crates.io or nuget")],
-    target: Annotated[str, typer.Argument(help="NAME, NAME==V, NAME@V, a purl, or a local archive")],
+    target: Annotated[
+        str, typer.Argument(help="NAME==VERSION (pypi), NAME@VERSION, a purl, or a local archive")
+    ],
     version: Annotated[str | None, typer.Option("--version", help="Version, if TARGET has none")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run folder [./osptrack-runs/<eco>-<name>-<version>]")] = None,
-    phases: Annotated[str, typer.Option(help="Comma-separated: install,import,execute")] = "install,import",
-    timeout: Annotated[float, typer.Option(help="Wall-clock limit per phase, seconds")] = 300.0,
-    deps_dir: Annotated[list[Path] | None, typer.Option("--deps-dir", help="Folder of dependency archives")] = None,
-    online: Annotated[bool, typer.Option(help="Let dependency downloads reach the real registry")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run folder to write: a new path, an empty folder, or an earlier run folder to replace "
+            "[default: ./osptrack-runs/<ecosystem>-<name>-<version>]",
+            show_default=False,
+        ),
+    ] = None,
+    phases: Annotated[
+        str, typer.Option(help="Which phases to run, comma-separated: install,import,execute")
+    ] = "install,import",
+    timeout: Annotated[
+        float, typer.Option(help="Wall-clock limit per phase, in seconds", callback=positive)
+    ] = 300.0,
+    deps_dir: Annotated[
+        list[Path] | None,
+        typer.Option("--deps-dir", help="Folder of dependency archives (and the package's); repeatable"),
+    ] = None,
+    online: Annotated[
+        bool, typer.Option(help="Fetch the package and its dependencies from the real registry")
+    ] = False,
 ) -> None:
-    """Install and import one package in the sandbox and record what it does."""
-    if timeout <= 0:
-        raise BadInput("--timeout must be positive")
+    """Install, import and (with --phases) execute one package in the sandbox; record what it does.
+
+    The install phase runs the package manager (so setup.py, lifecycle scripts and build.rs
+    run), import loads every module, and execute calls what the package exports. Each phase's
+    files, sockets, commands and DNS lookups go to a run folder.
+    """
+    from osptrack.run import AnalyzeOptions, analyze
+
     ref = parse_target(ecosystem, target, version)
     options = AnalyzeOptions(
         phases=parse_phases(phases), timeout_s=timeout, deps_dirs=tuple(deps_dir or ()), online=online
@@ -54,7 +83,11 @@ def print_summary(outcome: RunOutcome) -> None:
     for phase, status in outcome.statuses.items():
         c = counts.get(phase, {})
         style = "green" if status == "completed" else "red"
-        table.add_row(phase, f"[{style}]{status}[/]", *(str(c.get(k, 0)) for k in ("Files", "Sockets", "Commands", "DNS")))
+        table.add_row(
+            phase,
+            f"[{style}]{status}[/]",
+            *(str(c.get(k, 0)) for k in ("Files", "Sockets", "Commands", "DNS")),
+        )
     console.print(table)
     labels = {
         "dns": "DNS lookups of non-registry names",
@@ -73,24 +106,40 @@ def print_summary(outcome: RunOutcome) -> None:
             console.print(f"  {item}", markup=False, highlight=False)
         if len(items) > 10:
             console.print(f"  ... and {len(items) - 10} more")
+    for phase, lines in outcome.stderr_tails.items():
+        if not lines:
+            continue
+        console.print(
+            f"[red]{phase} ended {outcome.statuses.get(phase, 'in error')}[/]; last lines of its stderr:"
+        )
+        for line in lines:
+            console.print(f"  {line}", markup=False, highlight=False)
     console.print(f"run folder: {outcome.out}  ({outcome.wall_s:.1f} s)", highlight=False)
 
 
 def doctor_command() -> None:
-    """List each ecosystem as ready or missing, with the command that installs what is missing."""
+    """Check what the sandbox and each ecosystem need; each line says ready or missing, and the fix.
+
+    Exit 1 when the sandbox itself cannot run (a missing ecosystem only disables that ecosystem).
+    """
     from osptrack import ecosystems
-    from osptrack.sandbox.preflight import sandbox_problems
+    from osptrack.sandbox.doctor import sandbox_checks
 
     table = Table(title="osptrack doctor", title_justify="left")
     table.add_column("component")
     table.add_column("state")
-    table.add_column("to fix")
-    for problem_name, fix in sandbox_problems():
-        table.add_row(problem_name, "[red]missing[/]", fix)
+    table.add_column("details, or the fix")
+    broken = False
+    for check in sandbox_checks():
+        broken |= not check.ready
+        state = "[green]ready[/]" if check.ready else "[red]missing[/]"
+        table.add_row(check.name, state, check.detail if check.ready else check.fix)
     for name in ecosystems.supported():
         missing = ecosystems.get(name).missing_toolchain()
         table.add_row(name, "[green]ready[/]" if missing is None else "[red]missing[/]", missing or "")
     console.print(table)
+    if broken:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

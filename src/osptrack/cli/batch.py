@@ -6,19 +6,21 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
-from osptrack.batch.model import FINISHED, INTERRUPTED, AttemptResult
-from osptrack.batch.runner import BatchOptions, BatchSummary, run_batch
-from osptrack.batch.sources import load_targets
-from osptrack.batch.store import is_url
-from osptrack.batch.worker import DEFAULT_ANALYZER
+from osptrack.batch.model import DEFAULT_ANALYZER, FINISHED, INTERRUPTED, AttemptResult
+from osptrack.cli.params import at_least_one, not_negative, positive
 from osptrack.errors import BadInput
+from osptrack.outputs import check_output_dir
+
+# The runner, sources and store are imported by the command, so `osptrack --help` stays quick.
+if TYPE_CHECKING:
+    from osptrack.batch.runner import BatchSummary
 
 console = Console()
 
@@ -93,19 +95,31 @@ def batch_command(
     targets: Annotated[
         Path, typer.Argument(help="CSV, corpus manifest.json, labels .parquet, or a collection folder")
     ],
-    out: Annotated[str, typer.Option("--out", help="Results folder, or an fsspec URL (s3://...)")],
-    workers: Annotated[int, typer.Option(help="Parallel sandboxes on this machine")] = 1,
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            help="Results folder (new, empty, or an earlier batch's to resume), or an fsspec URL (s3://...)",
+        ),
+    ],
+    workers: Annotated[
+        int, typer.Option(help="Parallel sandboxes on this machine", callback=at_least_one)
+    ] = 1,
     cluster: Annotated[
         str | None, typer.Option(help="Dask: local:N starts a LocalCluster; tcp://host:8786 uses a scheduler")
     ] = None,
     timeout: Annotated[
-        float, typer.Option(help="Wall-clock limit per phase, seconds (passed to analyze)")
+        float, typer.Option(help="Wall-clock limit per phase, seconds (passed to analyze)", callback=positive)
     ] = 300.0,
     package_timeout: Annotated[
         float | None,
-        typer.Option(help="Wall-clock limit per package attempt (default: timeout x phases + 120 s)"),
+        typer.Option(
+            help="Wall-clock limit per package attempt (default: timeout x phases + 120 s)", callback=positive
+        ),
     ] = None,
-    retries: Annotated[int, typer.Option(help="Extra attempts for a failed package, per invocation")] = 1,
+    retries: Annotated[
+        int, typer.Option(help="Extra attempts for a failed package, per invocation", callback=not_negative)
+    ] = 1,
     phases: Annotated[str, typer.Option(help="Comma-separated: install,import,execute")] = "install,import",
     deps_dir: Annotated[
         list[Path] | None, typer.Option("--deps-dir", help="Folder of dependency archives")
@@ -123,15 +137,16 @@ def batch_command(
     ),
 ) -> None:
     """Analyse many packages: resumable (re-run to continue), parallel, and on Dask with --cluster."""
+    from osptrack.batch.runner import BatchOptions, run_batch
+    from osptrack.batch.sources import load_targets
+    from osptrack.batch.store import is_url
     from osptrack.cli.analyze import parse_phases
     from osptrack.run import AnalyzeOptions
 
-    if timeout <= 0 or (package_timeout is not None and package_timeout <= 0):
-        raise BadInput("timeouts must be positive")
     if cluster and workers != 1:
         raise BadInput("give either --workers or --cluster, not both")
-    if not is_url(out) and Path(out).exists() and not Path(out).is_dir():
-        raise BadInput(f"--out {out} exists and is not a folder")
+    if not is_url(out):
+        check_output_dir(out, "batch")  # before the sandbox check and before reading targets
     for folder in deps_dir or ():
         if not folder.is_dir():
             raise BadInput(f"--deps-dir {folder} is not a folder")

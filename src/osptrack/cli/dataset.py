@@ -11,9 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from osptrack.cli.params import at_least_one, positive
 from osptrack.errors import BadInput
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=False)  # a bare group is a one-line usage error (cli.main)
 console = Console()
 
 
@@ -26,7 +27,9 @@ def build_command(
         ),
     ],
     labels: Annotated[Path, typer.Option("--labels", help="labels.parquet from `osptrack labels build`")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output folder: new, empty, or an earlier dataset to replace")
+    ],
     baseline: Annotated[
         Path | None, typer.Option("--baseline", help="Folder of baseline runs (`osptrack dataset baseline`)")
     ] = None,
@@ -34,8 +37,10 @@ def build_command(
     unlabelled_as: Annotated[
         str, typer.Option("--unlabelled-as", help="benign (Label=0) or unknown (Label null)")
     ] = "benign",
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes")] = 2,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", help="Reports per chunk (row group)")] = 32,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes", callback=at_least_one)] = 2,
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", help="Reports per chunk (row group)", callback=at_least_one)
+    ] = 32,
     skip_bad: Annotated[
         bool, typer.Option("--skip-bad", help="Skip unreadable runs/records (counted) instead of stopping")
     ] = False,
@@ -48,8 +53,6 @@ def build_command(
         raise BadInput(
             f"--unlabelled-as must be one of {', '.join(UNLABELLED_CHOICES)}, not {unlabelled_as!r}"
         )
-    if workers < 1 or chunk_size < 1:
-        raise BadInput("--workers and --chunk-size must be at least 1")
     options = BuildOptions(
         labels=labels,
         out=out,
@@ -82,12 +85,18 @@ def build_command(
 @app.command("stats")
 def stats_command(
     folder: Annotated[Path, typer.Argument(help="Folder written by `osptrack dataset build`")],
-    plots: Annotated[Path | None, typer.Option("--plots", help="Write PNG charts to this folder")] = None,
+    plots: Annotated[
+        Path | None,
+        typer.Option("--plots", help="Write PNG charts to this folder (new, empty, or earlier plots)"),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the figures as JSON")] = False,
 ) -> None:
     """Table II (ecosystem x Label x Sub_Label), events per report, and noise-reduction figures."""
     from osptrack.dataset.stats import compute_stats, write_plots
+    from osptrack.outputs import check_output_dir
 
+    if plots is not None:
+        check_output_dir(plots, "plots", option="--plots")
     stats = compute_stats(folder)
     if json_out:
         console.print_json(orjson.dumps(stats.to_json()).decode())
@@ -146,12 +155,12 @@ def baseline_command(
     out: Annotated[
         Path, typer.Option("--out", help="Baseline folder (pass it to `dataset build --baseline`)")
     ],
-    timeout: Annotated[float, typer.Option(help="Wall-clock limit per phase, seconds")] = 300.0,
+    timeout: Annotated[
+        float, typer.Option(help="Wall-clock limit per phase, seconds", callback=positive)
+    ] = 300.0,
 ) -> None:
     """Analyse an empty package of ECOSYSTEM; its events are the toolchain noise removed from features."""
     from osptrack.dataset.baseline import run_baseline
 
-    if timeout <= 0:
-        raise BadInput("--timeout must be positive")
     for path in run_baseline(ecosystem, out, timeout_s=timeout):
         console.print(f"wrote baseline run {path}", highlight=False)

@@ -14,7 +14,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from osptrack.labels.stats import EcosystemStats
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=False)  # a bare group is a one-line usage error (cli.main)
 console = Console()
 err_console = Console(stderr=True)
 

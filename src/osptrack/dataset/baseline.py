@@ -176,8 +176,10 @@ def run_baseline(ecosystem: str, out: Path, timeout_s: float = 300.0) -> list[Pa
     if builders is None:
         raise BadInput(f"no null package for {eco} yet; supported: {', '.join(NULL_BUILDERS)}")
     phases = (*DEFAULT_PHASES, "execute") if eco == "pypi" else DEFAULT_PHASES
+    from osptrack.outputs import check_output_dir, claim_output_dir
+
+    check_output_dir(out, "baseline")
     written: list[Path] = []
-    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="osptrack-null-") as tmp:
         for kind, builder in builders.items():
             archive = builder(Path(tmp))
@@ -185,4 +187,5 @@ def run_baseline(ecosystem: str, out: Path, timeout_s: float = 300.0) -> list[Pa
             target = out / f"{eco}-null-{kind}"
             analyze(ref, AnalyzeOptions(phases=phases, timeout_s=timeout_s), target)
             written.append(target)
+    claim_output_dir(out, "baseline")
     return written

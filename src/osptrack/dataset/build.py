@@ -38,6 +38,7 @@ from osptrack.dataset.model import PHASES, RunRecord, status_of
 from osptrack.dataset.templating import Templater
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_json
+from osptrack.outputs import check_output_dir
 from osptrack.target import normalise_name, normalise_version
 
 FORMATS = ("parquet", "csv")
@@ -405,8 +406,7 @@ def parse_formats(text: str) -> tuple[str, ...]:
 def build(inputs: Sequence[Path], options: BuildOptions) -> BuildSummary:
     if not options.labels.is_file():
         raise BadInput(f"labels file not found: {options.labels}")
-    if options.out.exists() and not options.out.is_dir():
-        raise BadInput(f"--out is not a folder: {options.out}")
+    check_output_dir(options.out, "dataset")
     units = discover(inputs)
     if not units:
         raise BadInput("no run folders, result JSON or label_data.csv found in the inputs")
@@ -416,7 +416,9 @@ def build(inputs: Sequence[Path], options: BuildOptions) -> BuildSummary:
     _init_worker(options.labels, options.unlabelled_as, baselines, want_csv, options.skip_bad)
 
     out = options.out
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    finished = False
     final = {
         "dataset": out / "dataset.parquet",
         "features": out / "features.parquet",
@@ -487,6 +489,7 @@ def build(inputs: Sequence[Path], options: BuildOptions) -> BuildSummary:
                 summary.outputs.append(str(final[key]))
         atomic_write_json(out / "build_stats.json", summary.to_json())
         summary.outputs.append(str(out / "build_stats.json"))
+        finished = True
         return summary
     finally:
         for writer in writers.values():
@@ -497,3 +500,5 @@ def build(inputs: Sequence[Path], options: BuildOptions) -> BuildSummary:
             path.unlink(missing_ok=True)
         for leftover in out.glob(f".label_data.csv.part-{os.getpid()}-*"):
             leftover.unlink(missing_ok=True)
+        if created and not finished and next(out.iterdir(), None) is None:
+            out.rmdir()  # a failed build leaves nothing behind, not even the folder it made

@@ -131,7 +131,10 @@ def write_plots(stats: DatasetStats, folder: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder.mkdir(parents=True, exist_ok=True)
+    from osptrack.outputs import check_output_dir, claim_output_dir
+
+    check_output_dir(folder, "plots", option="--plots")
+    claim_output_dir(folder, "plots")
     written: list[Path] = []
 
     def save(fig: Any, name: str) -> None:

@@ -10,7 +10,7 @@ from osptrack.labels.datadog import read_datadog
 from osptrack.labels.osptrack_csv import read_osptrack_metrics
 from osptrack.labels.osv import read_osv
 from osptrack.labels.report import BuildReport
-from osptrack.labels.table import IOC_SCHEMA, LABEL_SCHEMA, ColumnTable, write_tables
+from osptrack.labels.table import IOC_SCHEMA, LABEL_SCHEMA, ColumnTable, check_outputs, write_tables
 
 
 def build_labels(
@@ -22,8 +22,8 @@ def build_labels(
     """Read all sources; when `out` is given, write both tables (nothing is written on error)."""
     if not (osv or datadog or osptrack_metrics):
         raise BadInput("no label sources given (use --osv, --datadog or --osptrack-metrics)")
-    if out is not None and not out.name.endswith(".parquet"):
-        raise BadInput(f"{out}: output must end in .parquet")
+    if out is not None:
+        check_outputs(out)
     report = BuildReport()
     labels, iocs = ColumnTable(LABEL_SCHEMA), ColumnTable(IOC_SCHEMA)
     read_osv(list(osv), labels, iocs, report)

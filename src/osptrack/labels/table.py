@@ -81,6 +81,33 @@ def iocs_path_for(labels_path: Path) -> Path:
     return labels_path.with_name(f"{stem}.iocs.parquet")
 
 
+def _has_schema(path: Path, schema: pa.Schema) -> bool:
+    try:
+        names = pq.read_schema(path).names
+    except (pa.ArrowException, OSError):
+        return False
+    return names[: len(schema.names)] == schema.names
+
+
+def is_labels_file(path: Path) -> bool:
+    """An earlier labels.parquet of ours (a new build may replace it), told by its columns."""
+    return _has_schema(path, LABEL_SCHEMA)
+
+
+def is_iocs_file(path: Path) -> bool:
+    return _has_schema(path, IOC_SCHEMA)
+
+
+def check_outputs(out: Path) -> None:
+    """The --out rule (osptrack.outputs) for both files, before any source is read."""
+    from osptrack.outputs import check_output_file
+
+    if not out.name.endswith(".parquet"):
+        raise BadInput(f"{out}: output must end in .parquet")
+    check_output_file(out, is_labels_file, "labels")
+    check_output_file(iocs_path_for(out), is_iocs_file, "labels IOC", option="--out's sibling")
+
+
 def _parquet_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")

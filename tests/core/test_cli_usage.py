@@ -20,7 +20,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([], "missing command: one of analyze, batch, dataset, doctor, labels"),
+        ([], "missing command: one of analyze, batch, dataset"),
         (["explode"], "No such command 'explode'"),
         (["analyze"], "Missing argument"),
         (["analyze", "pypi"], "Missing argument 'TARGET'"),

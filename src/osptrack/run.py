@@ -62,6 +62,7 @@ class RunOutcome:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # phase -> kind -> records
     # phase -> last lines of stderr, for each phase that did not complete (why it failed)
     stderr_tails: dict[str, list[str]] = field(default_factory=dict)
+    verdict: dict[str, Any] | None = None  # run.json's `verdict` (None if judging failed)
 
 
 STDERR_TAIL_LINES = 10
@@ -198,6 +199,10 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         "CreatedTimestamp": int(time.time()),
         "Analysis": results,
     }
+    all_events.sort(key=lambda e: e.t)  # events.jsonl order: evidence refs are its line numbers
+    verdict = _judge(run_info, all_events, records, result)
+    if verdict is not None:
+        run_info["verdict"] = verdict
     _write_run_folder(out, result, all_events, records, run_info)
     statuses = {p: r["Status"] for p, r in results.items()}
     counts = {p: {k: len(r.get(k) or []) for k in ("Files", "Sockets", "Commands", "DNS")} for p, r in results.items()}
@@ -209,7 +214,22 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         notable=notable,
         counts=counts,
         stderr_tails=tails,
+        verdict=verdict,
     )
+
+
+def _judge(
+    run_info: dict[str, Any], events: list[Event], records: list[dict[str, Any]], result: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The verdict for run.json. A rule bug must not cost the run: it is recorded and the run kept
+    (`osptrack report` judges again from the folder)."""
+    from osptrack.verdict import RunData, judge
+
+    try:
+        return judge(RunData(run_info=run_info, events=events, records=records, result=result)).to_dict()
+    except Exception as exc:  # any rule error; the run folder is the valuable part
+        run_info["verdict_error"] = f"{type(exc).__name__}: {exc}"
+        return None
 
 
 def _stage_input(

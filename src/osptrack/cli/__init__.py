@@ -64,7 +64,7 @@ def _register() -> None:
     if _registered:
         return
     _registered = True
-    from osptrack.cli import analyze, batch, dataset, diff, hunt, labels
+    from osptrack.cli import analyze, batch, dataset, diff, hunt, labels, report
 
     analyze.register(app)
     batch.register(app)
@@ -72,6 +72,7 @@ def _register() -> None:
     app.add_typer(labels.app, name="labels", help="Known-malicious labels from OSV and other sources.")
     hunt.register(app)
     diff.register(app)
+    report.register(app)
 
 
 def usage_message(exc: Exception) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,6 +17,7 @@ from osptrack.target import parse_target
 # The sandbox stack is imported by the command that uses it, so `osptrack --help` stays quick.
 if TYPE_CHECKING:
     from osptrack.run import RunOutcome
+    from osptrack.verdict import Verdict
 
 console = Console()
 
@@ -57,6 +59,13 @@ def analyze_command(
     online: Annotated[
         bool, typer.Option(help="Fetch the package and its dependencies from the real registry")
     ] = False,
+    fail_on: Annotated[
+        str | None,
+        typer.Option("--fail-on", help="Exit 1 when the verdict is at least this: suspicious or malicious"),
+    ] = None,
+    format: Annotated[
+        str, typer.Option("--format", help="table (for people) or json (summary and verdict only, on stdout)")
+    ] = "table",
 ) -> None:
     """Install, import and (with --phases) execute one package in the sandbox; record what it does.
 
@@ -66,12 +75,64 @@ def analyze_command(
     """
     from osptrack.run import AnalyzeOptions, analyze
 
+    if fail_on is not None and fail_on not in FAIL_LEVELS:
+        raise BadInput(f"--fail-on {fail_on!r}: expected one of {', '.join(FAIL_LEVELS)}")
+    if format not in ("table", "json"):
+        raise BadInput(f"--format {format!r}: expected table or json")
     ref = parse_target(ecosystem, target, version)
     options = AnalyzeOptions(
         phases=parse_phases(phases), timeout_s=timeout, deps_dirs=tuple(deps_dir or ()), online=online
     )
     outcome = analyze(ref, options, out)
-    print_summary(outcome)
+    verdict = _verdict(outcome)
+    if format == "json":
+        print_json(outcome, verdict)
+    else:
+        print_summary(outcome)
+        print_verdict(verdict)
+    if fail_on is not None and _at_least(verdict.level, fail_on):
+        raise typer.Exit(1)
+
+
+FAIL_LEVELS = ("suspicious", "malicious")
+
+
+def _at_least(level: str, threshold: str) -> bool:
+    from osptrack.verdict.levels import at_least
+
+    return at_least(level, threshold)
+
+
+def _verdict(outcome: RunOutcome) -> Verdict:
+    from osptrack.verdict import judge_run_dir, verdict_from_dict
+
+    if outcome.verdict is not None:
+        return verdict_from_dict(outcome.verdict)
+    return judge_run_dir(outcome.out)  # judging failed inside analyze: again here, loudly
+
+
+def print_json(outcome: RunOutcome, verdict: Verdict) -> None:
+    """Only this goes to stdout: {"summary": ..., "verdict": ...} for piping into jq."""
+    from osptrack.jsonio import dumps
+    from osptrack.report.view import load
+
+    view = load(outcome.out)
+    data = {"summary": view.summary | {"run_dir": str(outcome.out)}, "verdict": verdict.to_dict()}
+    sys.stdout.buffer.write(dumps(data, pretty=True) + b"\n")
+    sys.stdout.flush()
+
+
+def print_verdict(verdict: Verdict) -> None:
+    style = {"malicious": "bold white on red", "suspicious": "bold black on yellow"}.get(
+        verdict.level, "bold green"
+    )
+    console.print(f"verdict: [{style}] {verdict.level} [/] score {verdict.score}", highlight=False)
+    for f in verdict.findings:
+        if f.severity == "informational":
+            continue
+        first = f.evidence[0].summary if f.evidence else ""
+        line = f"  {f.severity:<8} {f.rule} [{f.phase}] {first[:120]}"
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def print_summary(outcome: RunOutcome) -> None:

@@ -199,6 +199,7 @@ def batch_command(
     finally:
         signal.signal(signal.SIGTERM, previous)
     _print_summary(summary, out)
+    _write_index(out)
     if summary.interrupted:
         sys.exit(130)
     if summary.failed:
@@ -218,6 +219,18 @@ def _print_summary(summary: BatchSummary, out: str) -> None:
         console.print(
             "[yellow]interrupted[/]: workers stopped, temp folders removed; run the same command to continue"
         )
+
+
+def _write_index(out: str) -> None:
+    """DIR/index.html and one HTML report per run (local folders only)."""
+    from osptrack.batch.store import is_url
+
+    if is_url(out) or not Path(out).is_dir():
+        return
+    from osptrack.report.index import write_index
+
+    index = write_index(Path(out))
+    console.print(f"report index: {index}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,397 @@
+"""The log sources the rules match: one flat record per exec, file event, connection, DNS query,
+flow, exfiltrated honeytoken, bait read and phase, built from events.jsonl, network.jsonl and run.json.
+
+Records are plain dicts whose keys are the fields a rule names (docs/rules.md lists them per
+category). `_ref` links a record to its line in the run folder, `_type` says what kind of evidence it is.
+`toolchain` is True for what the package manager and the harness do on their own (the same
+predicates as the summary's "notable" lists); the engine skips such records unless a rule asks.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import math
+import shlex
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from osptrack import summary
+from osptrack.ecosystems.base import Ecosystem
+from osptrack.jsonio import read_jsonl
+from osptrack.trace.events import Event, read_events_jsonl
+
+# 198.18.0.0/24 holds the fake network's own services (resolver, proxy, local address: see
+# sandbox/netns.py); names get sinkholes from 198.18.1.0 up, which are the "internet".
+INFRASTRUCTURE_V4 = ipaddress.ip_network("198.18.0.0/24")
+INFRASTRUCTURE_V6 = ipaddress.ip_network("fd5e:1800::/120")
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "busybox", "fish", "csh", "tcsh"})
+PAYLOAD_CHARS = 2048  # decoded payload text kept on a flow record
+
+
+@dataclass
+class RunData:
+    """Everything the verdict reads, in run-folder order (events sorted by time, as written)."""
+
+    run_info: dict[str, Any]
+    events: list[Event]
+    records: list[dict[str, Any]]  # network.jsonl
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunData:
+        import orjson
+
+        run_info = orjson.loads((run_dir / "run.json").read_bytes())
+        events = read_events_jsonl(run_dir / "events.jsonl") if (run_dir / "events.jsonl").exists() else []
+        records = read_jsonl(run_dir / "network.jsonl") if (run_dir / "network.jsonl").exists() else []
+        result_path = run_dir / "result.json"
+        result = orjson.loads(result_path.read_bytes()) if result_path.exists() else {}
+        return cls(run_info=run_info, events=events, records=records, result=result)
+
+
+def build(run: RunData, eco: Ecosystem) -> dict[str, list[dict[str, Any]]]:
+    """Category -> records."""
+    registry = {h.lower() for h in eco.registry_hosts}
+    names = _ip_names(run.records)
+    verdicts = summary.toolchain_verdicts(eco, run.events)  # by exe path and process tree
+
+    def toolchain(e: Event) -> bool:
+        v = verdicts.get(id(e))
+        return v is not None and v.toolchain
+
+    argv = summary.process_argv(run.events)
+    connected: dict[int, float] = {}  # pid -> time of its first internet connect
+    out: dict[str, list[dict[str, Any]]] = {
+        "process_creation": [],
+        "file_event": [],
+        "network_connection": [],
+    }
+    for i, e in enumerate(run.events):
+        base = {
+            "_ref": f"event:{i}",
+            "_type": "event",
+            "t": e.t,
+            "phase": e.phase,
+            "pid": e.pid,
+            "ppid": e.ppid,
+            "exe": e.exe,
+            "image_name": _base(e.exe),
+            "syscall": e.syscall,
+            "op": e.op,
+            "ok": e.ok,
+            "errno": e.errno,
+        }
+        if e.kind == "process" and e.op == "exec" and e.ok and e.argv:
+            line = shlex.join(e.argv)
+            parent_t = connected.get(e.ppid or -1) if e.ppid is not None else None
+            own_t = connected.get(e.pid)
+            out["process_creation"].append(
+                base
+                | {
+                    "image": e.path,
+                    "image_name": _base(e.path),
+                    "parent_image": e.exe,
+                    "parent_image_name": _base(e.exe),
+                    "argv": e.argv,
+                    "command_line": line,
+                    "shell": _base(e.path) in SHELLS,
+                    "parent_argv": argv.get(e.ppid or -1),
+                    # the process or its parent had an internet connection open before this exec:
+                    # the shape of `dup2(sock, 0..2); exec /bin/sh` (dup2 itself is not traced)
+                    "after_connect": (own_t is not None and own_t <= e.t)
+                    or (parent_t is not None and parent_t <= e.t),
+                    "toolchain": toolchain(e),
+                }
+            )
+        elif e.kind == "file" and e.path:
+            pargv = argv.get(e.pid, [])
+            out["file_event"].append(
+                base
+                | {
+                    "path": e.path,
+                    "path2": e.path2,
+                    "ftype": e.ftype,
+                    "argv": pargv,
+                    "read": e.op == "read" or e.read,
+                    "toolchain": toolchain(e),
+                }
+            )
+        elif e.kind == "network" and e.op in ("connect", "sendto") and e.address:
+            hostnames = names.get(e.address, [])
+            infra = _infrastructure(e.address, e.family)
+            internet = e.family in ("AF_INET", "AF_INET6") and not infra
+            is_registry = bool(hostnames) and all(h in registry for h in hostnames)
+            rec = base | {
+                "family": e.family,
+                "address": e.address,
+                "port": e.port,
+                "hostname": hostnames[0] if hostnames else None,
+                "hostnames": hostnames,
+                "infrastructure": infra,
+                "internet": internet,
+                "registry": is_registry,
+                "argv": argv.get(e.pid, []),
+                "toolchain": toolchain(e),
+            }
+            out["network_connection"].append(rec)
+            if internet and not is_registry and e.ok:
+                connected.setdefault(e.pid, e.t)
+    out["dns_query"], out["flow"] = _network(run.records, registry, names)
+    out["honeytoken_exfiltration"] = _exfiltration(run, names)
+    out["bait_read"] = _bait_reads(run, eco, verdicts)
+    out["phase_state"], out["process_alive"] = _phases(run.run_info)
+    out["second_stage"] = _second_stage(run.run_info)
+    return out
+
+
+def _base(path: str | None) -> str | None:
+    return path.rsplit("/", 1)[-1] if path else None
+
+
+def _infrastructure(address: str, family: str | None) -> bool:
+    if family not in ("AF_INET", "AF_INET6"):
+        return True  # AF_UNIX, netlink: not a connection to anywhere
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.is_loopback or ip.is_unspecified:
+        return True
+    net = INFRASTRUCTURE_V4 if ip.version == 4 else INFRASTRUCTURE_V6
+    return ip in net
+
+
+def _ip_names(records: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    """Sinkhole address -> the names the fake DNS handed it out for (and flow hostnames)."""
+    names: dict[str, list[str]] = {}
+    for r in records:
+        if r.get("kind") == "dns" and r.get("qname"):
+            for a in r.get("answer") or []:
+                lst = names.setdefault(str(a), [])
+                q = _norm(r["qname"])
+                if q not in lst:
+                    lst.append(q)
+        elif r.get("dst") and r.get("hostname"):
+            lst = names.setdefault(str(r["dst"]), [])
+            h = _norm(r["hostname"])
+            if h not in lst:
+                lst.append(h)
+    return names
+
+
+def _norm(name: str) -> str:
+    return name.rstrip(".").lower()
+
+
+def entropy(text: str) -> float:
+    """Shannon entropy in bits per character (random base32/hex labels score ~4 and more)."""
+    if not text:
+        return 0.0
+    counts = Counter(text)
+    return -sum(c / len(text) * math.log2(c / len(text)) for c in counts.values())
+
+
+def _network(
+    records: list[dict[str, Any]], registry: set[str], names: dict[str, list[str]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    dns: list[dict[str, Any]] = []
+    flows: list[dict[str, Any]] = []
+    for i, r in enumerate(records):
+        base = {
+            "_ref": f"flow:{i}",
+            "_type": "flow",
+            "t": r.get("t"),
+            "phase": r.get("phase"),
+            "kind": r.get("kind"),
+        }
+        if r.get("kind") == "dns":
+            q = _norm(str(r.get("qname") or ""))
+            labels = q.split(".") if q else []
+            parent = ".".join(labels[-2:]) if len(labels) >= 2 else q
+            sub = ".".join(labels[:-2])
+            dns.append(
+                base
+                | {
+                    "qname": q,
+                    "qtype": r.get("qtype"),
+                    "answer": r.get("answer"),
+                    "registry": q in registry,
+                    "local": q in summary.LOCAL_NAMES or q.endswith(".local") or "." not in q,
+                    "parent_domain": parent,
+                    "subdomain": sub,
+                    "subdomain_length": len(sub),
+                    "subdomain_entropy": round(entropy(sub.replace(".", "")), 3),
+                }
+            )
+            continue
+        http = r.get("http") or {}
+        dst = str(r.get("dst") or "")
+        hostname = r.get("hostname") or next(iter(names.get(dst) or []), None)
+        flows.append(
+            base
+            | {
+                "dst": dst,
+                "dst_port": r.get("dst_port"),
+                "hostname": _norm(hostname) if hostname else None,
+                "tls_sni": r.get("tls_sni"),
+                "http_method": http.get("method"),
+                "http_path": http.get("path"),
+                "http_host": http.get("host"),
+                "bytes": r.get("bytes"),
+                "payload": payload_text(r.get("first_bytes")),
+                "decrypted": bool(r.get("decrypted") or r.get("tls_decrypted")),
+                "registry": bool(hostname) and _norm(str(hostname)) in registry,
+                "infrastructure": _infrastructure(dst, "AF_INET6" if ":" in dst else "AF_INET")
+                if dst
+                else False,
+            }
+        )
+    return dns, flows
+
+
+def payload_text(first_bytes: str | None, limit: int = PAYLOAD_CHARS) -> str:
+    """The captured bytes as text: printable ASCII kept, everything else as `\\xNN`."""
+    if not first_bytes:
+        return ""
+    try:
+        raw = base64.b64decode(first_bytes, validate=False)[:limit]
+    except (ValueError, TypeError):
+        return ""
+    return "".join(chr(b) if 32 <= b < 127 or b in (9, 10, 13) else f"\\x{b:02x}" for b in raw)
+
+
+def _exfiltration(run: RunData, names: dict[str, list[str]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for item in run.run_info.get("exfiltration") or []:
+        flow = item.get("flow") or {}
+        dst = flow.get("dst") or flow.get("qname")
+        ref = _flow_ref(run.records, item.get("t"), dst)
+        out.append(
+            {
+                "_ref": ref,
+                "_type": "honeytoken",
+                "t": item.get("t"),
+                "phase": item.get("phase"),
+                "token": item.get("kind"),
+                "encoding": item.get("encoding"),
+                "flow_kind": flow.get("kind"),
+                "dst": dst,
+                "dst_port": flow.get("dst_port"),
+                "hostname": next(iter(names.get(str(dst)) or []), flow.get("hostname")),
+            }
+        )
+    return out
+
+
+def _flow_ref(records: list[dict[str, Any]], t: Any, dst: Any) -> str | None:
+    for i, r in enumerate(records):
+        if r.get("t") == t and (r.get("dst") == dst or r.get("qname") == dst):
+            return f"flow:{i}"
+    return None
+
+
+def _bait_reads(run: RunData, eco: Ecosystem, verdicts: dict[int, Any]) -> list[dict[str, Any]]:
+    planted: dict[str, list[str]] = {}
+    for token in run.run_info.get("honeytokens") or []:
+        for where in token.get("planted") or []:
+            planted.setdefault(where, []).append(token.get("kind"))
+    index = {(e.pid, e.path): i for i, e in reversed(list(enumerate(run.events))) if e.kind == "file"}
+    out: list[dict[str, Any]] = []
+    for r in run.run_info.get("bait_reads") or []:
+        i = index.get((r.get("pid"), r.get("path")))
+        argv = r.get("argv") or []
+        verdict = verdicts.get(id(run.events[i])) if i is not None else None
+        rule = r.get("toolchain") or (verdict.rule if verdict is not None and verdict.toolchain else None)
+        out.append(
+            {
+                "_ref": f"event:{i}" if i is not None else None,
+                "_type": "event",
+                "t": run.events[i].t if i is not None else None,
+                "phase": r.get("phase"),
+                "pid": r.get("pid"),
+                "exe": r.get("exe"),
+                "argv": argv,
+                "path": r.get("path"),
+                "tokens": planted.get(str(r.get("path")), []),
+                "toolchain": eco.expected_bait_reader(str(r.get("path")), rule),
+            }
+        )
+    return out
+
+
+def _phases(run_info: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One record per phase, and one per process still alive when its phase ended.
+
+    `alive_at_end` (per phase) may be a list of processes ({pid, exe, argv, ...}) or a count.
+    """
+    states: list[dict[str, Any]] = []
+    alive: list[dict[str, Any]] = []
+    for phase, info in (run_info.get("phases") or {}).items():
+        left = info.get("alive_at_end")
+        items = left if isinstance(left, list) else []
+        count = len(items) if isinstance(left, list) else int(left or 0)
+        states.append(
+            {
+                "_ref": f"fact:phases.{phase}",
+                "_type": "fact",
+                "phase": phase,
+                "status": info.get("status"),
+                "timed_out": bool(info.get("timed_out")),
+                "exit_code": info.get("exit_code"),
+                "alive_at_end": count,
+                "t": info.get("started"),
+            }
+        )
+        for p in items:
+            p = p if isinstance(p, dict) else {"pid": p}
+            argv = p.get("argv") or p.get("cmdline") or []
+            alive.append(
+                {
+                    "_ref": f"fact:phases.{phase}.alive_at_end",
+                    "_type": "fact",
+                    "phase": phase,
+                    "pid": p.get("pid"),
+                    "exe": p.get("exe"),
+                    "argv": argv if isinstance(argv, list) else [str(argv)],
+                    "toolchain": bool(p.get("toolchain")),
+                    "t": p.get("t"),
+                }
+            )
+        if count and not items:
+            alive.append(
+                {
+                    "_ref": f"fact:phases.{phase}.alive_at_end",
+                    "_type": "fact",
+                    "phase": phase,
+                    "count": count,
+                    "toolchain": False,
+                }
+            )
+    return states, alive
+
+
+def _second_stage(run_info: dict[str, Any]) -> list[dict[str, Any]]:
+    """run.json `second_stage_executed`: a list of proofs, a phase -> proofs map, or a flag."""
+    raw = run_info.get("second_stage_executed")
+    items: list[Any]
+    if isinstance(raw, dict) and raw and all(isinstance(v, list | bool) for v in raw.values()):
+        items = [
+            (p if isinstance(p, dict) else {}) | {"phase": phase}
+            for phase, proofs in raw.items()
+            for p in (proofs if isinstance(proofs, list) else [{}] if proofs else [])
+        ]
+    elif isinstance(raw, list):
+        items = raw
+    elif raw:
+        items = [raw if isinstance(raw, dict) else {}]
+    else:
+        items = []
+    out: list[dict[str, Any]] = []
+    for item in items:
+        item = item if isinstance(item, dict) else {"detail": str(item)}
+        out.append({"_ref": "fact:second_stage_executed", "_type": "fact", "executed": True, **item})
+    return out

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(bubblewrap strace nftables iproute2 python3 python3-venv python3-pip nodejs npm)
+# chromium: the HTML report's browser test (Playwright drives it by executable_path; never `playwright install`).
+APT_PACKAGES=(bubblewrap strace nftables iproute2 python3 python3-venv python3-pip nodejs npm chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -18,6 +18,7 @@ from osptrack import __version__
 from osptrack.report.view import RunView, decode_std
 from osptrack.trace.events import Event
 from osptrack.trace.tree import ProcessNode
+from osptrack.verdict.model import Finding
 
 CSS = (Path(__file__).parent / "report.css").read_text()
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -60,7 +61,7 @@ def render(view: RunView) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{e(CSP)}">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',  # a constant: no escaping
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f'<meta name="generator" content="osptrack {e(__version__)}">',
         f"<title>{e(v.level)}: {e(view.title)} — osptrack</title>",
@@ -117,28 +118,41 @@ def _nav(view: RunView, n_flows: int) -> str:
 
 
 def _findings(view: RunView) -> str:
+    """Decisive findings as cards; low and informational ones folded away below them."""
     v = view.verdict
     out = ['<section id="findings"><h2>Findings</h2>']
     if not v.findings:
         out.append('<p class="empty">No rule fired: nothing beyond what the toolchain itself does.</p>')
-    for i, f in enumerate(v.findings):
-        items = []
-        for ev in f.evidence:
-            link = f'<a href="#{e(anchor(ev.ref))}">{e(ev.summary)}</a>' if ev.ref else e(ev.summary)
-            token = f' <span class="chip bad">honeytoken {e(ev.honeytoken)}</span>' if ev.honeytoken else ""
-            items.append(f'<li><span class="kind">{e(ev.type)}</span><code>{link}</code>{token}</li>')
-        more = (f.evidence_total or 0) - len(f.evidence)
-        if more > 0:
-            items.append(f'<li class="muted">… and {more} more</li>')
-        src = f' <span class="chip">{e(f.source)}</span>' if f.source != "rules" else ""
+    cards = [_card(i, f) for i, f in enumerate(v.findings)]
+    context = [c for c, f in zip(cards, v.findings, strict=True) if f.severity in ("low", "informational")]
+    out.extend(
+        c for c, f in zip(cards, v.findings, strict=True) if f.severity not in ("low", "informational")
+    )
+    if context:
         out.append(
-            f'<div class="card finding {e(f.severity)}" id="finding-{i}"><div class="head">'
-            f'<span class="sev {e(f.severity)}">{e(f.severity)}</span><span class="title">{e(f.title)}</span>'
-            f'<span class="chip">{e(f.phase)}</span><span class="rule">{e(f.rule)}</span>{src}</div>'
-            f'<ul class="evidence">{"".join(items)}</ul></div>'
+            f'<details class="context"><summary>{len(context)} low and informational findings '
+            f"(context, never decisive)</summary>{''.join(context)}</details>"
         )
     out.append("</section>")
     return "".join(out)
+
+
+def _card(i: int, f: Finding) -> str:
+    items = []
+    for ev in f.evidence:
+        link = f'<a href="#{e(anchor(ev.ref))}">{e(ev.summary)}</a>' if ev.ref else e(ev.summary)
+        token = f' <span class="chip bad">honeytoken {e(ev.honeytoken)}</span>' if ev.honeytoken else ""
+        items.append(f'<li><span class="kind">{e(ev.type)}</span><code>{link}</code>{token}</li>')
+    more = (f.evidence_total or 0) - len(f.evidence)
+    if more > 0:
+        items.append(f'<li class="muted">… and {more} more</li>')
+    src = f' <span class="chip">{e(f.source)}</span>' if f.source != "rules" else ""
+    return (
+        f'<div class="card finding {e(f.severity)}" id="finding-{i}"><div class="head">'
+        f'<span class="sev {e(f.severity)}">{e(f.severity)}</span><span class="title">{e(f.title)}</span>'
+        f'<span class="chip">{e(f.phase)}</span><span class="rule">{e(f.rule)}</span>{src}</div>'
+        f'<ul class="evidence">{"".join(items)}</ul></div>'
+    )
 
 
 def _tree_section(

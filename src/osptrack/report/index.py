@@ -94,7 +94,7 @@ def _render(rows: list[Row], out: Path) -> str:
     worst = "malicious" if levels.get("malicious") else "suspicious" if levels.get("suspicious") else "benign"
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{e(CSP)}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         f'<meta name="generator" content="osptrack {e(__version__)}">'
         f"<title>osptrack batch: {len(rows)} runs</title><style>{CSS}</style></head><body>"
         f'<header class="verdict {worst}"><h1>osptrack batch <span style="font-weight:400">{e(out.name)}</span></h1>'

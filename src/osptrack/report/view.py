@@ -17,6 +17,7 @@ from osptrack.verdict import RunData, Verdict, judge
 from osptrack.verdict.facts import payload_text
 from osptrack.verdict.model import verdict_from_dict
 
+PHASES = ("install", "import", "execute")
 TIMELINE_CAP = 1500  # events shown per phase (evidence events are always shown on top of this)
 
 
@@ -40,11 +41,9 @@ class RunView:
         return f"{p.get('ecosystem', '?')} {p.get('name', '?')} {p.get('version') or ''}".strip()
 
     def phases(self) -> list[str]:
-        seen: list[str] = list((self.run.run_info.get("phases") or {}).keys())
-        for e in self.run.events:
-            if e.phase not in seen:
-                seen.append(e.phase)
-        return seen
+        """install, import, execute order (run.json's keys are sorted alphabetically)."""
+        seen = set((self.run.run_info.get("phases") or {}).keys()) | {e.phase for e in self.run.events}
+        return sorted(seen, key=phase_order)
 
     def trees(self) -> dict[str, tuple[list[int], dict[int, ProcessNode]]]:
         """phase -> (root pids, nodes)."""
@@ -74,6 +73,10 @@ class RunView:
     def flows(self) -> list[tuple[int, dict[str, Any], str]]:
         """(index, record, decoded payload) for every network.jsonl record."""
         return [(i, r, payload_text(r.get("first_bytes"), 8192)) for i, r in enumerate(self.run.records)]
+
+
+def phase_order(phase: str) -> tuple[int, str]:
+    return (PHASES.index(phase) if phase in PHASES else len(PHASES), phase)
 
 
 def _interesting(e: Event) -> bool:
@@ -130,7 +133,10 @@ def summarise(run: RunData, verdict: Verdict | None = None) -> dict[str, Any]:
     }
     out: dict[str, Any] = {
         "package": info.get("package"),
-        "phases": {p: v.get("status") for p, v in (info.get("phases") or {}).items()},
+        "phases": {
+            p: v.get("status")
+            for p, v in sorted((info.get("phases") or {}).items(), key=lambda kv: phase_order(kv[0]))
+        },
         "counts": counts,
         "notable": info.get("notable") or {},
         "exfiltration": len(info.get("exfiltration") or []),

@@ -39,7 +39,7 @@ def malicious_run(folder: Path) -> Path:
 
 def benign_run(folder: Path) -> Path:
     r = Run()
-    r.exec(10, ["/usr/bin/python3", "-m", "pip", "install", "x"])
+    r.exec(10, ["/usr/bin/python3", "-m", "pip", "install", "x"], by="/usr/bin/bwrap")
     return r.write(folder)
 
 

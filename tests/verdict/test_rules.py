@@ -279,11 +279,12 @@ def test_connection_before_the_read_is_not_the_sequence(tmp_path: Path) -> None:
 def test_toolchain_only_run_is_benign(tmp_path: Path) -> None:
     """pip itself and its lsb_release subtree, npm reading its .npmrc, a registry fetch: nothing fires."""
     r = Run()
-    r.exec(10, PIP)
+    r.exec(10, PIP, by="/usr/bin/bwrap")
     r.open(10, "/root/site/x/__init__.py", op="write")
-    r.exec(11, ["lsb_release", "-a"], ppid=10)
+    r.clone(10, 11)
+    r.exec(11, ["/usr/bin/lsb_release", "-a"], ppid=10)
     r.clone(11, 12, exe="/usr/bin/lsb_release")
-    r.exec(12, ["/bin/sh", "-c", "tr a b"], ppid=11)
+    r.exec(12, ["/bin/sh", "-c", "tr a b"], by="/usr/bin/lsb_release", ppid=11)
     r.dns("pypi.org", answer="198.18.1.9")
     r.connect(10, "198.18.1.9", 443)
     r.connect(10, "198.18.0.53", 53)
@@ -296,10 +297,16 @@ def test_toolchain_only_run_is_benign(tmp_path: Path) -> None:
 
 def test_npm_reading_its_own_npmrc_is_not_a_bait_read(tmp_path: Path) -> None:
     r = Run(ecosystem="npm")
-    npm = ["/usr/bin/node", "/usr/lib/node_modules/npm/bin/npm-cli.js", "install"]
-    r.exec(10, npm, by="/usr/bin/bwrap")
-    r.bait_read(10, "/root/.npmrc", exe="/usr/bin/node")
-    assert judge_run_dir(r.write(tmp_path / "run")).level == "benign"
+    r.exec(10, ["/usr/bin/npm", "install", "/input/pkg/x.tgz"], by="/usr/bin/bwrap")
+    r.bait_read(10, "/root/.npmrc", exe="/usr/bin/npm")
+    r.clone(10, 11, exe="/usr/bin/npm")
+    r.exec(11, ["/bin/sh", "-c", "node install.js"], by="/usr/bin/npm", ppid=10)
+    r.clone(11, 12, exe="/bin/sh")
+    r.exec(12, ["/usr/bin/node", "install.js"], by="/bin/sh", ppid=11)
+    r.bait_read(12, "/root/.npmrc", exe="/usr/bin/node")  # the package's own script reading it
+    verdict = judge_run_dir(r.write(tmp_path / "run"))
+    reads = next(f for f in verdict.findings if f.rule == "bait-credential-read")
+    assert [ev.pid for ev in reads.evidence] == [12]
 
 
 def test_toolchain_process_writing_bashrc_is_still_caught(tmp_path: Path) -> None:

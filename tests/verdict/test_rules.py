@@ -42,6 +42,18 @@ def _bait_only(r: Run) -> None:
 
 
 def _second_stage(r: Run) -> None:
+    """run.json as the fake network's stages write it: a flag, and the marker writes behind it."""
+    r.exec(10, SETUP)
+    r.exec(11, ["sh", "/tmp/stage2.sh"], ppid=10)
+    write = r.open(11, "/tmp/.s3f9c1a2b7d4e", op="write", exe="/usr/bin/sh")
+    r.info["second_stage_executed"] = True
+    r.info["second_stage"] = {
+        "marker": "/tmp/.s3f9c1a2b7d4e",
+        "writes": [{"phase": "install", "pid": 11, "exe": "/usr/bin/sh", "t": write.t}],
+    }
+
+
+def _second_stage_old(r: Run) -> None:
     r.exec(10, SETUP)
     r.info["second_stage_executed"] = [
         {"phase": "install", "path": "/tmp/stage2.sh", "url": "http://x.example/s.sh"}
@@ -196,6 +208,7 @@ CASES: list[tuple[str, Callable[[Run], None], str, str]] = [
     ("bait-read-then-connect", _bait_then_connect, "high", "malicious"),
     ("bait-credential-read", _bait_only, "medium", "suspicious"),
     ("second-stage-executed", _second_stage, "critical", "malicious"),
+    ("second-stage-executed", _second_stage_old, "critical", "malicious"),
     ("dropped-file-executed", _dropped, "high", "malicious"),
     ("chmod-then-exec", _chmod, "high", "malicious"),
     ("reverse-shell-command", _devtcp, "critical", "malicious"),
@@ -264,6 +277,22 @@ def test_evidence_names_the_events(tmp_path: Path) -> None:
     assert conn.detail["address"] == "198.18.1.1" and conn.detail["hostname"] == "c2.example"
     lines = (tmp_path / "run" / "events.jsonl").read_text().splitlines()
     assert '"/root/.ssh/id_rsa"' in lines[int(read.ref.split(":")[1])]  # the ref is the line of events.jsonl
+
+
+def test_second_stage_evidence_is_the_marker_write(tmp_path: Path) -> None:
+    r = Run()
+    _second_stage(r)
+    verdict = judge_run_dir(r.write(tmp_path / "run"))
+    ev = next(f for f in verdict.findings if f.rule == "second-stage-executed").evidence[0]
+    assert ev.type == "event" and ev.pid == 11 and ev.ref is not None
+    assert (
+        "/tmp/.s3f9c1a2b7d4e" in (tmp_path / "run" / "events.jsonl").read_text().splitlines()[int(ev.ref[6:])]
+    )
+    r2 = Run()
+    r2.exec(10, SETUP)
+    r2.info["second_stage_executed"] = False
+    r2.info["second_stage"] = {"marker": "/tmp/.x", "writes": []}
+    assert "second-stage-executed" not in {f.rule for f in judge_run_dir(r2.write(tmp_path / "r2")).findings}
 
 
 def test_connection_before_the_read_is_not_the_sequence(tmp_path: Path) -> None:

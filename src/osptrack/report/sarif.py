@@ -10,7 +10,7 @@ from typing import Any
 
 from osptrack import __version__
 from osptrack.report.view import RunView
-from osptrack.verdict.engine import load_rules
+from osptrack.verdict.engine import emitting, load_rules
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 SARIF_LEVEL = {
@@ -24,7 +24,7 @@ SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.0", "low": "
 
 
 def render(view: RunView) -> dict[str, Any]:
-    rules = [r for r in load_rules() if r.severity]
+    rules = emitting(load_rules())
     extra = {f.rule: f for f in view.verdict.findings if f.rule not in {r.id for r in rules}}
     descriptors: list[dict[str, Any]] = [
         {

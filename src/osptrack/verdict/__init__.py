@@ -52,7 +52,7 @@ def judge(run: RunData, extra_findings: Iterable[Finding | dict[str, Any]] = ())
         level=levels.level_of(findings),
         score=levels.score_of(findings),
         findings=findings,
-        rules=f"osptrack-{__version__}/{sum(1 for r in rules if r.severity)} rules",
+        rules=f"osptrack-{__version__}/{len(engine.emitting(rules))} rules",
     )
 
 

@@ -292,6 +292,18 @@ def evaluate(facts: dict[str, list[Record]], rules: Iterable[Rule]) -> list[Find
     return findings
 
 
+def emitting(rules: Iterable[Rule]) -> list[Rule]:
+    """The rules that can produce findings: with a level, and not a building block of a correlation."""
+    rules = list(rules)
+    silenced = {
+        ref
+        for r in rules
+        if r.correlation and not r.correlation.get("generate")
+        for ref in r.correlation["rules"]
+    }
+    return [r for r in rules if r.severity and r.id not in silenced]
+
+
 def _correlate(rule: Rule, matches: dict[str, list[Record]]) -> list[Record]:
     corr = rule.correlation or {}
     refs: list[str] = list(corr.get("rules", []))

@@ -144,7 +144,7 @@ def build(run: RunData, eco: Ecosystem) -> dict[str, list[dict[str, Any]]]:
     out["honeytoken_exfiltration"] = _exfiltration(run, names)
     out["bait_read"] = _bait_reads(run, eco, verdicts)
     out["phase_state"], out["process_alive"] = _phases(run.run_info)
-    out["second_stage"] = _second_stage(run.run_info)
+    out["second_stage"] = _second_stage(run)
     return out
 
 
@@ -374,24 +374,45 @@ def _phases(run_info: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[s
     return states, alive
 
 
-def _second_stage(run_info: dict[str, Any]) -> list[dict[str, Any]]:
-    """run.json `second_stage_executed`: a list of proofs, a phase -> proofs map, or a flag."""
-    raw = run_info.get("second_stage_executed")
+def _second_stage(run: RunData) -> list[dict[str, Any]]:
+    """run.json `second_stage_executed` (True when a served second stage wrote the run's marker),
+    with `second_stage.writes` ({phase, pid, exe, t}) naming the events; older shapes (a list of
+    proofs, a phase -> proofs map) are read too."""
+    info = run.run_info
+    raw = info.get("second_stage_executed")
+    if not raw:
+        return []
+    stage = info.get("second_stage")
+    detail: dict[str, Any] = stage if isinstance(stage, dict) else {}
     items: list[Any]
-    if isinstance(raw, dict) and raw and all(isinstance(v, list | bool) for v in raw.values()):
+    if isinstance(raw, list):
+        items = raw
+    elif isinstance(raw, dict):
         items = [
             (p if isinstance(p, dict) else {}) | {"phase": phase}
             for phase, proofs in raw.items()
             for p in (proofs if isinstance(proofs, list) else [{}] if proofs else [])
         ]
-    elif isinstance(raw, list):
-        items = raw
-    elif raw:
-        items = [raw if isinstance(raw, dict) else {}]
     else:
-        items = []
+        items = list(detail.get("writes") or []) or [{}]
+    marker = detail.get("marker")
+    index: dict[tuple[Any, Any], int] = {
+        (e.t, e.pid): i
+        for i, e in enumerate(run.events)
+        if e.kind == "file" and (marker is None or e.path == marker)
+    }
     out: list[dict[str, Any]] = []
     for item in items:
         item = item if isinstance(item, dict) else {"detail": str(item)}
-        out.append({"_ref": "fact:second_stage_executed", "_type": "fact", "executed": True, **item})
+        i = index.get((item.get("t"), item.get("pid")))
+        ref = f"event:{i}" if i is not None else "fact:second_stage_executed"
+        out.append(
+            {
+                "_ref": ref,
+                "_type": "event" if i is not None else "fact",
+                "executed": True,
+                "path": item.get("path") or marker,
+                **item,
+            }
+        )
     return out

@@ -34,3 +34,7 @@ def test_corpus_package_completes_offline(entry: dict, tmp_path: Path) -> None:
         assert names <= registry, names
     assert outcome.notable["dns"] == [] and outcome.notable["exfiltration"] == []
     assert outcome.notable["bait_reads"] == []
+    # real benign packages are never judged malicious, and here not even suspicious (docs/rules.md)
+    assert outcome.verdict is not None and outcome.verdict["level"] == "benign", [
+        (f["rule"], f["evidence"][0]["summary"]) for f in (outcome.verdict or {}).get("findings", [])
+    ]

@@ -256,3 +256,29 @@ def test_http_bodies_chunked_pipelined_and_hinted() -> None:
     assert [c.data for c in sloppy] == [b"body=1"]
     assert datas(http.DECODER, b"CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n\x16\x03\x01") == []
     assert datas(http.DECODER, b"\x16\x03\x01\x00") == []
+
+
+def test_a_post_without_content_length_keeps_its_body() -> None:
+    # fuzz_exfil crash 1: h11 reads such a body as a broken second request; the body was lost.
+    body = zlib.compress(SECRET)
+    got = children(http.DECODER, b"POST /x?q=%ff HTTP/1.1\r\nHost: c2.example\r\n\r\n" + body)
+    assert [c.data for c in got] == [body]
+    # fuzz_exfil crash 3: ... and it is decoded as that request's headers say.
+    (br,) = children(
+        http.DECODER, b"POST / HTTP/1.1\r\nHost: h\r\nContent-Encoding: br\r\n\r\n" + brotli.compress(SECRET)
+    )
+    assert br.hints == {"content-encoding": "br"}
+    after_get = children(http.DECODER, b"GET / HTTP/1.1\r\nHost: h\r\n\r\nGARBAGE \x00\xff")
+    assert [c.data for c in after_get] == [b"GARBAGE \x00\xff"]
+
+
+def test_a_multipart_body_without_its_content_type_names_its_boundary() -> None:
+    # fuzz_exfil crash 2: a form posted without Content-Type hid a zlib part mid-body.
+    body = (
+        b'--fz\r\nContent-Disposition: form-data; name="f"\r\n\r\n'
+        + zlib.compress(SECRET)
+        + b"\r\n--fz--\r\n"
+    )
+    (part,) = children(multipart.DECODER, body)
+    assert part.data == zlib.compress(SECRET)
+    assert datas(multipart.DECODER, b"--not a boundary line\r\n") == []

@@ -68,10 +68,11 @@ def find_tunnels(
         flow = f.get("flow") or {}
         if flow.get("kind") == "dns":
             by_name[str(flow.get("qname"))].add(str(f.get("kind")))
-    groups = sorted(chunk_groups(records).items(), key=lambda kv: -len(kv[1]))[:MAX_GROUPS]
-    findings: list[dict[str, Any]] = []
+    # Most chunks first; among equals the most specific parent, which keeps a blob read twice.
+    groups = sorted(chunk_groups(records).items(), key=lambda kv: (-len(kv[1]), -kv[0][0].count(".")))
+    groups = groups[:MAX_GROUPS]
     errors: list[str] = []
-    reported: dict[str, list[str]] = defaultdict(list)  # token kind -> parents
+    candidates: list[tuple[str, str, str, list[tuple[str, Mapping[str, Any]]]]] = []
     scanned: set[bytes] = set()
     for (parent, _reading), chunks in groups:
         blob = "".join(c for c, _ in chunks).encode("utf-8", "replace")[:MAX_GROUP_BYTES]
@@ -84,19 +85,20 @@ def find_tunnels(
             errors.append(f"exfil/dnstunnel: {type(exc).__name__}")
             continue
         errors += result.errors
-        names = [str(r.get("qname")) for _, r in chunks]
-        single = set().union(*(by_name.get(n, set()) for n in names))
-        for hit in result.hits:
-            # One tunnel is seen under several parents (t.evil.example, evil.example): report the first.
-            if hit.kind in single or any(
-                p == parent or p.endswith("." + parent) or parent.endswith("." + p)
-                for p in reported[hit.kind]
-            ):
-                continue
-            reported[hit.kind].append(parent)
-            last = chunks[-1][1]
-            findings.append({"kind": hit.kind, "phase": last.get("phase"), "encoding": hit.chain,
-                             "flow": {"kind": "dns-tunnel", "parent": parent, "queries": len(chunks),
-                                      "first_qname": names[0], "last_qname": names[-1]},
-                             "t": last.get("t")})  # fmt: skip
+        single = set().union(*(by_name.get(str(r.get("qname")), set()) for _, r in chunks))
+        candidates += [(hit.kind, hit.chain, parent, chunks) for hit in result.hits if hit.kind not in single]
+    # One tunnel shows under each of its parents (t.evil.example, evil.example, where the second
+    # also holds the domain's other names): report it once, under the most specific parent.
+    candidates.sort(key=lambda c: -c[2].count("."))
+    findings: list[dict[str, Any]] = []
+    reported: dict[str, list[str]] = defaultdict(list)  # token kind -> parents
+    for kind, chain, parent, chunks in candidates:
+        if any(p == parent or p.endswith("." + parent) or parent.endswith("." + p) for p in reported[kind]):
+            continue
+        reported[kind].append(parent)
+        last = chunks[-1][1]
+        findings.append({"kind": kind, "phase": last.get("phase"), "encoding": chain,
+                         "flow": {"kind": "dns-tunnel", "parent": parent, "queries": len(chunks),
+                                  "first_qname": chunks[0][1].get("qname"), "last_qname": last.get("qname")},
+                         "t": last.get("t")})  # fmt: skip
     return findings, errors

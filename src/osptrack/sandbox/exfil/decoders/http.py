@@ -33,6 +33,8 @@ def _requests(data: bytes, cap: int) -> Iterator[tuple[dict[str, str], bytes]]:
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError:
+            # A body h11 did not expect (a POST without Content-Length, sent until close) reads
+            # as a broken next request: what h11 did not consume is then the body (below).
             break
         if isinstance(event, h11.Request):
             started = True
@@ -58,8 +60,11 @@ def _requests(data: bytes, cap: int) -> Iterator[tuple[dict[str, str], bytes]]:
                 return
         else:  # NEED_DATA (the capture ends mid-body), PAUSED, ConnectionClosed
             break
-    if started and body:
-        yield headers, bytes(body)
+    if started:
+        if body:
+            yield headers, bytes(body)  # the capture ends mid-body
+    elif rest := bytes(conn.trailing_data[0]):
+        yield headers, rest[:cap]  # most likely the body of the request before it
 
 
 class HttpDecoder:

@@ -2,8 +2,8 @@
 with its own headers as hints, and its Content-Transfer-Encoding (base64, quoted-printable)
 undone.
 
-The boundary comes from the Content-Type hint (HTTP) or from a `boundary=` parameter anywhere
-in the blob (a mail's headers are inside the SMTP stream). Parts are split on the delimiter
+The boundary comes from the Content-Type hint (HTTP), from a `boundary=` parameter anywhere
+in the blob (a mail's headers are inside the SMTP stream), or from a first delimiter line. Parts are split on the delimiter
 line by hand: `email` would want the whole message well-formed, a cut capture rarely is.
 """
 
@@ -17,6 +17,7 @@ from osptrack.sandbox.exfil.decoders import MAX_MEMBERS, MAX_SNIFFS, Blob, parse
 
 _BOUNDARY = re.compile(rb'boundary="?([^"\r\n;]{1,70})"?', re.IGNORECASE)
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
+_FIRST_DELIMITER = re.compile(rb"--([!-~]{1,70})\r?\n")
 
 
 def boundaries(blob: Blob) -> list[bytes]:
@@ -24,6 +25,11 @@ def boundaries(blob: Blob) -> list[bytes]:
     hinted = _BOUNDARY.search(blob.hints.get("content-type", "").encode("latin-1", "replace"))
     if hinted:
         found.append(hinted.group(1).strip())
+    # A body that opens with a delimiter line names its boundary itself (hand-built uploads
+    # sent without the Content-Type header).
+    first = _FIRST_DELIMITER.match(blob.data)
+    if first and first.group(1) not in found:
+        found.append(first.group(1))
     for m in _BOUNDARY.finditer(blob.data):
         if len(found) >= MAX_SNIFFS:
             break

@@ -9,6 +9,7 @@ does anyway, the scanner counts the error and goes on with the other decoders.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -16,6 +17,7 @@ from typing import Protocol
 # Bomb caps shared by the decoders that expand (compression, archives).
 MAX_MEMBERS = 256  # archive members / multipart parts / compressed streams per blob
 MAX_SNIFFS = 16  # magic numbers tried per blob (gzip, zip... embedded anywhere)
+MAX_PIECES = 65536  # escaped pieces kept per blob (URL, JSON)
 INPUT_CHUNK = 64 * 1024  # compressed input fed per call, so damage late in a stream keeps the start
 
 
@@ -49,6 +51,27 @@ def parse_headers(head: bytes) -> dict[str, str]:
         name, sep, value = line.partition(b":")
         if sep and name.strip():
             out[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+    return out
+
+
+def pieces_with(data: bytes, pattern: re.Pattern[bytes], delimiters: bytes, cap: int) -> list[bytes]:
+    """The pieces of `data` (between `delimiters`, a translate table mapping each delimiter to
+    a newline) that hold a match of `pattern`, each once, in order, up to `cap` bytes in all.
+
+    Found from the matches outwards with C-level find/rfind, and the search goes on after the
+    piece: a blob costs one pass and one Python step per piece, however many escapes it has.
+    """
+    marked = data.translate(delimiters)
+    out: list[bytes] = []
+    size = 0
+    m = pattern.search(data)
+    while m is not None and size < cap and len(out) < MAX_PIECES:
+        start = marked.rfind(b"\n", 0, m.start()) + 1
+        end = marked.find(b"\n", m.end())
+        end = len(data) if end < 0 else end
+        out.append(data[start:end])
+        size += end - start
+        m = pattern.search(data, end)
     return out
 
 

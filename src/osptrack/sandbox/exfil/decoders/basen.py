@@ -5,7 +5,8 @@ decoding; decoding is for what is nested *inside* them: base64 of a gzip body, h
 base64 of base64. A run found in text may start a few characters early (a word of
 base64-looking letters before it), so long runs are decoded at every alignment; short runs
 (too short to hold a compressed secret) are decoded as found and joined into one blob, which
-keeps the work per blob to a few children however many runs it has.
+keeps the work per blob to a few children however many runs it has. A decoding that gives
+noise (no text, no magic number) is dropped: nothing nested can hide in it.
 """
 
 from __future__ import annotations
@@ -23,9 +24,23 @@ _B32_RUN = re.compile(rb"[A-Z2-7]{32,}=*|[a-z2-7]{32,}=*")
 _PADDING = re.compile(rb"=+")
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 _B32_PAD = {2: 6, 4: 4, 5: 3, 7: 1}  # chars in the last group -> padding
+# Bytes a decoding is worth searching further for: mostly text (NUL included, for UTF-16), or
+# holding a container's magic number. Decoded noise is neither, and the token itself in the
+# encoded text is found by its needles without decoding.
+_TEXT = bytes([0, 9, 10, 13, *range(32, 127)])
+_MAGICS = (
+    b"\x1f\x8b\x08",
+    b"PK\x03\x04",
+    b"BZh",
+    b"\xfd7zXZ\x00",
+    b"ustar",
+    b"\x78\x9c",
+    b"\x78\xda",
+    b"\x78\x01",
+)
 LONG_RUN = 64  # characters: decoded on its own, at every alignment
 MAX_LONG_RUNS = 64  # per blob and alphabet; later long runs are decoded as short ones
-MAX_RUNS = 8192  # per blob and alphabet
+MAX_RUNS = 8192  # per blob and alphabet (base64 runs, then hex and base32 runs inside them)
 
 
 def _b64(text: bytes) -> bytes:
@@ -40,7 +55,8 @@ def _b64(text: bytes) -> bytes:
 
 def _decode_b64(run: bytes, offset: int) -> bytes:
     # '=' inside a run separates concatenated padded segments, each decoded from its own start.
-    parts = _PADDING.split(run.translate(_URLSAFE))
+    text = run.translate(_URLSAFE).rstrip(b"=")
+    parts = _PADDING.split(text) if b"=" in text else [text]
     parts[0] = parts[0][offset:]
     return b"".join(_b64(p) for p in parts if p)
 
@@ -60,22 +76,49 @@ def _decode_b32(run: bytes, offset: int) -> bytes:
     return out + (base64.b32decode(tail + b"=" * _B32_PAD[len(tail)]) if tail else b"")
 
 
+_HEX_CHARS = b"0123456789abcdefABCDEF"
+_B32_UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567="
+_B32_LOWER = b"abcdefghijklmnopqrstuvwxyz234567="
+
+
+def _mostly(run: bytes, label: str) -> bool:
+    if label == "hex":
+        return len(run.translate(None, _HEX_CHARS)) * 10 <= len(run)
+    return min(len(run.translate(None, _B32_UPPER)), len(run.translate(None, _B32_LOWER))) * 10 <= len(run)
+
+
+def worth_searching(data: bytes) -> bool:
+    if len(data.translate(None, _TEXT)) * 5 <= len(data):
+        return True
+    return any(magic in data for magic in _MAGICS)
+
+
 class BaseNDecoder:
     name = "basen"
 
     def decode(self, blob: Blob, cap: int) -> Iterator[Blob]:
         budget = cap
-        for label, regex, decode, alignments in (
-            ("base64", _B64_RUN, _decode_b64, 4),
+        # One regex pass over the blob: hex and base32 alphabets are inside base64's, so their
+        # runs are looked for inside the base64 runs only.
+        runs = [m.group() for _, m in zip(range(MAX_RUNS), _B64_RUN.finditer(blob.data), strict=False)]
+        for label, finder, decode, alignments in (
+            ("base64", None, _decode_b64, 4),
             ("hex", _HEX_RUN, _decode_hex, 2),
             ("base32", _B32_RUN, _decode_b32, 1),
         ):
+            if finder is None:
+                candidates = runs
+            else:
+                # Only runs mostly of this alphabet: a regex pass over every base64 run costs
+                # more than the rest of the scan, and hex glued to base64 text is rare.
+                candidates = [
+                    m.group() for r in runs if len(r) >= 32 and _mostly(r, label) for m in finder.finditer(r)
+                ][:MAX_RUNS]
             long_runs = 0
             short: list[bytes] = []
-            for n, m in enumerate(regex.finditer(blob.data)):
-                if n >= MAX_RUNS or budget <= 0:
+            for run in candidates:
+                if budget <= 0:
                     break
-                run = m.group()
                 if label == "base64" and (b"\n" in run or b"\r" in run):
                     run = run.replace(b"\r", b"").replace(b"\n", b"")
                     if len(run) >= 20:
@@ -89,7 +132,7 @@ class BaseNDecoder:
                             out = decode(run, offset)
                         except (binascii.Error, ValueError):
                             continue
-                        if out and budget > 0:
+                        if out and budget > 0 and worth_searching(out):
                             budget -= len(out)
                             yield blob.child(out[:cap], label, text=False)
                 else:
@@ -99,7 +142,7 @@ class BaseNDecoder:
                         continue
                     budget -= len(short[-1])
             joined = b"\n".join(s for s in short if s)
-            if joined:
+            if joined and worth_searching(joined):
                 yield blob.child(joined[:cap], label, text=False)
 
 

@@ -2,7 +2,8 @@
 
 A serializer may escape '/' and '+' (both in AWS secrets) or everything non-ASCII; the token
 is then only in the payload after unescaping. A regex over bytes: nothing to raise on, and
-unescaped text need not be valid JSON (a truncated capture rarely is).
+unescaped text need not be valid JSON (a truncated capture rarely is). Only the pieces that
+hold an escape are kept, joined by newlines.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from osptrack.sandbox.exfil.decoders import Blob
+from osptrack.sandbox.exfil.decoders import Blob, pieces_with
 
 _ESCAPES = re.compile(
     rb"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})"  # surrogate pair
@@ -35,15 +36,22 @@ def _replace(m: re.Match[bytes]) -> bytes:
     return _SIMPLE[simple]
 
 
+# Quotes and whitespace end a piece (mapped to one byte for a C split); an escaped quote
+# splits too, which is harmless: tokens hold no quotes.
+_SPLIT = bytes.maketrans(b'" \t\r\x0b\x0c', b"\n" * 6)
+
+
 class JsonEscapeDecoder:
     name = "json"
 
     def decode(self, blob: Blob, cap: int) -> Iterator[Blob]:
         if b"\\" not in blob.data:
             return
-        out = _ESCAPES.sub(_replace, blob.data)
-        if out != blob.data:
-            yield blob.child(out[:cap], "json")
+        # Only the pieces (between quotes and whitespace) that hold an escape are unescaped
+        # and kept: the rest of the blob is searched already.
+        pieces = pieces_with(blob.data, _ESCAPES, _SPLIT, cap)
+        if pieces:
+            yield blob.child(b"\n".join(_ESCAPES.sub(_replace, p) for p in pieces)[:cap], "json")
 
 
 DECODER = JsonEscapeDecoder()

@@ -30,6 +30,8 @@ def boundaries(blob: Blob) -> list[bytes]:
     first = _FIRST_DELIMITER.match(blob.data)
     if first and first.group(1) not in found:
         found.append(first.group(1))
+    if b"oundary" not in blob.data and b"OUNDARY" not in blob.data:
+        return found  # a plain find first: the case-blind regex is ten times slower on 1 MiB
     for m in _BOUNDARY.finditer(blob.data):
         if len(found) >= MAX_SNIFFS:
             break

@@ -10,11 +10,11 @@ import pytest
 from osptrack import ecosystems
 from osptrack.run import AnalyzeOptions, analyze
 from osptrack.target import normalise_name, parse_target
+from shared_data import CORPUS, CORPUS_MANIFEST, corpus_entries, needs
 
-CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
-ENTRIES = json.loads((CORPUS / "manifest.json").read_text())["packages"]
+ENTRIES = corpus_entries()  # [] without ../shared: the module is skipped, collection still works
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow, needs(CORPUS_MANIFEST)]
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[f"{e['ecosystem']}-{e['name']}" for e in ENTRIES])

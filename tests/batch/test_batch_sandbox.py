@@ -12,10 +12,11 @@ from collections_builder import sdist
 
 from osptrack.batch.model import make_target
 from osptrack.batch.runner import BatchOptions, run_batch
+from shared_data import pypi_build_tools
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+
 PORT = 47123
 HOME_FILE = ".osptrack-batch-shared"
 
@@ -57,7 +58,7 @@ def test_two_parallel_sandboxes_bind_the_same_port_and_write_the_same_home_file(
         check_sandbox()
     except (ImportError, BadInput) as exc:
         pytest.fail(f"sandbox not available here (scripts/setup.sh; run as root): {exc}")
-    build_tools = str((SHARED / "corpus" / "pypi" / "_build").resolve())
+    build_tools = pypi_build_tools()
     targets = [
         make_target(
             "pypi",
@@ -140,7 +141,7 @@ def test_package_timeout_kills_a_real_sandbox_without_leftovers(
     # An install that outlives the batch's per-package limit (analyze's own phase limit is higher).
     setup = "import time\ntime.sleep(60)\nfrom setuptools import setup\nsetup(name='sleepy', version='1.0')\n"
     archive = write_sdist(slow, "sleepy", setup)
-    build_tools = str((SHARED / "corpus" / "pypi" / "_build").resolve())
+    build_tools = pypi_build_tools()
     target = make_target("pypi", "sleepy", "1.0", archive=str(archive), deps_dirs=(build_tools,))
     summary = run_batch(
         [target],

@@ -24,8 +24,7 @@ from osptrack.batch.model import DATADOG_ZIP, PLAIN
 from osptrack.batch.sources import load_targets
 from osptrack.batch.staging import StagingError, stage_archive
 from osptrack.errors import BadInput
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+from shared_data import SHARED, needs
 
 
 def keys(listed):  # type: ignore[no-untyped-def]
@@ -66,6 +65,7 @@ def test_csv_bad_rows_name_the_line(tmp_path: Path, body: str, message: str) -> 
         load_targets(path)
 
 
+@needs(SHARED / "corpus" / "manifest.json")
 def test_corpus_manifest_gives_each_package_its_own_deps_and_build_tools() -> None:
     manifest = SHARED / "corpus" / "manifest.json"
     listed = load_targets(manifest)

@@ -10,8 +10,7 @@ import pytest
 from builders import make_npm, make_sdist, make_wheel, suspicious_sdist
 from osptrack import ecosystems
 from osptrack.errors import BadInput
-
-CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
+from shared_data import CORPUS, CORPUS_MANIFEST, needs
 
 
 def test_sdist_metadata_is_read_without_running_setup(tmp_path: Path) -> None:
@@ -55,6 +54,7 @@ def test_find_archive_in_deps_dirs(tmp_path: Path) -> None:
     assert pypi.find_archive("absent", None, (tmp_path,)) is None
 
 
+@needs(CORPUS_MANIFEST)
 def test_corpus_metadata_matches_manifest() -> None:
     manifest = json.loads((CORPUS / "manifest.json").read_text())
     for entry in manifest["packages"]:

@@ -15,6 +15,10 @@ from osptrack.labels.build import build_labels
 from osptrack.labels.match import LabelIndex
 from osptrack.labels.table import iocs_path_for
 
+pytestmark = pytest.mark.skipif(
+    not SHARED_ZIP.is_file(), reason="needs ../shared/data/malicious-packages-main.zip (absent)"
+)
+
 # From ../shared/README.md, which counts the malicious (not withdrawn) records per folder.
 README_COUNTS = {
     "npm": 22241,

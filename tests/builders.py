@@ -6,11 +6,14 @@ so a test package's hooks only ever run inside the sandbox under test.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import io
 import json
 import tarfile
 import textwrap
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 # Names the suspicious packages use; *.example never resolves on the real internet.
@@ -18,12 +21,46 @@ EXFIL_HOST = "exfil.osptrack-test.example"
 EXFIL_PORT = 8080
 
 
+# Every archive a test builds is byte-for-byte reproducible: the same members give the same bytes
+# a second later (tar and zip member times, and the gzip header's own mtime, are all fixed).
+MTIME = 1_700_000_000
+ZIP_DATE = (2023, 11, 14, 22, 13, 20)  # MTIME in UTC, as zip's local-time fields hold it
+
+
 def _add(tf: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = mode
-    info.mtime = 1_700_000_000
+    info.mtime = MTIME
     tf.addfile(info, io.BytesIO(data))
+
+
+@contextlib.contextmanager
+def targz_writer(path: Path, compresslevel: int = 9) -> Iterator[tarfile.TarFile]:
+    """targz_writer(path), but with the gzip header's mtime fixed (tarfile writes `now`)."""
+    with (
+        path.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=compresslevel) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tf,
+    ):
+        yield tf
+
+
+def targz_bytes(members: dict[str, bytes | str], mode: int = 0o644) -> bytes:
+    """A reproducible .tar.gz of `members` (text is UTF-8 encoded)."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tf:
+        for name, data in members.items():
+            _add(tf, name, data.encode() if isinstance(data, str) else data, mode)
+    return buf.getvalue()
+
+
+def zip_entry(name: str, compress_type: int = zipfile.ZIP_STORED) -> zipfile.ZipInfo:
+    """A zip member with a fixed date (zipfile.writestr(name, ...) stamps the current time)."""
+    info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+    info.compress_type = compress_type
+    info.external_attr = 0o644 << 16
+    return info
 
 
 def make_sdist(dest: Path, name: str, version: str, setup_py: str, files: dict[str, str] | None = None) -> Path:
@@ -32,7 +69,7 @@ def make_sdist(dest: Path, name: str, version: str, setup_py: str, files: dict[s
     pkg_info = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: osptrack test package\n"
     members = {"PKG-INFO": pkg_info, "setup.py": textwrap.dedent(setup_py), **(files or {})}
     path = dest / f"{top}.tar.gz"
-    with tarfile.open(path, "w:gz") as tf:
+    with targz_writer(path) as tf:
         for rel, text in members.items():
             _add(tf, f"{top}/{rel}", text.encode())
     return path
@@ -50,7 +87,7 @@ def make_wheel(dest: Path, name: str, version: str, files: dict[str, str], requi
     path = dest / f"{dist}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as zf:
         for rel, text in members.items():
-            zf.writestr(rel, text)
+            zf.writestr(zip_entry(rel), text)
     return path
 
 
@@ -61,7 +98,7 @@ def make_npm(dest: Path, name: str, version: str, files: dict[str, str], scripts
     if scripts:
         manifest["scripts"] = scripts
     path = dest / f"{name.replace('@', '').replace('/', '-')}-{version}.tgz"
-    with tarfile.open(path, "w:gz") as tf:
+    with targz_writer(path) as tf:
         _add(tf, "package/package.json", json.dumps(manifest, indent=2).encode())
         for rel, text in files.items():
             _add(tf, f"package/{rel}", textwrap.dedent(text).encode())

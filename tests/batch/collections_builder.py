@@ -6,28 +6,22 @@ dataset); the zip holds the package's unpacked tree, or its registry archive.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import struct
-import tarfile
 import zlib
 from pathlib import Path
 
 import pyzipper
 
+from builders import targz_bytes
+
 PASSWORD = b"infected"
 
 
 def targz(members: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for rel, text in members.items():
-            data = text.encode()
-            info = tarfile.TarInfo(rel)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    # Reproducible (fixed gzip and member mtimes): tests compare archives built seconds apart.
+    return targz_bytes(dict(members))
 
 
 def npm_tgz(name: str, version: str) -> bytes:
@@ -66,6 +60,7 @@ def encrypted_zip(path: Path, members: dict[str, bytes], aes: bool = True) -> Pa
             path, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES
         ) as zf:
             zf.setpassword(PASSWORD)
+            # Not reproducible whatever the dates (AES salts are random); the members inside are.
             for name, data in members.items():
                 zf.writestr(name, data)
     else:

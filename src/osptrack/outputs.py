@@ -79,7 +79,14 @@ def _is_baseline(folder: Path) -> bool:
     return bool(entries) and all("-null-" in p.name and p.is_dir() and is_run_folder(p) for p in entries)
 
 
-_RECOGNISERS.update(run=is_run_folder, batch=_is_batch, dataset=_is_dataset, baseline=_is_baseline)
+def _is_hunt_cache(folder: Path) -> bool:
+    """`hunt --cache` folders written before the marker: only `segments/`."""
+    return {p.name for p in folder.iterdir() if not p.name.startswith(".")} <= {"segments"}
+
+
+_RECOGNISERS.update(
+    run=is_run_folder, batch=_is_batch, dataset=_is_dataset, baseline=_is_baseline, hunt_cache=_is_hunt_cache
+)
 
 # What a kind is called in messages.
 _NAMES = {
@@ -88,6 +95,7 @@ _NAMES = {
     "dataset": "dataset folder",
     "baseline": "baseline folder",
     "plots": "plots folder",
+    "hunt_cache": "hunt cache",
 }
 
 

@@ -52,6 +52,7 @@ NUMERIC = [
     (["dataset", "build", "runs", "--labels", "l.parquet", "--out", "o"], "--workers"),
     (["dataset", "build", "runs", "--labels", "l.parquet", "--out", "o"], "--chunk-size"),
     (["dataset", "baseline", "pypi", "--out", "o"], "--timeout"),
+    (["hunt", "runs", "--sql", "select 1"], "--workers"),
 ]
 
 

@@ -155,12 +155,18 @@ def _stats_plots(inputs: Path) -> list[str]:
     return ["dataset", "stats", str(data)]
 
 
+def _hunt(inputs: Path) -> list[str]:
+    write_run(inputs / "runs" / "a")
+    return ["hunt", str(inputs / "runs"), "--sql", "select count(*) from runs"]
+
+
 WRITERS: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "analyze": (_analyze, "--out"),
     "batch": (_batch, "--out"),
     "dataset build": (_dataset_build, "--out"),
     "dataset baseline": (_dataset_baseline, "--out"),
     "dataset stats --plots": (_stats_plots, "--plots"),
+    "hunt --cache": (_hunt, "--cache"),
 }
 
 

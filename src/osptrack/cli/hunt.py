@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from osptrack.cli.params import at_least_one
 from osptrack.errors import BadInput
 
 
@@ -35,7 +36,9 @@ def hunt_command(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Parse runs in memory, write no cache")
     ] = False,
-    workers: Annotated[int, typer.Option("--workers", help="Processes parsing uncached runs")] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Processes parsing uncached runs", callback=at_least_one)
+    ] = 1,
 ) -> None:
     """Hunt across runs with SQL: views runs, files, sockets, commands, dns, events, flows, findings, honeytokens."""
     from osptrack.hunt.cache import default_cache_dir
@@ -49,11 +52,17 @@ def hunt_command(
     }
     if len(chosen) != 1:
         raise BadInput("give exactly one of --sql, --ioc, --reads, --runs-command")
-    if workers < 1:
-        raise BadInput("--workers must be at least 1")
     ((kind, value),) = chosen.items()
-    options = HuntOptions(cache_dir=None if no_cache else (cache or default_cache_dir()), workers=workers)
+    cache_dir = None if no_cache else (cache or default_cache_dir())
+    if cache_dir is not None:
+        # Segments are only ever added there, but never among the user's own files (outputs.py).
+        from osptrack.outputs import check_output_dir, claim_output_dir
+
+        check_output_dir(cache_dir, "hunt_cache", option="--cache")
+    options = HuntOptions(cache_dir=cache_dir, workers=workers)
     con = connect(paths, options)
+    if cache_dir is not None and cache_dir.is_dir():
+        claim_output_dir(cache_dir, "hunt_cache")
     result = query(con, value) if kind == "sql" else query(con, CANNED[kind], [value])
     sys.stdout.write(render(result.columns, result.rows, format))
 

@@ -11,7 +11,6 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from osptrack.sandbox.runner import PhaseOutcome, Workspace, run_phase
 from osptrack.target import PackageRef
 from osptrack.trace.aggregate import phase_record
 from osptrack.trace.events import Event, encode_events_jsonl
+from osptrack.trace.refine import lookup_probe_sockets, mark_lookup_probes, without_sandbox_setup
 from osptrack.trace.strace import ParseStats, parse_log, strace_command
 
 PHASES = ("install", "import", "execute")
@@ -153,6 +153,11 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
             outcome = run_phase(phase, spec, ws, command, _traced, limits, net.enter_netns, run_id)
             stats = ParseStats()
             events = without_sandbox_setup(parse_log(outcome.trace_log, phase, stats=stats))
+            # Where datagrams went this phase: UDP flows, and DNS queries (answered, not flows).
+            sent = [r for r in net.records() if r.get("phase") == phase]
+            udp_sent = {(r.get("dst"), r.get("dst_port")) for r in sent if r.get("kind") == "udp"}
+            udp_sent |= {(r.get("server"), r.get("server_port")) for r in sent if r.get("kind") == "dns"}
+            events = mark_lookup_probes(events, udp_sent)
             all_events.extend(events)
             status = _status(outcome)
             dns = [r for r in net.records() if r.get("phase") == phase and r.get("kind") == "dns"]
@@ -168,6 +173,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
                 exclude_comms=frozenset(),  # bwrap's setup is gone already; a package's "bwrap" stays
             )
             phases[phase] = _phase_info(outcome, status, len(events), stats)
+            phases[phase]["lookup_probes"] = lookup_probe_sockets(events)
             if status != "completed":
                 tails[phase] = stderr_tail(outcome.stderr)
         records = net.records()
@@ -184,6 +190,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         "exfiltration": exfil,
         "network": net_health,
         "bait_reads": bait_reads,
+        "probes": summary.probes(all_events, verdicts),
         "trace": {
             "valid": all(p["trace_valid"] for p in phases.values()),
             "events": len(all_events),
@@ -307,36 +314,6 @@ def _sandbox_env(eco: Ecosystem, layout: Layout, baits: Baits, online: bool, net
         for key in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "npm_config_proxy", "npm_config_https_proxy"):
             env[key] = net.proxy_url
     return env
-
-
-def without_sandbox_setup(events: Iterable[Event]) -> list[Event]:
-    """Drop bwrap's own work before it execs the command (mounts, library loads): not the package's.
-
-    Told by place, not by name: the trace's first process (strace's child, which execs bwrap) and
-    what it clones are the launcher until one of them execs the command; that exec is kept, and
-    so is a failed one (bwrap's PATH search). A package's own program named bwrap is untouched.
-    """
-    kept: list[Event] = []
-    setup: set[int] | None = None
-    for e in events:
-        if setup is None:
-            setup = {e.pid}
-        if e.pid not in setup:
-            kept.append(e)
-            continue
-        if e.kind == "process" and e.op == "clone":
-            if e.ok and e.child_pid is not None:
-                setup.add(e.child_pid)
-            continue
-        if e.kind == "process" and e.op == "exec" and not _is_bwrap(e.path):
-            kept.append(e)
-            if e.ok:
-                setup.discard(e.pid)
-    return kept
-
-
-def _is_bwrap(path: str | None) -> bool:
-    return path is not None and path.rsplit("/", 1)[-1] == "bwrap"
 
 
 def _status(outcome: PhaseOutcome) -> str:

@@ -67,14 +67,9 @@ def notable(
             and r["qname"].rstrip(".").lower() not in registry | set(LOCAL_NAMES)
         }
     )
-    connections = sorted(
-        {
-            f"{s['Address']}:{s['Port']}" + (f" ({', '.join(s['Hostnames'])})" if s.get("Hostnames") else "")
-            for phase in results.values()
-            for s in phase.get("Sockets", [])
-        }
-    )
-    commands = package_commands(events, verdicts if verdicts is not None else toolchain_verdicts(eco, events))
+    connections = connection_lines(results, events)
+    verdicts = verdicts if verdicts is not None else toolchain_verdicts(eco, events)
+    commands = package_commands(events, verdicts)
     baits = sorted(
         {
             f"[{r['phase']}] {r['path']} by {r['exe']}"
@@ -83,7 +78,92 @@ def notable(
         }
     )
     leaked = sorted({_describe_leak(x) for x in exfil})
-    return {"dns": dns, "connections": connections, "commands": commands, "bait_reads": baits, "exfiltration": leaked}
+    return {
+        "dns": dns,
+        "connections": connections,
+        "commands": commands,
+        "bait_reads": baits,
+        "exfiltration": leaked,
+        "listening": listening_lines(events, verdicts),
+        "probes": sorted({_describe_probe(p) for p in probes(events, verdicts) if p["toolchain"] is None}),
+    }
+
+
+def connection_lines(results: dict[str, dict[str, Any]], events: list[Event]) -> list[str]:
+    """Sockets the package connected or sent to, one line per attempt.
+
+    Left out: lookup probes (a UDP socket connected and closed unsent by getaddrinfo, see
+    events.jsonl `lookup_probe`), port 0 (getaddrinfo without a service probes port 0; nothing
+    listens there), and addresses only bound or listened on (those are `listening`). One
+    attempt over both families (the IPv4 and IPv6 sinkhole address of one name and port) is one
+    line: `NAME:PORT (ADDRESS, ADDRESS)`; a socket with no name is `ADDRESS:PORT`.
+    """
+    reached = {
+        (e.phase, e.address, e.port)
+        for e in events
+        if e.kind == "network" and e.op in ("connect", "sendto") and not e.lookup_probe and e.port
+    }
+    named: dict[tuple[str, int], set[str]] = {}
+    lines: set[str] = set()
+    for phase, record in results.items():
+        for s in record.get("Sockets") or []:
+            address, port, hosts = s["Address"], s["Port"], s.get("Hostnames") or []
+            if not port or (phase, address, port) not in reached:
+                continue
+            if hosts:
+                named.setdefault((", ".join(hosts), port), set()).add(address)
+            else:
+                lines.add(f"{address}:{port}")
+    lines.update(f"{hosts}:{port} ({', '.join(sorted(addresses))})" for (hosts, port), addresses in named.items())
+    return sorted(lines)
+
+
+def listening_lines(events: list[Event], verdicts: dict[int, Verdict]) -> list[str]:
+    """`[phase] ADDRESS:PORT by EXE` for each successful listen() of the package's."""
+    lines: list[str] = []
+    for e in events:
+        if e.kind != "network" or e.op != "listen" or not e.ok:
+            continue
+        verdict = verdicts.get(id(e))
+        if verdict is not None and verdict.toolchain:
+            continue
+        where = f"{e.address}:{e.port}" if e.address is not None else (e.family or "?")
+        line = f"[{e.phase}] {where} by {e.exe}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
+PROBES_KEPT = 1000  # run.json `probes` entries at most (a scan of a home can make thousands)
+
+
+def probes(events: list[Event], verdicts: dict[int, Verdict] | None = None) -> list[dict[str, Any]]:
+    """Looks at sensitive paths (events with `probe`): one entry per (phase, path, exe, syscall).
+
+    `toolchain` is the rule name of a toolchain prober (None for the package's own), as in
+    bait_reads.
+    """
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for e in events:
+        if e.probe is None:
+            continue
+        verdict = verdicts.get(id(e)) if verdicts is not None else None
+        toolchain = verdict.rule if verdict is not None and verdict.toolchain else None
+        key = (e.phase, e.path, e.exe, e.syscall, toolchain)
+        if key in found:
+            continue
+        found[key] = {
+            "phase": e.phase, "path": e.path, "category": e.probe, "syscall": e.syscall,
+            "errno": e.errno, "pid": e.pid, "exe": e.exe, "toolchain": toolchain,
+        }  # fmt: skip
+        if len(found) >= PROBES_KEPT:
+            break
+    return list(found.values())
+
+
+def _describe_probe(p: dict[str, Any]) -> str:
+    result = f"{p['syscall']}, {p['errno']}" if p["errno"] else p["syscall"]
+    return f"[{p['phase']}] {p['path']} ({result}) by {p['exe']}"
 
 
 def toolchain_verdicts(eco: Ecosystem, events: list[Event]) -> dict[int, Verdict]:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.sandbox
 
 PYPROJECT = '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
 SETUP_PY = """
-import os, shutil, subprocess, sys
+import os, shutil, socket, subprocess, sys
 home = os.path.expanduser("~")
 decoys = "/tmp/osptrack-decoys"
 os.makedirs(decoys, exist_ok=True)
@@ -36,6 +36,38 @@ subprocess.run([decoys + "/lsb_release", "-c", "/usr/bin/id -u; /usr/bin/id -g"]
 subprocess.run([decoys + "/bwrap", home + "/.aws/credentials"], stdout=subprocess.DEVNULL)
 subprocess.run([sys.executable, "-c", "print('decoy-ran')  # -m pip"])
 subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "osptrack-nothing-here"])
+try:
+    subprocess.run(["/nonexistent/osptrack-evil", "--run"])
+except OSError:
+    pass
+# Looking without reading: none of these exist in the sandbox.
+for look in (lambda: os.stat("/etc/shadow"), lambda: os.readlink(home + "/.electrum"),
+             lambda: open(home + "/.ethereum/keystore")):
+    try:
+        look()
+    except OSError:
+        pass
+os.access(home + "/.bitcoin/wallet.dat", os.R_OK)
+os.path.exists(home + "/.config/google-chrome/Default")
+# A listening "backdoor" on an ephemeral port.
+server = socket.socket()
+server.bind(("0.0.0.0", 0))
+server.listen(1)
+# A lookup only (getaddrinfo probes each address with a UDP connect, sends nothing), one
+# without a service (port 0), a real UDP datagram, and a TCP attempt over both families.
+socket.getaddrinfo("lookup-only.osptrack-test.example", 443)
+socket.getaddrinfo("portzero.osptrack-test.example", None)
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.connect((socket.gethostbyname("udp-real.osptrack-test.example"), 9999))
+udp.send(b"osptrack")
+for family, kind, proto, _, addr in socket.getaddrinfo("pair.osptrack-test.example", 8080, type=socket.SOCK_STREAM):
+    conn = socket.socket(family, kind, proto)
+    conn.settimeout(3)
+    try:
+        conn.connect(addr)
+    except OSError:
+        pass
+    conn.close()
 from setuptools import setup
 setup(name="osptrack-hider", version="1.0.0", py_modules=["osptrack_hider"])
 """
@@ -99,3 +131,85 @@ def test_pips_own_processes_are_not_notable(run_dir: Path) -> None:
     assert not any(
         c.startswith(("[install] lsb_release", "[install] uname", "[install] getopt")) for c in commands
     )
+
+
+def load(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    install = json.loads((run_dir / "result.json").read_text())["Analysis"]["install"]
+    return install, read_jsonl(run_dir / "events.jsonl"), run_json(run_dir)
+
+
+def test_a_failed_exec_stays_in_commands(run_dir: Path) -> None:
+    install, _, run = load(run_dir)
+    assert ["/nonexistent/osptrack-evil", "--run"] in [c["Command"] for c in install["Commands"]]
+    assert "[install] /nonexistent/osptrack-evil --run (failed: ENOENT)" in run["notable"]["commands"]
+    assert "/nonexistent/osptrack-evil" not in {f["Path"] for f in install["Files"]}  # never ran: no Read
+
+
+def test_probes_of_absent_sensitive_paths_are_recorded_but_are_no_reads(run_dir: Path) -> None:
+    install, events, run = load(run_dir)
+    looked = {
+        "/etc/shadow": "system_accounts",
+        "/root/.electrum": "wallet",
+        "/root/.ethereum/keystore": "wallet",
+        "/root/.bitcoin/wallet.dat": "wallet",
+        "/root/.config/google-chrome/Default": "browser",
+    }
+    probes = {e["path"]: e for e in events if e.get("probe") and e["pid"] and e["path"] in looked}
+    assert set(probes) == set(looked), sorted(probes)
+    for path, category in looked.items():
+        assert probes[path]["probe"] == category and probes[path]["errno"] == "ENOENT", probes[path]
+    assert {e["op"] for e in probes.values()} >= {"stat", "access", "readlink", "read"}
+    files = {f["Path"] for f in install["Files"]}
+    assert not files & set(looked), files & set(looked)
+    mine = [p for p in run["probes"] if p["toolchain"] is None]
+    assert set(looked) <= {p["path"] for p in mine}, run["probes"]
+    assert any(
+        line.startswith("[install] /etc/shadow (newfstatat, ENOENT) by") for line in run["notable"]["probes"]
+    )
+
+
+def test_a_listening_socket_is_in_sockets_and_notable(run_dir: Path) -> None:
+    install, events, run = load(run_dir)
+    listens = [
+        e for e in events if e["kind"] == "network" and e["op"] == "listen" and e["address"] == "0.0.0.0"
+    ]
+    assert listens and all(e["port"] > 0 for e in listens), listens  # setup.py runs once per PEP 517 hook
+    for port in {e["port"] for e in listens}:
+        assert {"Address": "0.0.0.0", "Port": port, "Hostnames": []} in install["Sockets"]
+        assert any(
+            line.startswith(f"[install] 0.0.0.0:{port} by /usr/bin/python3")
+            for line in run["notable"]["listening"]
+        )
+    assert {"Address": "0.0.0.0", "Port": 0, "Hostnames": []} in install[
+        "Sockets"
+    ]  # the bind, as PA keeps it
+
+
+def test_lookup_probes_are_marked_and_left_out_of_notable(run_dir: Path) -> None:
+    _, events, run = load(run_dir)
+    hosts = {"lookup-only": 443, "portzero": 0}
+    udp = [e for e in events if e["kind"] == "network" and e["op"] == "connect" and "<UDP" in e["args"][0]]
+    probes = [e for e in udp if e.get("lookup_probe")]
+    assert {e["port"] for e in probes} >= set(hosts.values()), udp
+    assert not any(e.get("lookup_probe") for e in udp if e["port"] == 9999), udp  # it sent a datagram
+    assert {"Address": probes[0]["address"], "Port": probes[0]["port"]} in run["phases"]["install"][
+        "lookup_probes"
+    ]
+    connections = run["notable"]["connections"]
+    assert not any("lookup-only" in c or "portzero" in c or c.endswith(":0") for c in connections), (
+        connections
+    )
+    assert any(c.startswith("udp-real.osptrack-test.example:9999") for c in connections), connections
+
+
+def test_one_attempt_over_both_families_is_one_line(run_dir: Path) -> None:
+    _, events, run = load(run_dir)
+    tcp = {
+        e["family"]
+        for e in events
+        if e["kind"] == "network" and e["op"] == "connect" and e.get("port") == 8080
+    }
+    assert tcp == {"AF_INET", "AF_INET6"}, tcp  # both were attempted
+    pair = [c for c in run["notable"]["connections"] if "pair.osptrack-test.example" in c]
+    assert len(pair) == 1 and pair[0].startswith("pair.osptrack-test.example:8080 ("), pair
+    assert pair[0].count(",") == 1, pair  # the two addresses

@@ -54,7 +54,7 @@ def test_files_read_write_delete_and_package_analysis_faults():
     assert paths == sorted(paths)  # stable order: by path
 
 
-def test_commands_only_successful_execs_deduplicated_in_order_and_program_read():
+def test_commands_keep_failed_execs_deduplicated_in_order_and_only_run_programs_are_read():
     rec = record(
         f"""
 100  1.0 execve("/usr/bin/bwrap", ["bwrap", "--unshare-all"], {ENV}) = 0
@@ -68,8 +68,10 @@ def test_commands_only_successful_execs_deduplicated_in_order_and_program_read()
 103  1.8 execve("/bin/sh", ["sh", "-c", "id"], {ENV}) = 0
 """
     )
+    # package-analysis keeps a failed execve (curl was not there, but the package tried it).
     assert rec["Commands"] == [
         {"Command": ["python3", "setup.py", "install"], "Environment": ["HOME=/root", "K=V"]},
+        {"Command": ["curl", "evil"], "Environment": ["HOME=/root", "K=V"]},
         {"Command": ["sh", "-c", "id"], "Environment": ["HOME=/root", "K=V"]},
     ]
     files = files_of(rec)
@@ -88,11 +90,20 @@ def test_sockets_dedup_sorted_ignore_resolver_and_hostnames():
 100  1.4 sendto(7<UDPv6:[5]>, "x", 1, 0, {sa_family=AF_INET6, sin6_port=htons(9999), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "2001:db8::1", &sin6_addr), sin6_scope_id=0}, 28) = 1
 100  1.5 connect(8<UNIX-STREAM:[6]>, {sa_family=AF_UNIX, sun_path="/run/x.sock"}, 14) = 0
 100  1.6 bind(9<TCP:[7]>, {sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr("0.0.0.0")}, 16) = 0
+100  1.7 listen(9<TCP:[0.0.0.0:8080]>, 5) = 0
+100  1.8 bind(10<TCP:[8]>, {sa_family=AF_INET, sin_port=htons(0), sin_addr=inet_addr("127.0.0.1")}, 16) = 0
+100  1.9 listen(10<TCP:[127.0.0.1:41234]>, 1) = 0
+100  2.0 bind(11<TCP:[9]>, {sa_family=AF_INET, sin_port=htons(22), sin_addr=inet_addr("0.0.0.0")}, 16) = -1 EACCES (Permission denied)
 """,
         ignore_sockets={("10.0.0.53", 53)},
         ip_names={"198.18.0.2": ["evil.example.com", "c2.example.com", "evil.example.com"]},
     )
+    # bind and listen are kept, as package-analysis keeps them: a listening backdoor shows, with
+    # the port an ephemeral bind got; a bind that failed held no address.
     assert rec["Sockets"] == [
+        {"Address": "0.0.0.0", "Port": 8080, "Hostnames": []},
+        {"Address": "127.0.0.1", "Port": 0, "Hostnames": []},
+        {"Address": "127.0.0.1", "Port": 41234, "Hostnames": []},
         {"Address": "198.18.0.1", "Port": 80, "Hostnames": []},
         {"Address": "198.18.0.2", "Port": 443, "Hostnames": ["c2.example.com", "evil.example.com"]},
         {"Address": "2001:db8::1", "Port": 9999, "Hostnames": []},

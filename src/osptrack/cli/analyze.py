@@ -156,6 +156,8 @@ def print_summary(outcome: RunOutcome) -> None:
         "commands": "commands beyond the toolchain's own",
         "bait_reads": "reads of bait credentials",
         "exfiltration": "honeytokens seen in network payloads (exfiltration)",
+        "listening": "listening sockets",
+        "probes": "looks at sensitive paths (stat, access, failed open)",
     }
     for key, label in labels.items():
         items = outcome.notable.get(key) or []

@@ -218,6 +218,16 @@ def _registry() -> list[Feature]:
         )
         out.append(
             Feature(
+                f"{p}_probe_sensitive_n",
+                p,
+                "float",
+                "distinct sensitive paths (credentials, wallets, browser profiles, /etc/shadow) the package "
+                "stat'ed, access'ed, readlink'ed or failed to open, present or not (NaN without run.json probes)",
+                "a stealer looks before it reads, and looking at an absent wallet is still looking",
+            )
+        )
+        out.append(
+            Feature(
                 f"{p}_time_share",
                 p,
                 "float",
@@ -390,17 +400,21 @@ def process_record(
         noise = baseline.for_phase(phase) if baseline is not None else _EMPTY_NOISE
         cols = PhaseColumns()
         columns[phase] = cols
-        _sockets(phase, result.Sockets or [], noise, cols, feats, figures)
+        probes = (record.lookup_probes or {}).get(phase, set())
+        _sockets(phase, result.Sockets or [], noise, cols, feats, figures, probes)
+        counted = record.probes
+        feats[f"{phase}_probe_sensitive_n"] = math.nan if counted is None else counted.get(phase, 0)
         _commands(phase, result.Commands or [], templater, noise, cols, feats, figures)
         _dns(phase, eco, result.DNS or [], noise, cols, feats, figures)
     _run_level(record, feats)
     return columns, feats, figures
 
 
-def _sockets(phase, sockets, noise, cols, feats, figures) -> None:  # type: ignore[no-untyped-def]
+def _sockets(phase, sockets, noise, cols, feats, figures, probes) -> None:  # type: ignore[no-untyped-def]
     n = raw_ip = unusual = 0
     for s in sockets:
-        is_noise = socket_key(s) in noise.sockets
+        # getaddrinfo's lookup probes (UDP connects that sent nothing) are not connections
+        is_noise = socket_key(s) in noise.sockets or (s.Address, s.Port) in probes
         cols.socket_noise.append(is_noise)
         if is_noise:
             continue

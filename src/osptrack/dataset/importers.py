@@ -246,6 +246,18 @@ def read_run_folder(folder: Path) -> RunRecord:
     ]
     record.exfiltration = len(_list(run.get("exfiltration")))
     record.bait_reads = len(_list(run.get("bait_reads")))
+    if "probes" in run:  # runs older than the field cannot tell
+        mine = [p for p in _list(run.get("probes")) if isinstance(p, dict) and p.get("toolchain") is None]
+        record.probes = {p: len({str(x.get("path")) for x in mine if x.get("phase") == p}) for p in phases_meta}
+    record.lookup_probes = {
+        p: {
+            (str(s.get("Address")), s["Port"])
+            for s in _list(m.get("lookup_probes"))
+            if isinstance(s, dict) and isinstance(s.get("Port"), int)
+        }
+        for p, m in phases_meta.items()
+        if isinstance(m, dict)
+    }
     record.process = read_process_info(folder / "events.jsonl")
     record.network_payloads = read_network_payloads(folder / "network.jsonl")
     return record

@@ -105,6 +105,10 @@ class RunRecord:
     network_payloads: list[bytes] | None = None
     exfiltration: int | None = None
     bait_reads: int | None = None
+    # phase -> distinct sensitive paths the package probed (run.json `probes`, toolchain's left out)
+    probes: dict[str, int] | None = None
+    # phase -> (Address, Port) of Sockets that were only getaddrinfo lookup probes (run.json)
+    lookup_probes: dict[str, set[tuple[str, int]]] | None = None
     # A label already attached to the input (OSPtrack CSV), used when the label table has no hit.
     given_label: Any = None
     given_sub_label: str | None = None

@@ -4,18 +4,22 @@
 `{"Status", "Stdout", "Stderr", "Files", "Sockets", "Commands", "DNS"}` with package-analysis's
 field names, and fixes its known faults:
 
-- Files: only successful calls count. A failed open (ENOENT, EACCES, ...) is not a read; stat
-  is never traced, so never a read. Opens of directories (O_DIRECTORY), O_PATH handles, pipes,
+- Files: only successful calls count. A failed open (ENOENT, EACCES, ...) is not a read; a
+  stat/access/readlink (traced for sensitive paths only, as probes) is never a read. Opens of directories (O_DIRECTORY), O_PATH handles, pipes,
   sockets and anon inodes are not files (see `events.NON_FILE_FTYPES`).
   read -> Read; write (O_RDWR also Read), truncate, chmod, mkdir -> Write; delete -> Delete;
   rename -> Delete of the source and Write of the destination; link/symlink -> Write of the new
   name; a successful execve -> Read of the program. One entry per path, **sorted by path**:
   first-occurrence order would depend on thread scheduling and make identical runs differ.
 - Sockets: connect/sendto/sendmsg to AF_INET/AF_INET6, attempts included (a refused or
-  timed-out connect is still an attempt to reach that host), minus `ignore_sockets` (the fake
-  resolver). Deduplicated on (Address, Port), sorted by (Address, Port). Hostnames come from
+  timed-out connect is still an attempt to reach that host), and successful bind/listen (as
+  package-analysis keeps them: a listening backdoor shows with the port it got), minus
+  `ignore_sockets` (the fake resolver). A connect marked `lookup_probe` is kept here, as
+  package-analysis would; notable and the dataset features leave it out. Deduplicated on (Address, Port), sorted by (Address, Port). Hostnames come from
   `ip_names` (what the fake DNS handed out for that sinkhole address), sorted.
-- Commands: successful execve, in execution order, identical (argv, env) pairs once.
+- Commands: execve, failed ones included (package-analysis keeps them), in execution order,
+  identical (argv, env) pairs once (so a PATH search's ENOENT steps fold into the exec that
+  succeeded).
 - DNS: one entry per class (only "IN" exists here), Queries sorted by hostname, Types sorted.
   Hostnames are lower-cased without the trailing dot (DNS names are case-insensitive).
 - Processes whose comm is in `exclude_comms` (default: bwrap, the sandbox launcher, whose own
@@ -34,6 +38,7 @@ from osptrack.trace.events import KIND_FILE, KIND_NETWORK, KIND_PROCESS, NON_FIL
 OUTPUT_TAIL = 4096
 SANDBOX_COMMS = frozenset({"bwrap"})
 _SOCKET_FAMILIES = frozenset({"AF_INET", "AF_INET6"})
+_SOCKET_OPS = frozenset({"connect", "sendto", "bind", "listen"})
 _WRITE_OPS = frozenset({"write", "truncate", "chmod", "mkdir", "create"})
 
 
@@ -73,8 +78,8 @@ def phase_record(
 
     for ev in events:
         kind = ev.kind
-        if ev.errno is not None and kind != KIND_NETWORK:
-            continue  # failed file/process calls are evidence in events.jsonl, not behaviour here
+        if ev.errno is not None and kind == KIND_FILE:
+            continue  # failed file calls are evidence in events.jsonl, not behaviour here
         if kind == KIND_FILE:
             if ev.comm in exclude_comms or ev.ftype in NON_FILE_FTYPES or ev.ret is None:
                 continue  # ret None: unfinished, we do not know it happened
@@ -107,19 +112,22 @@ def phase_record(
                 if dst:
                     dst[1] = True
         elif kind == KIND_PROCESS:
-            if ev.op != "exec" or ev.ret != 0:
-                continue
+            if ev.op != "exec" or (ev.ret != 0 and ev.errno is None):
+                continue  # not an exec, or one still unfinished when its process died
             if ev.path and ev.path.rsplit("/", 1)[-1] in exclude_comms:
                 continue
             commands[(tuple(ev.argv or ()), tuple(ev.env or ()))] = None
-            entry = _file_entry(files, ev.path)
-            if entry:
-                entry[0] = True
+            if ev.errno is None:  # a failed exec is a Command (PA keeps it), never a Read
+                entry = _file_entry(files, ev.path)
+                if entry:
+                    entry[0] = True
         elif kind == KIND_NETWORK:
-            if ev.op not in ("connect", "sendto") or ev.comm in exclude_comms:
+            if ev.op not in _SOCKET_OPS or ev.comm in exclude_comms:
                 continue
             if ev.family not in _SOCKET_FAMILIES or ev.address is None or ev.port is None:
                 continue
+            if ev.op in ("bind", "listen") and ev.errno is not None:
+                continue  # an address never held; a failed connect is still an attempt
             key = (ev.address, ev.port)
             if key not in ignore_sockets:
                 sockets[key] = None

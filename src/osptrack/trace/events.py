@@ -15,6 +15,12 @@ Additions beyond docs/formats.md (all optional, omitted when unset):
   and for op `exit` when the process was killed (`+++ killed by SIGKILL +++`).
 - `target_pid`: the pid a kill/tgkill was aimed at (host pid when strace could translate it).
 - `truncated`: True when strace cut a string argument (`"..."...`) of this event.
+- `probe`: the category (osptrack.trace.sensitive) of a sensitive path that was looked at without
+  being read: a stat/access/readlink (ops `stat`, `access`, `readlink`, emitted only for such
+  paths) or a failed open. Set even when the file is absent.
+- `lookup_probe`: True on a connect of a UDP socket that never sent a byte: glibc's getaddrinfo
+  choosing a source address (RFC 6724), not a connection. Set by the run from the fake network's
+  records.
 """
 
 from __future__ import annotations
@@ -31,9 +37,12 @@ KIND_FILE = "file"
 KIND_PROCESS = "process"
 KIND_NETWORK = "network"
 
-FILE_OPS = ("read", "write", "delete", "create", "rename", "mkdir", "chmod", "link", "truncate", "exec")
+FILE_OPS = (
+    "read", "write", "delete", "create", "rename", "mkdir", "chmod", "link", "truncate", "exec",
+    "stat", "access", "readlink",
+)  # fmt: skip
 PROCESS_OPS = ("exec", "clone", "exit", "signal")
-NETWORK_OPS = ("connect", "bind", "sendto")
+NETWORK_OPS = ("connect", "bind", "listen", "sendto")
 
 # Open targets that are not files: never a Read/Write in result.json.
 NON_FILE_FTYPES = frozenset({"dir", "path", "pipe", "socket", "anon"})
@@ -68,6 +77,8 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     signal: str | None = None
     target_pid: int | None = None
     truncated: bool = False
+    probe: str | None = None
+    lookup_probe: bool = False
 
     @property
     def ok(self) -> bool:

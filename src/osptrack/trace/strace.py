@@ -67,6 +67,7 @@ from pathlib import Path
 from msgspec.structs import replace
 
 from osptrack.trace.events import KIND_FILE, KIND_NETWORK, KIND_PROCESS, Event
+from osptrack.trace.sensitive import category as sensitive_category
 
 FILE_SYSCALLS = (
     "open", "openat", "openat2", "creat", "unlink", "unlinkat", "rmdir", "rename", "renameat",
@@ -77,8 +78,13 @@ PROCESS_SYSCALLS = (
     "execve", "execveat", "clone", "clone3", "fork", "vfork", "exit_group", "kill", "tgkill",
     "tkill", "chdir", "fchdir",
 )  # fmt: skip
-NETWORK_SYSCALLS = ("connect", "bind", "sendto", "sendmsg")
-TRACED_SYSCALLS = FILE_SYSCALLS + PROCESS_SYSCALLS + NETWORK_SYSCALLS
+NETWORK_SYSCALLS = ("connect", "bind", "listen", "sendto", "sendmsg")
+# Looking without opening: emitted only for sensitive paths (osptrack.trace.sensitive), so the
+# thousands of stats an interpreter makes cost parse time, not events.
+PROBE_SYSCALLS = (
+    "stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2", "readlink", "readlinkat",
+)  # fmt: skip
+TRACED_SYSCALLS = FILE_SYSCALLS + PROCESS_SYSCALLS + NETWORK_SYSCALLS + PROBE_SYSCALLS
 # Not on every architecture (arm64 and riscv have only the *at forms); `?name` tells strace to skip
 # a syscall the architecture lacks instead of refusing to start.
 _LEGACY_SYSCALLS = frozenset(
@@ -95,6 +101,10 @@ _LEGACY_SYSCALLS = frozenset(
         "symlink",
         "fork",
         "vfork",
+        "stat",
+        "lstat",
+        "access",
+        "readlink",
     }
 )
 RECORDED_SIGNALS = ("SIGSYS", "SIGSEGV", "SIGBUS", "SIGILL", "SIGABRT", "SIGXCPU", "SIGXFSZ")
@@ -184,6 +194,16 @@ _SIGNAL_RE = re.compile(r"--- (SIG[A-Z0-9]+)")
 
 _WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND")
 _OPEN_MODES: dict[str, tuple[str, bool, str | None]] = {}  # flags string -> _open_mode(flags)
+# name -> (op, has a dirfd argument before the path)
+_PROBES: dict[str, tuple[str, bool]] = {
+    "stat": ("stat", False), "lstat": ("stat", False), "newfstatat": ("stat", True), "statx": ("stat", True),
+    "access": ("access", False), "faccessat": ("access", True), "faccessat2": ("access", True),
+    "readlink": ("readlink", False), "readlinkat": ("readlink", True),
+}  # fmt: skip
+_PROBE_DIRFD_RE = re.compile(r"((?:AT_FDCWD|-?\d+)(?:<[^<>]*(?:<[^<>]*>)?>)?), (" + _STR + r")(\.\.\.)?")
+_PROBE_PATH_RE = re.compile(r"(" + _STR + r")(\.\.\.)?")
+# A listening socket's annotation: TCP:[127.0.0.1:8080], TCPv6:[[::1]:8080]
+_LISTEN_ANNO_RE = re.compile(r"(TCP|UDP|TCPv6|UDPv6):\[(?:\[([^\]]*)\]|([0-9.]+)):(\d+)\]$")
 
 
 def _unescape(raw: str) -> str:
@@ -443,6 +463,9 @@ class StraceParser:
         }
         for name in _FILE_OPS:
             self._handlers[name] = self._h_file
+        self._handlers["listen"] = self._h_listen
+        for name in _PROBES:
+            self._handlers[name] = self._h_probe
 
     # ------------------------------------------------------------ line level
 
@@ -603,6 +626,9 @@ class StraceParser:
             if m is not None:
                 self._openat_fast(pid, proc, t, m)
                 return
+        if name in _PROBES:  # before any argument split: most of these are dropped unparsed
+            self._h_probe_line(pid, proc, t, name, body)
+            return
         if name == "execve":
             m = _EXECVE_RE.match(body)
             if m is not None:
@@ -672,6 +698,63 @@ class StraceParser:
                 syscall="openat", kind=KIND_FILE, op=op, ret=None if ret_s == "?" else int(ret_s),
                 errno=err, args=[dirfd_raw, qpath, flags] if mode is None else [dirfd_raw, qpath, flags, mode],
                 path=path, read=also_read, ftype=ftype, truncated=bool(trunc),
+                probe=sensitive_category(path) if err is not None else None,
+            )
+        )  # fmt: skip
+
+    def _h_probe_line(self, pid: int, proc: _Proc, t: float, name: str, body: str) -> None:
+        op, has_dirfd = _PROBES[name]
+        start = len(name) + 1
+        m = (_PROBE_DIRFD_RE if has_dirfd else _PROBE_PATH_RE).match(body, start)
+        if m is None:
+            raise ValueError("probe without a path argument")
+        dirfd = m.group(1) if has_dirfd else None
+        qpath, trunc = (m.group(2), m.group(3)) if has_dirfd else (m.group(1), m.group(2))
+        text = _unquote(qpath + (trunc or ""))
+        if text is None:
+            raise ValueError("probe path is not a string")
+        if not text[0]:  # AT_EMPTY_PATH: a stat of an fd already open, whose open is the event
+            self.stats.ignored += 1
+            return
+        path = self._resolve(proc, dirfd, text[0])
+        probe = sensitive_category(path)
+        if probe is None:
+            self.stats.ignored += 1
+            return
+        end = body.rfind(") = ")
+        ret, err, _, _ = self._ret(body[end + 1 :] if end >= 0 else " = ?")
+        args = [dirfd, qpath] if dirfd is not None else [qpath]
+        self._emit(
+            Event(
+                t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
+                syscall=name, kind=KIND_FILE, op=op, ret=ret, errno=err, args=_cap(args), path=path,
+                truncated=text[1], probe=probe,
+            )
+        )  # fmt: skip
+
+    def _h_probe(self, pid: int, proc: _Proc, t: float, name: str, args: list[str], rest: str) -> None:
+        raise ValueError("probes are parsed by _h_probe_line")  # registered so feed() knows the name
+
+    def _h_listen(self, pid: int, proc: _Proc, t: float, name: str, args: list[str], rest: str) -> None:
+        ret, err, _, _ = self._ret(rest)
+        anno = _anno(args[0]) if args else None
+        family, address, port = None, None, None
+        if anno is not None:
+            m = _LISTEN_ANNO_RE.match(anno)
+            if m is not None:
+                family = "AF_INET6" if m.group(1).endswith("v6") else "AF_INET"
+                address, port = m.group(2) or m.group(3), int(m.group(4))
+            elif anno.startswith("UNIX"):
+                family = "AF_UNIX"
+            elif anno.startswith(("TCPv6", "UDPv6")):
+                family = "AF_INET6"
+            elif anno.startswith(("TCP", "UDP")):
+                family = "AF_INET"
+        self._emit(
+            Event(
+                t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
+                syscall=name, kind=KIND_NETWORK, op="listen", ret=ret, errno=err, args=_cap(args),
+                family=family, address=address, port=port,
             )
         )  # fmt: skip
 
@@ -718,6 +801,7 @@ class StraceParser:
                 t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
                 syscall=name, kind=KIND_FILE, op=op, ret=ret, errno=err, args=_cap(args), path=path,
                 read=also_read, ftype=ftype, truncated=trunc,
+                probe=sensitive_category(path) if err is not None else None,
             )
         )  # fmt: skip
 

@@ -1,0 +1,93 @@
+"""What a run knows beyond the strace log, applied to one phase's parsed events.
+
+- `without_sandbox_setup`: bwrap's own work before it execs the command is dropped, by place.
+- `mark_lookup_probes`: UDP connects that sent nothing (getaddrinfo's address selection) get
+  `lookup_probe`, told from the fake network's records.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from typing import Any
+
+from msgspec.structs import replace
+
+from osptrack.trace.events import Event
+
+
+def without_sandbox_setup(events: Iterable[Event]) -> list[Event]:
+    """Drop bwrap's own work before it execs the command (mounts, library loads): not the package's.
+
+    Told by place, not by name: the trace's first process (strace's child, which execs bwrap) and
+    what it clones are the launcher until one of them execs the command; that exec is kept, and
+    so is a failed one (bwrap's PATH search). A package's own program named bwrap is untouched.
+    """
+    kept: list[Event] = []
+    setup: set[int] | None = None
+    for e in events:
+        if setup is None:
+            setup = {e.pid}
+        if e.pid not in setup:
+            kept.append(e)
+            continue
+        if e.kind == "process" and e.op == "clone":
+            if e.ok and e.child_pid is not None:
+                setup.add(e.child_pid)
+            continue
+        if e.kind == "process" and e.op == "exec" and not _is_bwrap(e.path):
+            kept.append(e)
+            if e.ok:
+                setup.discard(e.pid)
+    return kept
+
+
+def mark_lookup_probes(events: list[Event], udp_sent: set[tuple[Any, Any]]) -> list[Event]:
+    """Mark connects of UDP sockets that never sent a byte: getaddrinfo's address selection.
+
+    glibc connects a UDP socket to each candidate address to pick a source address (RFC 6724)
+    and closes it unsent. The fake network records every datagram that leaves the sandbox, so a
+    UDP connect to an address and port it never received a datagram for, in this phase, sent
+    nothing there. (A loopback destination is never marked: no datagram to it would be seen.)
+    """
+    marked = []
+    for e in events:
+        if (
+            e.kind == "network"
+            and e.op == "connect"
+            and e.ok
+            and e.address is not None
+            and e.args
+            and ("<UDP:" in e.args[0] or "<UDPv6:" in e.args[0])
+            and not _loopback(e.address)
+            and (e.address, e.port) not in udp_sent
+        ):
+            e = replace(e, lookup_probe=True)
+        marked.append(e)
+    return marked
+
+
+def lookup_probe_sockets(events: list[Event]) -> list[dict[str, Any]]:
+    """Sockets (Address, Port) every connect of which was a lookup probe, sorted."""
+    probes: set[tuple[str, int]] = set()
+    real: set[tuple[str, int]] = set()
+    for e in events:
+        if (
+            e.kind == "network"
+            and e.op in ("connect", "sendto", "bind", "listen")
+            and e.address
+            and e.port is not None
+        ):
+            (probes if e.lookup_probe else real).add((e.address, e.port))
+    return [{"Address": a, "Port": p} for a, p in sorted(probes - real)]
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_bwrap(path: str | None) -> bool:
+    return path is not None and path.rsplit("/", 1)[-1] == "bwrap"

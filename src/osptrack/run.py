@@ -60,6 +60,7 @@ class RunOutcome:
     wall_s: float = 0.0
     notable: dict[str, list[str]] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # phase -> kind -> records
+    findings: dict[str, str] = field(default_factory=dict)  # phase -> one line of what was notable
     # phase -> last lines of stderr, for each phase that did not complete (why it failed)
     stderr_tails: dict[str, list[str]] = field(default_factory=dict)
     verdict: dict[str, Any] | None = None  # run.json's `verdict` (None if judging failed)
@@ -201,6 +202,9 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
     }
     notable = summary.notable(eco, results, all_events, records, bait_reads, exfil, verdicts)
     run_info["notable"] = notable
+    findings = summary.phase_findings(eco, results, all_events, records, notable)
+    for phase, line in findings.items():
+        phases[phase]["findings"] = line
     result = {
         "Package": {"Ecosystem": eco.name, "Name": ref.name, "Version": ref.version},
         "CreatedTimestamp": int(time.time()),
@@ -220,6 +224,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         wall_s=time.monotonic() - t0,
         notable=notable,
         counts=counts,
+        findings=findings,
         stderr_tails=tails,
         verdict=verdict,
     )

@@ -58,15 +58,7 @@ def notable(
     exfil: list[dict[str, Any]],
     verdicts: dict[int, Verdict] | None = None,
 ) -> dict[str, list[str]]:
-    registry = set(eco.registry_hosts)
-    dns = sorted(
-        {
-            r["qname"].rstrip(".").lower()
-            for r in records
-            if r.get("kind") == "dns" and r.get("qname")
-            and r["qname"].rstrip(".").lower() not in registry | set(LOCAL_NAMES)
-        }
-    )
+    dns = dns_names(eco, records)
     connections = connection_lines(results, events)
     verdicts = verdicts if verdicts is not None else toolchain_verdicts(eco, events)
     commands = package_commands(events, verdicts)
@@ -87,6 +79,60 @@ def notable(
         "listening": listening_lines(events, verdicts),
         "probes": sorted({_describe_probe(p) for p in probes(events, verdicts) if p["toolchain"] is None}),
     }
+
+
+def dns_names(eco: Ecosystem, records: list[dict[str, Any]], phase: str | None = None) -> list[str]:
+    """Names looked up (in `phase`, or any), minus the ecosystem's registries and localhost."""
+    skip = set(eco.registry_hosts) | set(LOCAL_NAMES)
+    names = {
+        str(r["qname"]).rstrip(".").lower()
+        for r in records
+        if r.get("kind") == "dns" and r.get("qname") and (phase is None or r.get("phase") == phase)
+    }
+    return sorted(names - skip)
+
+
+# notable keys whose lines start with `[phase]`, in the order a finding line names them
+_PHASED = (
+    ("exfiltration", "exfiltration"),
+    ("bait_reads", "bait reads"),
+    ("commands", "commands"),
+    ("listening", "listening"),
+    ("probes", "probes"),
+    ("alive_at_end", "alive at end"),
+)
+FINDING_CHARS = 240
+
+
+def phase_findings(
+    eco: Ecosystem,
+    results: dict[str, dict[str, Any]],
+    events: list[Event],
+    records: list[dict[str, Any]],
+    notable_lists: dict[str, list[str]],
+) -> dict[str, str]:
+    """One line per phase with what was notable there ("" when nothing): batch prints these.
+
+    `exfiltration 1, bait reads 1, commands 2 (sh -c id; id), dns 1 (c2.example), connections 1`
+    """
+    lines: dict[str, str] = {}
+    for phase in results:
+        parts: list[str] = []
+        prefix = f"[{phase}] "
+        for key, label in _PHASED:
+            items = [x[len(prefix) :] for x in notable_lists.get(key) or [] if x.startswith(prefix)]
+            if items:
+                sample = f" ({'; '.join(items[:2])[:80]})" if key == "commands" else ""
+                parts.append(f"{label} {len(items)}{sample}")
+        names = dns_names(eco, records, phase)
+        if names:
+            parts.append(f"dns {len(names)} ({', '.join(names[:2])[:80]})")
+        connections = connection_lines({phase: results[phase]}, events)
+        if connections:
+            parts.append(f"connections {len(connections)}")
+        line = ", ".join(parts)
+        lines[phase] = line if len(line) <= FINDING_CHARS else line[: FINDING_CHARS - 3] + "..."
+    return lines
 
 
 def connection_lines(results: dict[str, dict[str, Any]], events: list[Event]) -> list[str]:

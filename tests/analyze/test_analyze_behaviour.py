@@ -64,7 +64,7 @@ def test_events_are_ordered_and_complete(run_dir: Path) -> None:
              and e["errno"] is None]
     assert execs
     # The process tree reaches from `sh -c id` back to the toolchain's root process.
-    parents = {e["child_pid"]: e["pid"] for e in events if e["kind"] == "process" and e["op"] == "clone"}
+    parents = {e["child_pid"]: e["pid"] for e in events if e["kind"] == "process" and e["op"] == "clone" and e.get("child_pid")}
     chain, pid = [], execs[0]["pid"]
     while pid in parents:
         pid = parents[pid]

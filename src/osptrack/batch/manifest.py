@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from osptrack.batch.model import FINAL_OUTCOMES, RECOVERED, AttemptResult, BatchTarget
-from osptrack.batch.store import Destination, phase_statuses
+from osptrack.batch.store import Destination, phase_findings, phase_statuses
 from osptrack.errors import BadInput
 
 MANIFEST_NAME = "manifest.csv"
@@ -203,6 +203,7 @@ def recovered_result(target: BatchTarget, run_json: dict[str, Any] | None, attem
         outcome=RECOVERED,
         attempt=attempt,
         statuses=phase_statuses(run_json),
+        findings=phase_findings(run_json),
         analysis_s=wall,
         worker="",
         error="run folder found finished without a manifest row",

@@ -103,6 +103,7 @@ class AttemptResult:
     outcome: str
     attempt: int
     statuses: dict[str, str] = field(default_factory=dict)  # phase -> package-analysis Status
+    findings: dict[str, str] = field(default_factory=dict)  # phase -> run.json phases.<p>.findings
     wall_s: float = 0.0  # seen by the scheduler: process start to reap
     analysis_s: float = 0.0  # inside the worker: the analyze call alone
     worker: str = ""

@@ -53,6 +53,18 @@ def phase_statuses(run_json: dict[str, Any] | None) -> dict[str, str]:
     }
 
 
+def phase_findings(run_json: dict[str, Any] | None) -> dict[str, str]:
+    """`phases.<phase>.findings` of a run.json: one line of what was notable, "" for nothing."""
+    phases = run_json.get("phases") if isinstance(run_json, dict) else None
+    if not isinstance(phases, dict):
+        return {}
+    return {
+        str(p): i["findings"]
+        for p, i in phases.items()
+        if isinstance(i, dict) and isinstance(i.get("findings"), str)
+    }
+
+
 def read_run_json(path: Path) -> dict[str, Any] | None:
     try:
         loaded = orjson.loads(path.read_bytes())

@@ -42,7 +42,7 @@ from osptrack.batch.model import (
     BatchTarget,
 )
 from osptrack.batch.model import DEFAULT_ANALYZER as DEFAULT_ANALYZER
-from osptrack.batch.store import RUN_JSON, Destination, phase_statuses, read_run_json
+from osptrack.batch.store import RUN_JSON, Destination, phase_findings, phase_statuses, read_run_json
 from osptrack.jsonio import atomic_write_json
 
 KILL_GRACE_S = 10.0  # SIGTERM -> SIGKILL: time for analyze to kill its cgroup and unmount
@@ -219,6 +219,7 @@ def _result(
         outcome=outcome,
         attempt=job.attempt,
         statuses=dict(report.get("statuses") or {}),
+        findings={str(k): str(v) for k, v in dict(report.get("findings") or {}).items()},
         wall_s=wall,
         analysis_s=float(report.get("analysis_s") or 0.0),
         worker=str(report.get("worker") or f"{socket.gethostname()}:{pid}"),
@@ -303,6 +304,9 @@ def execute(job: Job, attempt_dir: Path) -> dict[str, Any]:
             read_run_json(run_dir / RUN_JSON)
         )
         report["statuses"] = statuses
+        report["findings"] = dict(getattr(outcome, "findings", None) or {}) or phase_findings(
+            read_run_json(run_dir / RUN_JSON)
+        )
         shutil.rmtree(stage, ignore_errors=True)  # the decrypted sample never outlives the attempt
         report["finalized"] = Destination(job.dest_root).finalize(target, run_dir, job.replace)
     except Exception as exc:  # the package's or analyzer's fault: report it, let the batch retry

@@ -79,6 +79,10 @@ class ProgressListener:
                 f"[red]{result.outcome}[/] {label} (attempt {result.attempt}, {then}): {result.error[:160]}"
             )
         self.progress.console.print(line, highlight=False)
+        if result.outcome == FINISHED and not will_retry:
+            for phase, found in result.findings.items():  # what the package did, one line a phase
+                if found:
+                    self.progress.console.print(f"    {phase}: {found}", markup=False, highlight=False)
         if result.outcome == INTERRUPTED or will_retry:
             return
         self.done_here += 1

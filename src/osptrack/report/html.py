@@ -182,17 +182,21 @@ def _node(pid: int, nodes: dict[int, ProcessNode], toolchain: set[int], flagged:
         status = f' <span class="err">killed by {e(n.signal)}</span>'
     elif n.exit_code not in (None, 0):
         status = f' <span class="err">exit {e(n.exit_code)}</span>'
-    img = (n.exe or "?").rsplit("/", 1)[-1]
-    kids = ""
-    if n.children and depth < 60:
-        kids = (
-            "<ul>"
-            + "".join(_node(c, nodes, toolchain, flagged, depth + 1) for c in n.children if c in nodes)
-            + "</ul>"
-        )
+    img = (n.exe or "").rsplit("/", 1)[-1] or ("sandbox" if depth == 0 else "?")
+    kids = [c for c in n.children if c in nodes]
+    # threads and forks that never exec'd and started nothing: one line, not one node each
+    quiet = [c for c in kids if not nodes[c].commands and not nodes[c].children and c not in flagged]
+    shown = [c for c in kids if c not in quiet]
+    inner = ""
+    if (shown or quiet) and depth < 60:
+        inner = "<ul>" + "".join(_node(c, nodes, toolchain, flagged, depth + 1) for c in shown)
+        if quiet:
+            ids = " ".join(f'<span id="proc-{c}">{c}</span>' for c in quiet)
+            inner += f'<li class="proc muted">{len(quiet)} threads or forks without exec: <span class="pid">{ids}</span></li>'
+        inner += "</ul>"
     return (
         f'<li class="{cls}" id="proc-{pid}"><span class="pid">{pid}</span> <span class="img">{e(img)}</span> '
-        f'<span class="argv" title="{e(argv)}">{e(short)}</span>{status}{kids}</li>'
+        f'<span class="argv" title="{e(argv)}">{e(short)}</span>{status}{inner}</li>'
     )
 
 
@@ -215,7 +219,7 @@ def _timeline_section(view: RunView) -> str:
                 argv[ev.pid] = ev.argv
             ref = f"event:{i}"
             cls = []
-            if ev.pid in view.toolchain_pids:
+            if i in view.toolchain_events:
                 cls.append("toolchain")
             if ref in view.evidence_refs:
                 cls.append("evidence")

@@ -28,7 +28,8 @@ class RunView:
     verdict: Verdict
     summary: dict[str, Any]
     evidence_refs: set[str] = field(default_factory=set)
-    toolchain_pids: set[int] = field(default_factory=set)
+    toolchain_pids: set[int] = field(default_factory=set)  # every event of the pid is the toolchain's
+    toolchain_events: set[int] = field(default_factory=set)  # indexes into run.events
 
     @property
     def package(self) -> dict[str, Any]:
@@ -110,14 +111,15 @@ def load(run_dir: Path) -> RunView:
     try:
         eco = eco_registry.get(str(view.package.get("ecosystem")))
         verdicts = summary_mod.toolchain_verdicts(eco, run.events)
-        view.toolchain_pids = {
-            e.pid
-            for e in run.events
-            if e.kind == "process"
-            and e.op == "exec"
-            and (v := verdicts.get(id(e))) is not None
-            and v.toolchain
-        }
+        mixed: set[int] = set()
+        for i, e in enumerate(run.events):
+            v = verdicts.get(id(e))
+            if v is not None and v.toolchain:
+                view.toolchain_events.add(i)
+                view.toolchain_pids.add(e.pid)
+            else:
+                mixed.add(e.pid)
+        view.toolchain_pids -= mixed
     except BadInput:
         pass
     return view

@@ -197,6 +197,23 @@ def _shadow(r: Run) -> None:
     r.open(10, "/etc/shadow")
 
 
+def _listen(r: Run) -> None:
+    r.exec(10, SETUP)
+    r._event(10, "/usr/bin/python3", "listen", "network", "listen", family="AF_INET", address="0.0.0.0", port=4444)
+
+
+def _probe_stat(r: Run) -> None:
+    """stat/access probes (no open at all) of three credential stores, as the tracer marks them."""
+    r.exec(10, SETUP)
+    for path, cat in (("/root/.kube", "cloud"), ("/root/.gnupg", "gpg"), ("/root/.bash_history", "env_history")):
+        r.file(10, "stat", path, errno="ENOENT", probe=cat)
+
+
+def _wallet_stat(r: Run) -> None:
+    r.exec(10, SETUP)
+    r.file(10, "access", "/root/.config/Exodus", errno="ENOENT", probe="wallet")
+
+
 def _dns_tunnel(r: Run) -> None:
     r.exec(10, SETUP)
     for i in range(9):
@@ -234,6 +251,9 @@ CASES: list[tuple[str, Callable[[Run], None], str, str]] = [
     ("sensitive-path-probe", _probes, "medium", "suspicious"),
     ("sensitive-file-read", _shadow, "high", "malicious"),
     ("dns-random-subdomains", _dns_tunnel, "high", "malicious"),
+    ("listening-socket", _listen, "medium", "suspicious"),
+    ("sensitive-path-probe", _probe_stat, "medium", "suspicious"),
+    ("browser-wallet-read", _wallet_stat, "high", "malicious"),
 ]
 
 

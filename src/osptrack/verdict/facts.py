@@ -22,6 +22,7 @@ from typing import Any
 from osptrack import summary
 from osptrack.ecosystems.base import Ecosystem
 from osptrack.jsonio import read_jsonl
+from osptrack.trace import sensitive
 from osptrack.trace.events import Event, read_events_jsonl
 
 # 198.18.0.0/24 holds the fake network's own services (resolver, proxy, local address: see
@@ -69,6 +70,7 @@ def build(run: RunData, eco: Ecosystem) -> dict[str, list[dict[str, Any]]]:
         "process_creation": [],
         "file_event": [],
         "network_connection": [],
+        "network_listen": [],
     }
     for i, e in enumerate(run.events):
         base = {
@@ -117,10 +119,24 @@ def build(run: RunData, eco: Ecosystem) -> dict[str, list[dict[str, Any]]]:
                     "ftype": e.ftype,
                     "argv": pargv,
                     "read": e.op == "read" or e.read,
+                    "probe": e.probe,  # a stat/access/readlink or failed open of a sensitive path
+                    "sensitive": sensitive.category(e.path),
                     "toolchain": toolchain(e),
                 }
             )
-        elif e.kind == "network" and e.op in ("connect", "sendto") and e.address:
+        elif e.kind == "network" and e.op == "listen":
+            out["network_listen"].append(
+                base
+                | {
+                    "family": e.family,
+                    "address": e.address,
+                    "port": e.port,
+                    "internet": e.family in ("AF_INET", "AF_INET6"),
+                    "argv": argv.get(e.pid, []),
+                    "toolchain": toolchain(e),
+                }
+            )
+        elif e.kind == "network" and e.op in ("connect", "sendto") and e.address and not e.lookup_probe:
             hostnames = names.get(e.address, [])
             infra = _infrastructure(e.address, e.family)
             internet = e.family in ("AF_INET", "AF_INET6") and not infra

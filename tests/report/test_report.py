@@ -111,7 +111,11 @@ def test_report_cli_writes_refuses_and_exits_2(tmp_path: Path) -> None:
     mine = tmp_path / "notes.txt"
     mine.write_text("my notes")
     refused = cli("report", str(folder), "--format", "html", "--out", str(mine))
-    assert refused.returncode == 2 and "not an osptrack report" in refused.stderr and mine.read_text() == "my notes"
+    assert (
+        refused.returncode == 2
+        and "not an osptrack report" in refused.stderr
+        and mine.read_text() == "my notes"
+    )
     assert cli("report", str(tmp_path / "nope"), "--format", "json").returncode == 2
     assert cli("report", str(folder), "--format", "pdf").returncode == 2
     shown = cli("report", str(folder), "--format", "json")

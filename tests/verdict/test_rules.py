@@ -199,13 +199,19 @@ def _shadow(r: Run) -> None:
 
 def _listen(r: Run) -> None:
     r.exec(10, SETUP)
-    r._event(10, "/usr/bin/python3", "listen", "network", "listen", family="AF_INET", address="0.0.0.0", port=4444)
+    r._event(
+        10, "/usr/bin/python3", "listen", "network", "listen", family="AF_INET", address="0.0.0.0", port=4444
+    )
 
 
 def _probe_stat(r: Run) -> None:
     """stat/access probes (no open at all) of three credential stores, as the tracer marks them."""
     r.exec(10, SETUP)
-    for path, cat in (("/root/.kube", "cloud"), ("/root/.gnupg", "gpg"), ("/root/.bash_history", "env_history")):
+    for path, cat in (
+        ("/root/.kube", "cloud"),
+        ("/root/.gnupg", "gpg"),
+        ("/root/.bash_history", "env_history"),
+    ):
         r.file(10, "stat", path, errno="ENOENT", probe=cat)
 
 

@@ -321,6 +321,43 @@ def test_second_stage_evidence_is_the_marker_write(tmp_path: Path) -> None:
     assert "second-stage-executed" not in {f.rule for f in judge_run_dir(r2.write(tmp_path / "r2")).findings}
 
 
+def test_toolchain_process_alive_at_end_is_not_a_finding(tmp_path: Path) -> None:
+    """run.json as the tracer writes it: pid, ppid, exe, argv, started, toolchain (rule), killed_by."""
+    r = Run()
+    r.exec(10, SETUP)
+    alive = [
+        {
+            "pid": 80,
+            "ppid": 10,
+            "exe": "/usr/bin/npm",
+            "argv": ["npm"],
+            "started": 1.0,
+            "toolchain": "npm",
+            "killed_by": "SIGKILL",
+        },
+        {
+            "pid": 81,
+            "ppid": 10,
+            "exe": "/usr/bin/python3",
+            "argv": ["python3", "-c", "beacon"],
+            "started": 2.0,
+            "toolchain": None,
+            "killed_by": "SIGKILL",
+        },
+    ]
+    r.info["phases"] = {
+        "install": {"status": "completed", "timed_out": False, "started": 0, "alive_at_end": alive}
+    }
+    finding = next(
+        f for f in judge_run_dir(r.write(tmp_path / "run")).findings if f.rule == "process-left-running"
+    )
+    assert [ev.pid for ev in finding.evidence] == [81] and finding.evidence[0].argv == [
+        "python3",
+        "-c",
+        "beacon",
+    ]
+
+
 def test_connection_before_the_read_is_not_the_sequence(tmp_path: Path) -> None:
     r = Run()
     r.exec(10, SETUP)

@@ -373,8 +373,9 @@ def _phases(run_info: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[s
                     "pid": p.get("pid"),
                     "exe": p.get("exe"),
                     "argv": argv if isinstance(argv, list) else [str(argv)],
-                    "toolchain": bool(p.get("toolchain")),
-                    "t": p.get("t"),
+                    "toolchain": bool(p.get("toolchain")),  # the rule name of a toolchain process
+                    "killed_by": p.get("killed_by"),
+                    "t": p.get("t") or p.get("started"),
                 }
             )
         if count and not items:

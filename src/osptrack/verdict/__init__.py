@@ -46,7 +46,8 @@ def judge(run: RunData, extra_findings: Iterable[Finding | dict[str, Any]] = ())
         raise BadInput("run.json names no package ecosystem")
     eco = eco_registry.get(str(ecosystem))
     rules = engine.load_rules()
-    findings = engine.evaluate(facts.build(run, eco), rules)
+    records = facts.build(run, eco, toolchain_records=engine.needs_toolchain(rules))
+    findings = engine.evaluate(records, rules)
     findings.extend(f if isinstance(f, Finding) else finding_from_dict(f) for f in extra_findings)
     return Verdict(
         level=levels.level_of(findings),

@@ -132,6 +132,17 @@ def _compile_field(key: str, value: Any, rid: str) -> Matcher:
     if op == "exists":
         flag = bool(value)
         return lambda rec: (rec.get(name) is not None) == flag
+    if op == "equals" and not want_all and not cased and values and all(isinstance(v, str) for v in values):
+        # the common case (op: [write, rename], image_name: [sh, bash]): one set lookup
+        wanted = frozenset(str(v).casefold() for v in values)
+
+        def check_set(rec: Record) -> bool:
+            got = rec.get(name)
+            if isinstance(got, str):
+                return got.casefold() in wanted
+            return isinstance(got, list) and any(isinstance(g, str) and g.casefold() in wanted for g in got)
+
+        return check_set
     tests = [_value_test(op, v, cased, rid) for v in values]
 
     def check(rec: Record) -> bool:
@@ -261,6 +272,11 @@ def _compile_condition(text: str, selections: dict[str, Matcher], rid: str) -> M
 
 
 # ---- evaluation --------------------------------------------------------------------------------
+
+
+def needs_toolchain(rules: Iterable[Rule]) -> bool:
+    """Whether any rule looks at the toolchain's own records (facts.build can then skip them)."""
+    return any(r.include_toolchain for r in rules)
 
 
 def evaluate(facts: dict[str, list[Record]], rules: Iterable[Rule]) -> list[Finding]:

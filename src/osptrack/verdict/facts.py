@@ -10,6 +10,7 @@ predicates as the summary's "notable" lists); the engine skips such records unle
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import math
 import shlex
@@ -54,8 +55,9 @@ class RunData:
         return cls(run_info=run_info, events=events, records=records, result=result)
 
 
-def build(run: RunData, eco: Ecosystem) -> dict[str, list[dict[str, Any]]]:
-    """Category -> records."""
+def build(run: RunData, eco: Ecosystem, toolchain_records: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """Category -> records. Without `toolchain_records`, the toolchain's own file and network
+    events get no record (no rule would look at them; a big npm install has tens of thousands)."""
     registry = {h.lower() for h in eco.registry_hosts}
     names = _ip_names(run.records)
     verdicts = summary.toolchain_verdicts(eco, run.events)  # by exe path and process tree
@@ -73,6 +75,8 @@ def build(run: RunData, eco: Ecosystem) -> dict[str, list[dict[str, Any]]]:
         "network_listen": [],
     }
     for i, e in enumerate(run.events):
+        if not toolchain_records and e.kind != "process" and toolchain(e):
+            continue
         base = {
             "_ref": f"event:{i}",
             "_type": "event",
@@ -164,6 +168,7 @@ def build(run: RunData, eco: Ecosystem) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def _base(path: str | None) -> str | None:
     return path.rsplit("/", 1)[-1] if path else None
 

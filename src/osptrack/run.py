@@ -31,6 +31,7 @@ from osptrack.sandbox.preflight import check_sandbox
 from osptrack.sandbox.runner import PhaseOutcome, Workspace, run_phase
 from osptrack.target import PackageRef
 from osptrack.trace.aggregate import phase_record
+from osptrack.trace.alive import alive_at_end
 from osptrack.trace.events import Event, encode_events_jsonl
 from osptrack.trace.refine import lookup_probe_sockets, mark_lookup_probes, without_sandbox_setup
 from osptrack.trace.strace import ParseStats, parse_log, strace_command
@@ -128,6 +129,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
     phases: dict[str, dict[str, Any]] = {}
     results: dict[str, dict[str, Any]] = {}
     all_events: list[Event] = []
+    ends: dict[str, tuple[list[Event], PhaseOutcome]] = {}
     tails: dict[str, list[str]] = {}
     with Workspace(limits) as ws, FakeNetwork(
         run_id=run_id, online=options.online, allowed_registries=eco.registry_hosts, tokens=baits.values()
@@ -175,6 +177,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
             )
             phases[phase] = _phase_info(outcome, status, len(events), stats)
             phases[phase]["lookup_probes"] = lookup_probe_sockets(events)
+            ends[phase] = (events, outcome)
             if status != "completed":
                 tails[phase] = stderr_tail(outcome.stderr)
         records = net.records()
@@ -182,6 +185,10 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         net_health = {"dropped_records": net.dropped, "errors": net.errors, "error_reasons": dict(net.error_reasons)}
     verdicts = summary.toolchain_verdicts(eco, all_events)
     bait_reads = summary.bait_reads(all_events, baits.paths, verdicts)
+    for phase, (events, outcome) in ends.items():
+        limit_hit = outcome.timed_out or outcome.trace_capped
+        alive = alive_at_end(events, outcome.ended_at, limit_hit, outcome.alive_at_end, verdicts)
+        phases[phase]["alive_at_end"] = alive
     run_info = {
         "tool": {"name": "osptrack", "version": __version__},
         "package": _package_info(ref),
@@ -201,6 +208,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         "timings": {"total_s": round(time.monotonic() - t0, 3)},
     }
     notable = summary.notable(eco, results, all_events, records, bait_reads, exfil, verdicts)
+    notable["alive_at_end"] = summary.alive_lines({p: i.get("alive_at_end", []) for p, i in phases.items()})
     run_info["notable"] = notable
     findings = summary.phase_findings(eco, results, all_events, records, notable)
     for phase, line in findings.items():

@@ -207,6 +207,16 @@ def probes(events: list[Event], verdicts: dict[int, Verdict] | None = None) -> l
     return list(found.values())
 
 
+def alive_lines(alive: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """`[phase] PID ARGV (EXE)` of the package's processes still alive when the phase ended."""
+    return [
+        f"[{phase}] {a['pid']} {shlex.join(a.get('argv') or [])[:200]} ({a.get('exe')})"
+        for phase, entries in alive.items()
+        for a in entries
+        if a.get("toolchain") is None
+    ]
+
+
 def _describe_probe(p: dict[str, Any]) -> str:
     result = f"{p['syscall']}, {p['errno']}" if p["errno"] else p["syscall"]
     return f"[{p['phase']}] {p['path']} ({result}) by {p['exe']}"

@@ -68,6 +68,9 @@ for family, kind, proto, _, addr in socket.getaddrinfo("pair.osptrack-test.examp
     except OSError:
         pass
     conn.close()
+# A daemon that outlives the install: the sandbox's teardown kills it.
+subprocess.Popen(["/usr/bin/sleep", "301"], start_new_session=True, stdin=subprocess.DEVNULL,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 from setuptools import setup
 setup(name="osptrack-hider", version="1.0.0", py_modules=["osptrack_hider"])
 """
@@ -213,3 +216,24 @@ def test_one_attempt_over_both_families_is_one_line(run_dir: Path) -> None:
     pair = [c for c in run["notable"]["connections"] if "pair.osptrack-test.example" in c]
     assert len(pair) == 1 and pair[0].startswith("pair.osptrack-test.example:8080 ("), pair
     assert pair[0].count(",") == 1, pair  # the two addresses
+
+
+def test_a_daemon_killed_by_the_teardown_is_recorded_alive_at_end(run_dir: Path) -> None:
+    _, events, run = load(run_dir)
+    alive = run["phases"]["install"]["alive_at_end"]
+    daemons = [a for a in alive if a["argv"] == ["/usr/bin/sleep", "301"]]
+    assert daemons, alive
+    cloned = {
+        e["child_pid"] for e in events if e["kind"] == "process" and e["op"] == "clone" and e.get("child_pid")
+    }
+    for daemon in daemons:
+        assert daemon["pid"] in cloned and daemon["exe"] == "/usr/bin/sleep" and daemon["toolchain"] is None
+        assert (
+            isinstance(daemon["started"], float)
+            and daemon["started"] <= run["phases"]["install"]["started"] + 300
+        )
+        assert any(
+            line.startswith(f"[install] {daemon['pid']} /usr/bin/sleep 301")
+            for line in run["notable"]["alive_at_end"]
+        )
+    assert not any(a["argv"][:3] == ["/usr/bin/python3", "-m", "pip"] for a in alive), alive  # pip had exited

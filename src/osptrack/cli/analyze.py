@@ -158,6 +158,7 @@ def print_summary(outcome: RunOutcome) -> None:
         "exfiltration": "honeytokens seen in network payloads (exfiltration)",
         "listening": "listening sockets",
         "probes": "looks at sensitive paths (stat, access, failed open)",
+        "alive_at_end": "processes still alive when the phase ended (killed by timeout or teardown)",
     }
     for key, label in labels.items():
         items = outcome.notable.get(key) or []

@@ -43,6 +43,45 @@ class Limits:
         }
 
 
+@dataclass(frozen=True)
+class LiveProcess:
+    """A process of the run's cgroup as /proc showed it (host pid; exe as the host resolves it)."""
+
+    pid: int
+    exe: str | None
+    argv: tuple[str, ...]
+    started: float | None  # epoch seconds
+
+
+SNAPSHOT_CAP = 256  # processes described at most (a fork bomb has thousands)
+
+
+def describe(pid: int) -> LiveProcess | None:
+    """pid, exe, argv and start time from /proc; None once the process is gone."""
+    base = Path(f"/proc/{pid}")
+    try:
+        stat = (base / "stat").read_text()
+        argv = tuple(a.decode(errors="backslashreplace") for a in (base / "cmdline").read_bytes().split(b"\0") if a)
+    except OSError:
+        return None
+    try:
+        exe: str | None = os.readlink(base / "exe")
+    except OSError:
+        exe = None  # a kernel thread, or a zombie
+    started = None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if len(fields) > 19 and fields[19].isdigit():  # field 22, starttime, in clock ticks since boot
+        started = _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return LiveProcess(pid, exe, argv, round(started, 3) if started is not None else None)
+
+
+def _boot_time() -> float:
+    for line in _read(Path("/proc/stat")).splitlines():
+        if line.startswith("btime "):
+            return float(line.split()[1])
+    return 0.0
+
+
 class RunCgroup:
     """A cgroup (or a set of v1 cgroups) that holds one run's processes.
 
@@ -117,6 +156,15 @@ class RunCgroup:
             with contextlib.suppress(OSError):
                 found.update(int(x) for x in (d / "cgroup.procs").read_text().split())
         return found
+
+    def snapshot(self, exclude: frozenset[int] = frozenset()) -> list[LiveProcess]:
+        """The members, frozen while /proc is read so none forks or exits in between."""
+        self._freeze(True)
+        try:
+            found = [describe(pid) for pid in sorted(self.pids() - exclude)[:SNAPSHOT_CAP]]
+        finally:
+            self._freeze(False)
+        return [p for p in found if p is not None]
 
     def oom_killed(self) -> bool:
         # v1 memory.oom_control and v2 memory.events both carry an `oom_kill N` line.

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SandboxSpec, bwrap_argv, seccomp_filter_file, write_etc
-from osptrack.sandbox.limits import Limits, RunCgroup
+from osptrack.sandbox.limits import Limits, LiveProcess, RunCgroup
 
 OUTPUT_TAIL = 4096  # package-analysis keeps the last 4 KiB of stdout and stderr
 KILL_GRACE_S = 5.0
@@ -146,6 +146,8 @@ class PhaseOutcome:
     peak_memory: int | None
     trace_log: Path
     trace_capped: bool = False  # ended early: the trace log reached Limits.trace_log_bytes
+    ended_at: float = 0.0  # epoch seconds when the command ended or the limit was hit
+    alive_at_end: tuple[LiveProcess, ...] = ()  # the run cgroup's processes at that moment
 
 
 class _Tail:
@@ -218,6 +220,9 @@ def run_phase(
         cg.close_fds()
         out, err = _Tail(proc.stdout), _Tail(proc.stderr)
         timed_out, capped = _wait(proc, t0 + limits.timeout_s, log, limits.trace_log_bytes)
+        ended_at = time.time()
+        # Who is still there, read before anything is killed (strace itself is not the package's).
+        alive = cg.snapshot(exclude=frozenset({proc.pid}))
         if timed_out or capped:
             # Every process of the sandbox, daemons included; strace is spared so it can
             # finish writing the log once its tracees are gone.
@@ -242,6 +247,8 @@ def run_phase(
             peak_memory=cg.peak_memory(),
             trace_log=log,
             trace_capped=capped,
+            ended_at=ended_at,
+            alive_at_end=tuple(alive),
         )
         for stream in (proc.stdout, proc.stderr):
             with contextlib.suppress(OSError):

@@ -15,7 +15,8 @@ Each malicious variant combines 2-4 behaviours drawn from the families real PyPI
 encoded commands, recon, the cloud metadata service), in one of four carriers: a PyPI sdist's
 setup.py (install), a PyPI wheel's __init__ (import), an npm postinstall (install) or an npm main
 module (import). Synthetic benign variants use the same carriers with ordinary behaviour (reading
-their own data, writing their own files, `uname -m` in a build script), so "synthetic" alone does
+their own data, writing their own files, `uname -m` in a build script, update checks against
+the registry or a release API), so "synthetic" alone does
 not separate the classes. Names repeat across versions, so grouped cross-validation matters.
 """
 
@@ -178,6 +179,20 @@ _ = platform.machine(), sysconfig.get_paths()["purelib"]
 import subprocess
 subprocess.run(["uname", "-m"], check=False, capture_output=True)
 """,
+    "update_check": """
+import urllib.request
+try:
+    urllib.request.urlopen("https://pypi.org/pypi/{n}/json", timeout=4).read(200)
+except Exception:
+    pass
+""",
+    "release_check": """
+import urllib.request
+try:
+    urllib.request.urlopen("https://api.github.com/repos/example/{n}/releases/latest", timeout=4).read(200)
+except Exception:
+    pass
+""",
     "tmp_scratch": """
 import tempfile, os
 with tempfile.TemporaryDirectory() as d:
@@ -249,6 +264,14 @@ const os = require("os"); [os.arch(), os.platform(), os.cpus().length];
     "uname_build": """
 try {{ require("child_process").execSync("uname -m"); }} catch (e) {{}}
 """,
+    "update_check": """
+const r = require("https").get("https://registry.npmjs.org/{n}", {{ timeout: 4000 }}, (res) => res.resume());
+r.on("error", () => {{}});
+""",
+    "release_check": """
+const r = require("https").get("https://api.github.com/repos/example/{n}/releases/latest", {{ timeout: 4000, headers: {{ "user-agent": "x" }} }}, (res) => res.resume());
+r.on("error", () => {{}});
+""",
     "tmp_scratch": """
 const fs = require("fs"), os = require("os"), path = require("path");
 const d = fs.mkdtempSync(path.join(os.tmpdir(), "x-")); fs.writeFileSync(path.join(d, "s.txt"), "ok"); fs.rmSync(d, {{ recursive: true }});
@@ -306,6 +329,7 @@ def main() -> None:
     ap.add_argument("--benign", type=int, default=60)
     ap.add_argument("--versions", type=int, default=3, help="versions per package name")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--prefix", default="", help="name prefix, so two generated sets never share a name")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     archives = args.out / "archives"
@@ -324,7 +348,7 @@ def main() -> None:
     for label, total in ((1, args.malicious), (0, args.benign)):
         made = 0
         while made < total:
-            name = new_name("imit-" if label else "synb-")
+            name = new_name(args.prefix + ("imit-" if label else "synb-"))
             carrier = rng.choice(CARRIERS)
             py = carrier.startswith("pypi")
             pool = (PY if py else JS) if label else (PY_BENIGN if py else JS_BENIGN)

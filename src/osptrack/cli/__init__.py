@@ -64,7 +64,7 @@ def _register() -> None:
     if _registered:
         return
     _registered = True
-    from osptrack.cli import analyze, batch, dataset, diff, hunt, labels, report
+    from osptrack.cli import analyze, batch, dataset, diff, hunt, labels, model, report
 
     analyze.register(app)
     batch.register(app)
@@ -73,6 +73,7 @@ def _register() -> None:
     hunt.register(app)
     diff.register(app)
     report.register(app)
+    app.add_typer(model.app, name="model", help="Train and evaluate a classifier on a dataset.")
 
 
 def usage_message(exc: Exception) -> str:

@@ -1,0 +1,103 @@
+"""`osptrack model train | evaluate`: commands only; the logic is in osptrack.classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from osptrack.errors import BadInput
+
+app = typer.Typer(no_args_is_help=True)
+console = Console(highlight=False)
+
+
+def _fmt(m: dict[str, Any]) -> str:
+    v, (lo, hi) = m["value"], m["ci95"]
+    if v is None:
+        return "n/a"
+    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{v:.3f}"
+
+
+def _metrics_table(title: str, blocks: dict[str, dict[str, Any]]) -> Table:
+    from osptrack.classifier.metrics import METRICS
+
+    t = Table(title=title)
+    t.add_column("")
+    for name in blocks:
+        t.add_column(name, justify="right")
+    for k in METRICS:
+        t.add_row(k, *(_fmt(b[k]) for b in blocks.values()))
+    t.add_row(
+        "tp/fp/fn/tn",
+        *("/".join(str(b["confusion"][c]) for c in ("tp", "fp", "fn", "tn")) for b in blocks.values()),
+    )
+    t.add_row("rows / packages", *(f"{b['rows']} / {b['packages']}" for b in blocks.values()))
+    return t
+
+
+@app.command("train")
+def train_command(
+    dataset: Annotated[Path, typer.Argument(help="Folder written by `osptrack dataset build` (with labels)")],
+    out: Annotated[Path, typer.Option("--out", help="Model folder to write")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed for folds, model and bootstrap")] = 0,
+    kind: Annotated[str, typer.Option("--kind", help="hgb (gradient boosting) or logreg")] = "hgb",
+    folds: Annotated[int, typer.Option("--folds", help="Grouped cross-validation folds")] = 5,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", help="Bootstrap resamples for the intervals")
+    ] = 1000,
+    json_out: Annotated[bool, typer.Option("--json", help="Print model.json instead of tables")] = False,
+) -> None:
+    """Grouped cross-validation by package (with and without honeytoken features), then fit and save."""
+    from osptrack.classifier.train import train
+
+    if folds < 2 or bootstrap < 1:
+        raise BadInput("--folds must be at least 2 and --bootstrap at least 1")
+    meta = train(dataset, out, seed=seed, kind=kind, folds=folds, reps=bootstrap)
+    if json_out:
+        console.print_json(orjson.dumps({k: v for k, v in meta.items() if k != "groups"}).decode())
+        return
+    console.print(
+        f"{meta['rows']} runs ({meta['malicious']} malicious, {meta['benign']} benign) in {meta['packages']} "
+        f"packages; {meta['cv']['folds']}-fold grouped CV, {kind}, seed {seed}; 95% package-bootstrap intervals"
+    )
+    console.print(
+        _metrics_table(
+            "cross-validated",
+            {"all features": meta["cv"], "without honeytoken features": meta["cv_without_honeytokens"]},
+        )
+    )
+    if meta["importance"]:
+        console.print(
+            "top features (permutation AUC drop): "
+            + ", ".join(f"{i['feature']} {i['auc_drop']:.3f}" for i in meta["importance"][:8])
+        )
+    console.print(f"wrote {out}/model.pkl, model.json, cv_scores.csv")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    model: Annotated[Path, typer.Argument(help="Model folder from `osptrack model train`")],
+    dataset: Annotated[Path, typer.Argument(help="A held-out dataset folder (with labels)")],
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed")] = 0,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples")] = 1000,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Score a held-out dataset with a trained model: precision, recall, F1, FPR, ROC-AUC with intervals."""
+    from osptrack.classifier.train import evaluate
+
+    if bootstrap < 1:
+        raise BadInput("--bootstrap must be at least 1")
+    res = evaluate(model, dataset, seed=seed, reps=bootstrap)
+    if json_out:
+        console.print_json(orjson.dumps(res).decode())
+        return
+    console.print(_metrics_table(f"held-out: {dataset}", {"model": res["metrics"]}))
+    if res["overlap_packages"]:
+        console.print(
+            f"warning: {res['overlap_packages']} package(s) of this dataset were in the training set"
+        )

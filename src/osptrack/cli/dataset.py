@@ -149,6 +149,49 @@ def stats_command(
             console.print(f"wrote {path}", highlight=False)
 
 
+@app.command("compare")
+def compare_command(
+    folder: Annotated[Path, typer.Argument(help="Folder written by `osptrack dataset build`")],
+    by: Annotated[str, typer.Option("--by", help="label or ecosystem")] = "label",
+    plots: Annotated[
+        Path | None, typer.Option("--plots", help="Write box plots (PNG) to this folder")
+    ] = None,
+    top: Annotated[int, typer.Option("--top", help="Features to show")] = 15,
+    json_out: Annotated[bool, typer.Option("--json", help="Print every feature as JSON")] = False,
+) -> None:
+    """Per-feature distributions by label or ecosystem: quartiles, Cliff's delta, the most separating features."""
+    from osptrack.dataset.compare import compare, write_plots
+
+    if top < 1:
+        raise BadInput("--top must be at least 1")
+    c = compare(folder, by)
+    if json_out:
+        console.print_json(orjson.dumps(c.to_json()).decode())
+    else:
+        table = Table(title=f"Features that separate {by} groups most (median \\[q1-q3], non-zero share)")
+        table.add_column("feature")
+        for g in c.groups:
+            table.add_column(g, justify="right")
+        table.add_column("Cliff's delta", justify="right")
+        for row in c.features[:top]:
+            cells = []
+            for g in c.groups:
+                s = row["groups"].get(g, {"n": 0})
+                cells.append(
+                    "-"
+                    if not s["n"]
+                    else f"{s['median']:g} [{s['q1']:g}-{s['q3']:g}] {100 * s['nonzero_share']:.0f}%"
+                )
+            deltas = " ".join(f"{v:+.2f}" for v in row["cliffs_delta"].values() if v is not None)
+            table.add_row(row["feature"], *cells, deltas)
+        console.print(table)
+        sizes = ", ".join(f"{g}: {c.features[0]['groups'][g]['n']}" for g in c.groups) if c.features else ""
+        console.print(f"runs per group: {sizes}", highlight=False)
+    if plots is not None:
+        for path in write_plots(c, plots):
+            console.print(f"wrote {path}", highlight=False)
+
+
 @app.command("baseline")
 def baseline_command(
     ecosystem: Annotated[str, typer.Argument(help="pypi or npm")],

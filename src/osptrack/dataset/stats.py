@@ -37,6 +37,12 @@ class DatasetStats:
     by_source: dict[str, int]
     kinds: list[KindSummary]
     noise: dict[str, Any] = field(default_factory=dict)
+    # Per-report values behind the plots' spread (not in the JSON): kind -> counts, and the
+    # report's label and ecosystem, in row order.
+    raw_counts: dict[str, list[int]] = field(default_factory=dict)
+    denoised_counts: dict[str, list[int]] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    ecosystems: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,9 +90,12 @@ def compute_stats(folder: Path) -> DatasetStats:
     cols = [f"{p}_{k}_{s}" for p in PHASES for k in KIND_NAMES for s in ("raw_n", "n")]
     feats = _read(folder / "features.parquet", cols)
     kinds = []
+    raw_counts: dict[str, list[int]] = {}
+    denoised_counts: dict[str, list[int]] = {}
     for kind in KIND_NAMES:
         raw = _sum_phases(feats, kind, "raw_n")
         den = _sum_phases(feats, kind, "n")
+        raw_counts[kind], denoised_counts[kind] = raw, den
         kinds.append(
             KindSummary(
                 kind,
@@ -113,7 +122,17 @@ def compute_stats(folder: Path) -> DatasetStats:
             }
             for k in KIND_NAMES
         }
-    return DatasetStats(meta.num_rows, table2, dict(sorted(by_source.items())), kinds, noise)
+    return DatasetStats(
+        meta.num_rows,
+        table2,
+        dict(sorted(by_source.items())),
+        kinds,
+        noise,
+        raw_counts,
+        denoised_counts,
+        [_label_text(v) for v in meta.column("Label").to_pylist()],
+        [str(v) for v in meta.column("Ecosystem").to_pylist()],
+    )
 
 
 def _sum_phases(table: pa.Table, kind: str, suffix: str) -> list[int]:
@@ -124,8 +143,17 @@ def _sum_phases(table: pa.Table, kind: str, suffix: str) -> list[int]:
     return total or []
 
 
+def noise_exact_bars(per_report: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The "baseline, exact paths" bars: only kinds that have that step (files), never a stand-in."""
+    return {
+        k: row["mean_after_exact_baseline"]
+        for k, row in per_report.items()
+        if row["mean_after_exact_baseline"] is not None
+    }
+
+
 def write_plots(stats: DatasetStats, folder: Path) -> list[Path]:
-    """PNG charts: Table II, events per report (raw vs de-noised), noise removed per kind."""
+    """PNG charts: Table II, records per report (spread; split by label and ecosystem), noise removed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,33 +188,64 @@ def write_plots(stats: DatasetStats, folder: Path) -> list[Path]:
     ax.legend(fontsize=8)
     save(fig, "table2.png")
 
+    from osptrack.dataset.compare import symlog_axis
+
+    # Spread, not means: boxes of records per report, raw and after noise removal, per kind.
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    xs = range(len(stats.kinds))
-    ax.bar([x - 0.2 for x in xs], [k.mean_raw for k in stats.kinds], width=0.4, label="raw")
-    ax.bar(
-        [x + 0.2 for x in xs], [k.mean_denoised for k in stats.kinds], width=0.4, label="after noise removal"
-    )
-    ax.set_xticks(list(xs), [k.kind for k in stats.kinds])
-    ax.set_yscale("symlog")
-    ax.set_ylabel("mean records per report")
-    ax.set_title("Event records per report, before and after noise removal")
-    ax.legend()
+    kinds = [k.kind for k in stats.kinds]
+    data, positions = [], []
+    for i, kind in enumerate(kinds):
+        data += [stats.raw_counts.get(kind) or [0], stats.denoised_counts.get(kind) or [0]]
+        positions += [3 * i + 0.6, 3 * i + 1.4]
+    boxes = ax.boxplot(data, positions=positions, widths=0.7, whis=(5, 95), patch_artist=True)
+    for n, patch in enumerate(boxes["boxes"]):
+        patch.set_facecolor("#c6dbef" if n % 2 == 0 else "#fdae6b")
+    ax.set_xticks([3 * i + 1 for i in range(len(kinds))], kinds)
+    symlog_axis(ax)
+    ax.set_ylabel("records per report")
+    ax.legend([boxes["boxes"][0], boxes["boxes"][1]], ["raw", "after noise removal"])
+    ax.set_title("Event records per report (boxes: quartiles, whiskers: 5th-95th percentile)")
     save(fig, "events_per_report.png")
+
+    # The same de-noised counts split by label and by ecosystem.
+    for split, keys in (("label", stats.labels), ("ecosystem", stats.ecosystems)):
+        groups = sorted(set(keys))
+        if not groups:
+            continue
+        fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.8), squeeze=False)
+        for ax, kind in zip(axes[0], kinds, strict=True):
+            values = stats.denoised_counts.get(kind) or []
+            per = [[v for v, k in zip(values, keys, strict=True) if k == g] or [0] for g in groups]
+            ax.boxplot(per, whis=(5, 95))
+            ax.set_xticks(
+                range(1, len(groups) + 1), [f"{g}\n(n={keys.count(g)})" for g in groups], fontsize=8
+            )
+            symlog_axis(ax)
+            ax.set_title(kind)
+        fig.suptitle(f"De-noised records per report by {split} (quartiles, 5th-95th percentile whiskers)")
+        fig.tight_layout()
+        save(fig, f"events_by_{split}.png")
 
     per_report = stats.noise.get("per_report") or {}
     if per_report:
         fig, ax = plt.subplots(figsize=(8, 4.5))
         kinds = list(per_report)
         raw = [per_report[k]["mean_raw"] for k in kinds]
-        exact = [per_report[k]["mean_after_exact_baseline"] or per_report[k]["mean_raw"] for k in kinds]
         final = [per_report[k]["mean_after_baseline_and_templating"] for k in kinds]
         xs = range(len(kinds))
         ax.bar([x - 0.27 for x in xs], raw, width=0.27, label="raw")
-        ax.bar(list(xs), exact, width=0.27, label="baseline, exact paths")
+        # The exact-path step exists for files only; the table prints "-" elsewhere, so the
+        # plot draws no bar there (it used to draw the raw value under this label).
+        exact_bars = noise_exact_bars(per_report)
+        exact_x = [kinds.index(k) for k in exact_bars]
+        ax.bar(exact_x, list(exact_bars.values()), width=0.27, label="baseline, exact paths (files only)")
+        for x, k in zip(xs, kinds, strict=True):
+            if per_report[k]["mean_after_exact_baseline"] is None:
+                ax.text(x, 0.05, "n/a", ha="center", va="bottom", fontsize=8, color="grey")
         ax.bar([x + 0.27 for x in xs], final, width=0.27, label="baseline + templating")
         ax.set_xticks(list(xs), kinds)
-        ax.set_yscale("symlog")
-        ax.set_ylabel("mean records per report")
+        symlog_axis(ax)
+        ax.set_ylabel("mean records per report (all reports)")
         ax.set_title("Noise reduction, step by step")
         ax.legend()
         save(fig, "noise_reduction.png")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_model import _dataset
 
 from osptrack.dataset.compare import cliffs_delta, compare, spread
 from osptrack.dataset.compare import write_plots as compare_plots
 from osptrack.dataset.stats import compute_stats, noise_exact_bars, write_plots
 from osptrack.errors import BadInput
-from test_model import _dataset
 
 
 def test_cliffs_delta_and_spread() -> None:

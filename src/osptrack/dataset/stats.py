@@ -208,17 +208,18 @@ def write_plots(stats: DatasetStats, folder: Path) -> list[Path]:
     save(fig, "events_per_report.png")
 
     # The same de-noised counts split by label and by ecosystem.
-    for split, keys in (("label", stats.labels), ("ecosystem", stats.ecosystems)):
-        groups = sorted(set(keys))
-        if not groups:
+    splits: list[tuple[str, list[str]]] = [("label", stats.labels), ("ecosystem", stats.ecosystems)]
+    for split, keys in splits:
+        names_ = sorted(set(keys))
+        if not names_:
             continue
         fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.8), squeeze=False)
         for ax, kind in zip(axes[0], kinds, strict=True):
             values = stats.denoised_counts.get(kind) or []
-            per = [[v for v, k in zip(values, keys, strict=True) if k == g] or [0] for g in groups]
+            per = [[v for v, k in zip(values, keys, strict=True) if k == g] or [0] for g in names_]
             ax.boxplot(per, whis=(5, 95))
             ax.set_xticks(
-                range(1, len(groups) + 1), [f"{g}\n(n={keys.count(g)})" for g in groups], fontsize=8
+                range(1, len(names_) + 1), [f"{g}\n(n={keys.count(g)})" for g in names_], fontsize=8
             )
             symlog_axis(ax)
             ax.set_title(kind)

@@ -197,7 +197,8 @@ def test_cli_build_and_stats(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Table II" in done.stdout and "Noise reduction" in done.stdout
     assert sorted(p.name for p in (tmp_path / "plots").iterdir() if p.name != ".osptrack.json") == [
-        "events_per_report.png", "noise_reduction.png", "table2.png"
+        "events_by_ecosystem.png", "events_by_label.png", "events_per_report.png", "noise_reduction.png",
+        "table2.png",
     ]  # fmt: skip
     bad = osptrack("dataset", "build", str(tmp_path / "nowhere"), "--labels", str(labels), "--out", str(out))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "input not found" in bad.stderr

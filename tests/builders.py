@@ -16,8 +16,9 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-# Names the suspicious packages use; *.example never resolves on the real internet.
-EXFIL_HOST = "exfil.osptrack-test.example"
+# Names the suspicious packages use: under example.com (RFC 2606, documentation only), so they
+# resolve in the fake DNS; *.example, *.test and *.invalid get NXDOMAIN there, as from a real resolver.
+EXFIL_HOST = "exfil.osptrack-test.example.com"
 EXFIL_PORT = 8080
 
 

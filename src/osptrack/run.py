@@ -22,9 +22,11 @@ from osptrack.ecosystems.pypi import build_tools_dir
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_json, write_jsonl
 from osptrack.outputs import check_output_dir, replace_dir
+from osptrack.sandbox import trust
 from osptrack.sandbox.baits import Baits, make_baits
 from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SECCOMP_DENY, SandboxSpec, default_etc_files
-from osptrack.sandbox.fakenet import FakeNetwork
+from osptrack.sandbox.fakenet import MAX_CAPTURE, FakeNetwork
+from osptrack.sandbox.fakenet.stages import second_stage_info
 from osptrack.sandbox.limits import Limits
 from osptrack.sandbox.netns import sweep_stale
 from osptrack.sandbox.preflight import check_sandbox
@@ -49,6 +51,7 @@ class AnalyzeOptions:
     deps_dirs: tuple[Path, ...] = ()
     online: bool = False
     limits: Limits = field(default_factory=Limits)
+    capture_bytes: int = MAX_CAPTURE  # bytes of each network flow kept (request heads + bodies)
 
 
 @dataclass(frozen=True)
@@ -132,13 +135,18 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
     ends: dict[str, tuple[list[Event], PhaseOutcome]] = {}
     tails: dict[str, list[str]] = {}
     with Workspace(limits) as ws, FakeNetwork(
-        run_id=run_id, online=options.online, allowed_registries=eco.registry_hosts, tokens=baits.values()
+        run_id=run_id,
+        online=options.online,
+        allowed_registries=eco.registry_hosts,
+        tokens=baits.values(),
+        capture_bytes=options.capture_bytes,
     ) as net:
         layout, binds = _stage_input(ws, eco, ref, options)
         baits.plant(ws.home, HOST_UID, HOST_GID)
         prepare = getattr(eco, "prepare_home", None)
         if prepare is not None:
             prepare(ws.home, HOST_UID, HOST_GID)
+        stores = trust.build(net.ca.cert_pem, ws.root / "trust", (*binds, *eco.ro_binds()), ws.home) if net.ca else None
         for phase in options.phases:
             net.set_phase(phase)
             command = eco.command(phase, layout, options.online)
@@ -148,8 +156,8 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
                 home=ws.home,
                 input_dir=ws.input,
                 etc_files=default_etc_files(net.resolver_address),
-                env=_sandbox_env(eco, layout, baits, options.online, net),
-                ro_binds=(*binds, *eco.ro_binds()),
+                env={**_sandbox_env(eco, layout, baits, options.online, net), **(stores.env if stores else {})},
+                ro_binds=(*binds, *eco.ro_binds(), *(stores.binds if stores else ())),
                 chdir=getattr(eco, "chdir", lambda: "/root")(),
                 tmp_bytes=limits.tmp_bytes,
             )
@@ -180,9 +188,12 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
             ends[phase] = (events, outcome)
             if status != "completed":
                 tails[phase] = stderr_tail(outcome.stderr)
+            if net.ca is not None:
+                trust.append_to_home_bundles(net.ca.cert_pem, ws.home)  # certifi the phase installed
         records = net.records()
         exfil = net.exfiltration()  # every captured byte of each flow, then the DNS queries together
-        net_health = {"dropped_records": net.dropped, "errors": net.errors, "error_reasons": dict(net.error_reasons)}
+        net_health = net.health()
+        marker = net.marker
     verdicts = summary.toolchain_verdicts(eco, all_events)
     bait_reads = summary.bait_reads(all_events, baits.paths, verdicts)
     for phase, (events, outcome) in ends.items():
@@ -197,6 +208,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         "phases": phases,
         "exfiltration": exfil,
         "network": net_health,
+        **second_stage_info(all_events, marker),
         "bait_reads": bait_reads,
         "probes": summary.probes(all_events, verdicts),
         "trace": {

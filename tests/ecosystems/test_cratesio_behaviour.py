@@ -44,7 +44,7 @@ fn {fn_name}() {{
 
 def build_crate(dest: Path) -> Path:
     lib = (
-        rust_behaviour_fn("osptrack_behaviour", "crate-import.osptrack-test.example")
+        rust_behaviour_fn("osptrack_behaviour", "crate-import.osptrack-test.example.com")
         + """
 // Life before main, the way the `ctor` crate does it: runs when a program linking us starts.
 #[used]
@@ -61,12 +61,12 @@ pub fn value() -> u32 {
     )
     files = {
         "build.rs": (
-            rust_behaviour_fn("behaviour", "crate-install.osptrack-test.example")
+            rust_behaviour_fn("behaviour", "crate-install.osptrack-test.example.com")
             + "fn main() { behaviour(); }\n"
         ).encode(),
         "src/lib.rs": lib.encode(),
         "src/main.rs": (
-            rust_behaviour_fn("behaviour", "crate-execute.osptrack-test.example")
+            rust_behaviour_fn("behaviour", "crate-execute.osptrack-test.example.com")
             + 'fn main() { if std::env::args().any(|a| a == "--help") { behaviour(); } }\n'
         ).encode(),
     }
@@ -109,9 +109,9 @@ def crate_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.mark.parametrize(
     ("phase", "host"),
     [
-        ("install", "crate-install.osptrack-test.example"),
-        ("import", "crate-import.osptrack-test.example"),
-        ("execute", "crate-execute.osptrack-test.example"),
+        ("install", "crate-install.osptrack-test.example.com"),
+        ("import", "crate-import.osptrack-test.example.com"),
+        ("execute", "crate-execute.osptrack-test.example.com"),
     ],
 )
 def test_each_phase_records_dns_connect_exec(crate_run: dict, phase: str, host: str) -> None:
@@ -131,7 +131,7 @@ def build_proc_macro_crate(dest: Path) -> Path:
     """A proc-macro crate whose derive does the behaviour when a user's code expands it."""
     lib = (
         "extern crate proc_macro;\nuse proc_macro::TokenStream;\n"
-        + rust_behaviour_fn("behaviour", "crate-macro.osptrack-test.example")
+        + rust_behaviour_fn("behaviour", "crate-macro.osptrack-test.example.com")
         + "\n#[proc_macro_derive(OsptrackHook)]\npub fn derive(_input: TokenStream) -> TokenStream {\n"
         "    behaviour();\n    TokenStream::new()\n}\n"
     )
@@ -147,4 +147,4 @@ def test_proc_macros_are_expanded_at_install(tmp_path: Path) -> None:
     outcome = analyze(ref, AnalyzeOptions(phases=("install",), timeout_s=240), tmp_path / "run")
     assert outcome.statuses == {"install": "completed"}
     result = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert_phase_behaviour(result, "install", "crate-macro.osptrack-test.example", PORT)
+    assert_phase_behaviour(result, "install", "crate-macro.osptrack-test.example.com", PORT)

@@ -37,14 +37,14 @@ const { behave } = require("./lib/behave.js");
 module.exports = {
   spin() { for (;;) {} },
   bail() { process.exit(2); },
-  fetchConfig(url) { return behave("npm-exec-func.osptrack-test.example"); },
-  Client: class Client { constructor(opts) { this.ready = behave("npm-exec-class.osptrack-test.example"); } },
+  fetchConfig(url) { return behave("npm-exec-func.osptrack-test.example.com"); },
+  Client: class Client { constructor(opts) { this.ready = behave("npm-exec-class.osptrack-test.example.com"); } },
 };
 """
 
 HELPER = """
 const { behave } = require("./behave.js");
-module.exports = async function sync(path) { await behave("npm-exec-file.osptrack-test.example"); };
+module.exports = async function sync(path) { await behave("npm-exec-file.osptrack-test.example.com"); };
 """
 
 
@@ -67,7 +67,7 @@ def hostnames(record: dict) -> set[str]:
 def test_execute_calls_exports_of_main_and_other_files(npm_run: dict, tag: str) -> None:
     execute = npm_run["Analysis"]["execute"]
     assert execute["Status"] == "completed"
-    assert f"{tag}.osptrack-test.example" in hostnames(execute)
+    assert f"{tag}.osptrack-test.example.com" in hostnames(execute)
     commands = [" ".join(c["Command"]) for c in execute["Commands"] or []]
     assert any(f"{tag}-ran" in c for c in commands), commands
     assert any(s["Port"] == PORT for s in execute["Sockets"] or [])

@@ -42,23 +42,23 @@ MODULE = BEHAVIOUR + textwrap.dedent(
         os._exit(3)
 
     def fetch_config(url, retries: int):
-        _behave("py-exec-func.osptrack-test.example")
+        _behave("py-exec-func.osptrack-test.example.com")
         return url * retries
 
     class Client:
         def __init__(self, endpoint, *, timeout: float):
-            _behave("py-exec-class.osptrack-test.example")
+            _behave("py-exec-class.osptrack-test.example.com")
 
     async def sync_later(path):
-        _behave("py-exec-async.osptrack-test.example")
+        _behave("py-exec-async.osptrack-test.example.com")
 
     def records(n):
         yield 1
-        _behave("py-exec-gen.osptrack-test.example")
+        _behave("py-exec-gen.osptrack-test.example.com")
         yield 2
 
     def _private():
-        _behave("py-exec-private.osptrack-test.example")
+        _behave("py-exec-private.osptrack-test.example.com")
     """
 )
 
@@ -81,7 +81,7 @@ def hostnames(record: dict) -> set[str]:
 def test_execute_runs_functions_classes_coroutines_generators(pypi_run: dict, tag: str) -> None:
     execute = pypi_run["Analysis"]["execute"]
     assert execute["Status"] == "completed"
-    assert f"{tag}.osptrack-test.example" in hostnames(execute)
+    assert f"{tag}.osptrack-test.example.com" in hostnames(execute)
     commands = [" ".join(c["Command"]) for c in execute["Commands"] or []]
     assert any(f"{tag}-ran" in c for c in commands), commands
     assert any(s["Port"] == PORT for s in execute["Sockets"] or [])
@@ -90,4 +90,4 @@ def test_execute_runs_functions_classes_coroutines_generators(pypi_run: dict, ta
 @pytest.mark.sandbox
 def test_import_alone_runs_none_of_it_and_private_names_are_left_alone(pypi_run: dict) -> None:
     assert not {h for h in hostnames(pypi_run["Analysis"]["import"]) if h.startswith("py-exec")}
-    assert "py-exec-private.osptrack-test.example" not in hostnames(pypi_run["Analysis"]["execute"])
+    assert "py-exec-private.osptrack-test.example.com" not in hostnames(pypi_run["Analysis"]["execute"])

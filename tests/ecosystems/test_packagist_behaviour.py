@@ -45,7 +45,7 @@ def build_package(dest: Path, version_in_json: bool = True) -> Path:
         "use Composer\\Plugin\\PluginInterface;\n"
         "class Plugin implements PluginInterface {\n"
         "  public function activate(Composer $composer, IOInterface $io) {"
-        + php_behaviour("php-install.osptrack-test.example")
+        + php_behaviour("php-install.osptrack-test.example.com")
         + "}\n  public function deactivate(Composer $composer, IOInterface $io) {}\n"
         "  public function uninstall(Composer $composer, IOInterface $io) {}\n}\n"
     )
@@ -53,11 +53,11 @@ def build_package(dest: Path, version_in_json: bool = True) -> Path:
         "src/Plugin.php": plugin.encode(),
         "src/Loaded.php": (
             "<?php\nnamespace OsptrackTest;\n"
-            + php_behaviour("php-import.osptrack-test.example")
+            + php_behaviour("php-import.osptrack-test.example.com")
             + "class Loaded {}\n"
         ).encode(),
         "bin/composer-hook": (
-            "#!/usr/bin/env php\n<?php\n" + php_behaviour("php-execute.osptrack-test.example")
+            "#!/usr/bin/env php\n<?php\n" + php_behaviour("php-execute.osptrack-test.example.com")
         ).encode(),
     }
     if not version_in_json:
@@ -104,9 +104,9 @@ def composer_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.mark.parametrize(
     ("phase", "host"),
     [
-        ("install", "php-install.osptrack-test.example"),
-        ("import", "php-import.osptrack-test.example"),
-        ("execute", "php-execute.osptrack-test.example"),
+        ("install", "php-install.osptrack-test.example.com"),
+        ("import", "php-import.osptrack-test.example.com"),
+        ("execute", "php-execute.osptrack-test.example.com"),
     ],
 )
 def test_each_phase_records_dns_connect_exec(composer_run: dict, phase: str, host: str) -> None:

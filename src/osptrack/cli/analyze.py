@@ -66,6 +66,10 @@ def analyze_command(
     format: Annotated[
         str, typer.Option("--format", help="table (for people) or json (summary and verdict only, on stdout)")
     ] = "table",
+    capture_bytes: Annotated[
+        int,
+        typer.Option(help="Bytes kept per network flow (request heads and bodies); beyond, marked truncated"),
+    ] = 1 << 20,  # fakenet.MAX_CAPTURE (not imported here: `--help` stays quick)
 ) -> None:
     """Install, import and (with --phases) execute one package in the sandbox; record what it does.
 
@@ -79,9 +83,15 @@ def analyze_command(
         raise BadInput(f"--fail-on {fail_on!r}: expected one of {', '.join(FAIL_LEVELS)}")
     if format not in ("table", "json"):
         raise BadInput(f"--format {format!r}: expected table or json")
+    if capture_bytes < 0:
+        raise BadInput("--capture-bytes must not be negative")
     ref = parse_target(ecosystem, target, version)
     options = AnalyzeOptions(
-        phases=parse_phases(phases), timeout_s=timeout, deps_dirs=tuple(deps_dir or ()), online=online
+        phases=parse_phases(phases),
+        timeout_s=timeout,
+        deps_dirs=tuple(deps_dir or ()),
+        online=online,
+        capture_bytes=capture_bytes,
     )
     outcome = analyze(ref, options, out)
     verdict = _verdict(outcome)

@@ -59,13 +59,21 @@ from osptrack.sandbox.fakenet.core import (
     FakeNetwork,
 )
 from osptrack.sandbox.fakenet.protocols import parse_http_request, parse_tls_sni
-from osptrack.sandbox.fakenet.responders.base import PARSE_WINDOW, Capture, Flow, Responder, Route
+from osptrack.sandbox.fakenet.responders.base import (
+    MAX_CAPTURE,
+    PARSE_WINDOW,
+    Capture,
+    Flow,
+    Responder,
+    Route,
+)
 from osptrack.sandbox.fakenet.responders.smtp import SMTP_PORTS, smtp_reply
 from osptrack.sandbox.fakenet.sinkholes import SINKHOLE_NET_V4, SINKHOLE_NET_V6, Sinkholes
 
 __all__ = [
     "FIRST_BYTES",
     "IDLE_ROUND_S",
+    "MAX_CAPTURE",
     "PARSE_WINDOW",
     "PROXY_ADDRESS",
     "RESOLVER_ADDRESS",

@@ -10,6 +10,7 @@ process changes namespace.
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import ipaddress
 import os
@@ -18,20 +19,30 @@ import socket
 import struct
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from osptrack.sandbox.exfil import Scanner, find_tunnels
+from osptrack.sandbox.fakenet.ca import CertAuthority
 from osptrack.sandbox.fakenet.protocols import parse_http_request, parse_tls_sni
-from osptrack.sandbox.fakenet.responders.base import Capture, Flow, Responder, Route
+from osptrack.sandbox.fakenet.responders.base import (
+    CAPTURE_BUDGET,
+    MAX_CAPTURE,
+    Capture,
+    CaptureBudget,
+    Flow,
+    Responder,
+    Route,
+)
 from osptrack.sandbox.fakenet.responders.dns import DnsResponder
+from osptrack.sandbox.fakenet.responders.doh import DohHandler
 from osptrack.sandbox.fakenet.responders.proxy import ProxyRelayResponder
 from osptrack.sandbox.fakenet.responders.smtp import SMTP_PORTS, SmtpResponder
 from osptrack.sandbox.fakenet.responders.sniff import SniffResponder
 from osptrack.sandbox.fakenet.sinkholes import Sinkholes
+from osptrack.sandbox.fakenet.stages import new_marker
 from osptrack.sandbox.netns import (
     DNS_PORT,
     TCP_CATCHALL_PORT,
@@ -95,6 +106,9 @@ class FakeNetwork:
         max_connections: int = 256,
         tokens: Mapping[str, str] | None = None,
         routes: Sequence[Route] = (),
+        intercept_tls: bool = True,
+        capture_bytes: int = MAX_CAPTURE,
+        capture_budget: int = CAPTURE_BUDGET,
     ) -> None:
         self.netns = NetNamespace(run_id)
         self.online = online
@@ -108,7 +122,7 @@ class FakeNetwork:
         self._scanner = Scanner(tokens) if tokens else None
         self._findings: list[dict[str, Any]] = []
         self.errors = 0  # packets/connections whose handling failed (they are still counted here)
-        self.error_reasons: Counter[str] = Counter()  # why, where known (the scanner's errors)
+        self.error_reasons: collections.Counter[str] = collections.Counter()  # why, where known
         self.dropped = 0  # records not kept because max_records was reached (a flood)
         self.resolver_address = RESOLVER_ADDRESS
         self.proxy_address: tuple[str, int] | None = PROXY_ADDRESS if online else None
@@ -120,7 +134,13 @@ class FakeNetwork:
         # start() appends (online proxy relay, SMTP ports); the sniffer takes everything else.
         self.routes: list[Route] = list(routes)
         self._dns = DnsResponder(self.sinkholes, self._add)
-        self._catchall: Responder = SniffResponder()
+        # The run's CA: its key never leaves this process; sandbox/trust.py puts `ca.cert_pem`
+        # into the sandbox's trust stores. Services on routes may mint from it too (ca.server_context).
+        self.ca: CertAuthority | None = CertAuthority() if intercept_tls else None
+        self.marker = new_marker()  # what served second stages write: run.py looks for it in events
+        self.capture_bytes = capture_bytes
+        self._budget = CaptureBudget(capture_budget)
+        self._catchall: Responder = SniffResponder(ca=self.ca, doh=DohHandler(self._dns), marker=self.marker)
         self._phase: str | None = None
         self._records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -193,6 +213,22 @@ class FakeNetwork:
             for reason in reasons:
                 self.errors += 1
                 self.error_reasons[reason] += 1
+
+    def health(self) -> dict[str, Any]:
+        """run.json's `network`: what was lost or failed, and what TLS interception did."""
+        with self._lock:
+            tls = [r["tls"] for r in self._records if r.get("kind") == "tcp" and r.get("tls")]
+            reasons = dict(self.error_reasons)
+        return {
+            "dropped_records": self.dropped,
+            "errors": self.errors,
+            "error_reasons": reasons,
+            "tls": {
+                "intercepted": sum(1 for t in tls if t.get("intercepted")),
+                "rejected": sum(1 for t in tls if not t.get("intercepted")),
+                "leaves_minted": self.ca.minted if self.ca else 0,
+            },
+        }
 
     def hostnames_for(self, ip: str) -> list[str]:
         return self.sinkholes.names_for(ip)
@@ -331,8 +367,10 @@ class FakeNetwork:
                             self._datagram(listener)
                     except (BlockingIOError, InterruptedError):
                         continue
-                    except Exception:
-                        self.errors += 1  # one bad packet/connection must not stop the network
+                    except Exception as exc:
+                        self._error(
+                            f"{listener.role} {type(exc).__name__}"
+                        )  # one bad packet must not stop the network
         finally:
             selector.close()
             for listener in listeners:
@@ -391,17 +429,20 @@ class FakeNetwork:
         return self._catchall
 
     def _tcp_connection(self, conn: socket.socket, role: str, t: float, phase: str | None) -> None:
-        flow = Flow(conn, "", 0, t, phase, self, Capture(t))
+        flow = Flow(conn, "", 0, t, phase, self, Capture(t, self.capture_bytes, self._budget))
         try:
             local = conn.getsockname()
             flow.dst, flow.dst_port = _norm_ip(local[0]), int(local[1])
             responder = self._dns if role == "dns-tcp" else self.responder_for(flow.dst, flow.dst_port)
             responder.serve(flow)
-        except Exception:
-            self.errors += 1  # a reset or a parser surprise must not lose the flow, nor the network
+        except Exception as exc:
+            # A reset or a parser surprise must not lose the flow, nor the network.
+            self._error(f"tcp {type(exc).__name__}")
         finally:
-            self.untrack(conn)
-            conn.close()
+            for sock in {conn, flow.conn}:
+                self.untrack(sock)
+                with contextlib.suppress(OSError):
+                    sock.close()
             if flow.record and flow.dst:
                 self._add_tcp(flow)
 
@@ -422,12 +463,20 @@ class FakeNetwork:
     def _add_tcp(self, flow: Flow) -> None:
         t, phase, dst, dst_port = flow.t, flow.phase, flow.dst, flow.dst_port
         data, total = bytes(flow.cap.buf), flow.cap.total
-        http = parse_http_request(data)
+        fields = dict(flow.fields)
+        requests = fields.pop("requests", None)
+        http = _first_request(requests) if requests else parse_http_request(data)
         tls = data
         if http is not None and http["method"] == "CONNECT":
             # Through a proxy the TLS ClientHello follows the CONNECT head.
             tls = data[data.find(b"\r\n\r\n") + 4 :] if b"\r\n\r\n" in data else b""
-        sni = parse_tls_sni(tls) if tls[:1] == b"\x16" else None
+        sni = (
+            fields.pop("tls_sni")
+            if "tls_sni" in fields
+            else parse_tls_sni(tls)
+            if tls[:1] == b"\x16"
+            else None
+        )
         names = self.sinkholes.names_for(dst)
         hostname = names[0] if names else sni
         if hostname is None and http:
@@ -436,9 +485,14 @@ class FakeNetwork:
             hostname = _strip_port(target) if target else None
             if hostname is not None and _is_ip_literal(hostname):
                 hostname = None  # an address names nothing new
-        self._add({"t": t, "phase": phase, "kind": "tcp", "dst": dst, "dst_port": dst_port, "bytes": total,
-                   "first_bytes": _b64(data), "http": http, "tls_sni": sni, "hostname": hostname,
-                   **flow.fields}, window=data)  # fmt: skip
+        record = {"t": t, "phase": phase, "kind": "tcp", "dst": dst, "dst_port": dst_port, "bytes": total,
+                  "first_bytes": _b64(data), "http": http, "tls_sni": sni, "hostname": hostname,
+                  "tls": fields.pop("tls", None), "requests": requests, "served": fields.pop("served", []),
+                  "truncated": flow.cap.truncated, **fields}  # fmt: skip
+        # The scan reads the raw stream (plaintext when intercepted) and the decoded views
+        # (de-chunked bodies, WebSocket messages), all within the flow's capture limit.
+        window = b"\n".join([data, *flow.cap.extra]) if flow.cap.extra else data
+        self._add(record, window=window)
 
     def _add(self, record: dict[str, Any], window: bytes | None = None) -> None:
         findings: list[dict[str, Any]] = []
@@ -453,6 +507,16 @@ class FakeNetwork:
                 self.dropped += 1
             # Findings are few and they are the point: kept even when the record itself is dropped.
             self._findings.extend(findings[: max(0, self.max_records - len(self._findings))])
+
+    def _error(self, reason: str) -> None:
+        self._count_errors([reason])
+
+
+def _first_request(requests: list[dict[str, Any]]) -> dict[str, Any]:
+    """The legacy `http` field ({method, path, host}) from the first captured request."""
+    first = requests[0]
+    host = next((v for k, v in first["headers"] if k.lower() == "host"), None)
+    return {"method": first["method"], "path": first["target"], "host": host}
 
 
 def _make_transparent(sock: socket.socket, family: int) -> None:

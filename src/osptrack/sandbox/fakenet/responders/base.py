@@ -23,21 +23,62 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-PARSE_WINDOW = 64 * 1024  # bytes of each flow kept for parsing and the token scan
+PARSE_WINDOW = 64 * 1024  # bytes a line-oriented responder (SMTP) keeps pending at most
+MAX_CAPTURE = 1 << 20  # default bytes kept per flow (AnalyzeOptions.capture_bytes)
+CAPTURE_BUDGET = 256 << 20  # bytes kept over all flows of a run: a flood of big flows stays bounded
+
+
+class CaptureBudget:
+    """Bytes left to keep over all flows of one network (thread-safe)."""
+
+    def __init__(self, total: int = CAPTURE_BUDGET) -> None:
+        self.left = total
+        self._lock = threading.Lock()
+
+    def take(self, want: int) -> int:
+        with self._lock:
+            granted = min(want, self.left)
+            self.left -= granted
+            return granted
 
 
 class Capture:
-    """What one TCP client sent: the first PARSE_WINDOW bytes and the total count."""
+    """What one TCP client sent: the first `limit` bytes (as the budget allows) and the total count.
 
-    def __init__(self, t: float) -> None:
+    For an intercepted TLS flow this is the decrypted stream. `extra` holds decoded views the
+    responder made (de-chunked HTTP bodies, WebSocket messages) that the token scan also reads.
+    """
+
+    def __init__(self, t: float, limit: int = MAX_CAPTURE, budget: CaptureBudget | None = None) -> None:
         self.t = t
+        self.limit = limit
+        self.budget = budget
         self.buf = bytearray()
         self.total = 0
+        self.extra: list[bytes] = []
+        self._extra_bytes = 0
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.buf)
+
+    def _grant(self, want: int) -> int:
+        return want if self.budget is None or want <= 0 else self.budget.take(want)
 
     def feed(self, chunk: bytes) -> None:
         self.total += len(chunk)
-        if len(self.buf) < PARSE_WINDOW:
-            self.buf += chunk[: PARSE_WINDOW - len(self.buf)]
+        room = self._grant(min(len(chunk), self.limit - len(self.buf)))
+        if room > 0:
+            self.buf += chunk[:room]
+
+    def keep(self, data: bytes) -> bytes:
+        """Keep a decoded view for the scan, within the same per-flow limit; returns what was kept."""
+        room = self._grant(min(len(data), self.limit - self._extra_bytes))
+        kept = data[: max(room, 0)]
+        if kept:
+            self.extra.append(kept)
+            self._extra_bytes += len(kept)
+        return kept
 
 
 class NetworkContext(Protocol):
@@ -68,6 +109,8 @@ class Flow:
     net: NetworkContext
     cap: Capture
     record: bool = True  # False: the responder logged the flow itself (DNS over TCP)
+    raw: socket.socket | None = None  # the accepted socket when `conn` is a TLS layer over it
+    depth: int = 0  # times the sniffer has served this flow (CONNECT tunnels nest)
     fields: dict[str, Any] = field(default_factory=dict)  # extra keys for the tcp record
 
     @property

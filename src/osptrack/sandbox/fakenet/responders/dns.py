@@ -10,12 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dnslib import AAAA, QTYPE, RR, A, DNSRecord
+from dnslib import AAAA, QTYPE, RCODE, RR, A, DNSRecord
 
 from osptrack.sandbox.fakenet.responders.base import Flow
 from osptrack.sandbox.fakenet.sinkholes import Sinkholes
 
 DNS_TTL = 60
+RESERVED_TLDS = frozenset({"invalid", "test", "example", "localhost", "onion"})
+
+
+def is_reserved(qname: str) -> bool:
+    """A name no real resolver answers: its last label is a reserved top-level name."""
+    return qname.rsplit(".", 1)[-1] in RESERVED_TLDS
+
 
 AddRecord = Callable[[dict[str, Any]], None]
 
@@ -27,7 +34,9 @@ class DnsResponder:
         self.sinkholes = sinkholes
         self._add = add
 
-    def answer(self, data: bytes, server: str, server_port: int, t: float, phase: str | None) -> bytes | None:
+    def answer(
+        self, data: bytes, server: str, server_port: int, t: float, phase: str | None, via: str | None = None
+    ) -> bytes | None:
         """The reply to one DNS message (None if it is not a query), logging each question."""
         try:
             request = DNSRecord.parse(data)
@@ -41,7 +50,11 @@ class DnsResponder:
             qtype = QTYPE.get(question.qtype, f"TYPE{question.qtype}")
             answer: list[str] = []
             address = None
-            if question.qtype == QTYPE.A:
+            extra: dict[str, str] = {"via": via} if via else {}
+            if is_reserved(qname):
+                reply.header.rcode = RCODE.NXDOMAIN
+                extra["rcode"] = "NXDOMAIN"
+            elif question.qtype == QTYPE.A:
                 address = self.sinkholes.v4_for(qname)
                 if address:
                     reply.add_answer(RR(question.qname, QTYPE.A, rdata=A(address), ttl=DNS_TTL))
@@ -52,7 +65,7 @@ class DnsResponder:
             if address:
                 answer.append(address)
             self._add({"t": t, "phase": phase, "kind": "dns", "qname": qname, "qtype": str(qtype),
-                       "server": server, "server_port": server_port, "answer": answer})  # fmt: skip
+                       "server": server, "server_port": server_port, "answer": answer, **extra})  # fmt: skip
         return bytes(reply.pack())
 
     def serve(self, flow: Flow) -> None:

@@ -6,6 +6,8 @@ DATA are accepted; STARTTLS is refused so the conversation stays readable.
 
 from __future__ import annotations
 
+from typing import Any
+
 from osptrack.sandbox.fakenet.responders.base import PARSE_WINDOW, Flow
 
 SMTP_PORTS = frozenset({25, 587, 2525})
@@ -50,7 +52,16 @@ class SmtpResponder:
     def serve(self, flow: Flow) -> None:
         """Play an accepting mail server until QUIT or silence."""
         conn = flow.conn
-        conn.sendall(b"220 mail.example ESMTP\r\n")
+        banner = b"220 mail.example ESMTP\r\n"
+        conn.sendall(banner)
+        summary: dict[str, Any] = {
+            "status": 220,
+            "kind": "smtp",
+            "content_type": None,
+            "bytes": len(banner),
+            "replies": 1,
+        }
+        flow.fields["served"] = [summary]
         pending = b""
         state = "cmd"
         for chunk in flow.incoming():
@@ -63,5 +74,7 @@ class SmtpResponder:
             pending = pending[-PARSE_WINDOW:]  # a newline-free flood must not grow without bound
             if replies:
                 conn.sendall(replies)
+                summary["bytes"] += len(replies)
+                summary["replies"] += replies.count(b"\r\n")
             if state == "quit":
                 break

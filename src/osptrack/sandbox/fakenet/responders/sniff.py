@@ -1,21 +1,26 @@
 """The catch-all: tell TLS, HTTP and anything else apart from the first bytes, then hand over.
 
-TLS is recognised by peeking (nothing consumed), so the TLS responder gets the untouched stream.
-HTTP and raw are told apart on the bytes read so far: a request line makes it HTTP, a first line
-that is not one makes it raw.
+TLS is recognised by peeking (nothing consumed), so the TLS interceptor gets the untouched
+stream; once decrypted, the inside comes back here (`serve_plain`) and is told apart the same
+way. HTTP and raw are told apart on the bytes read so far: a request line makes it HTTP, a first
+line that is not one makes it raw. A `CONNECT` tunnel is served from the top again (`serve`).
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 
+from osptrack.sandbox.fakenet.ca import CertAuthority
 from osptrack.sandbox.fakenet.protocols import HTTP_REQUEST_LINE
 from osptrack.sandbox.fakenet.responders.base import Flow
+from osptrack.sandbox.fakenet.responders.doh import DohHandler
 from osptrack.sandbox.fakenet.responders.http import HttpResponder
 from osptrack.sandbox.fakenet.responders.raw import RawResponder
 from osptrack.sandbox.fakenet.responders.tls import TlsResponder
 
 _MAX_REQUEST_LINE = 8192 + 40
+MAX_NESTING = 3  # CONNECT inside TLS inside CONNECT ...: enough for any real client
 
 
 def classify(head: bytes) -> str | None:
@@ -42,16 +47,22 @@ class SniffResponder:
     name = "sniff"
 
     def __init__(
-        self,
-        tls: TlsResponder | None = None,
-        http: HttpResponder | None = None,
-        raw: RawResponder | None = None,
+        self, ca: CertAuthority | None = None, doh: DohHandler | None = None, marker: str | None = None
     ) -> None:
-        self.tls = tls or TlsResponder()
-        self.http = http or HttpResponder()
-        self.raw = raw or RawResponder()
+        self.tls = TlsResponder(ca, inner=self.serve_plain)
+        self.http = HttpResponder(marker=marker, doh=doh, tunnel=self.serve)
+        self.raw = RawResponder()
 
     def serve(self, flow: Flow) -> None:
+        flow.depth += 1
+        if flow.depth > MAX_NESTING:
+            self.raw.serve(flow)
+            return
+        if isinstance(flow.conn, ssl.SSLSocket):
+            self.serve_plain(
+                flow
+            )  # a tunnel inside intercepted TLS: no second layer to peel (no peeking either)
+            return
         first = peek_first_byte(flow)
         if not first:
             return
@@ -62,10 +73,12 @@ class SniffResponder:
 
     def serve_plain(self, flow: Flow) -> None:
         """HTTP or raw on a stream that is not TLS (also the inside of an intercepted TLS stream)."""
-        for _chunk in flow.incoming():
-            kind = classify(bytes(flow.cap.buf[: _MAX_REQUEST_LINE + 1]))
+        head = bytearray()
+        for chunk in flow.incoming():
+            head += chunk
+            kind = classify(bytes(head[: _MAX_REQUEST_LINE + 1]))
             if kind == "http":
-                self.http.serve_started(flow)
+                self.http.serve_started(flow, bytes(head))
                 return
             if kind is not None:
                 self.raw.serve(flow)

@@ -1,0 +1,278 @@
+"""Make every trust store the sandbox's clients use trust the run's CA (fakenet/ca.py).
+
+Only the CA *certificate* is handled here; its key stays in the FakeNetwork. What is done, per run:
+
+* System store (OpenSSL's default paths: Python's ssl/urllib, curl, git, ruby, php, Debian's node,
+  cargo's libcurl): a per-run copy of the host's /etc/ssl/certs is bound over /etc/ssl/certs. It
+  holds the host's entries (symlinks into /usr/share/ca-certificates, which the sandbox has), the
+  CA as `<name>.pem` plus its OpenSSL subject-hash link (`<hash>.0`, for CApath lookups), and
+  `ca-certificates.crt` = the host bundle + the CA. /usr/lib/ssl/cert.pem points there already.
+* certifi bundles, which ignore the system store: pip's vendored one and any other `cacert.pem`
+  of a certifi/Composer bundle visible read-only (under /usr, and under every read-only bind the
+  run adds, e.g. a pre-installed site-packages persona) get a per-run copy (original + CA) bound
+  over them. Those a package installs into the writable home (`pip install --target` brings its
+  own certifi) are appended to between phases (`append_to_home_bundles`).
+* Environment: `SSL_CERT_FILE`, `SSL_CERT_DIR`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`,
+  `CARGO_HTTP_CAINFO` name the system bundle, `NODE_EXTRA_CA_CERTS` the CA file. These are what a
+  workstation behind a TLS-inspecting proxy sets; none holds a bait value.
+* Mono: the CA is planted in the user's store (~/.config/.mono/new-certs/Trust/<hash>.0, PEM,
+  for BTLS; ~/.config/.mono/certs/Trust/ski-<SKI>.cer, DER, for the legacy stack), as `cert-sync
+  --user` would.
+
+Registry TLS stays verifiable: the bundles keep every real root and only gain the CA.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+HOST_CERTS = Path("/etc/ssl/certs")
+SANDBOX_CERTS = "/etc/ssl/certs"
+SYSTEM_BUNDLE = f"{SANDBOX_CERTS}/ca-certificates.crt"
+CA_FILE = "Corporate_Inspection_Root_CA_G2.pem"
+CA_PATH = f"{SANDBOX_CERTS}/{CA_FILE}"
+BUNDLE_NAMES = ("cacert.pem",)
+# Where read-only certifi/Composer bundles live on the host's /usr (which the sandbox sees).
+SYSTEM_BUNDLE_ROOTS = ("/usr/lib/python3", "/usr/lib/python3.11", "/usr/local/lib", "/usr/share/php")
+_MAX_WALK = 200_000  # directory entries looked at per tree: a package cannot make us walk forever
+
+
+@dataclass(frozen=True)
+class TrustStores:
+    binds: tuple[tuple[str, str], ...]  # (host path, sandbox path), read-only
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def subject_hash(cert_pem: bytes) -> str:
+    """OpenSSL's subject hash (`openssl x509 -subject_hash`, the CApath file name) of a certificate.
+
+    X509_NAME_hash_ex: the first 4 bytes, little-endian, of SHA-1 over the name's canonical
+    encoding -- each RDN's DER SET in turn (no outer SEQUENCE), string values as UTF8String,
+    trimmed, inner whitespace collapsed, ASCII lower-cased. Computed here rather than by running
+    openssl, which cost ~100 ms per run under load.
+    """
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    canon = b""
+    for rdn in cert.subject.rdns:
+        atvs = []
+        for attr in rdn:
+            value = " ".join(str(attr.value).split()).lower() if isinstance(attr.value, str) else ""
+            atvs.append(_der(0x30, _der_oid(attr.oid.dotted_string) + _der(0x0C, value.encode())))
+        canon += _der(0x31, b"".join(sorted(atvs)))
+    return hashlib.sha1(canon, usedforsecurity=False).digest()[:4][::-1].hex()
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    n = len(body)
+    if n < 0x80:
+        return bytes([tag, n]) + body
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + body
+
+
+def _der_oid(dotted: str) -> bytes:
+    parts = [int(p) for p in dotted.split(".")]
+    out = bytearray([parts[0] * 40 + parts[1]])
+    for part in parts[2:]:
+        chunk = [part & 0x7F]
+        part >>= 7
+        while part:
+            chunk.append(0x80 | (part & 0x7F))
+            part >>= 7
+        out += bytes(reversed(chunk))
+    return _der(0x06, bytes(out))
+
+
+def _walk_bundles(root: Path) -> Iterator[Path]:
+    """Bundle files (`certifi/cacert.pem`, Composer's `res/cacert.pem`) under `root`, no symlinks followed."""
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        seen += len(dirnames) + len(filenames)
+        if seen > _MAX_WALK:
+            return
+        dirnames[:] = [d for d in dirnames if d not in ("__pycache__", "node_modules", ".git")]
+        for name in filenames:
+            if name in BUNDLE_NAMES:
+                path = Path(dirpath) / name
+                if path.parent.name in ("certifi", "res") and not path.is_symlink() and path.is_file():
+                    yield path
+
+
+def build(
+    ca_pem: bytes, workdir: Path, ro_binds: Iterable[tuple[str, str]] = (), home: Path | None = None
+) -> TrustStores:
+    """Write the per-run trust files under `workdir` and return the binds and env that use them.
+
+    Per run only the CA file and the bundles are written (a few ms); the copy of /etc/ssl/certs
+    with its ~300 links is built once per host and reused (`_certs_skeleton`): the CA's file
+    name and subject are fixed, so the CA file and its hash link are placeholders there that the
+    per-run CA is bound over.
+    """
+    workdir.mkdir(parents=True, exist_ok=True, mode=0o755)
+    workdir.chmod(0o755)
+    skeleton = _certs_skeleton(subject_hash(ca_pem))
+    ca_copy = workdir / CA_FILE
+    ca_copy.write_bytes(ca_pem)
+    host_bundle = HOST_CERTS / "ca-certificates.crt"
+    system = workdir / "ca-certificates.crt"
+    system.write_bytes(_with_ca(host_bundle.read_bytes() if host_bundle.is_file() else b"", ca_pem))
+    binds: list[tuple[str, str]] = [
+        (str(skeleton), SANDBOX_CERTS),
+        (str(ca_copy), CA_PATH),
+        (str(system), SYSTEM_BUNDLE),
+    ]
+    targets: dict[str, Path] = {p: Path(p) for p in _system_bundles()}  # sandbox path -> host original
+    for host, inside in ro_binds:
+        if Path(host).is_dir():
+            for path in _walk_bundles(Path(host)):
+                targets[f"{inside.rstrip('/')}/{path.relative_to(host)}"] = path
+    for i, (inside, original) in enumerate(sorted(targets.items())):
+        copy = workdir / f"bundle-{i}.pem"
+        copy.write_bytes(_with_ca(original.read_bytes(), ca_pem))
+        binds.append((str(copy), inside))
+    for path in workdir.iterdir():
+        path.chmod(0o644)  # bwrap runs as `nobody` and must read the bind sources
+    if home is not None:
+        plant_mono(ca_pem, home)
+    env = {
+        "SSL_CERT_FILE": SYSTEM_BUNDLE,
+        "SSL_CERT_DIR": SANDBOX_CERTS,
+        "REQUESTS_CA_BUNDLE": SYSTEM_BUNDLE,
+        "CURL_CA_BUNDLE": SYSTEM_BUNDLE,
+        "CARGO_HTTP_CAINFO": SYSTEM_BUNDLE,
+        "NODE_EXTRA_CA_CERTS": CA_PATH,
+    }
+    return TrustStores(tuple(binds), env)
+
+
+@functools.cache
+def _system_bundles() -> tuple[str, ...]:
+    """certifi/Composer bundles on the host's /usr (the sandbox's /usr); it does not change while we run."""
+    found: list[str] = []
+    for root in SYSTEM_BUNDLE_ROOTS:
+        if Path(root).is_dir():
+            found += [str(p) for p in _walk_bundles(Path(root)) if str(p) not in found]
+    return tuple(found)
+
+
+def _with_ca(bundle: bytes, ca_pem: bytes) -> bytes:
+    sep = b"" if not bundle or bundle.endswith(b"\n") else b"\n"
+    return bundle + sep + b"\n# " + CA_FILE.removesuffix(".pem").replace("_", " ").encode() + b"\n" + ca_pem
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("OSPTRACK_CACHE", "/var/cache/osptrack")) / "trust"
+
+
+@functools.cache
+def _certs_skeleton(ca_hash: str) -> Path:
+    """A copy of /etc/ssl/certs (entries as links) plus placeholders for the CA and the bundle.
+
+    Keyed by the host folder's listing, so a change of the host's roots makes a new one. Built in
+    a temp folder and renamed into place, so concurrent runs never see half of one.
+    """
+    entries = sorted(HOST_CERTS.iterdir()) if HOST_CERTS.is_dir() else []
+    listing = "\n".join(
+        f"{e.name}>{os.readlink(e) if e.is_symlink() else e.stat().st_mtime_ns}" for e in entries
+    )
+    key = hashlib.sha256(f"{listing}\n{CA_FILE}\n{ca_hash}".encode()).hexdigest()[:16]
+    root = _cache_root()
+    out = root / f"certs-{key}"
+    if out.is_dir():
+        return out
+    root.mkdir(parents=True, exist_ok=True, mode=0o755)
+    tmp = Path(tempfile.mkdtemp(prefix=".certs-", dir=root))
+    try:
+        for entry in entries:
+            target = tmp / entry.name
+            # The bind hides the host folder inside the sandbox: links are copied as links (they
+            # point into /usr/share/ca-certificates), anything else as a copy.
+            if entry.is_symlink():
+                os.symlink(os.readlink(entry), target)
+            elif entry.is_dir():
+                shutil.copytree(entry, target, symlinks=True)
+            elif entry.is_file():
+                shutil.copy2(entry, target)
+        for name in ("ca-certificates.crt", CA_FILE):  # mount points for the per-run files
+            with contextlib.suppress(FileNotFoundError):
+                (tmp / name).unlink()
+            (tmp / name).write_bytes(b"")
+        for n in range(10):  # <hash>.0 may be taken by a host root with the same subject hash
+            link = tmp / f"{ca_hash}.{n}"
+            if not link.exists() and not link.is_symlink():
+                os.symlink(CA_FILE, link)
+                break
+        for path in tmp.iterdir():
+            if not path.is_symlink():
+                path.chmod(0o755 if path.is_dir() else 0o644)
+        tmp.chmod(0o755)
+        try:
+            tmp.rename(out)
+        except OSError:  # another process made it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def plant_mono(ca_pem: bytes, home: Path, owner: tuple[int, int] = (65534, 65534)) -> None:
+    """Put the CA into Mono's per-user trust stores in the run's home (as `cert-sync --user` does)."""
+    cert = x509.load_pem_x509_certificate(ca_pem)
+    digest = subject_hash(ca_pem)
+    ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex().upper()
+    files = {f".config/.mono/certs/Trust/ski-{ski}.cer": cert.public_bytes(serialization.Encoding.DER)}
+    if digest:
+        files[f".config/.mono/new-certs/Trust/{digest}.0"] = ca_pem
+    for rel, data in files.items():
+        path = home / rel
+        for parent in reversed(path.relative_to(home).parents[:-1]):
+            d = home / parent
+            if not d.exists():
+                d.mkdir(mode=0o755)
+                with contextlib.suppress(OSError):
+                    os.chown(d, *owner)
+        path.write_bytes(data)
+        path.chmod(0o644)
+        with contextlib.suppress(OSError):
+            os.chown(path, *owner)
+
+
+def append_to_home_bundles(ca_pem: bytes, home: Path) -> list[str]:
+    """Append the CA to certifi bundles a phase installed into the writable home; returns their
+    sandbox paths. Runs on the host between phases (no sandbox process is alive then), never
+    follows a symlink, and only touches regular files, so a planted link cannot redirect the write.
+    """
+    done = []
+    marker = CA_FILE.removesuffix(".pem").replace("_", " ").encode()
+    for path in _walk_bundles(home):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > 16 << 20:
+                continue
+            if marker in os.pread(fd, st.st_size, 0):
+                continue  # already trusted (an earlier phase)
+            tail = os.pread(fd, 1, st.st_size - 1) if st.st_size else b"\n"
+            addition = _with_ca(b"" if tail == b"\n" else b"x", ca_pem).removeprefix(b"x")
+            os.lseek(fd, 0, os.SEEK_END)
+            os.write(fd, addition)
+        finally:
+            os.close(fd)
+        done.append("/root/" + str(path.relative_to(home)))
+    return done

@@ -379,6 +379,8 @@ class FakeNetwork:
     def _accept(self, listener: _Listener) -> None:
         conn, peer = listener.sock.accept()
         conn.setblocking(True)
+        with contextlib.suppress(OSError):  # replies are whole messages: never hold them for Nagle
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         t = time.time()
         phase = self._phase
         self._handlers = {h for h in self._handlers if h.is_alive()}

@@ -177,11 +177,14 @@ class HttpResponder:
         close = close or req.headers.get("connection", "").lower() == "close"
         headers = response_headers(answer, close)
         status = answer.status
-        self._send(flow, conn, response(status, headers))
         send_body = bool(answer.body) and req.method != "HEAD" and status not in (204, 304)
+        # One write per response: separate small writes of head and body meet Nagle and the
+        # client's delayed ACK (measured: +40 ms per intercepted POST).
+        data = conn.send(response(status, headers)) or b""
         if send_body:
-            self._send(flow, conn, h11.Data(data=answer.body))
-        self._send(flow, conn, h11.EndOfMessage())
+            data += conn.send(h11.Data(data=answer.body)) or b""
+        data += conn.send(h11.EndOfMessage()) or b""
+        flow.conn.sendall(data)
         served.append(answer.summary(sent_body=send_body))
 
     @staticmethod

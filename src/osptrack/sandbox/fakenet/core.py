@@ -64,6 +64,7 @@ IPV6_RECVORIGDSTADDR = 74
 IPV6_TRANSPARENT = 75
 
 IDLE_ROUND_S = 0.01  # dispatcher select timeout; settle() counts these rounds
+RECORDING_WAIT_S = 120.0  # settle() waits this long at most for flows still being scanned
 
 
 def _parse_origdst(ancdata: list[tuple[int, int, bytes]]) -> tuple[str, int] | None:
@@ -152,6 +153,7 @@ class FakeNetwork:
         self._open_conns: set[socket.socket] = set()
         self._netns_fd: int | None = None
         self._idle_rounds = 0
+        self._recording = 0  # handlers whose connection ended and that are scanning/recording it
 
     # ------------------------------------------------------------------ public API
 
@@ -179,19 +181,27 @@ class FakeNetwork:
 
         A flow is recorded when its connection ends and a datagram when the dispatcher reads it,
         both a moment after the client is gone. Returns False if flows were still open at the
-        timeout (default: idle_timeout + 1 s), e.g. a client that is still running.
+        timeout (default: idle_timeout + 1 s), e.g. a client that is still running. Flows whose
+        connection has ended but that are still being scanned (a big body) are always waited for,
+        up to RECORDING_WAIT_S: their client is gone, the work is bounded, and a record must not
+        miss network.jsonl because the scan was slow.
         """
         deadline = time.time() + (self.idle_timeout + 1.0 if timeout is None else timeout)
         if self._dispatcher is None or not self._dispatcher.is_alive():
             return True
         # An idle select round that starts after now means every queued datagram was read.
         start_round = self._idle_rounds
+        settled = False
         while time.time() < deadline:
             busy = any(h.is_alive() for h in list(self._handlers))
             if not busy and self._idle_rounds >= start_round + 2:
-                return True
+                settled = True
+                break
             time.sleep(IDLE_ROUND_S / 2)
-        return False
+        late = time.time() + RECORDING_WAIT_S
+        while self._recording and time.time() < late:
+            time.sleep(IDLE_ROUND_S / 2)
+        return settled
 
     def exfiltration(self) -> list[dict[str, Any]]:
         """Bait values seen leaving, as `find_tokens` reports them, but searched in everything the
@@ -446,7 +456,13 @@ class FakeNetwork:
                 with contextlib.suppress(OSError):
                     sock.close()
             if flow.record and flow.dst:
-                self._add_tcp(flow)
+                with self._lock:
+                    self._recording += 1
+                try:
+                    self._add_tcp(flow)
+                finally:
+                    with self._lock:
+                        self._recording -= 1
 
     # NetworkContext for responders
 

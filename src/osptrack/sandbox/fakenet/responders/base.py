@@ -71,13 +71,16 @@ class Capture:
         if room > 0:
             self.buf += chunk[:room]
 
-    def keep(self, data: bytes) -> bytes:
-        """Keep a decoded view for the scan, within the same per-flow limit; returns what was kept."""
+    def keep(self, data: bytes, scan: bool = True) -> bytes:
+        """Keep a decoded view within the same per-flow limit; returns what was kept. `scan`:
+        also hand it to the token scan (not needed when the raw stream already holds it verbatim,
+        e.g. a Content-Length body: scanning it twice would double the scan's work)."""
         room = self._grant(min(len(data), self.limit - self._extra_bytes))
         kept = data[: max(room, 0)]
         if kept:
-            self.extra.append(kept)
             self._extra_bytes += len(kept)
+            if scan:
+                self.extra.append(kept)
         return kept
 
 

@@ -52,13 +52,16 @@ class _Request:
             key = k.lower()
             self.headers[key] = f"{self.headers[key]}, {v}" if key in self.headers else v
         self.version = event.http_version.decode("latin-1")
+        # A chunked body is interleaved with chunk sizes in the raw stream: only then does the
+        # scan need the de-chunked copy.
+        self.chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
         self.body = bytearray()
         self.body_bytes = 0
         self._flow = flow
 
     def add(self, data: bytes) -> None:
         self.body_bytes += len(data)
-        self.body += self._flow.cap.keep(data)
+        self.body += self._flow.cap.keep(data, scan=self.chunked)
 
     def as_dict(self) -> dict[str, Any]:
         return {"method": self.method, "target": self.target, "version": self.version,

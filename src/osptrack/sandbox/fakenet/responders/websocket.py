@@ -34,6 +34,7 @@ def serve_websocket(
             ("Connection", "Upgrade"),
             ("Sec-WebSocket-Accept", accept.decode()),
         ],
+        reason=b"Switching Protocols",
     )
     flow.conn.sendall(conn.send(response) or b"")
     served.append({"status": 101, "kind": "websocket", "content_type": None, "bytes": 0})

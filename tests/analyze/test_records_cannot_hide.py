@@ -55,12 +55,12 @@ server.bind(("0.0.0.0", 0))
 server.listen(1)
 # A lookup only (getaddrinfo probes each address with a UDP connect, sends nothing), one
 # without a service (port 0), a real UDP datagram, and a TCP attempt over both families.
-socket.getaddrinfo("lookup-only.osptrack-test.example", 443)
-socket.getaddrinfo("portzero.osptrack-test.example", None)
+socket.getaddrinfo("lookup-only.osptrack-test.example.com", 443)
+socket.getaddrinfo("portzero.osptrack-test.example.com", None)
 udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-udp.connect((socket.gethostbyname("udp-real.osptrack-test.example"), 9999))
+udp.connect((socket.gethostbyname("udp-real.osptrack-test.example.com"), 9999))
 udp.send(b"osptrack")
-for family, kind, proto, _, addr in socket.getaddrinfo("pair.osptrack-test.example", 8080, type=socket.SOCK_STREAM):
+for family, kind, proto, _, addr in socket.getaddrinfo("pair.osptrack-test.example.com", 8080, type=socket.SOCK_STREAM):
     conn = socket.socket(family, kind, proto)
     conn.settimeout(3)
     try:
@@ -202,7 +202,7 @@ def test_lookup_probes_are_marked_and_left_out_of_notable(run_dir: Path) -> None
     assert not any("lookup-only" in c or "portzero" in c or c.endswith(":0") for c in connections), (
         connections
     )
-    assert any(c.startswith("udp-real.osptrack-test.example:9999") for c in connections), connections
+    assert any(c.startswith("udp-real.osptrack-test.example.com:9999") for c in connections), connections
 
 
 def test_one_attempt_over_both_families_is_one_line(run_dir: Path) -> None:
@@ -213,8 +213,8 @@ def test_one_attempt_over_both_families_is_one_line(run_dir: Path) -> None:
         if e["kind"] == "network" and e["op"] == "connect" and e.get("port") == 8080
     }
     assert tcp == {"AF_INET", "AF_INET6"}, tcp  # both were attempted
-    pair = [c for c in run["notable"]["connections"] if "pair.osptrack-test.example" in c]
-    assert len(pair) == 1 and pair[0].startswith("pair.osptrack-test.example:8080 ("), pair
+    pair = [c for c in run["notable"]["connections"] if "pair.osptrack-test.example.com" in c]
+    assert len(pair) == 1 and pair[0].startswith("pair.osptrack-test.example.com:8080 ("), pair
     assert pair[0].count(",") == 1, pair  # the two addresses
 
 

@@ -11,12 +11,12 @@ import pytest
 from builders import EXFIL_HOST, EXFIL_PORT, make_sdist
 from osptrack.jsonio import read_jsonl
 from osptrack.run import AnalyzeOptions, analyze
-from osptrack.sandbox.fakenet.responders.base import PARSE_WINDOW
+from osptrack.sandbox.fakenet.responders.base import MAX_CAPTURE
 from osptrack.target import parse_target
 
 pytestmark = pytest.mark.sandbox
 
-TUNNEL_PARENT = "t.tunnel.osptrack-test.example"
+TUNNEL_PARENT = "t.tunnel.osptrack-test.example.com"
 
 # Runs inside the sandbox at install time. Only the fake network is ever reached.
 STEALER = f'''
@@ -99,7 +99,7 @@ def test_no_flow_is_lost_and_no_scanner_error(run: tuple[dict[str, Any], list[di
     assert len({r["qname"] for r in tunnel}) >= 4
 
 
-@pytest.mark.skipif(PARSE_WINDOW <= 70_100, reason=f"the fake network captures {PARSE_WINDOW} bytes per flow")
+@pytest.mark.skipif(MAX_CAPTURE <= 70_100, reason=f"the fake network captures {MAX_CAPTURE} bytes per flow")
 def test_a_secret_after_70000_bytes_is_proven(run: tuple[dict[str, Any], list[dict[str, Any]]]) -> None:
     run_info, _ = run
     assert "raw" in _found(run_info)["aws_access_key_id"]

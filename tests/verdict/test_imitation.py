@@ -22,7 +22,7 @@ from osptrack.target import parse_target
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
-C2 = "c2.osptrack-test.example"
+C2 = "c2.osptrack-test.example.com"
 
 
 def _wheel(code: str) -> Callable[[Path], tuple[str, Path]]:
@@ -153,14 +153,14 @@ import binascii, os, socket
 for i in range(10):
     label = binascii.hexlify(os.urandom(10)).decode() + "q" + str(i)
     try:
-        socket.getaddrinfo(label + ".t.osptrack-test.example", 53)
+        socket.getaddrinfo(label + ".t.osptrack-test.example.com", 53)
     except OSError:
         pass
 """
 
 NPM_FETCH = """
 const dns = require("dns");
-dns.lookup("cdn.osptrack-test.example", 4, () => {});
+dns.lookup("cdn.osptrack-test.example.com", 4, () => {});
 """
 
 CASES: list[tuple[str, Callable[[Path], tuple[str, Path]], str, str]] = [

@@ -141,6 +141,21 @@ def test_findings_and_honeytokens_views(tmp_path: Path) -> None:
                 "honeytoken": {"kind": "aws_secret_access_key"},
                 "evidence": {"flows": [{"dst": "198.18.0.9"}]},
             },
+            # osptrack.verdict's shape: the honeytoken sits on an evidence item.
+            {
+                "rule": "bait-read-then-connect",
+                "title": "read a bait, then connected",
+                "severity": "high",
+                "phase": "install",
+                "source": "rules",
+                "evidence": [
+                    {
+                        "type": "event",
+                        "summary": "read /root/.aws/credentials",
+                        "honeytoken": "aws_secret_access_key",
+                    }
+                ],
+            },
         ],
     }
     make_run(
@@ -154,9 +169,13 @@ def test_findings_and_honeytokens_views(tmp_path: Path) -> None:
     rows = query(
         con,
         "SELECT r.name, f.rule, f.severity, f.honeytoken, json_extract_string(f.evidence, '$.flows[0].dst') "
-        "FROM findings f JOIN runs r USING (run_id)",
+        "FROM findings f JOIN runs r USING (run_id) ORDER BY f.rule DESC",
     ).rows
-    assert rows == [("judged", "honeytoken-exfiltrated", "critical", "aws_secret_access_key", "198.18.0.9")]
+    assert rows == [
+        ("judged", "honeytoken-exfiltrated", "critical", "aws_secret_access_key", "198.18.0.9"),
+        ("judged", "bait-read-then-connect", "high", "aws_secret_access_key", None),
+    ]
+    assert query(con, "SELECT source FROM findings ORDER BY rule").rows == [("rules",), (None,)]
     runs = dict(query(con, "SELECT name, verdict FROM runs").rows)
     assert runs == {"judged": "malicious", "before-verdicts": None}
     tokens = query(

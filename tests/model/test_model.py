@@ -168,8 +168,16 @@ def test_model_finding(datasets: dict[str, Path], tmp_path: Path) -> None:
     finding = model_finding(evil, model)
     assert finding is not None and finding["rule"] == "model-score"
     assert finding["severity"] in ("low", "medium")  # never on its own a reason for malicious
-    assert finding["evidence"]["top_features"], finding
-    assert all(t["score_drop"] > 0 for t in finding["evidence"]["top_features"])
+    assert finding["evidence"], finding
+    assert all(e["detail"]["score_drop"] > 0 for e in finding["evidence"])
+    # It is a verdict Finding, and alone it never makes a run malicious.
+    from osptrack.verdict import finding_from_dict
+    from osptrack.verdict.levels import level_of
+
+    as_finding = finding_from_dict(finding)
+    assert as_finding.source == "model"
+    assert level_of([as_finding]) in ("benign", "suspicious")
+    assert level_of([finding_from_dict({**finding, "severity": "critical"})]) == "suspicious"
     assert model_finding(_benign(tmp_path / "ok", "fresh-ok", "0.1", 1), model) is None
 
 

@@ -20,7 +20,7 @@ HONEYTOKEN_FEATURES = ("bait_in_payload_n", "exfiltration_n", "bait_reads_n")
 
 @dataclass
 class Matrix:
-    X: np.ndarray  # float64, NaN where the source cannot tell
+    X: np.ndarray  # float64; -1 where the source cannot tell (NaN in features.parquet)
     y: np.ndarray  # int 0/1
     groups: np.ndarray  # "<ecosystem>/<normalised name>": versions of a package share a group
     features: list[str]
@@ -60,6 +60,9 @@ def load(folder: Path, features: list[str] | None = None, need_labels: bool = Tr
         if wanted
         else np.zeros((len(keep), 0))
     )
+    # NaN ("the source cannot tell") becomes -1, below every count and share: a tree can still
+    # split on it, and no fold ever sees an all-NaN column (which HistGradientBoosting rejects).
+    X = np.where(np.isnan(X), -1.0, X)
     y = np.asarray([labels[i] or 0 for i in keep], dtype=np.int64)
     eco = meta.column("Ecosystem").to_pylist()
     norm = meta.column("Name_Normalised").to_pylist()

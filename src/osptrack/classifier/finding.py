@@ -50,17 +50,30 @@ def model_finding(
         return None
     top = explain(model, x)
     names = ", ".join(t["feature"] for t in top[:3]) or "no single feature"
+    cv_f1 = ((model.meta.get("cv") or {}).get("f1") or {}).get("value")
+    evidence = [
+        {
+            "type": "fact",
+            "summary": (
+                f"{t['feature']} = {t['value']:g} (benign median {t['benign_median']:g}); "
+                f"resetting it lowers the score by {t['score_drop']:.2f}"
+            ),
+            "ref": "fact:model",
+            "detail": t,
+        }
+        for t in top
+    ]
+    # The shape of osptrack.verdict.Finding (source "model"): the level rule there lets a model
+    # finding make a run suspicious at most, never malicious.
     return {
         "rule": RULE_ID,
         "title": f"classifier score {score:.2f} (driven by {names})",
         "severity": "medium" if score >= 0.9 else "low",
-        "phase": None,
+        "phase": "run",
+        "evidence": evidence,
+        "evidence_total": len(evidence),
+        "tags": ["model", str(model.meta.get("kind"))],
+        "source": "model",
         "score": round(score, 4),
-        "evidence": {
-            "model": str(model_dir),
-            "kind": model.meta.get("kind"),
-            "threshold": threshold,
-            "top_features": top,
-            "cv_f1": (model.meta.get("cv") or {}).get("f1", {}).get("value"),
-        },
+        "model": {"path": str(model_dir), "threshold": threshold, "cv_f1": cv_f1},
     }

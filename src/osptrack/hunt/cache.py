@@ -26,7 +26,7 @@ from osptrack.hunt.schema import TABLES
 from osptrack.hunt.sources import RunRef
 
 # Bump when the parser or schema changes, so old segments are not read.
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 SEGMENT_MEAN = 128
 SEGMENT_MAX = 512
 RUN_TABLES = tuple(TABLES)

@@ -240,6 +240,15 @@ def parse_run(folder: Path, cols: Columns, batch: str | None = None) -> None:
     for raw in findings:
         fd = _d(raw)
         token = fd.get("honeytoken")
+        if token is None:  # osptrack.verdict keeps it on the evidence items
+            token = next(
+                (
+                    e.get("honeytoken")
+                    for e in _l(fd.get("evidence"))
+                    if isinstance(e, dict) and e.get("honeytoken")
+                ),
+                None,
+            )
         cols.add(
             "findings",
             run_id=run_id,
@@ -247,6 +256,7 @@ def parse_run(folder: Path, cols: Columns, batch: str | None = None) -> None:
             rule=_s(fd.get("rule") or fd.get("id")),
             title=_s(fd.get("title")),
             severity=_s(fd.get("severity")),
+            source=_s(fd.get("source")),
             phase=_s(fd.get("phase")),
             honeytoken=_s(_d(token).get("kind") if isinstance(token, dict) else token),
             evidence=orjson.dumps(fd.get("evidence"), default=str).decode() if "evidence" in fd else None,

@@ -146,7 +146,8 @@ TABLES: dict[str, list[Column]] = {
         Column("title", _S, "one-line title"),
         Column("severity", _S, "the finding's severity"),
         Column("phase", _S, "phase"),
-        Column("honeytoken", _S, "the honeytoken kind involved, if any"),
+        Column("source", _S, "who produced it: `rules`, `model`, ... (null in older runs)"),
+        Column("honeytoken", _S, "the honeytoken kind involved, if any (the first evidence item naming one)"),
         Column("evidence", _S, "the finding's evidence as JSON text (use `json_extract`)"),
     ],
     "honeytokens": [

@@ -126,10 +126,10 @@ def main() -> None:
             assert rows_warm == rows == args.runs // 500, (rows, rows_warm)
     print(f"{args.runs} runs, {rows} matching; workers {args.workers}; load average {os.getloadavg()[0]:.2f}")
     print(
-        f"cold (parse + write cache + query): median {statistics.median(cold):.2f}s  {['%.2f' % c for c in cold]}"
+        f"cold (parse + write cache + query): median {statistics.median(cold):.2f}s  {[f'{c:.2f}' for c in cold]}"
     )
     print(
-        f"warm (cached Parquet + query):      median {statistics.median(warm):.2f}s  {['%.2f' % w for w in warm]}"
+        f"warm (cached Parquet + query):      median {statistics.median(warm):.2f}s  {[f'{w:.2f}' for w in warm]}"
     )
 
 

@@ -42,7 +42,9 @@ def _rand(n: int) -> bytes:
 
 def post(body: bytes, *headers: str) -> bytes:
     head = "".join(h + "\r\n" for h in headers)
-    return f"POST /api HTTP/1.1\r\nHost: c2.example\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+    return (
+        f"POST /api HTTP/1.1\r\nHost: c2.example\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+    )
 
 
 def mixed() -> bytes:
@@ -92,7 +94,9 @@ INPUTS: dict[str, Callable[[], bytes]] = {
     "base64-tower-1MiB": tower,
     "hex-1MiB": lambda: _rand(MiB // 2).hex().encode(),
     "percent-every-byte-1MiB": lambda: "".join(f"%{b:02x}" for b in _rand(MiB // 3)).encode(),
-    "json-u-escapes-1MiB": lambda: b"".join(b"\\u%04x" % rng.randrange(0x20, 0xD7FF) for _ in range(MiB // 6)),
+    "json-u-escapes-1MiB": lambda: b"".join(
+        b"\\u%04x" % rng.randrange(0x20, 0xD7FF) for _ in range(MiB // 6)
+    ),
     "gzip-bomb-64MiB": lambda: post(gzip.compress(b"\0" * (64 * MiB)), "Content-Encoding: gzip"),
     "zip-of-256-bombs": zip_of_bombs,
     "gzip-magic-x2000": lambda: b"".join(b"\x1f\x8b\x08" + _rand(500) for _ in range(2000)),
@@ -129,7 +133,9 @@ def main() -> None:
     args = parser.parse_args()
     scanner = Scanner(make_baits().values())
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}  (2 cores, shared)")
-    print(f"{'input':28} {'size':>9} {'wall s':>7} {'cpu s':>7} {'MiB/s cpu':>9} {'blobs':>6} {'derived':>10}  budget")
+    print(
+        f"{'input':28} {'size':>9} {'wall s':>7} {'cpu s':>7} {'MiB/s cpu':>9} {'blobs':>6} {'derived':>10}  budget"
+    )
     for name, build in INPUTS.items():
         if args.only and args.only != name:
             continue

@@ -252,7 +252,7 @@ def package_commands(events: list[Event], verdicts: dict[int, Verdict]) -> list[
 
 def _describe_leak(item: dict[str, Any]) -> str:
     flow = item.get("flow") or item
-    dst = flow.get("dst") or flow.get("qname") or "?"
+    dst = flow.get("dst") or flow.get("parent") or flow.get("qname") or "?"  # parent: a DNS tunnel
     port = flow.get("dst_port")
     where = f"{dst}:{port}" if port else str(dst)
     return f"[{item.get('phase', '?')}] {item.get('kind', item.get('token', '?'))} -> {where}"

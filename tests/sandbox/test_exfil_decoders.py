@@ -144,11 +144,11 @@ def test_truncated_or_damaged_streams_keep_their_start() -> None:
 
 
 def test_decompression_bombs_stop_at_the_cap() -> None:
-    bomb = gzip.compress(b"\0" * (64 << 20))  # 64 MiB of zeros in ~64 KiB
-    assert len(bomb) < 100_000
+    bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=1)  # 64 MiB of zeros in ~300 KiB
+    assert len(bomb) < 400_000
     got = list(compression.DECODER.decode(Blob(bomb), 1 << 20))
     assert got and all(len(c.data) <= 1 << 20 for c in got)
-    br_bomb = brotli.compress(b"\0" * (32 << 20))
+    br_bomb = brotli.compress(b"\0" * (32 << 20), quality=1)
     (out,) = compression.DECODER.decode(Blob(br_bomb, hints={"content-encoding": "br"}), 4096)
     assert len(out.data) == 4096
 
@@ -268,6 +268,10 @@ def test_a_post_without_content_length_keeps_its_body() -> None:
         http.DECODER, b"POST / HTTP/1.1\r\nHost: h\r\nContent-Encoding: br\r\n\r\n" + brotli.compress(SECRET)
     )
     assert br.hints == {"content-encoding": "br"}
+    # fuzz_exfil crash 4: a body with a blank line in it, which h11 half-read as a head.
+    odd = b"x\x9c\r\xc9G\x01\n\nk\x00\x906"
+    (part,) = children(http.DECODER, b"POST / HTTP/1.1\r\nHost: h\r\nContent-Encoding: deflate\r\n\r\n" + odd)
+    assert part.data == odd
     after_get = children(http.DECODER, b"GET / HTTP/1.1\r\nHost: h\r\n\r\nGARBAGE \x00\xff")
     assert [c.data for c in after_get] == [b"GARBAGE \x00\xff"]
 

@@ -124,7 +124,7 @@ def test_hex_token_split_over_dns_queries_one_chunk_per_query() -> None:
     assert errors == []
     assert found["encoding"] == "dns-tunnel>hex" and found["phase"] == "install"
     assert found["flow"]["kind"] == "dns-tunnel" and found["flow"]["parent"] == "tunnel-c2.example"
-    assert found["flow"]["last_qname"] == f"{chunks[-1]}.tunnel-c2.example"
+    assert found["flow"]["qname"] == f"{chunks[-1]}.tunnel-c2.example"
     # find_tokens over finished records reports it too; out of order queries are put back in time order.
     assert any(f["kind"] == "github_token" for f in find_tokens(reversed(records), TOKENS))
 
@@ -228,9 +228,10 @@ def test_work_is_bounded_on_a_tower_of_encodings_and_a_bomb() -> None:
     assert hits(shallow)["aws_secret_access_key"] == "base64>base64>base64>base64"
     # A zip of gzip bombs: the derived-bytes budget ends it.
     buf = io.BytesIO()
+    bomb = gzip.compress(b"\0" * (16 << 20), compresslevel=1)
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         for i in range(20):
-            zf.writestr(f"b{i}.gz", gzip.compress(b"\0" * (16 << 20)))
+            zf.writestr(f"b{i}.gz", bomb)
     t0 = time.monotonic()
     result = SCANNER.scan(post(buf.getvalue()))
     assert result.exhausted and result.derived <= Limits().derived_bytes
@@ -304,7 +305,7 @@ def test_a_token_survives_any_surrounding_bytes(prefix: bytes, suffix: bytes, ki
     assert kind in hits(prefix + encoded + suffix)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(names=st.lists(st.from_regex(r"[a-z0-9-]{1,20}(\.[a-z0-9-]{1,20}){0,5}", fullmatch=True), max_size=40))
 def test_tunnel_reassembly_never_raises(names: list[str]) -> None:
     records = [dns_record(n, float(i)) for i, n in enumerate(names)]

@@ -99,6 +99,6 @@ def find_tunnels(
         last = chunks[-1][1]
         findings.append({"kind": kind, "phase": last.get("phase"), "encoding": chain,
                          "flow": {"kind": "dns-tunnel", "parent": parent, "queries": len(chunks),
-                                  "first_qname": chunks[0][1].get("qname"), "last_qname": last.get("qname")},
+                                  "first_qname": chunks[0][1].get("qname"), "qname": last.get("qname")},
                          "t": last.get("t")})  # fmt: skip
     return findings, errors

@@ -29,12 +29,13 @@ def _requests(data: bytes, cap: int) -> Iterator[tuple[dict[str, str], bytes]]:
     headers: dict[str, str] = {}
     body = bytearray()
     started = False
+    done = 0  # bytes of `data` that complete requests took
     for _ in range(MAX_MEMBERS):
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError:
             # A body h11 did not expect (a POST without Content-Length, sent until close) reads
-            # as a broken next request: what h11 did not consume is then the body (below).
+            # as a broken next request: what follows the last complete request is the body (below).
             break
         if isinstance(event, h11.Request):
             started = True
@@ -51,6 +52,7 @@ def _requests(data: bytes, cap: int) -> Iterator[tuple[dict[str, str], bytes]]:
         elif isinstance(event, h11.EndOfMessage):
             yield headers, bytes(body)
             started = False
+            done = len(data) - len(conn.trailing_data[0])
             # Answer as the fake server did, so h11 lets the next request on this connection in.
             conn.send(h11.Response(status_code=200, headers=[("content-length", "0")]))
             conn.send(h11.EndOfMessage())
@@ -63,7 +65,8 @@ def _requests(data: bytes, cap: int) -> Iterator[tuple[dict[str, str], bytes]]:
     if started:
         if body:
             yield headers, bytes(body)  # the capture ends mid-body
-    elif rest := bytes(conn.trailing_data[0]):
+    elif done and (rest := data[done:]):
+        # Not trailing_data: h11 may have eaten part of it as a head before giving up.
         yield headers, rest[:cap]  # most likely the body of the request before it
 
 

@@ -149,6 +149,19 @@ def _install_host(r: Run) -> None:
     r.dns("downloads.example.net")
 
 
+def _install_proxy(r: Run) -> None:
+    """Online: the CONNECT through the allowlisting proxy names the host; no DNS is looked up."""
+    r.exec(10, SETUP)
+    r.connect(10, "198.18.0.80", 3128)
+    r.flow(
+        dst="198.18.0.80",
+        dst_port=3128,
+        bytes=60,
+        hostname="github.com",
+        first_bytes="Q09OTkVDVCBnaXRodWIuY29tOjQ0MyBIVFRQLzEuMQ0KDQo=",
+    )
+
+
 def _install_ip(r: Run) -> None:
     r.exec(10, SETUP)
     r.connect(10, "203.0.113.7", 8080)
@@ -250,6 +263,7 @@ CASES: list[tuple[str, Callable[[Run], None], str, str]] = [
     ("encoded-blob-argument", _blob, "medium", "suspicious"),
     ("install-non-registry-host", _install_host, "medium", "suspicious"),
     ("install-non-registry-connection", _install_ip, "medium", "suspicious"),
+    ("install-non-registry-proxy", _install_proxy, "medium", "suspicious"),
     ("process-left-running", _alive, "medium", "suspicious"),
     ("process-left-running", _alive_count, "medium", "suspicious"),
     ("browser-wallet-read", _browser, "high", "malicious"),
@@ -379,6 +393,9 @@ def test_toolchain_only_run_is_benign(tmp_path: Path) -> None:
     r.exec(12, ["/bin/sh", "-c", "tr a b"], by="/usr/bin/lsb_release", ppid=11)
     r.dns("pypi.org", answer="198.18.1.9")
     r.connect(10, "198.18.1.9", 443)
+    r.flow(
+        dst="198.18.0.80", dst_port=3128, bytes=60, hostname="files.pythonhosted.org"
+    )  # online, via the proxy
     r.connect(10, "198.18.0.53", 53)
     r.connect(10, "/run/x.sock", 0, family="AF_UNIX")
     verdict = judge_run_dir(r.write(tmp_path / "run"))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from osptrack import __version__
-from osptrack.report.view import RunView, decode_std
+from osptrack.report.view import RunView, decode_std, phase_order
 from osptrack.trace.events import Event
 from osptrack.trace.tree import ProcessNode
 from osptrack.verdict.model import Finding
@@ -325,7 +325,7 @@ def _run_section(view: RunView) -> str:
     info = view.run.run_info
     out = ['<section id="run"><h2>Run</h2><div class="grid">']
     analysis = (view.run.result.get("Analysis") or {}) if view.run.result else {}
-    for phase, p in (info.get("phases") or {}).items():
+    for phase, p in sorted((info.get("phases") or {}).items(), key=lambda kv: phase_order(kv[0])):
         rows = {
             "status": p.get("status"),
             "exit code": p.get("exit_code"),

@@ -251,6 +251,7 @@ def _network(
             continue
         http = r.get("http") or {}
         dst = str(r.get("dst") or "")
+        infra = _infrastructure(dst, "AF_INET6" if ":" in dst else "AF_INET") if dst else False
         hostname = r.get("hostname") or next(iter(names.get(dst) or []), None)
         flows.append(
             base
@@ -266,9 +267,10 @@ def _network(
                 "payload": payload_text(r.get("first_bytes")),
                 "decrypted": bool(r.get("decrypted") or r.get("tls_decrypted")),
                 "registry": bool(hostname) and _norm(str(hostname)) in registry,
-                "infrastructure": _infrastructure(dst, "AF_INET6" if ":" in dst else "AF_INET")
-                if dst
-                else False,
+                "infrastructure": infra,
+                # online mode: a flow to the fake network's own address that names a host is a
+                # CONNECT through the allowlisting proxy (hostname = the CONNECT target)
+                "via_proxy": infra and bool(hostname),
             }
         )
     return dns, flows

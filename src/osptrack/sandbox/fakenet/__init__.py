@@ -21,11 +21,17 @@ What the sandbox sees (see netns.py for the plumbing):
   fd5e:1800::/96 (198.18.1.1 <-> fd5e:1800::c612:101) rather than NODATA, so IPv6-first clients
   still connect and are still attributed to the name. Every other type is NOERROR/NODATA.
   DNS over TCP is answered too. Names are logged lower-cased without the trailing dot.
-* TCP to any other address/port is accepted. The first 4 KiB are kept, HTTP request line + Host
-  and TLS SNI are parsed. HTTP gets `200 OK` with an empty body once the request (including a
-  Content-Length or chunked body, after a `100 Continue` if asked) has arrived; TLS is closed as
-  soon as the ClientHello is complete; anything else is read until `idle_timeout` of silence or
-  `max_connection_s`. `bytes` counts everything the client sent.
+* Reserved names (.invalid, .test, .example, .localhost, .onion) get NXDOMAIN, still logged.
+* TCP to any other address/port is accepted and sniffed (responders/sniff.py). TLS is
+  intercepted with a leaf from the run's CA (`net.ca`, ca.py; minted per SNI, cached) and the
+  decrypted stream served like a plain one; a client that rejects the certificate is recorded
+  as such (`tls.rejected`). HTTP is served by h11 (responders/http.py) with INetSim-style
+  answers (answers.py): scripts that write the run's marker (`net.marker`, stages.py), ELF/PE
+  stubs, `{}` for APIs, 204 for webhooks and POSTs, HTML otherwise; DoH, WebSocket and CONNECT
+  have their own handlers. Every request (line, headers, body) is captured up to
+  `capture_bytes` per flow (1 MiB), truncation marked; `served` summarises each response.
+  Anything else is read until `idle_timeout` of silence or `max_connection_s`. `bytes` counts
+  everything the client sent (decrypted, for intercepted TLS).
 * SMTP ports (25, 587, 2525) get a banner and an accept-everything mail server (AUTH and DATA
   accepted, STARTTLS refused), so credentials and message bodies sent by mail are captured.
 * UDP to any other address/port is recorded (first 4 KiB) and not answered.

@@ -79,13 +79,20 @@ def _is_baseline(folder: Path) -> bool:
     return bool(entries) and all("-null-" in p.name and p.is_dir() and is_run_folder(p) for p in entries)
 
 
+def _is_model(folder: Path) -> bool:
+    """`model train` folders written before the marker: model.json says osptrack wrote it."""
+    doc = _read_json(folder / "model.json")
+    return isinstance(doc, dict) and doc.get("tool") == "osptrack"
+
+
 def _is_hunt_cache(folder: Path) -> bool:
     """`hunt --cache` folders written before the marker: only `segments/`."""
     return {p.name for p in folder.iterdir() if not p.name.startswith(".")} <= {"segments"}
 
 
 _RECOGNISERS.update(
-    run=is_run_folder, batch=_is_batch, dataset=_is_dataset, baseline=_is_baseline, hunt_cache=_is_hunt_cache
+    run=is_run_folder, batch=_is_batch, dataset=_is_dataset, baseline=_is_baseline, hunt_cache=_is_hunt_cache,
+    model=_is_model,
 )
 
 # What a kind is called in messages.
@@ -96,6 +103,7 @@ _NAMES = {
     "baseline": "baseline folder",
     "plots": "plots folder",
     "hunt_cache": "hunt cache",
+    "model": "model folder",
 }
 
 

@@ -304,3 +304,11 @@ def test_analyze_replaces_an_earlier_run_and_an_empty_folder(tmp_path: Path) -> 
         assert proc.returncode == 0, proc.stderr
     assert {p.name for p in out.iterdir()} == {"result.json", "events.jsonl", "network.jsonl", "run.json"}
     assert [p.name for p in out.parent.iterdir()] == ["r"]  # no .r.old-* or .r.tmp-* beside it
+
+
+def test_model_train_refuses_a_foreign_folder(tmp_path: Path) -> None:
+    out = decoy_folder(tmp_path / "mine")
+    before = snapshot(out)
+    (tmp_path / "dataset").mkdir()
+    _refused(run_cli("model", "train", str(tmp_path / "dataset"), "--out", str(out), cwd=tmp_path))
+    assert snapshot(out) == before

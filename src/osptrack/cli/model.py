@@ -54,10 +54,13 @@ def train_command(
 ) -> None:
     """Grouped cross-validation by package (with and without honeytoken features), then fit and save."""
     from osptrack.classifier.train import train
+    from osptrack.outputs import check_output_dir, claim_output_dir
 
     if folds < 2 or bootstrap < 1:
         raise BadInput("--folds must be at least 2 and --bootstrap at least 1")
+    check_output_dir(out, "model")  # new, empty or an earlier model folder (docs/cli.md)
     meta = train(dataset, out, seed=seed, kind=kind, folds=folds, reps=bootstrap)
+    claim_output_dir(out, "model")
     if json_out:
         console.print_json(orjson.dumps({k: v for k, v in meta.items() if k != "groups"}).decode())
         return

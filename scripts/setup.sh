@@ -36,4 +36,31 @@ if ! ls "$TOOLS"/setuptools-*.whl >/dev/null 2>&1 || ! ls "$TOOLS"/wheel-*.whl >
   .venv/bin/pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
     -d "$TOOLS" setuptools==75.1.0 wheel==0.44.0
 fi
+# The persona's pre-installed Python packages (src/osptrack/sandbox/persona.py): known benign
+# wheels, pinned with hashes, unpacked for Debian's python3.11 (nothing of them runs here). The
+# sandbox mounts the folder read-only at /usr/local/lib/python3.11/dist-packages. A stamp named
+# after the pin file's hash makes a changed pin list reinstall, atomically (temp folder + rename).
+PERSONA_PINS=src/osptrack/sandbox/persona_python.txt
+PERSONA_PY=${OSPTRACK_CACHE:-/var/cache/osptrack}/persona-python
+STAMP=".pins-$(sha256sum "$PERSONA_PINS" | cut -c1-16)"
+# The wheels also go into the offline build-tools folder, which pip gets as --find-links: a
+# package that `install_requires` requests resolves it offline, as on a machine that has it.
+PY311=(--python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
+  --platform manylinux_2_12_x86_64 --platform manylinux_2_5_x86_64 --platform linux_x86_64)
+if [ ! -f "$PERSONA_PY/$STAMP" ]; then
+  .venv/bin/pip download -q --disable-pip-version-check --no-deps --require-hashes --only-binary=:all: \
+    "${PY311[@]}" -d "$TOOLS" -r "$PERSONA_PINS"
+  rm -rf "$PERSONA_PY.tmp"
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps --require-hashes --only-binary=:all: \
+    "${PY311[@]}" --no-index --find-links "$TOOLS" --target "$PERSONA_PY.tmp" -r "$PERSONA_PINS"
+  rm -rf "$PERSONA_PY.tmp/bin"  # console scripts with the host venv's shebang: no use inside
+  touch "$PERSONA_PY.tmp/$STAMP"
+  chmod -R a+rX "$PERSONA_PY.tmp"
+  rm -rf "$PERSONA_PY.old"; [ -d "$PERSONA_PY" ] && mv "$PERSONA_PY" "$PERSONA_PY.old"
+  mv "$PERSONA_PY.tmp" "$PERSONA_PY"; rm -rf "$PERSONA_PY.old"
+fi
+# Debian's python3.11 creates it; the sandbox binds the folder above onto it (a mount point
+# must exist in the read-only /usr).
+mkdir -p /usr/local/lib/python3.11/dist-packages
 echo "setup: ok"

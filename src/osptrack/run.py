@@ -17,25 +17,26 @@ from typing import Any
 
 from osptrack import __version__, summary
 from osptrack import ecosystems as eco_registry
-from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
+from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, expand_home
 from osptrack.ecosystems.pypi import build_tools_dir
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_json, write_jsonl
 from osptrack.outputs import check_output_dir, replace_dir
 from osptrack.sandbox import trust
 from osptrack.sandbox.baits import Baits, make_baits
-from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SECCOMP_DENY, SandboxSpec, default_etc_files
+from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SECCOMP_DENY, SandboxSpec
 from osptrack.sandbox.fakenet import MAX_CAPTURE, FakeNetwork
 from osptrack.sandbox.fakenet.stages import second_stage_info
 from osptrack.sandbox.limits import Limits
-from osptrack.sandbox.netns import sweep_stale
+from osptrack.sandbox.netns import Eth0, sweep_stale
+from osptrack.sandbox.persona import Persona, choose_persona, overlay_files, persona_binds, seed_home
 from osptrack.sandbox.preflight import check_sandbox
 from osptrack.sandbox.runner import PhaseOutcome, Workspace, run_phase
 from osptrack.target import PackageRef
 from osptrack.trace.aggregate import phase_record
 from osptrack.trace.alive import alive_at_end
 from osptrack.trace.events import Event, encode_events_jsonl
-from osptrack.trace.refine import lookup_probe_sockets, mark_lookup_probes, without_sandbox_setup
+from osptrack.trace.refine import INIT, lookup_probe_sockets, mark_lookup_probes, without_sandbox_setup
 from osptrack.trace.strace import ParseStats, parse_log, strace_command
 
 PHASES = ("install", "import", "execute")
@@ -85,7 +86,9 @@ def resolve(ref: PackageRef, options: AnalyzeOptions) -> tuple[Ecosystem, Packag
     eco = eco_registry.get(ref.ecosystem)
     unknown = [p for p in options.phases if p not in PHASES]
     if unknown or not options.phases:
-        raise BadInput(f"unknown phase {', '.join(unknown) or '(none)'}; expected some of {', '.join(PHASES)}")
+        raise BadInput(
+            f"unknown phase {', '.join(unknown) or '(none)'}; expected some of {', '.join(PHASES)}"
+        )
     unsupported = [p for p in options.phases if p not in eco.phases]
     if unsupported:
         raise BadInput(f"{eco.name} has no {', '.join(unsupported)} phase")
@@ -127,26 +130,33 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
     t0 = time.monotonic()
     run_id = uuid.uuid4().hex[:12]
     limits = replace(options.limits, timeout_s=options.timeout_s)
-    baits = make_baits()
+    persona = choose_persona()
+    baits = make_baits(persona.home)
     sweep_stale()  # namespaces of killed runs (5 ms; live runs are never touched)
     phases: dict[str, dict[str, Any]] = {}
     results: dict[str, dict[str, Any]] = {}
     all_events: list[Event] = []
     ends: dict[str, tuple[list[Event], PhaseOutcome]] = {}
     tails: dict[str, list[str]] = {}
-    with Workspace(limits) as ws, FakeNetwork(
-        run_id=run_id,
-        online=options.online,
-        allowed_registries=eco.registry_hosts,
-        tokens=baits.values(),
-        capture_bytes=options.capture_bytes,
-    ) as net:
-        layout, binds = _stage_input(ws, eco, ref, options)
+    with (
+        Workspace(limits) as ws,
+        FakeNetwork(
+            run_id=run_id,
+            online=options.online,
+            allowed_registries=eco.registry_hosts,
+            tokens=baits.values(),
+            capture_bytes=options.capture_bytes,
+            eth0=Eth0(persona.mac, persona.address, persona.gateway),
+        ) as net,
+    ):
+        layout, binds = _stage_input(ws, eco, ref, options, persona)
+        seed_home(persona, ws.home, HOST_UID, HOST_GID)
         baits.plant(ws.home, HOST_UID, HOST_GID)
         prepare = getattr(eco, "prepare_home", None)
         if prepare is not None:
             prepare(ws.home, HOST_UID, HOST_GID)
-        stores = trust.build(net.ca.cert_pem, ws.root / "trust", (*binds, *eco.ro_binds()), ws.home) if net.ca else None
+        ro_binds = (*binds, *eco.ro_binds(), *persona_binds())  # the persona's site-packages' certifi too
+        stores = trust.build(net.ca.cert_pem, ws.root / "trust", ro_binds, ws.home) if net.ca else None
         for phase in options.phases:
             net.set_phase(phase)
             command = eco.command(phase, layout, options.online)
@@ -155,12 +165,22 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
             spec = SandboxSpec(
                 home=ws.home,
                 input_dir=ws.input,
-                etc_files=default_etc_files(net.resolver_address),
-                env={**_sandbox_env(eco, layout, baits, options.online, net), **(stores.env if stores else {})},
-                ro_binds=(*binds, *eco.ro_binds(), *(stores.binds if stores else ())),
-                chdir=getattr(eco, "chdir", lambda: "/root")(),
+                etc_files=persona.etc_files(net.resolver_address),
+                env={
+                    **_sandbox_env(eco, layout, baits, options.online, net, persona),
+                    **(stores.env if stores else {}),
+                },
+                ro_binds=(*ro_binds, *(stores.binds if stores else ())),
+                chdir=expand_home(getattr(eco, "chdir", lambda: "~")(), persona.home),
+                hostname=persona.hostname,
                 tmp_bytes=limits.tmp_bytes,
+                home_path=persona.home,
+                uid=persona.uid,
+                gid=persona.gid,
+                overlay=overlay_files(persona),
+                init=INIT,
             )
+            command = [expand_home(a, persona.home) for a in command]
             outcome = run_phase(phase, spec, ws, command, _traced, limits, net.enter_netns, run_id)
             stats = ParseStats()
             events = without_sandbox_setup(parse_log(outcome.trace_log, phase, stats=stats))
@@ -204,6 +224,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         "tool": {"name": "osptrack", "version": __version__},
         "package": _package_info(ref),
         "sandbox": _sandbox_info(limits, options.online),
+        "persona": persona.as_dict(),
         "honeytokens": [t.as_dict() for t in baits.tokens],
         "phases": phases,
         "exfiltration": exfil,
@@ -236,7 +257,10 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         run_info["verdict"] = verdict
     _write_run_folder(out, result, all_events, records, run_info)
     statuses = {p: r["Status"] for p, r in results.items()}
-    counts = {p: {k: len(r.get(k) or []) for k in ("Files", "Sockets", "Commands", "DNS")} for p, r in results.items()}
+    counts = {
+        p: {k: len(r.get(k) or []) for k in ("Files", "Sockets", "Commands", "DNS")}
+        for p, r in results.items()
+    }
     return RunOutcome(
         ref=ref,
         out=out,
@@ -265,7 +289,7 @@ def _judge(
 
 
 def _stage_input(
-    ws: Workspace, eco: Ecosystem, ref: PackageRef, options: AnalyzeOptions
+    ws: Workspace, eco: Ecosystem, ref: PackageRef, options: AnalyzeOptions, persona: Persona
 ) -> tuple[Layout, tuple[tuple[str, str], ...]]:
     """Put the archive, the dependency archives and the harness into the read-only /input.
 
@@ -306,6 +330,7 @@ def _stage_input(
         archive=archive,
         deps=tuple(deps),
         build_tools="/input/build-tools" if tools else None,
+        home=persona.home,
     )
     return layout, tuple(binds)
 
@@ -322,21 +347,25 @@ def _stage_file(src: Path, dest: Path) -> None:
     dest.chmod(0o644)
 
 
-def _sandbox_env(eco: Ecosystem, layout: Layout, baits: Baits, online: bool, net: FakeNetwork) -> dict[str, str]:
+def _sandbox_env(
+    eco: Ecosystem, layout: Layout, baits: Baits, online: bool, net: FakeNetwork, persona: Persona
+) -> dict[str, str]:
     env = {
         "PATH": SANDBOX_PATH,
-        "HOME": "/root",
-        "USER": "root",
-        "LOGNAME": "root",
-        "SHELL": "/bin/bash",
-        "LANG": "C.UTF-8",
-        "TERM": "dumb",
+        **persona.env(),
         "TMPDIR": "/tmp",
         **baits.env,
-        **eco.env(layout, online),
+        **{k: expand_home(v, persona.home) for k, v in eco.env(layout, online).items()},
     }
     if online and net.proxy_url:
-        for key in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "npm_config_proxy", "npm_config_https_proxy"):
+        for key in (
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "npm_config_proxy",
+            "npm_config_https_proxy",
+        ):
             env[key] = net.proxy_url
     return env
 
@@ -400,7 +429,11 @@ def _sandbox_info(limits: Limits, online: bool) -> dict[str, Any]:
 
 
 def _write_run_folder(
-    out: Path, result: dict[str, Any], events: list[Event], records: list[dict[str, Any]], run_info: dict[str, Any]
+    out: Path,
+    result: dict[str, Any],
+    events: list[Event],
+    records: list[dict[str, Any]],
+    run_info: dict[str, Any],
 ) -> None:
     out = check_output_dir(out, "run")  # the user may have put files there meanwhile
     out.parent.mkdir(parents=True, exist_ok=True)

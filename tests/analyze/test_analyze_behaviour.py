@@ -36,13 +36,15 @@ def load(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict
 
 
 def test_result_json_has_every_behaviour(run_dir: Path) -> None:
-    result, _, _, _ = load(run_dir)
+    result, _, _, run = load(run_dir)
+    home = run["persona"]["home"]  # the persona's, /home/<user>
+    assert home.startswith("/home/")
     install = result["Analysis"]["install"]
     assert set(result) == {"Package", "CreatedTimestamp", "Analysis"}
     assert set(install) == {"Status", "Stdout", "Stderr", "Files", "Sockets", "Commands", "DNS"}
     files = {f["Path"]: f for f in install["Files"]}
-    assert files["/root/.bashrc"]["Write"] is True
-    assert files["/root/.ssh/id_rsa"]["Read"] is True
+    assert files[f"{home}/.bashrc"]["Write"] is True
+    assert files[f"{home}/.ssh/id_rsa"]["Read"] is True
     assert ["sh", "-c", "id"] in [c["Command"] for c in install["Commands"]]
     queries = [q["Hostname"] for d in install["DNS"] for q in d["Queries"]]
     assert EXFIL_HOST in queries
@@ -51,13 +53,14 @@ def test_result_json_has_every_behaviour(run_dir: Path) -> None:
 
 
 def test_events_are_ordered_and_complete(run_dir: Path) -> None:
-    _, events, _, _ = load(run_dir)
+    _, events, _, run = load(run_dir)
+    home = run["persona"]["home"]
     times = [e["t"] for e in events]
     assert times == sorted(times)
     for e in events:
         assert {"t", "phase", "pid", "ppid", "exe", "syscall", "ret", "errno", "kind"} <= set(e)
-    assert any(e["kind"] == "file" and e["path"] == "/root/.bashrc" and e["op"] == "write" for e in events)
-    assert any(e["kind"] == "file" and e["path"] == "/root/.ssh/id_rsa" and e["op"] == "read" for e in events)
+    assert any(e["kind"] == "file" and e["path"] == f"{home}/.bashrc" and e["op"] == "write" for e in events)
+    assert any(e["kind"] == "file" and e["path"] == f"{home}/.ssh/id_rsa" and e["op"] == "read" for e in events)
     connects = [e for e in events if e["kind"] == "network" and e["op"] == "connect" and e.get("port") == EXFIL_PORT]
     assert connects
     execs = [e for e in events if e["kind"] == "process" and e["op"] == "exec" and e.get("argv") == ["sh", "-c", "id"]
@@ -80,7 +83,7 @@ def test_network_log_and_exfiltration_flag(run_dir: Path) -> None:
     secret = next(t["value"] for t in run["honeytokens"] if t["kind"] == "aws_secret_access_key")
     assert any(x["kind"] == "aws_secret_access_key" for x in run["exfiltration"]), run["exfiltration"]
     assert secret  # the planted value is recorded, unique per run
-    assert any(r["path"] == "/root/.ssh/id_rsa" for r in run["bait_reads"])
+    assert any(r["path"] == f"{run['persona']['home']}/.ssh/id_rsa" for r in run["bait_reads"])
     assert run["notable"]["exfiltration"] and run["notable"]["bait_reads"]
 
 

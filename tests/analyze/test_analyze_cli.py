@@ -68,4 +68,5 @@ def test_private_deps_dir_is_staged_for_the_sandbox(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "r" / "result.json").read_text())
     assert {p: r["Status"] for p, r in result["Analysis"].items()} == {"install": "completed", "import": "completed"}
-    assert any(f["Path"].startswith("/root/site/dep_a/") for f in result["Analysis"]["import"]["Files"])
+    home = json.loads((tmp_path / "r" / "run.json").read_text())["persona"]["home"]
+    assert any(f["Path"].startswith(f"{home}/site/dep_a/") for f in result["Analysis"]["import"]["Files"])

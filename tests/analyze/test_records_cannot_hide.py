@@ -95,14 +95,15 @@ def run_json(run_dir: Path) -> dict[str, Any]:
 
 
 def test_a_renamed_copy_stays_notable_with_its_children(run_dir: Path) -> None:
+    home = run_json(run_dir)["persona"]["home"]
     commands = run_json(run_dir)["notable"]["commands"]
-    assert any(c.startswith("[install] /tmp/osptrack-decoys/uname /root/.ssh/id_rsa") for c in commands), (
+    assert any(c.startswith(f"[install] /tmp/osptrack-decoys/uname {home}/.ssh/id_rsa") for c in commands), (
         commands
     )
     assert any("/tmp/osptrack-decoys/lsb_release -c" in c for c in commands), commands
     assert "[install] /usr/bin/id -g" in commands, commands  # the renamed shell's child
     baits = run_json(run_dir)["notable"]["bait_reads"]
-    assert "[install] /root/.ssh/id_rsa by /tmp/osptrack-decoys/uname" in baits, baits
+    assert f"[install] {home}/.ssh/id_rsa by /tmp/osptrack-decoys/uname" in baits, baits
 
 
 def test_a_program_named_bwrap_is_not_taken_for_the_sandbox(run_dir: Path) -> None:

@@ -136,9 +136,9 @@ def test_writes_to_host_paths_and_planted_symlinks_change_nothing(tmp_path: Path
             # follow the links the archive planted, and links made at run time
             "attempt('write', 'link-tmp', lambda p: open(p, 'w').write('pwned'))\n"
             "attempt('write', 'link-rel', lambda p: open(p, 'w').write('pwned'))\n"
-            f"os.symlink({str(sentinels[2])!r}, '/root/runtime-link')\n"
-            "attempt('write', '/root/runtime-link', lambda p: open(p, 'w').write('pwned'))\n"
-            f"attempt('hardlink', {str(sentinels[0])!r}, lambda p: os.link(p, '/root/hard'))\n"
+            f"os.symlink({str(sentinels[2])!r}, os.path.expanduser('~/runtime-link'))\n"
+            "attempt('write', os.path.expanduser('~/runtime-link'), lambda p: open(p, 'w').write('pwned'))\n"
+            f"attempt('hardlink', {str(sentinels[0])!r}, lambda p: os.link(p, os.path.expanduser('~/hard')))\n"
             "from setuptools import setup\n"
             "setup(name='contain-hostwrite', version='1.0', py_modules=[])\n"
         )
@@ -169,7 +169,7 @@ def test_writes_to_host_paths_and_planted_symlinks_change_nothing(tmp_path: Path
         e["path"] for e in res.events if e["kind"] == "file" and e["op"] in ("write", "create", "link")
     }
     assert [a for a in aims if a not in written] == []
-    assert "/root/runtime-link" in written
+    assert f"{res.run['persona']['home']}/runtime-link" in written
     for s in sentinels:
         s.unlink()
     record("host_write", aims=len(aims) + 5, host_changes=0)

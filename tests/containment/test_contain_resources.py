@@ -139,12 +139,12 @@ def fill_many(folder):
     return results[-1] + f" files={len(results)}"
 print("RESULT", fill("/tmp/one-big-file"))
 print("RESULT", fill_many("/var/tmp"))
-print("RESULT", fill_many("/root"))
+print("RESULT", fill_many(os.path.expanduser("~")))
 print("RESULT", fill_many("/dev/shm"))
 print("RESULT", fill("/dev/fill"))
 # where those writes went: the filesystem type of each target, from the sandbox's own mount table
 mounts = {l.split()[4]: l.split(" - ")[1].split()[0] for l in open("/proc/self/mountinfo")}
-print("FSTYPES", " ".join(f"{p}={mounts.get(p)}" for p in ("/root", "/tmp", "/var/tmp", "/dev/shm")), flush=True)
+print("FSTYPES", " ".join(f"{p}={mounts.get(p)}" for p in (os.path.expanduser("~"), "/tmp", "/var/tmp", "/dev/shm")), flush=True)
 """
     filler = py_wheel(tmp_path, "contain-diskfill", code)
     disks = [Path(p) for p in ("/", "/tmp", "/var/tmp", str(WORK_ROOT), str(tmp_path))]
@@ -168,7 +168,8 @@ print("FSTYPES", " ".join(f"{p}={mounts.get(p)}" for p in ("/root", "/tmp", "/va
     # charged to the run's memory cgroup). Host free space is sampled too, but other work on a
     # shared machine moves it by hundreds of MB, so it is reported, not asserted.
     fstypes = next(line for line in res.stdout("import").splitlines() if line.startswith("FSTYPES "))
-    assert fstypes.split()[1:] == ["/root=tmpfs", "/tmp=tmpfs", "/var/tmp=tmpfs", "/dev/shm=tmpfs"], fstypes
+    home = res.run["persona"]["home"]
+    assert fstypes.split()[1:] == [f"{home}=tmpfs", "/tmp=tmpfs", "/var/tmp=tmpfs", "/dev/shm=tmpfs"], fstypes
     drop = {disk: (free - watch.min_free[disk]) >> 20 for disk, free in before.items()}
     record("disk_filler", wall_s=res.phase("import")["wall_s"], results=lines, host_free_drop_mib=drop)
 

@@ -45,7 +45,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Analysis, str]:
 import ctypes, os, subprocess, sys
 # 1. renaming: the kernel's comm and argv[0] change, the traced image does not
 ctypes.CDLL(None).prctl(15, b"kworker/0:1", 0, 0, 0)
-open("/root/{tag}-after-rename", "w").close()
+open(os.path.expanduser("~/{tag}-after-rename"), "w").close()
 subprocess.run(["/bin/bash", "-c", "exec -a '[kthreadd]' sleep 0"])
 # 2. floods: a GiB on each stream, then a last line that must survive as the tail
 subprocess.run(["/bin/sh", "-c", "head -c {FLOOD_BYTES} /dev/zero; head -c {FLOOD_BYTES} /dev/zero >&2"])
@@ -53,7 +53,7 @@ subprocess.run(["/bin/sh", "-c", "head -c {FLOOD_BYTES} /dev/zero; head -c {FLOO
 print({FAKE_LINE!r}, flush=True)
 print({FAKE_LINE!r}, file=sys.stderr, flush=True)
 for i, name in enumerate({WEIRD_NAMES!r}):
-    open("/root/{tag}-" + str(i) + name.replace("/", "_"), "w").close()
+    open(os.path.expanduser("~/{tag}-") + str(i) + name.replace("/", "_"), "w").close()
 # 4. thousands of short processes
 subprocess.run(["/bin/sh", "-c", "i=0; while [ $i -lt {FORKS} ]; do /bin/true; i=$((i+1)); done"])
 print("TAIL-{tag}", flush=True)
@@ -95,7 +95,7 @@ def test_fake_strace_lines_forge_no_events(run: tuple[Analysis, str]) -> None:
     assert not any(e.get("path") == "/etc/shadow" for e in res.events if e["phase"] == "import")
     created = {e["path"] for e in res.events if e["kind"] == "file" and f"{tag}-" in (e.get("path") or "")}
     for i, name in enumerate(WEIRD_NAMES):
-        assert f"/root/{tag}-{i}{name.replace('/', '_')}" in created, name
+        assert f"{res.run['persona']['home']}/{tag}-{i}{name.replace('/', '_')}" in created, name
     assert res.run["trace"]["valid"] is True
 
 

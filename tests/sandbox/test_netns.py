@@ -13,8 +13,11 @@ import pytest
 from osptrack.errors import BadInput
 from osptrack.sandbox.netns import (
     DNS_PORT,
+    NETNS_DIR,
+    NIC_SUFFIX,
     TCP_CATCHALL_PORT,
     UDP_CATCHALL_PORT,
+    Eth0,
     NetNamespace,
     NetnsError,
     enter_netns,
@@ -80,6 +83,36 @@ def test_namespace_has_only_lo_anyip_routes_and_rules() -> None:
     assert not ns.path.exists()
     assert name not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     ns.delete()  # idempotent
+
+
+@needs_root_net
+def test_persona_eth0_has_its_mac_and_address_and_leads_nowhere() -> None:
+    nic = Eth0("3c:21:9c:12:34:56", "192.168.1.42/24", "192.168.1.1")
+    with NetNamespace(f"n-{uuid.uuid4().hex[:10]}", eth0=nic) as ns:
+        peer = ns.name + NIC_SUFFIX
+        link = _ip(ns, "-o", "link", "show", "eth0")
+        assert "3c:21:9c:12:34:56" in link and "state UP" in link and "LOWER_UP" in link
+        assert "inet 192.168.1.42/24" in _ip(ns, "-o", "addr", "show", "eth0")
+        assert "default via 192.168.1.1 dev eth0" in _ip(ns, "route", "show")
+        # The local table still answers every destination on lo, the gateway included.
+        for dst in ("192.168.1.1", "8.8.8.8", "192.168.1.200", "fe80::1", "fe80::ffff:1"):
+            assert _ip(ns, "route", "get", dst).startswith("local "), dst
+
+        # The peer namespace: eth0's other end and lo (down), no address, no route.
+        def peer_ip(*args: str) -> str:
+            return subprocess.run(
+                ["ip", "-n", peer, *args], capture_output=True, text=True, check=True
+            ).stdout
+
+        assert sorted(
+            line.split(":")[1].strip().split("@")[0] for line in peer_ip("-o", "link").splitlines()
+        ) == [
+            "eth0",
+            "lo",
+        ]
+        assert "inet" not in peer_ip("addr")
+        assert peer_ip("route", "show", "table", "all").strip() == ""
+    assert not ns.path.exists() and not (NETNS_DIR / peer).exists()
 
 
 @needs_root_net

@@ -18,8 +18,11 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from osptrack.errors import BadInput, ToolchainMissing
+from osptrack.homepath import expand_home, home_relative
 from osptrack.target import normalise_name
 from osptrack.trace.roles import Rule
+
+__all__ = ["expand_home", "home_relative"]  # re-exported: ecosystems write their paths `~/...`
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class Layout:
     deps: tuple[str, ...]  # /input/deps/<n>
     harness: str = "/input/harness"
     build_tools: str | None = None
-    home: str = "/root"
+    home: str = "~"
 
 
 def install_harness_argv(script: str, layout: Layout, online: bool, *before_name: str) -> list[str]:

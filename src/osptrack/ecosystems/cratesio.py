@@ -5,7 +5,7 @@ stable-*, rustc 1.95) is bound read-only at /opt/rust/toolchain; nothing else of
 visible. Debian 12's own cargo/rustc (1.63) is used only when no rustup toolchain exists: it is
 cleaner but too old for much of today's crates.io (edition 2021 features, `rust-version`
 fields, newer Cargo.lock formats), so a run with it would fail for reasons unrelated to the
-package. CARGO_HOME is /root/.cargo inside the sandbox, i.e. on the run's fresh tmpfs home.
+package. CARGO_HOME is ~/.cargo inside the sandbox, i.e. on the run's fresh tmpfs home.
 
 The crate and its --deps-dir crates are unpacked *inside* the sandbox into a vendored source
 that replaces crates.io (see harness/cratesio_install.py). Hyphenated names work: the stub
@@ -34,7 +34,7 @@ from osptrack.target import validate_name, validate_version
 from osptrack.trace.roles import ROOT, Role, Rule, installed
 
 SANDBOX_TOOLCHAIN = "/opt/rust/toolchain"
-STUB = "/root/.osptrack-crates/stub"
+STUB = "~/.osptrack-crates/stub"
 # bwrap runs as host `nobody`: a toolchain under /root needs the setup script's readable link.
 RUSTUP_INSTALL = "scripts/setup-toolchains.sh (or: apt-get install -y cargo, Debian's older Rust)"
 
@@ -121,7 +121,7 @@ class CratesIo(Ecosystem):
     def env(self, layout: Layout, online: bool) -> dict[str, str]:
         env = {
             "PATH": f"{self._sandbox_bin()}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-            "CARGO_HOME": "/root/.cargo",
+            "CARGO_HOME": "~/.cargo",
             "CARGO_TERM_COLOR": "never",
             "CARGO_TERM_PROGRESS_WHEN": "never",
             "CARGO_INCREMENTAL": "0",
@@ -159,7 +159,7 @@ class CratesIo(Ecosystem):
             # The stub binary the import phase runs (the crate's code runs inside it), and the
             # execute harness starting an installed binary: what they do is kept.
             Rule("stub", (f"{STUB}/target/debug/osptrack-stub",), Role.HOST, ("cargo",)),
-            Rule("executable", ("/root/.osptrack-crates/installed/bin/",), Role.HOST, ("harness",)),
+            Rule("executable", ("~/.osptrack-crates/installed/bin/",), Role.HOST, ("harness",)),
         )
 
 

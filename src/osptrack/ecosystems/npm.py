@@ -18,7 +18,7 @@ from osptrack.errors import BadInput
 from osptrack.target import normalise_name, validate_name, validate_version
 from osptrack.trace.roles import SHELLS, Role, Rule, installed
 
-PROJECT = "/root/project"
+PROJECT = "~/project"
 
 
 class Npm(Ecosystem):
@@ -78,7 +78,7 @@ class Npm(Ecosystem):
 
     def env(self, layout: Layout, online: bool) -> dict[str, str]:
         return {
-            "npm_config_cache": "/root/.npm",
+            "npm_config_cache": "~/.npm",
             "npm_config_update_notifier": "false",  # its DNS lookup was measured toolchain noise
             "npm_config_fund": "false",
             "npm_config_audit": "false",

@@ -29,7 +29,14 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from osptrack.ecosystems.archives import depth, not_a, read_member, staged_name
-from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, install_harness_argv, lenient_version_key
+from osptrack.ecosystems.base import (
+    Ecosystem,
+    Layout,
+    Metadata,
+    home_relative,
+    install_harness_argv,
+    lenient_version_key,
+)
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
 from osptrack.target import validate_name, validate_version
@@ -37,7 +44,7 @@ from osptrack.trace.roles import SHELLS, Role, Rule, installed
 
 MONO_CFG = "/opt/osptrack/mono-cfg"
 MONO_HOST = "/tmp/osptrack-mono-host-"  # harness/mono_host.py compiles it there ($TMPDIR)
-PACKAGES = "/root/packages/"
+PACKAGES = "~/packages/"  # the install harness's $HOME/packages
 _ID = re.compile(rb"<id>\s*([^<\s]+)\s*</id>", re.IGNORECASE)
 _VERSION = re.compile(rb"<version>\s*([^<\s]+)\s*</version>", re.IGNORECASE)
 
@@ -81,8 +88,8 @@ class NuGet(Ecosystem):
     def env(self, layout: Layout, online: bool) -> dict[str, str]:
         return {
             "MONO_CFG_DIR": MONO_CFG,
-            "MONO_REGISTRY_PATH": "/root/.mono/registry",
-            "XDG_CONFIG_HOME": "/root/.config",
+            "MONO_REGISTRY_PATH": "~/.mono/registry",
+            "XDG_CONFIG_HOME": "~/.config",
             "EnableNuGetPackageRestore": "true",
         }
 
@@ -105,7 +112,7 @@ class NuGet(Ecosystem):
         def hosted(program: str) -> Callable[[list[str]], bool]:
             # `mono /tmp/osptrack-mono-host-N.exe PROGRAM ...`: the harnesses' Mono host.
             return lambda argv: (
-                len(argv) > 2 and argv[1].startswith(MONO_HOST) and argv[2].startswith(program)
+                len(argv) > 2 and argv[1].startswith(MONO_HOST) and home_relative(argv[2]).startswith(program)
             )
 
         return (

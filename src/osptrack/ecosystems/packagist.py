@@ -18,13 +18,19 @@ import zipfile
 from pathlib import Path
 
 from osptrack.ecosystems.archives import not_a, read_member, staged_name
-from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, install_harness_argv, lenient_version_key
+from osptrack.ecosystems.base import (
+    Ecosystem,
+    Layout,
+    Metadata,
+    install_harness_argv,
+    lenient_version_key,
+)
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
 from osptrack.target import validate_name, validate_version
 from osptrack.trace.roles import SHELLS, Role, Rule, installed
 
-PROJECT = "/root/project"
+PROJECT = "~/project"
 _VERSION_IN_FILENAME = re.compile(r"-v?(\d[\w.+-]*?)\.[A-Za-z][A-Za-z0-9]*$")  # any suffix: by content
 _COMPOSER_PROBES = tuple(
     re.compile(p)
@@ -39,7 +45,7 @@ _COMPOSER_PROBES = tuple(
         r"fossil (branch|tag) list",
         r"svn info --xml",
         r"command -v -- '[\w.+-]+'",
-        r"'/usr/bin/unzip' -qq '/root/project/vendor/composer/tmp-[0-9a-f]+\.zip' -d '/root/project/vendor/composer/[0-9a-f]+'",
+        r"'/usr/bin/unzip' -qq '(?:/root|/home/[^/]+)/project/vendor/composer/tmp-[0-9a-f]+\.zip' -d '(?:/root|/home/[^/]+)/project/vendor/composer/[0-9a-f]+'",
     )
 )
 
@@ -98,8 +104,8 @@ class Packagist(Ecosystem):
 
     def env(self, layout: Layout, online: bool) -> dict[str, str]:
         env = {
-            "COMPOSER_HOME": "/root/.composer",
-            "COMPOSER_CACHE_DIR": "/root/.cache/composer",
+            "COMPOSER_HOME": "~/.composer",
+            "COMPOSER_CACHE_DIR": "~/.cache/composer",
             "COMPOSER_ALLOW_SUPERUSER": "1",  # uid 0 is only the sandbox's user namespace
             "COMPOSER_NO_INTERACTION": "1",
             "COMPOSER_NO_AUDIT": "1",

@@ -38,7 +38,7 @@ from osptrack.target import normalise_name, validate_name, validate_version
 from osptrack.trace.roles import Role, Rule
 
 PYTHON = "/usr/bin/python3"
-SITE = "/root/site"
+SITE = "~/site"
 HARNESS = Layout.harness
 PIP_RUNNER = "/usr/lib/python3/dist-packages/pip/__pip-runner__.py"  # Debian python3-pip
 BUILD_TOOLS = ("setuptools-", "wheel-")

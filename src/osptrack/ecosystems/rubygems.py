@@ -22,7 +22,7 @@ from osptrack.jsonio import atomic_write_bytes
 from osptrack.target import validate_name, validate_version
 from osptrack.trace.roles import Role, Rule, installed
 
-GEM_HOME = "/root/.gem/osptrack"
+GEM_HOME = "~/.gem/osptrack"
 MAX_METADATA_BYTES = 4 << 20
 
 # The gemspec YAML is written by RubyGems itself in a fixed shape; two anchored patterns are
@@ -69,7 +69,7 @@ class RubyGems(Ecosystem):
         return {
             "GEM_HOME": GEM_HOME,
             "GEM_PATH": GEM_HOME,  # only what this run installed, plus Ruby's default gems
-            "GEM_SPEC_CACHE": "/root/.gem/specs",
+            "GEM_SPEC_CACHE": "~/.gem/specs",
             "PATH": f"{GEM_HOME}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
         }
 

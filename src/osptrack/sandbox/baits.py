@@ -14,7 +14,7 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SANDBOX_HOME = "/root"
+SANDBOX_HOME = "/root"  # the default; a run plants them in its persona's home (/home/<user>)
 _UPPER_DIGITS = string.ascii_uppercase + string.digits
 _ALNUM = string.ascii_letters + string.digits
 
@@ -38,11 +38,12 @@ class Baits:
     tokens: tuple[Honeytoken, ...]
     files: dict[str, str] = field(default_factory=dict)  # path relative to home -> content
     env: dict[str, str] = field(default_factory=dict)
+    home: str = SANDBOX_HOME
 
     @property
     def paths(self) -> tuple[str, ...]:
         """Sandbox paths of the bait files, for bait-read detection."""
-        return tuple(f"{SANDBOX_HOME}/{rel}" for rel in self.files)
+        return tuple(f"{self.home}/{rel}" for rel in self.files)
 
     def values(self) -> dict[str, str]:
         return {t.kind: t.value for t in self.tokens}
@@ -58,7 +59,7 @@ class Baits:
             os.chown(path, owner_uid, owner_gid)
 
 
-def make_baits() -> Baits:
+def make_baits(home: str = SANDBOX_HOME) -> Baits:
     aws_id = "AKIA" + _rand(_UPPER_DIGITS, 16)
     aws_secret = _rand(_ALNUM + "+/", 40)
     ssh_marker = _rand(_ALNUM, 48)
@@ -66,6 +67,9 @@ def make_baits() -> Baits:
     pypi_token = "pypi-AgEIcHlwaS5vcmc" + _rand(_ALNUM, 48)
     git_token = "ghp_" + _rand(_ALNUM, 36)
     github_token = "ghp_" + _rand(_ALNUM, 36)
+    docker_token = "dckr_pat_" + _rand(_ALNUM + "-_", 27)
+    user = home.rstrip("/").rsplit("/", 1)[-1] or "root"
+    docker_auth = base64.b64encode(f"{user}:{docker_token}".encode()).decode()
     # The key body is random base64 around a marker; only the marker needs to be matched.
     body = base64.b64encode(secrets.token_bytes(600)).decode()
     body = body[:100] + ssh_marker + body[100:]
@@ -79,17 +83,22 @@ def make_baits() -> Baits:
         + "\n-----END OPENSSH PRIVATE KEY-----\n",
         ".npmrc": f"//registry.npmjs.org/:_authToken={npm_token}\n",
         ".pypirc": f"[pypi]\nusername = __token__\npassword = {pypi_token}\n",
-        ".git-credentials": f"https://osptrack-dev:{git_token}@github.com\n",
+        ".git-credentials": f"https://{user}:{git_token}@github.com\n",
+        ".docker/config.json": '{\n\t"auths": {\n\t\t"https://index.docker.io/v1/": {\n\t\t\t"auth": "'
+        + docker_auth
+        + '"\n\t\t}\n\t}\n}\n',
     }
     env = {"AWS_ACCESS_KEY_ID": aws_id, "AWS_SECRET_ACCESS_KEY": aws_secret, "GITHUB_TOKEN": github_token}
-    home = SANDBOX_HOME
     tokens = (
         Honeytoken("aws_access_key_id", aws_id, ("env:AWS_ACCESS_KEY_ID", f"{home}/.aws/credentials")),
-        Honeytoken("aws_secret_access_key", aws_secret, ("env:AWS_SECRET_ACCESS_KEY", f"{home}/.aws/credentials")),
+        Honeytoken(
+            "aws_secret_access_key", aws_secret, ("env:AWS_SECRET_ACCESS_KEY", f"{home}/.aws/credentials")
+        ),
         Honeytoken("ssh_private_key", ssh_marker, (f"{home}/.ssh/id_rsa",)),
         Honeytoken("npm_token", npm_token, (f"{home}/.npmrc",)),
         Honeytoken("pypi_token", pypi_token, (f"{home}/.pypirc",)),
         Honeytoken("git_credentials", git_token, (f"{home}/.git-credentials",)),
         Honeytoken("github_token", github_token, ("env:GITHUB_TOKEN",)),
+        Honeytoken("docker_token", docker_token, (f"{home}/.docker/config.json",)),
     )
-    return Baits(tokens=tokens, files=files, env=env)
+    return Baits(tokens=tokens, files=files, env=env, home=home)

@@ -5,8 +5,13 @@ Layout inside the sandbox:
   /etc                            a tmpfs with generated passwd/hosts/resolv.conf plus the few
                                   host files toolchains need (certificates, alternatives), then
                                   remounted read-only
-  /root                           the run's home: a host tmpfs with a size quota, holding baits;
-                                  it persists across the phases of one run
+  /home/<user> (SandboxSpec.home_path)  the run's home: a host tmpfs with a size quota, seeded
+                                  as a lived-in home with baits (persona.py); it persists across
+                                  the phases of one run
+  overlay files                   persona answers bound over single files: /sys/class/dmi/id/*,
+                                  /proc/cpuinfo without `hypervisor`, systemd-detect-virt
+pid 1 is `init` (SandboxSpec.init): the harness's _sandbox_init.py, which looks like /sbin/init and
+runs the command. The environment is bwrap's own (no --setenv), so no value is on any argv.
   /tmp, /var/tmp, /dev/shm        fresh tmpfs per phase, each with the /tmp quota; /dev read-only
   /input                          read-only: the archive, dependency folders, harness scripts
 Nothing else of the host is visible: not /work, /root, /opt, /home, /var, /run or /sys.
@@ -23,7 +28,7 @@ from pathlib import Path
 
 import pyseccomp
 
-SANDBOX_UID = 0  # inside the user namespace; outside it is `nobody`
+SANDBOX_UID = 0  # default inside the user namespace (the persona's is 1000); outside it is `nobody`
 HOST_UID = 65534  # strace -u nobody: the sandbox never holds host root's uid
 HOST_GID = 65534
 
@@ -119,15 +124,21 @@ SECCOMP_ENOSYS = ("clone3",)
 
 @dataclass(frozen=True)
 class SandboxSpec:
-    home: Path  # host path mounted at /root, writable
+    home: Path  # host path mounted at home_path, writable
     input_dir: Path  # host path mounted at /input, read-only
     etc_files: dict[str, str]  # generated /etc files: name -> content
-    env: dict[str, str]
+    env: dict[str, str]  # the whole environment, passed as bwrap's own (never on its argv)
     ro_binds: tuple[tuple[str, str], ...] = ()  # extra (host, sandbox) read-only binds
     chdir: str = "/root"
     hostname: str = "build"
     tmp_bytes: int = 1 << 30
     extra_etc: tuple[str, ...] = field(default=())
+    home_path: str = "/root"
+    uid: int = SANDBOX_UID
+    gid: int = SANDBOX_UID
+    # sandbox path -> (content, mode): single files bound read-only over what the host has
+    overlay: dict[str, tuple[str, int]] = field(default_factory=dict)
+    init: str | None = None  # sandbox path of the pid-1 script; None: bwrap's own reaper
 
 
 def seccomp_filter_file() -> Path:
@@ -162,6 +173,20 @@ def write_etc(spec: SandboxSpec, etc_dir: Path) -> None:
     etc_dir.mkdir(parents=True, exist_ok=True)
     for name, content in spec.etc_files.items():
         (etc_dir / name).write_text(content)
+    overlay = overlay_dir(etc_dir)
+    overlay.mkdir(exist_ok=True)
+    for inside, (content, mode) in spec.overlay.items():
+        path = overlay / _flat(inside)
+        path.write_text(content)
+        path.chmod(mode)
+
+
+def overlay_dir(etc_dir: Path) -> Path:
+    return etc_dir.parent / "overlay"
+
+
+def _flat(inside: str) -> str:
+    return inside.strip("/").replace("/", "__")
 
 
 def default_etc_files(resolver: str, hostname: str = "build") -> dict[str, str]:
@@ -175,15 +200,19 @@ def default_etc_files(resolver: str, hostname: str = "build") -> dict[str, str]:
     }
 
 
-def bwrap_argv(spec: SandboxSpec, etc_dir: Path, seccomp_fd: int, command: list[str]) -> list[str]:
-    """The bwrap invocation. The network namespace is joined by the caller (see runner)."""
+def bwrap_argv(
+    spec: SandboxSpec, etc_dir: Path, seccomp_fd: int, command: list[str], init_fd: int | None = None
+) -> list[str]:
+    """The bwrap invocation. The network namespace is joined by the caller (see runner).
+
+    With `spec.init`, `command` is not on the argv: the init reads it from `init_fd`."""
     argv = [
         "bwrap",
         "--unshare-user",
         "--uid",
-        str(SANDBOX_UID),
+        str(spec.uid),
         "--gid",
-        str(SANDBOX_UID),
+        str(spec.gid),
         "--disable-userns",
         "--unshare-pid",
         "--unshare-ipc",
@@ -216,12 +245,17 @@ def bwrap_argv(spec: SandboxSpec, etc_dir: Path, seccomp_fd: int, command: list[
     argv += ["--remount-ro", "/etc"]
     argv += ["--size", str(spec.tmp_bytes), "--tmpfs", "/tmp"]
     argv += ["--size", str(spec.tmp_bytes), "--tmpfs", "/var/tmp"]
-    argv += ["--bind", str(spec.home), "/root"]
+    argv += ["--bind", str(spec.home), spec.home_path]
     argv += ["--ro-bind", str(spec.input_dir), "/input"]
     for host, inside in spec.ro_binds:
         argv += ["--ro-bind", host, inside]
-    argv += ["--chdir", spec.chdir, "--clearenv"]
-    for key, value in sorted(spec.env.items()):
-        argv += ["--setenv", key, value]
-    argv += ["--seccomp", str(seccomp_fd), "--", *command]
-    return argv
+    overlay = overlay_dir(etc_dir)
+    for inside in sorted(spec.overlay):
+        argv += ["--ro-bind", str(overlay / _flat(inside)), inside]
+    argv += ["--chdir", spec.chdir]
+    if spec.init is not None and init_fd is not None:
+        argv.append("--as-pid-1")  # the init below is pid 1, not bwrap's reaper (its argv is ours)
+    argv += ["--seccomp", str(seccomp_fd), "--"]
+    if spec.init is not None and init_fd is not None:
+        return [*argv, "/usr/bin/python3", "-I", "-S", spec.init, str(init_fd)]
+    return [*argv, *command]

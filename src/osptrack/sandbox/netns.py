@@ -28,6 +28,16 @@ Loopback destinations (127.0.0.0/8, ::1) are left alone except port 53, so a pac
 local servers keep working; `nameserver 127.0.0.53` therefore works as well as the documented
 resolver address.
 
+A workstation's network card: with `eth0`, a veth link named eth0 gets the persona's MAC and
+address, and a default route via the subnet's .1, so `ip addr`, `ip route` and psutil show what a
+laptop on a home network shows (UP, LOWER_UP). Its peer sits alone in a sibling namespace
+`<name>.nic` that has nothing else (no address, no route, no other link), so a frame sent on eth0
+ends there. Nothing is sent on it anyway: the local table (looked up before main) has
+`local 0.0.0.0/0 dev lo`, so every destination, the "gateway" included, is answered on lo. (The
+`dummy` link type would need no peer, but kernels without the dummy module are common in
+containers.) The sibling is deleted with its namespace and swept with it. Two `local` routes cover eth0's
+own subnet, so LAN addresses are answered on lo too (see `_configure`).
+
 Joining: `enter_netns(path)` (setns(CLONE_NEWNET)) for a thread or a subprocess preexec_fn, or
 `nsenter --net=PATH` in front of the command. A process in a child user namespace (bwrap
 --unshare-user, cap-drop ALL) cannot change the routes or the nft rules: the namespace belongs
@@ -46,11 +56,13 @@ import contextlib
 import ctypes
 import ctypes.util
 import fcntl
+import ipaddress
 import os
 import re
 import subprocess
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +85,8 @@ LOCAL_ADDRESS_V6 = "fd5e:1800::1"
 
 # `ip netns add` makes /run/netns a shared mount point on first use; parallel first calls race.
 _CREATE_LOCK = Path("/run/osptrack-netns.lock")
+
+NIC_SUFFIX = ".nic"  # the sibling namespace holding eth0's peer
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
 
@@ -168,6 +182,11 @@ def sweep_stale(min_age_s: float = 600.0, only: Iterable[str] | None = None) -> 
     removed = []
     now = time.time()
     for path in sorted(NETNS_DIR.glob(NETNS_PREFIX + "*")):
+        if path.name.endswith(NIC_SUFFIX):  # no thread ever enters it: it goes with its namespace
+            if not (NETNS_DIR / path.name.removesuffix(NIC_SUFFIX)).exists():
+                with contextlib.suppress(NetnsError):
+                    _run(["ip", "netns", "del", path.name])
+            continue
         if wanted is not None and path.name not in wanted:
             continue
         try:
@@ -179,6 +198,9 @@ def sweep_stale(min_age_s: float = 600.0, only: Iterable[str] | None = None) -> 
         with contextlib.suppress(NetnsError):
             _run(["ip", "netns", "del", path.name])
             removed.append(path.name)
+        if (NETNS_DIR / (path.name + NIC_SUFFIX)).exists():
+            with contextlib.suppress(NetnsError):
+                _run(["ip", "netns", "del", path.name + NIC_SUFFIX])
     return removed
 
 
@@ -188,12 +210,27 @@ def _run(argv: list[str], stdin: str | None = None) -> None:
         raise NetnsError(f"{' '.join(argv)} failed: {proc.stderr.strip() or proc.returncode}")
 
 
+@dataclass(frozen=True)
+class Eth0:
+    mac: str  # aa:bb:cc:dd:ee:ff
+    address: str  # IPv4 with prefix length, e.g. 192.168.1.23/24
+    gateway: str
+
+
+def _halves(address: str) -> tuple[str, str]:
+    """The two subnets one bit longer than `address`'s own (192.168.1.23/24 -> .0/25, .128/25)."""
+    net = ipaddress.ip_interface(address).network
+    low, high = net.subnets(prefixlen_diff=1)
+    return str(low), str(high)
+
+
 class NetNamespace:
     """A named network namespace with lo, AnyIP routes and the divert rules. Idempotent `delete`."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, eth0: Eth0 | None = None) -> None:
         self.name = netns_name(run_id)
         self.path = NETNS_DIR / self.name
+        self.eth0 = eth0
         self._created = False
 
     def create(self) -> None:
@@ -215,12 +252,46 @@ class NetNamespace:
         _run([*n, "-6", "addr", "add", f"{LOCAL_ADDRESS_V6}/128", "dev", "lo", "nodad"])
         _run([*n, "route", "add", "local", "0.0.0.0/0", "dev", "lo"])
         _run([*n, "-6", "route", "add", "local", "::/0", "dev", "lo"])
+        if self.eth0 is not None:
+            nic, peer = self.eth0, self.name + NIC_SUFFIX
+            with _creation_lock():
+                _run(["ip", "netns", "add", peer])
+            _run(
+                [
+                    *n,
+                    "link",
+                    "add",
+                    "eth0",
+                    "address",
+                    nic.mac,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "netns",
+                    peer,
+                ]
+            )
+            # the dead end speaks no IPv6 either: no fe80::, no multicast route
+            _run(["ip", "netns", "exec", peer, "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=1"])
+            _run(["ip", "-n", peer, "link", "set", "eth0", "up"])
+            _run([*n, "addr", "add", nic.address, "dev", "eth0"])
+            _run([*n, "link", "set", "eth0", "up"])
+            _run([*n, "route", "add", "default", "via", nic.gateway, "dev", "eth0"])
+            # The kernel merges the local and main tables into one longest-prefix lookup, so
+            # eth0's connected /24 would beat `local 0.0.0.0/0` and send LAN destinations to the
+            # peer, unanswered and unrecorded. Two local halves, one bit longer, keep them on lo.
+            for half in (*_halves(nic.address), *_halves("fe80::/64")):
+                _run([*n, "route", "add", "local", half, "dev", "lo", "table", "local"])
         _run(["ip", "netns", "exec", self.name, "nft", "-f", "-"], stdin=nft_ruleset())
 
     def delete(self) -> None:
         """Remove the name. The kernel frees the namespace once no socket or thread refers to it."""
         if self._created and self.path.exists():
             _run(["ip", "netns", "del", self.name])
+        if self._created and (NETNS_DIR / (self.name + NIC_SUFFIX)).exists():
+            _run(["ip", "netns", "del", self.name + NIC_SUFFIX])
         self._created = False
 
     def nsenter_argv(self) -> list[str]:

@@ -11,6 +11,7 @@ import collections
 import contextlib
 import ctypes
 import fcntl
+import json
 import os
 import resource
 import shutil
@@ -110,7 +111,12 @@ class Workspace:
             self._lock = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             fcntl.flock(self._lock, fcntl.LOCK_EX)
             self.root.chmod(0o711)
-            for path, mode in ((self.home, 0o700), (self.input, 0o755), (self.etc, 0o755), (self.logs, 0o700)):
+            for path, mode in (
+                (self.home, 0o700),
+                (self.input, 0o755),
+                (self.etc, 0o755),
+                (self.logs, 0o700),
+            ):
                 path.mkdir(mode=mode)
                 path.chmod(mode)
             opts = f"size={self.limits.home_bytes},mode=0700,uid={HOST_UID},gid={HOST_GID},nosuid,nodev"
@@ -187,8 +193,16 @@ def run_phase(
     """Run `command` in the sandbox under strace; kill everything at the timeout."""
     log = workspace.logs / f"{name}.strace"
     write_etc(spec, workspace.etc)
-    with open(seccomp_filter_file(), "rb") as seccomp, RunCgroup(f"osptrack-{run_id}-{name}", limits) as cg:
-        argv = [*trace_prefix(log), *bwrap_argv(spec, workspace.etc, seccomp.fileno(), command)]
+    with (
+        open(seccomp_filter_file(), "rb") as seccomp,
+        tempfile.TemporaryFile(dir=workspace.root) as init_cmd,
+        RunCgroup(f"osptrack-{run_id}-{name}", limits) as cg,
+    ):
+        # The command reaches the sandbox's init through an fd, so it is on no process's argv.
+        init_cmd.write(json.dumps({"argv": command}).encode())
+        init_cmd.seek(0)
+        fds = (seccomp.fileno(), init_cmd.fileno())
+        argv = [*trace_prefix(log), *bwrap_argv(spec, workspace.etc, seccomp.fileno(), command, fds[1])]
         cg.attach_fds()
 
         def enter_sandbox() -> None:  # runs in the child between fork and exec
@@ -212,10 +226,10 @@ def run_phase(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(seccomp.fileno(),),
+            pass_fds=fds,
             preexec_fn=enter_sandbox,  # noqa: PLW1509 - setns/cgroup must precede exec
             start_new_session=True,
-            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            env=spec.env,  # bwrap hands its environment on: no value goes on an argv
         )
         cg.close_fds()
         out, err = _Tail(proc.stdout), _Tail(proc.stderr)

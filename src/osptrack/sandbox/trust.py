@@ -274,5 +274,5 @@ def append_to_home_bundles(ca_pem: bytes, home: Path) -> list[str]:
             os.write(fd, addition)
         finally:
             os.close(fd)
-        done.append("/root/" + str(path.relative_to(home)))
+        done.append("~/" + str(path.relative_to(home)))  # the persona's home (homepath.py)
     return done

@@ -1,6 +1,6 @@
 """What a run knows beyond the strace log, applied to one phase's parsed events.
 
-- `without_sandbox_setup`: bwrap's own work before it execs the command is dropped, by place.
+- `without_sandbox_setup`: bwrap's own work and the sandbox's init before the command are dropped.
 - `mark_lookup_probes`: UDP connects that sent nothing (getaddrinfo's address selection) get
   `lookup_probe`, told from the fake network's records.
 """
@@ -15,27 +15,40 @@ from msgspec.structs import replace
 
 from osptrack.trace.events import Event
 
+# The sandbox's pid 1 (sandbox/bwrap.py SandboxSpec.init; run.py passes it).
+INIT = "/input/harness/_sandbox_init.py"
+
 
 def without_sandbox_setup(events: Iterable[Event]) -> list[Event]:
-    """Drop bwrap's own work before it execs the command (mounts, library loads): not the package's.
+    """Drop the sandbox's own work before the command runs (mounts, library loads, the init).
 
     Told by place, not by name: the trace's first process (strace's child, which execs bwrap) and
     what it clones are the launcher until one of them execs the command; that exec is kept, and
     so is a failed one (bwrap's PATH search). A package's own program named bwrap is untouched.
+    The sandbox's init (pid 1, `INIT`) is part of the launcher: its exec and its own calls are
+    dropped, and the command its child execs is kept as bwrap's exec of it, as it was before
+    the init existed, so what reads the events (roles, baselines) sees one launcher.
     """
     kept: list[Event] = []
     setup: set[int] | None = None
+    launcher: tuple[str | None, str | None] | None = None  # bwrap's (exe, comm)
     for e in events:
         if setup is None:
             setup = {e.pid}
         if e.pid not in setup:
             kept.append(e)
             continue
+        if launcher is None and e.exe is not None and _is_bwrap(e.exe):
+            launcher = (e.exe, e.comm)
         if e.kind == "process" and e.op == "clone":
             if e.ok and e.child_pid is not None:
                 setup.add(e.child_pid)
             continue
         if e.kind == "process" and e.op == "exec" and not _is_bwrap(e.path):
+            if e.ok and e.argv and INIT in e.argv[:4]:
+                continue  # the init: still the launcher
+            if launcher is not None and not _is_bwrap(e.exe):
+                e = replace(e, exe=launcher[0], comm=launcher[1])
             kept.append(e)
             if e.ok:
                 setup.discard(e.pid)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from osptrack.homepath import home_relative
 from osptrack.trace.events import KIND_PROCESS, Event
 
 ROOT = ""  # the parent name of rules for the command the sandbox launcher (bwrap) execs
@@ -56,11 +57,15 @@ class Rule:
     def matches(self, parent: str, path: str, argv: list[str]) -> bool:
         if parent not in self.parents:
             return False
-        if path not in self.exe and not any(e.endswith("/") and path.startswith(e) for e in self.exe):
-            return False
+        if not _exe_matches(self.exe, path) and not _exe_matches(self.exe, home_relative(path)):
+            return False  # `~/...` entries match in any persona's home
         if self.args is not None and tuple(argv[1 : 1 + len(self.args)]) != self.args:
             return False
         return self.argv_test is None or self.argv_test(argv)
+
+
+def _exe_matches(exe: tuple[str, ...], path: str) -> bool:
+    return path in exe or any(e.endswith("/") and path.startswith(e) for e in exe)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from osptrack.sandbox.netns import (
     DNS_PORT,
     TCP_CATCHALL_PORT,
     UDP_CATCHALL_PORT,
+    Eth0,
     NetNamespace,
     setns_fd,
 )
@@ -110,8 +111,9 @@ class FakeNetwork:
         intercept_tls: bool = True,
         capture_bytes: int = MAX_CAPTURE,
         capture_budget: int = CAPTURE_BUDGET,
+        eth0: Eth0 | None = None,
     ) -> None:
-        self.netns = NetNamespace(run_id)
+        self.netns = NetNamespace(run_id, eth0=eth0)
         self.online = online
         # Online mode with no list given means the default registries, not "nothing allowed".
         self.allowed_registries = tuple(allowed_registries) or (DEFAULT_REGISTRIES if online else ())

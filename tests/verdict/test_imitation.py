@@ -141,7 +141,8 @@ for rel in (".config/google-chrome/Default/Login Data", ".mozilla/firefox/profil
 PROBES = """
 import os
 home = os.path.expanduser("~")
-for rel in (".docker/config.json", ".kube/config", ".netrc", ".config/gcloud/credentials.db"):
+# none of them exists in the persona's home (~/.docker/config.json does: a read of it is a finding)
+for rel in (".azure/accessTokens.json", ".kube/config", ".netrc", ".config/gcloud/credentials.db"):
     try:
         open(os.path.join(home, rel)).read()
     except OSError:

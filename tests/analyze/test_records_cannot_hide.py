@@ -151,12 +151,13 @@ def test_a_failed_exec_stays_in_commands(run_dir: Path) -> None:
 
 def test_probes_of_absent_sensitive_paths_are_recorded_but_are_no_reads(run_dir: Path) -> None:
     install, events, run = load(run_dir)
+    home = run["persona"]["home"]
     looked = {
         "/etc/shadow": "system_accounts",
-        "/root/.electrum": "wallet",
-        "/root/.ethereum/keystore": "wallet",
-        "/root/.bitcoin/wallet.dat": "wallet",
-        "/root/.config/google-chrome/Default": "browser",
+        f"{home}/.electrum": "wallet",
+        f"{home}/.ethereum/keystore": "wallet",
+        f"{home}/.bitcoin/wallet.dat": "wallet",
+        f"{home}/.config/google-chrome/Default": "browser",
     }
     probes = {e["path"]: e for e in events if e.get("probe") and e["pid"] and e["path"] in looked}
     assert set(probes) == set(looked), sorted(probes)

@@ -135,7 +135,8 @@ def test_requests_trusts_the_ca_through_env_and_its_own_certifi(tls_run: dict[st
     assert seen["requests"] == [200, "{}"], seen
     assert seen["requests_certifi"][:2] == [200, "{}"], seen
     # requests' certifi came with the install phase into the writable target: appended to between phases.
-    assert seen["requests_certifi"][2].startswith("/root/site/certifi/"), seen
+    home = tls_run["run"]["persona"]["home"]
+    assert seen["requests_certifi"][2].startswith(f"{home}/site/certifi/"), seen
     (flow,) = flows(tls_run, f"api.{HOST}")
     assert flow["tls"]["intercepted"] is True and flow["tls"]["sni"] == f"api.{HOST}"
     assert flow["tls"]["alpn"] in (None, "http/1.1")

@@ -27,7 +27,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         (["analyze", "pypi", "x==1", "--bogus"], "No such option: --bogus"),
         (["analyze", "pypi", "x==1", "--timeout"], "requires an argument"),
         (["analyze", "pypi", "x==1", "--timeout", "abc"], "'--timeout'"),
-        (["dataset"], "missing command: one of baseline, build, stats"),
+        (["dataset"], "missing command: one of baseline, build, compare, stats"),
         (["labels", "nope"], "No such command 'nope'"),
         (["batch"], "Missing argument"),
         (["batch", "t.csv", "--workers", "two", "--out", "o"], "'--workers'"),

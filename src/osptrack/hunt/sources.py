@@ -26,38 +26,42 @@ class Inputs:
 RUN_FILES = ("run.json", "result.json", "events.jsonl", "network.jsonl")
 
 
-def _stamp(folder: Path) -> tuple[tuple[int, int], ...]:
+def _stamp(folder: str) -> tuple[tuple[int, int], ...] | None:
+    """None when `folder` is not a run folder (no run.json); strings, not Paths: this runs per folder."""
     out = []
-    for name in RUN_FILES:
+    for n, name in enumerate(RUN_FILES):
         try:
-            st = os.stat(folder / name)
+            st = os.stat(os.path.join(folder, name))
             out.append((st.st_mtime_ns, st.st_size))
         except FileNotFoundError:
+            if n == 0:
+                return None
             out.append((0, -1))
+        except NotADirectoryError:
+            return None
     return tuple(out)
 
 
 def _walk(root: Path, batch: str | None, inputs: Inputs) -> None:
-    # Hidden folders are runs being written (`.tmp/`); a folder holding run.json is a leaf.
-    stack = [(root, batch)]
+    # Hidden folders are runs being written (`.tmp/`); a folder holding run.json is a leaf,
+    # decided by one stat without listing it: most folders of a big batch are run folders.
+    stack: list[tuple[str, str | None]] = [(str(root), batch)]
     while stack:
         folder, batch = stack.pop()
+        stamp = _stamp(folder)
+        if stamp is not None:
+            inputs.runs.append(RunRef(Path(folder), batch, stamp))
+            continue
         try:
-            entries = list(os.scandir(folder))
+            with os.scandir(folder) as it:
+                entries = [(e.name, e.path, e.is_dir(follow_symlinks=False)) for e in it]
         except OSError as exc:
             raise BadInput(f"{folder}: cannot list ({exc.strerror})") from None
-        names = {e.name for e in entries}
-        if "run.json" in names:
-            inputs.runs.append(RunRef(folder, batch, _stamp(folder)))
-            continue
+        names = {name for name, _, _ in entries}
         if "dataset.parquet" in names:
-            inputs.datasets.append(folder / "dataset.parquet")
-        inner = str(folder) if "manifest.csv" in names else batch
-        stack.extend(
-            (Path(e.path), inner)
-            for e in entries
-            if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
-        )
+            inputs.datasets.append(Path(folder) / "dataset.parquet")
+        inner = folder if "manifest.csv" in names else batch
+        stack.extend((path, inner) for name, path, is_dir in entries if is_dir and not name.startswith("."))
 
 
 def discover(paths: list[Path]) -> Inputs:

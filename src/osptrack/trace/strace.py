@@ -47,7 +47,14 @@ Semantics (see docs/formats.md for the field list):
   are emitted with `ret=None` at the process's exit, so they are not lost.
 - connect/bind/sendto/sendmsg: `family`, `address`, `port` from the sockaddr. sendto/sendmsg
   without an explicit destination (connected sockets) are not emitted: the connect was.
-  AF_NETLINK/AF_UNSPEC are ignored (resolver noise).
+  AF_NETLINK/AF_UNSPEC are ignored (resolver noise). listen: op `listen` with the address and
+  port from the socket's `-yy` annotation (`TCP:[0.0.0.0:8080]`), so an ephemeral bind shows
+  the port it got.
+- stat/lstat/newfstatat/statx (op `stat`), access/faccessat/faccessat2 (op `access`),
+  readlink/readlinkat (op `readlink`): emitted only when the path is sensitive
+  (osptrack.trace.sensitive), with `probe` set to its category; the rest are parsed no further
+  than their path. A failed open of a sensitive path gets `probe` too. An interpreter makes
+  ~4x more stats than opens, so tracing these costs time (docs/formats.md).
 - `+++ exited with N +++` -> process `exit` with exit_code; `+++ killed by SIG +++` -> `exit`
   with `signal`. exit_group itself is not emitted (its +++ line is). chdir/fchdir only update
   state.

@@ -158,7 +158,7 @@ def build(run: RunData, eco: Ecosystem, toolchain_records: bool = True) -> dict[
                 "toolchain": toolchain(e),
             }
             out["network_connection"].append(rec)
-            if internet and not is_registry and e.ok:
+            if internet and not is_registry and (e.ok or e.errno == "EINPROGRESS"):  # non-blocking connect
                 connected.setdefault(e.pid, e.t)
     out["dns_query"], out["flow"] = _network(run.records, registry, names)
     out["honeytoken_exfiltration"] = _exfiltration(run, names)

@@ -63,4 +63,18 @@ fi
 # Debian's python3.11 creates it; the sandbox binds the folder above onto it (a mount point
 # must exist in the read-only /usr).
 mkdir -p /usr/local/lib/python3.11/dist-packages
+# The pinned build backends (setuptools, hatchling, flit_core, poetry-core, pdm-backend, ...), as
+# plain wheel bytes, into the registry service's cache (pinned), so sdists build offline.
+BACKENDS=${OSPTRACK_CACHE:-/var/cache/osptrack}/build-backends
+mkdir -p "$BACKENDS"
+mapfile -t SPECS < <(.venv/bin/python -m osptrack.registry.backends --list)
+want=()
+for spec in "${SPECS[@]}"; do
+  stem=$(echo "${spec%%==*}" | tr 'A-Z-' 'a-z_')
+  ls "$BACKENDS"/"$stem"-"${spec##*==}"-*.whl >/dev/null 2>&1 || want+=("$spec")
+done
+if ((${#want[@]})); then
+  .venv/bin/pip download -q --disable-pip-version-check --no-deps --only-binary=:all: -d "$BACKENDS" "${want[@]}"
+fi
+.venv/bin/python -m osptrack.registry.backends "$BACKENDS"
 echo "setup: ok"

@@ -6,6 +6,7 @@ with run.json written last, so a folder that exists is a complete one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -15,17 +16,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from osptrack import __version__, summary
+from osptrack import __version__, phase_notes, summary
 from osptrack import ecosystems as eco_registry
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, expand_home
-from osptrack.ecosystems.pypi import build_tools_dir
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_json, write_jsonl
 from osptrack.outputs import check_output_dir, replace_dir
+from osptrack.registry import REGISTRY_ADDRESS, REGISTRY_HOST
+from osptrack.registry.backends import seed_folders as backend_folders
+from osptrack.registry.online import cached_version, fetch_target, registry_served
+from osptrack.registry.service import RegistryConfig, RegistryService
+from osptrack.registry.upstream import UpstreamError
 from osptrack.sandbox import trust
 from osptrack.sandbox.baits import Baits, make_baits
 from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SECCOMP_DENY, SandboxSpec
 from osptrack.sandbox.fakenet import MAX_CAPTURE, FakeNetwork
+from osptrack.sandbox.fakenet.responders.registry import registry_routes
 from osptrack.sandbox.fakenet.stages import second_stage_info
 from osptrack.sandbox.limits import Limits
 from osptrack.sandbox.netns import Eth0, sweep_stale
@@ -53,6 +59,7 @@ class AnalyzeOptions:
     online: bool = False
     limits: Limits = field(default_factory=Limits)
     capture_bytes: int = MAX_CAPTURE  # bytes of each network flow kept (request heads + bodies)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class RunOutcome:
     # phase -> last lines of stderr, for each phase that did not complete (why it failed)
     stderr_tails: dict[str, list[str]] = field(default_factory=dict)
     verdict: dict[str, Any] | None = None  # run.json's `verdict` (None if judging failed)
+    phase_notes: dict[str, str] = field(default_factory=dict)  # phase -> why the package's code did not run
 
 
 STDERR_TAIL_LINES = 10
@@ -100,19 +108,38 @@ def resolve(ref: PackageRef, options: AnalyzeOptions) -> tuple[Ecosystem, Packag
     archive = ref.archive
     if archive is None:
         archive = eco.find_archive(ref.name, ref.version, options.deps_dirs)
-        if archive is None and not options.online:
-            raise BadInput(
-                f"{ref.name}{'==' + ref.version if ref.version else ''} not found in --deps-dir; "
-                "give a local archive, a --deps-dir holding it, or --online"
-            )
-        if archive is None and ref.version is None:
-            raise BadInput("a version is required with --online (NAME==VERSION or --version)")
+    if archive is None and registry_served(eco.name):
+        # pip or npm installs NAME==VERSION from the registry service: the registry (online) or
+        # the cache (offline) must have it; an unknown name is bad input, before anything is written.
+        return eco, replace(ref, version=_registry_version(eco, ref, options))
+    if archive is None and options.online:
+        archive = fetch_target(eco.name, ref.name, ref.version, options.registry)
+    if archive is None:
+        raise BadInput(
+            f"{ref.name}{'==' + ref.version if ref.version else ''} not found in --deps-dir; "
+            "give a local archive, a --deps-dir holding it, or --online"
+        )
     if archive is not None:
         meta = eco.read_metadata(archive)
         if ref.version and ref.archive is not None and meta.version != ref.version:
             raise BadInput(f"--version {ref.version} does not match the archive's {meta.version}")
         ref = replace(ref, name=meta.name, version=meta.version, archive=archive)
     return eco, ref
+
+
+def _registry_version(eco: Ecosystem, ref: PackageRef, options: AnalyzeOptions) -> str:
+    if options.online:
+        try:
+            return options.registry.upstream.resolve_target(eco.name, ref.name, ref.version)
+        except UpstreamError as exc:
+            raise BadInput(str(exc)) from None
+    found = cached_version(eco.name, ref.name, ref.version, options.registry)
+    if found is None:
+        raise BadInput(
+            f"{ref.name}{'==' + ref.version if ref.version else ''} not found in --deps-dir or the registry cache; "
+            "give a local archive, a --deps-dir holding it, or --online"
+        )
+    return found
 
 
 def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -> RunOutcome:
@@ -138,17 +165,22 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
     all_events: list[Event] = []
     ends: dict[str, tuple[list[Event], PhaseOutcome]] = {}
     tails: dict[str, list[str]] = {}
-    with (
-        Workspace(limits) as ws,
-        FakeNetwork(
-            run_id=run_id,
-            online=options.online,
-            allowed_registries=eco.registry_hosts,
-            tokens=baits.values(),
-            capture_bytes=options.capture_bytes,
-            eth0=Eth0(persona.mac, persona.address, persona.gateway),
-        ) as net,
-    ):
+    registry = _registry_service(eco, options)
+    routes = registry_routes(registry.handle, *REGISTRY_ADDRESS) if registry else []
+    with contextlib.ExitStack() as stack:
+        if registry is not None:
+            stack.enter_context(registry)  # before the network: its fetch threads stay on the host
+        ws = stack.enter_context(Workspace(limits))
+        net = stack.enter_context(
+            FakeNetwork(
+                run_id=run_id,
+                routes=routes,
+                static_names={REGISTRY_HOST: REGISTRY_ADDRESS[0]},
+                tokens=baits.values(),
+                capture_bytes=options.capture_bytes,
+                eth0=Eth0(persona.mac, persona.address, persona.gateway),
+            )
+        )
         layout, binds = _stage_input(ws, eco, ref, options, persona)
         seed_home(persona, ws.home, HOST_UID, HOST_GID)
         baits.plant(ws.home, HOST_UID, HOST_GID)
@@ -159,7 +191,10 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         stores = trust.build(net.ca.cert_pem, ws.root / "trust", ro_binds, ws.home) if net.ca else None
         for phase in options.phases:
             net.set_phase(phase)
-            command = eco.command(phase, layout, options.online)
+            if registry is not None:
+                registry.set_phase(phase)
+            # The sandbox never reaches a real registry: what --online fetches, osptrack fetched.
+            command = eco.command(phase, layout, False)
             if command is None:
                 continue
             spec = SandboxSpec(
@@ -167,7 +202,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
                 input_dir=ws.input,
                 etc_files=persona.etc_files(net.resolver_address),
                 env={
-                    **_sandbox_env(eco, layout, baits, options.online, net, persona),
+                    **_sandbox_env(eco, layout, baits, persona),
                     **(stores.env if stores else {}),
                 },
                 ro_binds=(*ro_binds, *(stores.binds if stores else ())),
@@ -210,6 +245,10 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
                 tails[phase] = stderr_tail(outcome.stderr)
             if net.ca is not None:
                 trust.append_to_home_bundles(net.ca.cert_pem, ws.home)  # certifi the phase installed
+            missing = registry.missing(phase) if registry is not None else []
+            note = phase_notes.note(eco.name, status, outcome.stderr, outcome.stdout, missing)
+            if note:
+                phases[phase]["phase_note"] = note
         records = net.records()
         exfil = net.exfiltration()  # every captured byte of each flow, then the DNS queries together
         net_health = net.health()
@@ -225,6 +264,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         "package": _package_info(ref),
         "sandbox": _sandbox_info(limits, options.online),
         "persona": persona.as_dict(),
+        "registry": registry.report() if registry is not None else None,
         "honeytokens": [t.as_dict() for t in baits.tokens],
         "phases": phases,
         "exfiltration": exfil,
@@ -271,7 +311,17 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         findings=findings,
         stderr_tails=tails,
         verdict=verdict,
+        phase_notes={p: info["phase_note"] for p, info in phases.items() if info.get("phase_note")},
     )
+
+
+def _registry_service(eco: Ecosystem, options: AnalyzeOptions) -> RegistryService | None:
+    if not registry_served(eco.name):
+        return None
+    config = options.registry
+    if eco.name == "pypi" and not config.seed_folders:
+        config = replace(config, seed_folders=backend_folders())
+    return RegistryService(eco.name, options.deps_dirs, options.online, config)
 
 
 def _judge(
@@ -306,7 +356,10 @@ def _stage_input(
         archive = f"/input/pkg/{pkg_file}"
     shutil.copytree(HARNESS_DIR, ws.input / "harness", ignore=shutil.ignore_patterns("__pycache__"))
     deps: list[str] = []
-    for i, folder in enumerate(options.deps_dirs):
+    # pip and npm get their dependencies from the registry service, which reads the folders on
+    # the host; the other ecosystems' installers read them from /input/deps.
+    staged_dirs = () if registry_served(eco.name) else options.deps_dirs
+    for i, folder in enumerate(staged_dirs):
         staged = ws.input / "deps" / str(i)
         staged.mkdir(parents=True, mode=0o755)
         for path in sorted(folder.iterdir()):
@@ -315,24 +368,9 @@ def _stage_input(
             if ref.archive is not None and path.resolve() == ref.archive.resolve():
                 continue  # the package itself is not its own dependency
             _stage_file(path, staged / path.name)
-            if eco.name == "npm":  # npm takes the dependency tarballs themselves
-                deps.append(f"/input/deps/{i}/{path.name}")
-        if eco.name != "npm":
-            deps.append(f"/input/deps/{i}")
-    binds: list[tuple[str, str]] = []
-    tools = build_tools_dir() if eco.name == "pypi" else None
-    if tools is not None:
-        binds.append((str(tools), "/input/build-tools"))
-        (ws.input / "build-tools").mkdir()  # /input is read-only inside: mount points must pre-exist
-    layout = Layout(
-        name=ref.name,
-        version=ref.version or "",
-        archive=archive,
-        deps=tuple(deps),
-        build_tools="/input/build-tools" if tools else None,
-        home=persona.home,
-    )
-    return layout, tuple(binds)
+        deps.append(f"/input/deps/{i}")
+    layout = Layout(name=ref.name, version=ref.version or "", archive=archive, deps=tuple(deps), home=persona.home)
+    return layout, ()
 
 
 def _stage_file(src: Path, dest: Path) -> None:
@@ -347,27 +385,15 @@ def _stage_file(src: Path, dest: Path) -> None:
     dest.chmod(0o644)
 
 
-def _sandbox_env(
-    eco: Ecosystem, layout: Layout, baits: Baits, online: bool, net: FakeNetwork, persona: Persona
-) -> dict[str, str]:
-    env = {
+def _sandbox_env(eco: Ecosystem, layout: Layout, baits: Baits, persona: Persona) -> dict[str, str]:
+    # No proxy variable for anyone: the package's own connections must reach the fake network.
+    return {
         "PATH": SANDBOX_PATH,
         **persona.env(),
         "TMPDIR": "/tmp",
         **baits.env,
-        **{k: expand_home(v, persona.home) for k, v in eco.env(layout, online).items()},
+        **{k: expand_home(v, persona.home) for k, v in eco.env(layout, False).items()},
     }
-    if online and net.proxy_url:
-        for key in (
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "http_proxy",
-            "https_proxy",
-            "npm_config_proxy",
-            "npm_config_https_proxy",
-        ):
-            env[key] = net.proxy_url
-    return env
 
 
 def _status(outcome: PhaseOutcome) -> str:
@@ -377,10 +403,13 @@ def _status(outcome: PhaseOutcome) -> str:
 
 
 def _infrastructure(net: FakeNetwork) -> set[tuple[str, int]]:
-    """The fake resolver and, online, the proxy: the sandbox's plumbing, not the package's sockets."""
+    """The fake resolver and the registry service: the sandbox's plumbing, not the package's
+    sockets (the registry's flows are still in network.jsonl). Port 0: glibc and node connect() a
+    UDP socket to an address to pick a source address."""
     ignored = {(net.resolver_address, 53)}
-    if net.proxy_address is not None:
-        ignored.add(net.proxy_address)
+    for route in net.routes:
+        if getattr(route.responder, "name", "") == "registry" and route.address and route.ports:
+            ignored |= {(route.address, port) for port in (*route.ports, 0)}
     return ignored
 
 
@@ -424,7 +453,8 @@ def _sandbox_info(limits: Limits, online: bool) -> dict[str, Any]:
         "cap_drop": "ALL",
         "seccomp_deny": list(SECCOMP_DENY),
         "limits": limits.as_dict(),
-        "network": "online-allowlist" if online else "offline",
+        "network": "offline",  # the sandbox's view: nothing leaves, whatever --online says
+        "registry_upstream": "online" if online else "offline",
     }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from osptrack.ecosystems.base import Ecosystem
+from osptrack.registry import REGISTRY_HOST
 from osptrack.trace.events import Event
 from osptrack.trace.roles import Verdict, classify
 
@@ -82,8 +83,11 @@ def notable(
 
 
 def dns_names(eco: Ecosystem, records: list[dict[str, Any]], phase: str | None = None) -> list[str]:
-    """Names looked up (in `phase`, or any), minus the ecosystem's registries and localhost."""
-    skip = set(eco.registry_hosts) | set(LOCAL_NAMES)
+    """Names looked up (in `phase`, or any), minus the registry service's own name and localhost.
+
+    pip and npm only ever look up the registry service; a lookup of a real registry (pypi.org,
+    files.pythonhosted.org, registry.npmjs.org) can only come from the package's own code, so it stays."""
+    skip = {REGISTRY_HOST} | set(LOCAL_NAMES)
     names = {
         str(r["qname"]).rstrip(".").lower()
         for r in records

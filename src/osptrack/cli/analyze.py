@@ -57,7 +57,8 @@ def analyze_command(
         typer.Option("--deps-dir", help="Folder of dependency archives (and the package's); repeatable"),
     ] = None,
     online: Annotated[
-        bool, typer.Option(help="Fetch the package and its dependencies from the real registry")
+        bool,
+        typer.Option(help="Fetch what the deps folders and the cache lack from the real registry, on the host"),
     ] = False,
     fail_on: Annotated[
         str | None,
@@ -160,8 +161,11 @@ def print_summary(outcome: RunOutcome) -> None:
             *(str(c.get(k, 0)) for k in ("Files", "Sockets", "Commands", "DNS")),
         )
     console.print(table)
+    for phase, text in outcome.phase_notes.items():
+        console.print(f"[bold yellow]{phase}:[/] ", end="")
+        console.print(text, markup=False, highlight=False)
     labels = {
-        "dns": "DNS lookups of non-registry names",
+        "dns": "DNS lookups (beyond the registry service's)",
         "connections": "connections",
         "commands": "commands beyond the toolchain's own",
         "bait_reads": "reads of bait credentials",

@@ -1,7 +1,8 @@
 """npm: `npm install` of the tarball in a fresh project with lifecycle scripts on, then require it.
 
-Offline, the dependency tarballs from --deps-dir are named on the same command line, so npm
-resolves the package's dependencies against them instead of the registry (`--offline`).
+The project's `.npmrc` names the registry service of the fake network, which serves the
+`--deps-dir` tarballs and the host's cache (and, online, what registry.npmjs.org has, fetched on
+the host), so npm resolves and places nested and conflicting versions itself.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import semantic_version
 from osptrack.ecosystems.archives import container_of, depth, not_a, read_member, staged_name
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
 from osptrack.errors import BadInput
+from osptrack.registry import NPM_REGISTRY_URL
 from osptrack.target import normalise_name, validate_name, validate_version
 from osptrack.trace.roles import SHELLS, Role, Rule, installed
 
@@ -73,7 +75,8 @@ class Npm(Ecosystem):
         project.mkdir(mode=0o755)
         manifest = {"name": "osptrack-sandbox-project", "version": "1.0.0", "private": True}
         (project / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        for path in (project, project / "package.json"):
+        (project / ".npmrc").write_text(f"registry={NPM_REGISTRY_URL}\n")
+        for path in (project, project / "package.json", project / ".npmrc"):
             os.chown(path, uid, gid)
 
     def env(self, layout: Layout, online: bool) -> dict[str, str]:
@@ -89,10 +92,7 @@ class Npm(Ecosystem):
     def command(self, phase: str, layout: Layout, online: bool) -> list[str] | None:
         if phase == "install":
             argv = ["npm", "install", "--foreground-scripts", "--no-package-lock"]
-            if not online:
-                argv.append("--offline")
             argv.append(layout.archive or f"{layout.name}@{layout.version}")
-            argv += list(layout.deps)  # dependency tarballs, already expanded to files
             return argv
         if phase == "import":
             return ["node", f"{layout.harness}/npm_import.js", layout.name, PROJECT]

@@ -2,9 +2,10 @@
 
 Debian's /usr/bin/python3 is used on purpose: it is clean (no pyenv shims, no site
 customisation of the host's) and lives under /usr, which the sandbox already mounts.
-sdists build with pip's build isolation from an offline folder of build tools
-(setuptools, wheel), so `analyze pypi ./x-1.0.tar.gz` works with no flags; that is also
-where a setup.py runs, inside the sandbox.
+pip's index is the registry service of the fake network (`PIP_INDEX_URL`), which serves the
+`--deps-dir` folders and the host's cache, where scripts/setup.sh put the common build backends;
+so sdists build with pip's build isolation as against the real registry, and
+`analyze pypi ./x-1.0.tar.gz` works with no flags. That is also where a setup.py runs, inside the sandbox.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from osptrack.ecosystems.archives import (
 )
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
 from osptrack.errors import BadInput
+from osptrack.registry import PYPI_INDEX_URL, REGISTRY_HOST
 from osptrack.target import normalise_name, validate_name, validate_version
 from osptrack.trace.roles import Role, Rule
 
@@ -45,7 +47,8 @@ BUILD_TOOLS = ("setuptools-", "wheel-")
 
 
 def build_tools_dir() -> Path | None:
-    """Offline setuptools/wheel wheels for sdist builds (fetched by scripts/setup.sh)."""
+    """setuptools/wheel wheels fetched by scripts/setup.sh (the bare side of benchmarks/overhead.py
+    uses them); runs get build backends from the registry cache (registry/backends.py)."""
     env = os.environ.get("OSPTRACK_BUILD_TOOLS")
     candidates = [Path(env)] if env else []
     candidates.append(Path(os.environ.get("OSPTRACK_CACHE", "/var/cache/osptrack")) / "build-tools")
@@ -154,16 +157,15 @@ class PyPI(Ecosystem):
             "PIP_NO_INPUT": "1",
             "PIP_NO_CACHE_DIR": "1",
             "PIP_ROOT_USER_ACTION": "ignore",
+            # The registry service of the fake network, as a company mirror would be configured.
+            "PIP_INDEX_URL": PYPI_INDEX_URL,
+            "PIP_TRUSTED_HOST": REGISTRY_HOST,
             "PYTHONPATH": SITE,
         }
 
     def command(self, phase: str, layout: Layout, online: bool) -> list[str] | None:
         if phase == "install":
             argv = [PYTHON, "-m", "pip", "install", "--target", SITE, "--no-warn-script-location"]
-            if not online:
-                argv.append("--no-index")
-            for folder in (*layout.deps, *([layout.build_tools] if layout.build_tools else [])):
-                argv += ["--find-links", folder]
             argv.append(layout.archive or f"{layout.name}=={layout.version}")
             return argv
         if phase == "import":

@@ -23,6 +23,7 @@ from typing import Any
 from osptrack import summary
 from osptrack.ecosystems.base import Ecosystem
 from osptrack.jsonio import read_jsonl
+from osptrack.registry import REGISTRY_HOST
 from osptrack.trace import sensitive
 from osptrack.trace.events import Event, read_events_jsonl
 
@@ -58,7 +59,8 @@ class RunData:
 def build(run: RunData, eco: Ecosystem, toolchain_records: bool = True) -> dict[str, list[dict[str, Any]]]:
     """Category -> records. Without `toolchain_records`, the toolchain's own file and network
     events get no record (no rule would look at them; a big npm install has tens of thousands)."""
-    registry = {h.lower() for h in eco.registry_hosts}
+    # The ecosystem's registries, and the registry service of the fake network that pip/npm use.
+    registry = {h.lower() for h in eco.registry_hosts} | {REGISTRY_HOST}
     names = _ip_names(run.records)
     verdicts = summary.toolchain_verdicts(eco, run.events)  # by exe path and process tree
 

@@ -2,7 +2,8 @@
 
 Usage (run.py)::
 
-    with FakeNetwork(run_id="abc123", online=False, allowed_registries=(), tokens=baits) as net:
+    with FakeNetwork(run_id="abc123", tokens=baits, routes=registry_routes,
+                     static_names={"pkgmirror.internal.lan": "198.18.0.80"}) as net:
         net.set_phase("install")                 # tags every later record
         subprocess.run([*net.nsenter_argv(), "bwrap", ...])   # or preexec_fn=net.enter_netns
         write_jsonl(out / "network.jsonl", net.records())     # settles open flows first
@@ -35,10 +36,10 @@ What the sandbox sees (see netns.py for the plumbing):
 * SMTP ports (25, 587, 2525) get a banner and an accept-everything mail server (AUTH and DATA
   accepted, STARTTLS refused), so credentials and message bodies sent by mail are captured.
 * UDP to any other address/port is recorded (first 4 KiB) and not answered.
-* Online mode: `net.proxy_url` (http://198.18.0.80:3128) is an HTTP CONNECT proxy. Connections to
-  that address are relayed byte for byte to the host-side `AllowlistProxy` (proxy.py) over a
-  pathname unix socket -- the osptrack process straddles both namespaces -- and only the
-  configured registry hosts get through. Everything else is still sinkholed.
+* The package registries (`osptrack.registry`) are a service at 198.18.0.80:80 (and its IPv6 form
+  fd5e:1800::c612:50), reached by a `Route` to `responders/registry.py`; `static_names` make the
+  fake DNS answer the service's name with that fixed address. Nothing is relayed anywhere: online
+  fetches are the registry service's own business, on the host.
 
 Record format: exactly `network.jsonl` in docs/formats.md (`dns`, `tcp`, `udp`), sorted by `t`
 (the time the query/connection/datagram arrived). `phase` is None before the first `set_phase`.
@@ -60,7 +61,6 @@ destination address/port; `FakeNetwork(routes=[...])` puts extra services ahead 
 from osptrack.sandbox.fakenet.core import (
     FIRST_BYTES,
     IDLE_ROUND_S,
-    PROXY_ADDRESS,
     RESOLVER_ADDRESS,
     FakeNetwork,
 )
@@ -81,7 +81,6 @@ __all__ = [
     "IDLE_ROUND_S",
     "MAX_CAPTURE",
     "PARSE_WINDOW",
-    "PROXY_ADDRESS",
     "RESOLVER_ADDRESS",
     "SINKHOLE_NET_V4",
     "SINKHOLE_NET_V6",

@@ -38,7 +38,6 @@ from osptrack.sandbox.fakenet.responders.base import (
 )
 from osptrack.sandbox.fakenet.responders.dns import DnsResponder
 from osptrack.sandbox.fakenet.responders.doh import DohHandler
-from osptrack.sandbox.fakenet.responders.proxy import ProxyRelayResponder
 from osptrack.sandbox.fakenet.responders.smtp import SMTP_PORTS, SmtpResponder
 from osptrack.sandbox.fakenet.responders.sniff import SniffResponder
 from osptrack.sandbox.fakenet.sinkholes import Sinkholes
@@ -51,12 +50,10 @@ from osptrack.sandbox.netns import (
     NetNamespace,
     setns_fd,
 )
-from osptrack.sandbox.proxy import DEFAULT_REGISTRIES, AllowlistProxy
 
 FIRST_BYTES = 4096
 
 RESOLVER_ADDRESS = "198.18.0.53"
-PROXY_ADDRESS = ("198.18.0.80", 3128)
 
 # Linux constants that the socket module does not export.
 IP_TRANSPARENT = 19
@@ -97,13 +94,9 @@ class FakeNetwork:
     def __init__(
         self,
         run_id: str,
-        online: bool = False,
-        allowed_registries: Iterable[str] = (),
         *,
-        proxy_socket: Path | None = None,
         idle_timeout: float = 1.5,
         max_connection_s: float = 10.0,
-        relay_idle_timeout: float = 120.0,
         max_records: int = 10_000,  # x ~6 KB each: a connect loop stays near 60 MB
         max_connections: int = 256,
         tokens: Mapping[str, str] | None = None,
@@ -112,14 +105,11 @@ class FakeNetwork:
         capture_bytes: int = MAX_CAPTURE,
         capture_budget: int = CAPTURE_BUDGET,
         eth0: Eth0 | None = None,
+        static_names: Mapping[str, str] | None = None,
     ) -> None:
         self.netns = NetNamespace(run_id, eth0=eth0)
-        self.online = online
-        # Online mode with no list given means the default registries, not "nothing allowed".
-        self.allowed_registries = tuple(allowed_registries) or (DEFAULT_REGISTRIES if online else ())
         self.idle_timeout = idle_timeout
         self.max_connection_s = max_connection_s
-        self.relay_idle_timeout = relay_idle_timeout
         self.max_records = max_records
         self.max_connections = max_connections
         self._scanner = Scanner(tokens) if tokens else None
@@ -128,13 +118,9 @@ class FakeNetwork:
         self.error_reasons: collections.Counter[str] = collections.Counter()  # why, where known
         self.dropped = 0  # records not kept because max_records was reached (a flood)
         self.resolver_address = RESOLVER_ADDRESS
-        self.proxy_address: tuple[str, int] | None = PROXY_ADDRESS if online else None
-        self.proxy_url = f"http://{PROXY_ADDRESS[0]}:{PROXY_ADDRESS[1]}" if online else None
-        self.proxy: AllowlistProxy | None = None  # set when we start our own
-        self._proxy_socket = proxy_socket
-        self.sinkholes = Sinkholes()
-        # TCP dispatch: `routes` (first match wins) are tried before the built-in ones that
-        # start() appends (online proxy relay, SMTP ports); the sniffer takes everything else.
+        self.sinkholes = Sinkholes(static_names)
+        # TCP dispatch: `routes` (first match wins) are tried before the built-in one that
+        # start() appends (SMTP ports); the sniffer takes everything else.
         self.routes: list[Route] = list(routes)
         self._dns = DnsResponder(self.sinkholes, self._add)
         # The run's CA: its key never leaves this process; sandbox/trust.py puts `ca.cert_pem`
@@ -266,10 +252,6 @@ class FakeNetwork:
         try:
             self.netns.create()
             self._netns_fd = os.open(self.netns.path, os.O_RDONLY | os.O_CLOEXEC)
-            if self.online and self._proxy_socket is None:
-                self.proxy = AllowlistProxy(self.allowed_registries)
-                self.proxy.start()
-                self._proxy_socket = self.proxy.unix_path
             self.routes.extend(self._builtin_routes())
             self._dispatcher = threading.Thread(
                 target=self._serve, name=f"fakenet-{self.netns.name}", daemon=True
@@ -285,14 +267,7 @@ class FakeNetwork:
             raise
 
     def _builtin_routes(self) -> list[Route]:
-        routes = []
-        if self.proxy_address is not None and self._proxy_socket is not None:
-            relay = ProxyRelayResponder(self._proxy_socket, self.relay_idle_timeout)
-            routes.append(
-                Route(relay, address=self.proxy_address[0], ports=frozenset({self.proxy_address[1]}))
-            )
-        routes.append(Route(SmtpResponder(), ports=SMTP_PORTS))
-        return routes
+        return [Route(SmtpResponder(), ports=SMTP_PORTS)]
 
     def close(self) -> None:
         """Stop everything and delete the namespace. Safe to call twice and after a failed start."""
@@ -306,8 +281,6 @@ class FakeNetwork:
             self._dispatcher.join(10)
         for thread in list(self._handlers):
             thread.join(10)
-        if self.proxy is not None:
-            self.proxy.close()
         if self._netns_fd is not None:
             os.close(self._netns_fd)
             self._netns_fd = None

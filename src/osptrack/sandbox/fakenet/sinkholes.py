@@ -3,13 +3,14 @@
 A queries get an address from 198.18.0.0/15 (RFC 2544, never routed), one per name in order of
 first query (198.18.1.1, 198.18.1.2, ...); AAAA queries get the same address embedded in the ULA
 prefix fd5e:1800::/96, so a later connect to either maps back to the name. 198.18.0.0/24 is kept
-for the fake network's own services (resolver, proxy, registries).
+for the fake network's own services (resolver, registries).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import threading
+from collections.abc import Mapping
 
 SINKHOLE_NET_V4 = ipaddress.IPv4Network("198.18.0.0/15")
 SINKHOLE_FIRST = ipaddress.IPv4Address("198.18.1.1")
@@ -17,14 +18,19 @@ SINKHOLE_NET_V6 = ipaddress.IPv6Network("fd5e:1800::/96")
 
 
 class Sinkholes:
-    """Name <-> sinkhole address, one address per name, stable for the run."""
+    """Name <-> sinkhole address, one address per name, stable for the run. `static` names (the
+    fake network's own services, such as the registry) keep the 198.18.0.x address they are given."""
 
-    def __init__(self) -> None:
+    def __init__(self, static: Mapping[str, str] | None = None) -> None:
         self._lock = threading.Lock()
         self._by_name: dict[str, int] = {}
         self._by_index: dict[int, str] = {}
+        self._static = {k.lower(): v for k, v in (static or {}).items()}
+        self._static_rev = {v: k for k, v in self._static.items()}
 
     def v4_for(self, name: str) -> str | None:
+        if name in self._static:
+            return self._static[name]
         with self._lock:
             index = self._by_name.get(name)
             if index is None:
@@ -52,6 +58,8 @@ class Sinkholes:
             if addr not in SINKHOLE_NET_V6:
                 return []
             addr = ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+        if str(addr) in self._static_rev:
+            return [self._static_rev[str(addr)]]
         index = int(addr) - int(SINKHOLE_FIRST)
         with self._lock:
             name = self._by_index.get(index)

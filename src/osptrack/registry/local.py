@@ -1,0 +1,200 @@
+"""Distributions in the `--deps-dir` folders, found by name and described from their own metadata.
+
+Everything here reads files on the host and never runs them: wheel and sdist names are parsed
+with `packaging`, `Requires-Python` comes from METADATA/PKG-INFO and an npm tarball's manifest
+from its `package/package.json`, through the bounded reader of `ecosystems/archives.py`.
+Hashing is deferred to the first request for a project, so a large folder costs only a
+directory listing (pypi) or one manifest read per tarball (npm) at start.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.parser
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion
+
+from osptrack.ecosystems.archives import depth, read_member
+from osptrack.errors import BadInput
+from osptrack.registry.model import Dist
+
+PYPI_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2")
+NPM_SUFFIXES = (".tgz", ".tar.gz")
+# The package.json fields that npm reads from a packument's version entry when it resolves.
+NPM_MANIFEST_FIELDS = (
+    "dependencies",
+    "optionalDependencies",
+    "peerDependencies",
+    "peerDependenciesMeta",
+    "bundleDependencies",
+    "bundledDependencies",
+    "bin",
+    "directories",
+    "engines",
+    "os",
+    "cpu",
+    "deprecated",
+    "license",
+    "main",
+)
+INSTALL_SCRIPTS = ("preinstall", "install", "postinstall")
+_NPM_FILE = re.compile(r"^(.+?)-v?(\d+\.\d+\.\d+[^/]*?)\.(?:tgz|tar\.gz)$")
+
+
+def digests(path: Path) -> tuple[str, str, str, int]:
+    """(sha256 hex, npm integrity `sha512-<b64>`, sha1 hex, size) in one pass over the file."""
+    h256, h512, h1 = hashlib.sha256(), hashlib.sha512(), hashlib.sha1()  # noqa: S324 - npm's shasum
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            size += len(chunk)
+            for h in (h256, h512, h1):
+                h.update(chunk)
+    return h256.hexdigest(), "sha512-" + base64.b64encode(h512.digest()).decode(), h1.hexdigest(), size
+
+
+def pypi_name_version(filename: str) -> tuple[str, str] | None:
+    """(normalised project name, version) from a wheel or sdist file name, or None."""
+    try:
+        if filename.endswith(".whl"):
+            name, ver, _, _ = parse_wheel_filename(filename)
+        elif filename.endswith(".tar.bz2"):
+            stem = filename[: -len(".tar.bz2")]
+            base, _, ver_text = stem.rpartition("-")
+            name, ver = canonicalize_name(base), parse_sdist_filename(f"{base}-{ver_text}.tar.gz")[1]
+        else:
+            name, ver = parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+    return str(name), str(ver)
+
+
+def requires_python(path: Path) -> str | None:
+    """`Requires-Python` of a wheel's METADATA or an sdist's PKG-INFO, if it says one."""
+    want = ".dist-info/METADATA" if path.name.endswith(".whl") else "/PKG-INFO"
+    try:
+        found = read_member(path, lambda n: depth(n) == 1 and n.endswith(want))
+    except BadInput:
+        return None
+    if found is None:
+        return None
+    value = email.parser.BytesHeaderParser().parsebytes(found[1]).get("Requires-Python")
+    text = " ".join(str(value or "").split())
+    return text or None
+
+
+def npm_manifest(path: Path) -> dict[str, Any] | None:
+    """The tarball's package.json as a dict with a string name and version, or None."""
+    try:
+        found = read_member(path, lambda n: depth(n) == 1 and n.endswith("/package.json"))
+        doc = json.loads(found[1]) if found else None
+    except (BadInput, ValueError):
+        return None
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("name"), str)
+        or not isinstance(doc.get("version"), str)
+    ):
+        return None
+    return doc
+
+
+def npm_version_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    """What a packument's version entry says about this package.json (minus `dist`)."""
+    fields = {k: doc[k] for k in NPM_MANIFEST_FIELDS if k in doc}
+    scripts = doc.get("scripts")
+    if isinstance(scripts, dict):
+        fields["scripts"] = {k: v for k, v in scripts.items() if isinstance(v, str)}
+        if any(k in scripts for k in INSTALL_SCRIPTS):
+            fields["hasInstallScript"] = True
+    return fields
+
+
+class LocalFolders:
+    """The distributions of a set of folders, by (ecosystem, name). Files are never moved.
+
+    npm tarballs are indexed by the name their file name suggests (`<name>-<version>.tgz`,
+    `<scope>-<name>-<version>.tgz`) and their package.json is read only when that name is asked
+    for (a large tarball's manifest can sit at the end of thousands of members); a name that no
+    file name suggests makes the remaining tarballs be read once, so a misnamed file is still found.
+    """
+
+    def __init__(self, ecosystem: str, folders: Iterable[Path]) -> None:
+        self.ecosystem = ecosystem
+        self._candidates: dict[str, list[tuple[Path, str]]] = {}  # name or guess -> (path, version)
+        self._unread: dict[Path, str] = {}  # npm: path -> guessed name
+        self._described: dict[str, list[Dist]] = {}
+        self._manifests: dict[Path, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        for folder in folders:
+            for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+                if path.is_symlink() or not path.is_file():
+                    continue
+                self._add_candidate(path)
+
+    def _add_candidate(self, path: Path) -> None:
+        if self.ecosystem == "pypi":
+            if not path.name.endswith(PYPI_SUFFIXES):
+                return
+            found = pypi_name_version(path.name)
+            if found is not None:
+                self._candidates.setdefault(found[0], []).append((path, found[1]))
+        elif self.ecosystem == "npm" and path.name.endswith(NPM_SUFFIXES):
+            m = _NPM_FILE.match(path.name)
+            self._unread[path] = m.group(1).lower() if m else ""
+
+    def names(self) -> list[str]:
+        """Every name served (npm: reads every manifest not read yet)."""
+        with self._lock:
+            self._read_npm(list(self._unread))
+            return sorted(self._candidates)
+
+    def dists(self, name: str) -> list[Dist]:
+        """Every distribution of `name` (already normalised), hashed on first use."""
+        with self._lock:
+            if name in self._described:
+                return self._described[name]
+            if self.ecosystem == "npm":
+                guesses = {name, name.lstrip("@").replace("/", "-"), name.rsplit("/", 1)[-1]}
+                self._read_npm([p for p, g in self._unread.items() if g in guesses])
+                if name not in self._candidates:
+                    self._read_npm(list(self._unread))  # a file name that does not say its package
+            self._described[name] = [
+                self._describe(name, path, v) for path, v in self._candidates.get(name, [])
+            ]
+            return self._described[name]
+
+    def _read_npm(self, paths: list[Path]) -> None:
+        for path in paths:
+            self._unread.pop(path, None)
+            doc = npm_manifest(path)
+            if doc is not None:
+                self._manifests[path] = doc
+                self._candidates.setdefault(doc["name"].lower(), []).append((path, doc["version"]))
+
+    def _describe(self, name: str, path: Path, version: str) -> Dist:
+        sha256, integrity, shasum, size = digests(path)
+        if self.ecosystem == "pypi":
+            return Dist(
+                "pypi", name, version, path.name, "deps-dir", sha256, size, path,
+                requires_python=requires_python(path),
+            )  # fmt: skip
+        doc = self._manifests[path]
+        return Dist(
+            "npm", doc["name"], version, path.name, "deps-dir", sha256, size, path,
+            integrity=integrity, shasum=shasum, manifest=npm_version_fields(doc),
+        )  # fmt: skip

@@ -132,11 +132,12 @@ def test_keep_alive_connection_serves_several_requests(tmp_path: Path) -> None:
         request = b"GET /npm/left HTTP/1.1\r\nHost: pkgmirror.internal.lan\r\n\r\n"
         client.sendall(request + b"GET /npm/nothere HTTP/1.1\r\nHost: x\r\n\r\n")
         client.shutdown(socket.SHUT_WR)
+        thread.join(10)  # the service returns once the client has closed its side
+        assert not thread.is_alive()
+        server.close()  # closing is the fake network's job
         received = b""
         while chunk := client.recv(65536):
             received += chunk
-        thread.join(5)
-        server.close()
         client.close()
     assert received.count(b"HTTP/1.1 ") == 2
     assert b"HTTP/1.1 200" in received and b"HTTP/1.1 404" in received

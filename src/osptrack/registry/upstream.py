@@ -63,6 +63,10 @@ class Upstream:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:  # noqa: S310 - checked above
                 data: bytes = resp.read(limit + 1)
+                declared = resp.headers.get("Content-Length")
+                # read(n) returns short, without an error, when the server closes early
+                if declared and declared.isdigit() and int(declared) != len(data) and len(data) <= limit:
+                    raise http.client.IncompleteRead(data, int(declared) - len(data))
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 raise NotFound(

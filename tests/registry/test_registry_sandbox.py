@@ -86,7 +86,10 @@ def test_setup_py_that_imports_requests_gets_it_from_the_registry(tmp_path: Path
 
 def helper_wheel(dest: Path) -> Path:
     dest.mkdir(exist_ok=True)
-    code = "import socket\ndef mark():\n    socket.getaddrinfo('helper-ran.osptrack-test.example', 80)\n"
+    code = (  # .example names get NXDOMAIN: the query is the evidence
+        "import socket\ndef mark():\n    try:\n        socket.getaddrinfo('helper-ran.osptrack-test.example', 80)\n"
+        "    except OSError:\n        pass\n"
+    )
     return make_wheel(dest, "osptrack-build-helper", "1.0", {"osptrack_build_helper.py": code})
 
 

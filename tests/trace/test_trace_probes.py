@@ -69,3 +69,14 @@ def test_sensitive_table_covers_folders_and_exact_files() -> None:
     assert category("/root/.ssh") == category("/root/.ssh/id_rsa") == "ssh"
     assert category("/root/.sshx") is None and category("/etc/shadowx") is None
     assert category("/home/bob/.aws/credentials") == "cloud"
+
+
+def test_an_fstat_of_a_deleted_files_fd_is_ignored_not_dropped() -> None:
+    # The persona's init fstat()s the command file it was handed, already unlinked.
+    events, stats = _events(
+        [
+            '100 1.1 newfstatat(18</var/tmp/osptrack-work/run-x/#1508655>(deleted), "", {st_mode=S_IFREG|0600,'
+            " st_size=166, ...}, AT_EMPTY_PATH) = 0",
+        ]
+    )
+    assert (stats.dropped, stats.ignored, events) == (0, 1, [])

@@ -207,7 +207,8 @@ _PROBES: dict[str, tuple[str, bool]] = {
     "access": ("access", False), "faccessat": ("access", True), "faccessat2": ("access", True),
     "readlink": ("readlink", False), "readlinkat": ("readlink", True),
 }  # fmt: skip
-_PROBE_DIRFD_RE = re.compile(r"((?:AT_FDCWD|-?\d+)(?:<[^<>]*(?:<[^<>]*>)?>)?), (" + _STR + r")(\.\.\.)?")
+# an fd of a deleted file is annotated <path>(deleted): the persona init fstat()s its command fd
+_PROBE_DIRFD_RE = re.compile(r"((?:AT_FDCWD|-?\d+)(?:<[^<>]*(?:<[^<>]*>)?>(?:\(deleted\))?)?), (" + _STR + r")(\.\.\.)?")
 _PROBE_PATH_RE = re.compile(r"(" + _STR + r")(\.\.\.)?")
 # A listening socket's annotation: TCP:[127.0.0.1:8080], TCPv6:[[::1]:8080]
 _LISTEN_ANNO_RE = re.compile(r"(TCP|UDP|TCPv6|UDPv6):\[(?:\[([^\]]*)\]|([0-9.]+)):(\d+)\]$")

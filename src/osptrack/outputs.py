@@ -91,7 +91,11 @@ def _is_hunt_cache(folder: Path) -> bool:
 
 
 _RECOGNISERS.update(
-    run=is_run_folder, batch=_is_batch, dataset=_is_dataset, baseline=_is_baseline, hunt_cache=_is_hunt_cache,
+    run=is_run_folder,
+    batch=_is_batch,
+    dataset=_is_dataset,
+    baseline=_is_baseline,
+    hunt_cache=_is_hunt_cache,
     model=_is_model,
 )
 

@@ -369,7 +369,9 @@ def _stage_input(
                 continue  # the package itself is not its own dependency
             _stage_file(path, staged / path.name)
         deps.append(f"/input/deps/{i}")
-    layout = Layout(name=ref.name, version=ref.version or "", archive=archive, deps=tuple(deps), home=persona.home)
+    layout = Layout(
+        name=ref.name, version=ref.version or "", archive=archive, deps=tuple(deps), home=persona.home
+    )
     return layout, ()
 
 

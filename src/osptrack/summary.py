@@ -40,7 +40,13 @@ def bait_reads(
     argv = process_argv(events)
     found = []
     for e in events:
-        if e.kind == "file" and e.op in ("read", "write") and e.ok and e.path in wanted and (e.op == "read" or e.read):
+        if (
+            e.kind == "file"
+            and e.op in ("read", "write")
+            and e.ok
+            and e.path in wanted
+            and (e.op == "read" or e.read)
+        ):
             item: dict[str, Any] = {"path": e.path, "phase": e.phase, "pid": e.pid, "exe": e.exe}
             item["argv"] = argv.get(e.pid, [])
             verdict = verdicts.get(id(e)) if verdicts is not None else None
@@ -164,7 +170,9 @@ def connection_lines(results: dict[str, dict[str, Any]], events: list[Event]) ->
                 named.setdefault((", ".join(hosts), port), set()).add(address)
             else:
                 lines.add(f"{address}:{port}")
-    lines.update(f"{hosts}:{port} ({', '.join(sorted(addresses))})" for (hosts, port), addresses in named.items())
+    lines.update(
+        f"{hosts}:{port} ({', '.join(sorted(addresses))})" for (hosts, port), addresses in named.items()
+    )
     return sorted(lines)
 
 

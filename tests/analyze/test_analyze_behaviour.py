@@ -60,14 +60,28 @@ def test_events_are_ordered_and_complete(run_dir: Path) -> None:
     for e in events:
         assert {"t", "phase", "pid", "ppid", "exe", "syscall", "ret", "errno", "kind"} <= set(e)
     assert any(e["kind"] == "file" and e["path"] == f"{home}/.bashrc" and e["op"] == "write" for e in events)
-    assert any(e["kind"] == "file" and e["path"] == f"{home}/.ssh/id_rsa" and e["op"] == "read" for e in events)
-    connects = [e for e in events if e["kind"] == "network" and e["op"] == "connect" and e.get("port") == EXFIL_PORT]
+    assert any(
+        e["kind"] == "file" and e["path"] == f"{home}/.ssh/id_rsa" and e["op"] == "read" for e in events
+    )
+    connects = [
+        e for e in events if e["kind"] == "network" and e["op"] == "connect" and e.get("port") == EXFIL_PORT
+    ]
     assert connects
-    execs = [e for e in events if e["kind"] == "process" and e["op"] == "exec" and e.get("argv") == ["sh", "-c", "id"]
-             and e["errno"] is None]
+    execs = [
+        e
+        for e in events
+        if e["kind"] == "process"
+        and e["op"] == "exec"
+        and e.get("argv") == ["sh", "-c", "id"]
+        and e["errno"] is None
+    ]
     assert execs
     # The process tree reaches from `sh -c id` back to the toolchain's root process.
-    parents = {e["child_pid"]: e["pid"] for e in events if e["kind"] == "process" and e["op"] == "clone" and e.get("child_pid")}
+    parents = {
+        e["child_pid"]: e["pid"]
+        for e in events
+        if e["kind"] == "process" and e["op"] == "clone" and e.get("child_pid")
+    }
     chain, pid = [], execs[0]["pid"]
     while pid in parents:
         pid = parents[pid]
@@ -89,7 +103,9 @@ def test_network_log_and_exfiltration_flag(run_dir: Path) -> None:
 
 def test_honeytokens_are_unique_per_run(run_dir: Path, tmp_path: Path) -> None:
     _, _, _, first = load(run_dir)
-    result = analyze(parse_target("pypi", str(_tiny_wheel(tmp_path))), AnalyzeOptions(timeout_s=60), tmp_path / "r")
+    result = analyze(
+        parse_target("pypi", str(_tiny_wheel(tmp_path))), AnalyzeOptions(timeout_s=60), tmp_path / "r"
+    )
     second = json.loads((result.out / "run.json").read_text())
     assert {t["value"] for t in first["honeytokens"]}.isdisjoint({t["value"] for t in second["honeytokens"]})
 

@@ -63,10 +63,17 @@ def test_private_deps_dir_is_staged_for_the_sandbox(tmp_path: Path) -> None:
     deps.mkdir(mode=0o700)
     make_wheel(deps, "dep-a", "1.0", {"dep_a/__init__.py": "A = 1\n"})
     (deps / "notes.txt").write_text("not an archive: never shown to the sandbox")
-    main = make_wheel(tmp_path, "main-b", "2.0", {"main_b/__init__.py": "import dep_a\n"}, requires=("dep-a",))
-    proc = run_cli("analyze", "pypi", str(main), "--deps-dir", str(deps), "--out", str(tmp_path / "r"), cwd=tmp_path)
+    main = make_wheel(
+        tmp_path, "main-b", "2.0", {"main_b/__init__.py": "import dep_a\n"}, requires=("dep-a",)
+    )
+    proc = run_cli(
+        "analyze", "pypi", str(main), "--deps-dir", str(deps), "--out", str(tmp_path / "r"), cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "r" / "result.json").read_text())
-    assert {p: r["Status"] for p, r in result["Analysis"].items()} == {"install": "completed", "import": "completed"}
+    assert {p: r["Status"] for p, r in result["Analysis"].items()} == {
+        "install": "completed",
+        "import": "completed",
+    }
     home = json.loads((tmp_path / "r" / "run.json").read_text())["persona"]["home"]
     assert any(f["Path"].startswith(f"{home}/site/dep_a/") for f in result["Analysis"]["import"]["Files"])

@@ -25,7 +25,9 @@ def test_corpus_package_completes_offline(entry: dict, tmp_path: Path) -> None:
     result = json.loads((outcome.out / "result.json").read_text())
     package = result["Package"]
     assert (package["Ecosystem"], package["Version"]) == (entry["ecosystem"], entry["version"])
-    assert normalise_name(entry["ecosystem"], package["Name"]) == normalise_name(entry["ecosystem"], entry["name"])
+    assert normalise_name(entry["ecosystem"], package["Name"]) == normalise_name(
+        entry["ecosystem"], entry["name"]
+    )
     for phase in ("install", "import"):
         record = result["Analysis"][phase]
         assert record["Status"] == "completed", (phase, outcome.notable)

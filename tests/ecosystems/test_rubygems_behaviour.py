@@ -43,7 +43,8 @@ def build_gem(dest: Path) -> Path:
         + 'File.write("Makefile", "all:\\n\\ttrue\\ninstall:\\n\\ttrue\\nclean:\\n\\ttrue\\n")\n',
         "lib/osptrack-gemhook.rb": ruby_behaviour("gem-import.osptrack-test.example.com")
         + "module OsptrackGemhook; end\n",
-        "bin/osptrack-gemhook": "#!/usr/bin/env ruby\n" + ruby_behaviour("gem-execute.osptrack-test.example.com"),
+        "bin/osptrack-gemhook": "#!/usr/bin/env ruby\n"
+        + ruby_behaviour("gem-execute.osptrack-test.example.com"),
     }
     meta = gemspec_yaml(
         "osptrack-gemhook",

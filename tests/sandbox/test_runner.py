@@ -24,12 +24,16 @@ def run(script: str, limits: Limits, owners: dict[str, int] | None = None) -> Ph
     with Workspace(limits) as ws:
         make_baits().plant(ws.home, HOST_UID, HOST_GID)
         spec = SandboxSpec(
-            home=ws.home, input_dir=ws.input, etc_files=default_etc_files("127.0.0.53"),
+            home=ws.home,
+            input_dir=ws.input,
+            etc_files=default_etc_files("127.0.0.53"),
             env={"PATH": "/usr/bin:/bin", "HOME": "/root"},
         )
         run_id = f"t{os.getpid()}x{time.monotonic_ns()}"
         # bash, not dash: the daemon test renames its processes with `exec -a`
-        outcome = run_phase("install", spec, ws, ["/bin/bash", "-c", script], plain_strace, limits, None, run_id)
+        outcome = run_phase(
+            "install", spec, ws, ["/bin/bash", "-c", script], plain_strace, limits, None, run_id
+        )
         if owners is not None:  # host-side owners of what the sandbox wrote into its home
             owners.update({p.name: p.stat().st_uid for p in ws.home.iterdir()})
         return outcome
@@ -85,8 +89,10 @@ def test_output_flood_is_bounded() -> None:
 
 
 def test_memory_limit_stops_a_balloon() -> None:
-    out = run("python3 -c 'x=[]\nwhile True: x.append(bytearray(50_000_000))'",
-              Limits(timeout_s=60, memory_bytes=256 << 20))
+    out = run(
+        "python3 -c 'x=[]\nwhile True: x.append(bytearray(50_000_000))'",
+        Limits(timeout_s=60, memory_bytes=256 << 20),
+    )
     assert not out.timed_out
     assert out.exit_code != 0 and out.oom_killed
     assert out.peak_memory is not None and out.peak_memory <= (256 << 20) + (8 << 20)

@@ -102,7 +102,9 @@ def test_inside_a_pid_namespace_tree_uses_host_pids_and_sandbox_paths(tmp_path: 
     work.mkdir()
     probe = subprocess.run(_bwrap_argv(work, "true"), capture_output=True, timeout=30)
     if probe.returncode != 0:
-        pytest.fail(f"bwrap cannot create namespaces here (scripts/setup.sh; run as root): {probe.stderr.decode(errors='replace')}")
+        pytest.fail(
+            f"bwrap cannot create namespaces here (scripts/setup.sh; run as root): {probe.stderr.decode(errors='replace')}"
+        )
     log = tmp_path / "trace.log"
     script = "echo hi > out; cat out > /dev/null; cd /tmp && echo t > rel"
     proc = subprocess.run(strace_command(log) + _bwrap_argv(work, script), capture_output=True, timeout=60)

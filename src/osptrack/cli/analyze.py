@@ -58,7 +58,9 @@ def analyze_command(
     ] = None,
     online: Annotated[
         bool,
-        typer.Option(help="Fetch what the deps folders and the cache lack from the real registry, on the host"),
+        typer.Option(
+            help="Fetch what the deps folders and the cache lack from the real registry, on the host"
+        ),
     ] = False,
     fail_on: Annotated[
         str | None,

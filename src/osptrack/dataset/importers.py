@@ -248,7 +248,9 @@ def read_run_folder(folder: Path) -> RunRecord:
     record.bait_reads = len(_list(run.get("bait_reads")))
     if "probes" in run:  # runs older than the field cannot tell
         mine = [p for p in _list(run.get("probes")) if isinstance(p, dict) and p.get("toolchain") is None]
-        record.probes = {p: len({str(x.get("path")) for x in mine if x.get("phase") == p}) for p in phases_meta}
+        record.probes = {
+            p: len({str(x.get("path")) for x in mine if x.get("phase") == p}) for p in phases_meta
+        }
     record.lookup_probes = {
         p: {
             (str(s.get("Address")), s["Port"])

@@ -61,7 +61,9 @@ def describe(pid: int) -> LiveProcess | None:
     base = Path(f"/proc/{pid}")
     try:
         stat = (base / "stat").read_text()
-        argv = tuple(a.decode(errors="backslashreplace") for a in (base / "cmdline").read_bytes().split(b"\0") if a)
+        argv = tuple(
+            a.decode(errors="backslashreplace") for a in (base / "cmdline").read_bytes().split(b"\0") if a
+        )
     except OSError:
         return None
     try:

@@ -12,9 +12,13 @@ REQUIRED = (("bwrap", "bubblewrap"), ("strace", "strace"), ("nft", "nftables"), 
 
 
 def sandbox_problems() -> list[tuple[str, str]]:
-    problems = [(binary, f"apt-get install -y {package}") for binary, package in REQUIRED if not shutil.which(binary)]
+    problems = [
+        (binary, f"apt-get install -y {package}") for binary, package in REQUIRED if not shutil.which(binary)
+    ]
     if os.geteuid() != 0:
-        problems.append(("root", "run osptrack as root: it creates network namespaces, cgroups and a tmpfs home"))
+        problems.append(
+            ("root", "run osptrack as root: it creates network namespaces, cgroups and a tmpfs home")
+        )
     return problems
 
 

@@ -208,7 +208,9 @@ _PROBES: dict[str, tuple[str, bool]] = {
     "readlink": ("readlink", False), "readlinkat": ("readlink", True),
 }  # fmt: skip
 # an fd of a deleted file is annotated <path>(deleted): the persona init fstat()s its command fd
-_PROBE_DIRFD_RE = re.compile(r"((?:AT_FDCWD|-?\d+)(?:<[^<>]*(?:<[^<>]*>)?>(?:\(deleted\))?)?), (" + _STR + r")(\.\.\.)?")
+_PROBE_DIRFD_RE = re.compile(
+    r"((?:AT_FDCWD|-?\d+)(?:<[^<>]*(?:<[^<>]*>)?>(?:\(deleted\))?)?), (" + _STR + r")(\.\.\.)?"
+)
 _PROBE_PATH_RE = re.compile(r"(" + _STR + r")(\.\.\.)?")
 # A listening socket's annotation: TCP:[127.0.0.1:8080], TCPv6:[[::1]:8080]
 _LISTEN_ANNO_RE = re.compile(r"(TCP|UDP|TCPv6|UDPv6):\[(?:\[([^\]]*)\]|([0-9.]+)):(\d+)\]$")

@@ -29,12 +29,10 @@ import random
 import sys
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from builders import make_npm, make_sdist, make_wheel  # noqa: E402
-from osptrack.labels.table import LABEL_SCHEMA  # noqa: E402
 
 WORDS = [
     "color",
@@ -373,41 +371,23 @@ def main() -> None:
 
 
 def _write_labels(path: Path, labels: list[dict[str, object]]) -> None:
+    from osptrack.labels.table import labels_table
     from osptrack.target import normalise_name
 
-    defaults: dict[str, object] = {
-        "source": "osptrack",
-        "all_versions": False,
-        "ranges": "[]",
-        "withdrawn": False,
-        "osptrack_sub_label": "na",
-        "summary": "",
-        "published": "",
-        "modified": "",
-        "origins": [],
-        "aliases": [],
-        "file": "",
-    }
-    recs = []
-    for i, lab in enumerate(labels):
-        recs.append(
-            {
-                **defaults,
-                "id": f"IMIT-{i:04d}",
-                "ecosystem": lab["eco"],
-                "name": normalise_name(str(lab["eco"]), str(lab["name"])),
-                "raw_name": lab["name"],
-                "versions": [lab["version"]],
-                "sub_labels": [str(k) for k in lab["kinds"]],  # type: ignore[attr-defined]
-                "sub_label_rules": [f"imitation:{lab['carrier']}"] * len(lab["kinds"]),  # type: ignore[arg-type]
-                "summary": f"imitation-malicious ({lab['carrier']}): {', '.join(lab['kinds'])}",  # type: ignore[arg-type]
-            }
-        )
-    table = pa.table(
-        {f.name: pa.array([r.get(f.name) for r in recs], type=f.type) for f in LABEL_SCHEMA},
-        schema=LABEL_SCHEMA,
-    )
-    pq.write_table(table, path)
+    recs = [
+        {
+            "id": f"IMIT-{i:04d}",
+            "ecosystem": lab["eco"],
+            "name": normalise_name(str(lab["eco"]), str(lab["name"])),
+            "raw_name": lab["name"],
+            "versions": [lab["version"]],
+            "sub_labels": [str(k) for k in lab["kinds"]],  # type: ignore[attr-defined]
+            "sub_label_rules": [f"imitation:{lab['carrier']}"] * len(lab["kinds"]),  # type: ignore[arg-type]
+            "summary": f"imitation-malicious ({lab['carrier']}): {', '.join(lab['kinds'])}",  # type: ignore[arg-type]
+        }
+        for i, lab in enumerate(labels)
+    ]
+    pq.write_table(labels_table(recs), path)
 
 
 if __name__ == "__main__":

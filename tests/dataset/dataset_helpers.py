@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from osptrack.labels.table import LABEL_SCHEMA
+from osptrack.labels.table import labels_table
 
 TOOL_FILES = [
     # What any Python toolchain touches; the baseline run sees the same.
@@ -106,27 +105,5 @@ def write_run(
 
 def write_labels(path: Path, rows: list[dict[str, Any]]) -> Path:
     """labels.parquet in the documented schema; unspecified columns get neutral values."""
-    defaults: dict[str, Any] = {
-        "source": "osv",
-        "raw_name": None,
-        "versions": [],
-        "all_versions": False,
-        "ranges": "[]",
-        "withdrawn": False,
-        "sub_labels": [],
-        "sub_label_rules": [],
-        "osptrack_sub_label": "na",
-        "summary": "",
-        "published": "",
-        "modified": "",
-        "origins": [],
-        "aliases": [],
-        "file": "",
-    }
-    full = [{**defaults, **r, "raw_name": r.get("raw_name", r["name"])} for r in rows]
-    table = pa.table(
-        {f.name: pa.array([r.get(f.name) for r in full], type=f.type) for f in LABEL_SCHEMA},
-        schema=LABEL_SCHEMA,
-    )
-    pq.write_table(table, path)
+    pq.write_table(labels_table([{"source": "osv", **r} for r in rows]), path)
     return path

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -16,33 +15,17 @@ from osptrack.classifier.finding import model_finding
 from osptrack.classifier.train import train
 from osptrack.dataset.build import BuildOptions, build
 from osptrack.errors import BadInput
-from osptrack.labels.table import LABEL_SCHEMA
+from osptrack.labels.table import labels_table
 from synthetic_runs import SITE, make_run, tcp_flow
 
 OSPTRACK = [sys.executable, "-m", "osptrack.cli"]
 
 
 def _labels(path: Path, names: list[tuple[str, str]]) -> Path:
-    base = {
-        "source": "osptrack",
-        "all_versions": True,
-        "ranges": "[]",
-        "withdrawn": False,
-        "versions": [],
-        "sub_labels": [],
-        "sub_label_rules": [],
-        "osptrack_sub_label": "na",
-        "summary": "",
-        "published": "",
-        "modified": "",
-        "origins": [],
-        "aliases": [],
-        "file": "",
-    }
     rows = [
-        {**base, "id": f"T-{i}", "ecosystem": e, "name": n, "raw_name": n} for i, (e, n) in enumerate(names)
+        {"id": f"T-{i}", "ecosystem": e, "name": n, "all_versions": True} for i, (e, n) in enumerate(names)
     ]
-    pq.write_table(pa.Table.from_pylist(rows, schema=LABEL_SCHEMA), path)
+    pq.write_table(labels_table(rows), path)
     return path
 
 

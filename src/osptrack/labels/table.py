@@ -6,7 +6,7 @@ Rows are accumulated column-wise: 33k records become a handful of Python lists, 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -55,6 +55,37 @@ IOC_SCHEMA = pa.schema(
         ("host", pa.string()),
     ]
 )
+
+
+# Neutral values for the columns a hand-made label row (an imitation corpus, a test) leaves out.
+LABEL_DEFAULTS: dict[str, object] = {
+    "source": "osptrack",
+    "versions": [],
+    "all_versions": False,
+    "ranges": "[]",
+    "withdrawn": False,
+    "sub_labels": [],
+    "sub_label_rules": [],
+    "osptrack_sub_label": "na",
+    "summary": "",
+    "published": "",
+    "modified": "",
+    "origins": [],
+    "aliases": [],
+    "file": "",
+}
+
+
+def labels_table(rows: Iterable[Mapping[str, object]]) -> pa.Table:
+    """A LABEL_SCHEMA table from partial rows (each needs id, ecosystem and name at least).
+
+    Missing columns take LABEL_DEFAULTS; `raw_name` defaults to the row's name.
+    """
+    full = [{**LABEL_DEFAULTS, "raw_name": r["name"], **r} for r in rows]
+    return pa.table(
+        {f.name: pa.array([r.get(f.name) for r in full], type=f.type) for f in LABEL_SCHEMA},
+        schema=LABEL_SCHEMA,
+    )
 
 
 class ColumnTable:

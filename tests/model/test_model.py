@@ -179,3 +179,46 @@ def test_bad_input(datasets: dict[str, Path], tmp_path: Path) -> None:
         timeout=120,
     )
     assert res.returncode == 2 and "not a model folder" in res.stderr
+
+
+def test_score_command_writes_the_model_finding_into_the_verdict(
+    datasets: dict[str, Path], tmp_path: Path
+) -> None:
+    model = tmp_path / "model"
+    train(datasets["train"], model, seed=0, reps=20)
+    batch = tmp_path / "batch"
+    evil = _evil(batch / "pypi" / "fresh-evil", "fresh-evil", "0.1", 1)
+    ok = _benign(batch / "pypi" / "fresh-ok", "fresh-ok", "0.1", 1)
+    res = subprocess.run(
+        [*OSPTRACK, "model", "score", str(model), str(batch), "--write", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    rows = {Path(r["run"]).name: r for r in map(json.loads, res.stdout.splitlines())}
+    assert set(rows) == {"fresh-evil", "fresh-ok"}
+    assert rows["fresh-evil"]["finding"]["rule"] == "model-score" and rows["fresh-ok"]["finding"] is None
+    assert rows["fresh-evil"]["score"] > rows["fresh-ok"]["score"]
+    stored = json.loads((evil / "run.json").read_text())["verdict"]
+    assert "model-score" in {f["rule"] for f in stored["findings"]}
+    assert "model-score" not in {
+        f["rule"] for f in json.loads((ok / "run.json").read_text())["verdict"]["findings"]
+    }
+
+
+def test_score_command_bad_input(datasets: dict[str, Path], tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    train(datasets["train"], model, seed=0, reps=20)
+    (tmp_path / "empty").mkdir()
+    for args in (
+        [str(model), str(tmp_path / "empty")],
+        [str(model), str(tmp_path / "missing")],
+        [str(tmp_path / "empty"), str(datasets["root"])],
+        [str(model), str(datasets["root"]), "--threshold", "nan"],
+    ):
+        res = subprocess.run(
+            [*OSPTRACK, "model", "score", *args], capture_output=True, text=True, timeout=120
+        )
+        assert res.returncode == 2, (args, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr, res.stderr

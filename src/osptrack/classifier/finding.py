@@ -37,17 +37,28 @@ def run_features(run_dir: Path, features: list[str], baseline: Path | None = Non
         return load(out, features=features, need_labels=False).X[0]
 
 
+def score_run(run_dir: Path, model: Any, baseline: Path | None = None) -> tuple[float, np.ndarray]:
+    """The model's malicious-class probability for one run folder, and the feature row it saw."""
+    x = run_features(run_dir, model.features, baseline)
+    return float(model.estimator.predict_proba(x[None, :])[0, 1]), x
+
+
 def model_finding(
     run_dir: Path, model_dir: Path, baseline: Path | None = None, threshold: float = 0.5
 ) -> dict[str, Any] | None:
     """A finding when the model scores the run at or above `threshold`, else None."""
-    from osptrack.classifier.train import explain, load_model
+    from osptrack.classifier.train import load_model
 
     model = load_model(model_dir)
-    x = run_features(run_dir, model.features, baseline)
-    score = float(model.estimator.predict_proba(x[None, :])[0, 1])
+    score, x = score_run(run_dir, model, baseline)
     if score < threshold:
         return None
+    return finding_for(model, model_dir, score, x, threshold)
+
+
+def finding_for(model: Any, model_dir: Path, score: float, x: np.ndarray, threshold: float) -> dict[str, Any]:
+    from osptrack.classifier.train import explain
+
     top = explain(model, x)
     names = ", ".join(t["feature"] for t in top[:3]) or "no single feature"
     cv_f1 = ((model.meta.get("cv") or {}).get("f1") or {}).get("value")

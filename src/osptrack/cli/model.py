@@ -104,3 +104,59 @@ def evaluate_command(
         console.print(
             f"warning: {res['overlap_packages']} package(s) of this dataset were in the training set"
         )
+
+
+@app.command("score")
+def score_command(
+    model: Annotated[Path, typer.Argument(help="Model folder from `osptrack model train`")],
+    runs: Annotated[list[Path], typer.Argument(help="Run folders, or batch folders holding them")],
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="The --baseline the training dataset was built with")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Score at which the run gets a model finding")
+    ] = 0.5,
+    write: Annotated[
+        bool, typer.Option("--write", help="Re-judge each run.json's verdict with the model finding")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines")] = False,
+) -> None:
+    """Score runs with a trained model; the score is one more verdict finding, never alone malicious."""
+    from osptrack.classifier.finding import finding_for, score_run
+    from osptrack.classifier.train import load_model
+    from osptrack.report.index import run_folders
+    from osptrack.verdict import rejudge_run_dir
+
+    if not 0.0 < threshold <= 1.0:
+        raise BadInput("--threshold must be in (0, 1]")
+    folders: list[Path] = []
+    batches: list[Path] = []  # their index.html is refreshed after --write
+    for path in runs:
+        if (path / "run.json").is_file():
+            folders.append(path)
+        elif path.is_dir() and (found := run_folders(path)):
+            folders.extend(found)
+            batches.append(path)
+        else:
+            raise BadInput(f"{path}: not a run folder nor a folder of runs (no run.json)")
+    loaded = load_model(model)  # refused before any run is touched
+    table = Table(title=f"model {model}")
+    for col in ("run", "score", "finding", "verdict"):
+        table.add_column(col)
+    for folder in folders:
+        score, x = score_run(folder, loaded, baseline)
+        finding = finding_for(loaded, model, score, x, threshold) if score >= threshold else None
+        level = rejudge_run_dir(folder, [finding] if finding else []).level if write else None
+        if json_out:
+            row = {"run": str(folder), "score": round(score, 4), "finding": finding, "verdict": level}
+            typer.echo(orjson.dumps(row).decode())
+        else:
+            table.add_row(str(folder), f"{score:.2f}", finding["title"] if finding else "", level or "")
+    if write:
+        from osptrack.report.index import write_index
+
+        for batch in batches:
+            if (batch / "index.html").is_file():
+                write_index(batch)
+    if not json_out:
+        console.print(table)

@@ -24,7 +24,7 @@ from osptrack.jsonio import atomic_write_json, write_jsonl
 from osptrack.outputs import check_output_dir, replace_dir
 from osptrack.registry import REGISTRY_ADDRESS, REGISTRY_HOST
 from osptrack.registry.backends import seed_folders as backend_folders
-from osptrack.registry.online import cached_version, fetch_target, registry_served
+from osptrack.registry.online import cached_version, fetch_target, installs_by_name, registry_served
 from osptrack.registry.service import RegistryConfig, RegistryService
 from osptrack.registry.upstream import UpstreamError
 from osptrack.sandbox import trust
@@ -108,7 +108,7 @@ def resolve(ref: PackageRef, options: AnalyzeOptions) -> tuple[Ecosystem, Packag
     archive = ref.archive
     if archive is None:
         archive = eco.find_archive(ref.name, ref.version, options.deps_dirs)
-    if archive is None and registry_served(eco.name):
+    if archive is None and installs_by_name(eco.name):
         # pip or npm installs NAME==VERSION from the registry service: the registry (online) or
         # the cache (offline) must have it; an unknown name is bad input, before anything is written.
         return eco, replace(ref, version=_registry_version(eco, ref, options))
@@ -165,7 +165,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
     all_events: list[Event] = []
     ends: dict[str, tuple[list[Event], PhaseOutcome]] = {}
     tails: dict[str, list[str]] = {}
-    registry = _registry_service(eco, options)
+    registry = _registry_service(eco, options, ref)
     routes = registry_routes(registry.handle, *REGISTRY_ADDRESS) if registry else []
     with contextlib.ExitStack() as stack:
         if registry is not None:
@@ -315,13 +315,16 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
     )
 
 
-def _registry_service(eco: Ecosystem, options: AnalyzeOptions) -> RegistryService | None:
+def _registry_service(eco: Ecosystem, options: AnalyzeOptions, ref: PackageRef) -> RegistryService | None:
     if not registry_served(eco.name):
         return None
     config = options.registry
     if eco.name == "pypi" and not config.seed_folders:
         config = replace(config, seed_folders=backend_folders())
-    return RegistryService(eco.name, options.deps_dirs, options.online, config)
+    # cargo takes the crate itself from its registry too (a path dependency would change how
+    # cargo builds it: lints uncapped, `#![deny(warnings)]` failing), so the service serves it.
+    files = (ref.archive,) if eco.name == "crates.io" and ref.archive is not None else ()
+    return RegistryService(eco.name, options.deps_dirs, options.online, config, files)
 
 
 def _judge(

@@ -1,4 +1,4 @@
-"""crates.io: `cargo build --offline` of a stub that depends on the crate, then `cargo run` it.
+"""crates.io: `cargo build` of a stub that depends on the crate, against the registry service, then `cargo run` it.
 
 Toolchain: the rustup stable toolchain found on the host (here /root/.rustup/toolchains/
 stable-*, rustc 1.95) is bound read-only at /opt/rust/toolchain; nothing else of /root is
@@ -7,8 +7,9 @@ cleaner but too old for much of today's crates.io (edition 2021 features, `rust-
 fields, newer Cargo.lock formats), so a run with it would fail for reasons unrelated to the
 package. CARGO_HOME is ~/.cargo inside the sandbox, i.e. on the run's fresh tmpfs home.
 
-The crate and its --deps-dir crates are unpacked *inside* the sandbox into a vendored source
-that replaces crates.io (see harness/cratesio_install.py). Hyphenated names work: the stub
+cargo resolves the crate and its dependencies against the registry service's sparse index,
+which replaces crates.io (`registry/cratesio.py`, harness/cratesio_install.py): the --deps-dir
+crates, the host's cache and, with --online, crates.io as fetched by osptrack on the host. Hyphenated names work: the stub
 depends on the package name and `use`s the library name (hyphens become underscores, or the
 crate's own `[lib] name`), the bug package-analysis has.
 """
@@ -30,6 +31,7 @@ from osptrack.ecosystems.archives import depth, not_a, read_member, staged_name
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, install_harness_argv
 from osptrack.errors import BadInput, ToolchainMissing
 from osptrack.jsonio import atomic_write_bytes
+from osptrack.registry.cratesio import INDEX_URL as CRATES_INDEX_URL
 from osptrack.target import validate_name, validate_version
 from osptrack.trace.roles import ROOT, Role, Rule, installed
 
@@ -126,9 +128,9 @@ class CratesIo(Ecosystem):
             "CARGO_TERM_PROGRESS_WHEN": "never",
             "CARGO_INCREMENTAL": "0",
             "RUSTC": f"{self._sandbox_bin()}/rustc",
+            # the install harness points crates-io at the registry service's sparse index
+            "OSPTRACK_CRATES_INDEX": CRATES_INDEX_URL,
         }
-        if not online:
-            env["CARGO_NET_OFFLINE"] = "true"
         return env
 
     def command(self, phase: str, layout: Layout, online: bool) -> list[str] | None:

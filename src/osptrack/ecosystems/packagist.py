@@ -2,7 +2,9 @@
 
 Debian's php-cli and composer live under /usr. The install harness writes the project's
 composer.json inside the sandbox: the archive as an inline `package` repository with a local
-zip dist, each zip of the --deps-dir folders likewise, plugins allowed. Composer
+zip dist (a zipball may carry no version), and the registry service's Composer repository
+(`registry/packagist.py`), which serves the --deps-dir zips, the host's cache and, with
+--online, what osptrack fetched from repo.packagist.org on the host; plugins allowed. Composer
 plugins (type `composer-plugin`) run their activate() during install, as on a user's machine;
 a dependency's own `scripts` never run in Composer (only the root project's do), so plugins are
 the install-time path that matters.
@@ -27,6 +29,7 @@ from osptrack.ecosystems.base import (
 )
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
+from osptrack.registry.packagist import REPOSITORY_URL as COMPOSER_REPOSITORY_URL
 from osptrack.target import validate_name, validate_version
 from osptrack.trace.roles import SHELLS, Role, Rule, installed
 
@@ -109,9 +112,9 @@ class Packagist(Ecosystem):
             "COMPOSER_ALLOW_SUPERUSER": "1",  # uid 0 is only the sandbox's user namespace
             "COMPOSER_NO_INTERACTION": "1",
             "COMPOSER_NO_AUDIT": "1",
+            # the install harness adds the registry service's Composer repository
+            "OSPTRACK_COMPOSER_REPO": COMPOSER_REPOSITORY_URL,
         }
-        if not online:
-            env["COMPOSER_DISABLE_NETWORK"] = "1"
         return env
 
     def command(self, phase: str, layout: Layout, online: bool) -> list[str] | None:

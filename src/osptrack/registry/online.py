@@ -1,10 +1,11 @@
 """The analysed package itself, when it is named rather than given as an archive.
 
-pip and npm install `NAME==VERSION` from the registry service (`registry_served`); osptrack
+pip and npm install `NAME==VERSION` from the registry service (`installs_by_name`); osptrack
 first checks, on the host, that the registry (online) or the cache (offline) has it, so an
-unknown package is bad input before anything is written. RubyGems, Packagist, crates.io and
-NuGet have no registry service yet: online, their archive is fetched on the host as plain bytes
-through `ecosystems/registry_api.py`, hash-checked, and analysed like a local archive.
+unknown package is bad input before anything is written. For RubyGems, Packagist, crates.io
+and NuGet the package itself, when named, is fetched on the host as plain bytes through
+`ecosystems/registry_api.py`, hash-checked, and analysed like a local archive; the served ones
+(`registry_served`) then resolve its dependencies against the service.
 """
 
 from __future__ import annotations
@@ -19,11 +20,18 @@ from osptrack.registry.cache import ContentCache
 from osptrack.registry.service import RegistryConfig
 from osptrack.target import normalise_name
 
-SERVED = ("pypi", "npm")
+SERVED = ("pypi", "npm", "crates.io", "packagist")
+BY_NAME = ("pypi", "npm")  # the package itself, named, installed by name from the service
 
 
 def registry_served(ecosystem: str) -> bool:
+    """The ecosystem's package manager resolves dependencies against the registry service."""
     return ecosystem in SERVED
+
+
+def installs_by_name(ecosystem: str) -> bool:
+    """A named package (no archive) is installed from the service, not fetched on the host first."""
+    return ecosystem in BY_NAME
 
 
 def cached_version(ecosystem: str, name: str, version: str | None, config: RegistryConfig) -> str | None:

@@ -29,13 +29,16 @@ from typing import Any
 
 import h11
 
-from osptrack.registry import NPM_REGISTRY_URL, PYPI_INDEX_URL
+from osptrack.registry import NPM_REGISTRY_URL, PYPI_INDEX_URL, REGISTRY_URL
 from osptrack.registry import npm as npm_api
 from osptrack.registry import pypi as pypi_api
 from osptrack.registry.backends import BACKEND_NAMES
 from osptrack.registry.cache import ContentCache
+from osptrack.registry.cratesio import CratesIo
+from osptrack.registry.flavour import ArchiveFolders, Flavour, Miss, Page, Serve
 from osptrack.registry.local import LocalFolders
 from osptrack.registry.model import ClosureEntry, Dist
+from osptrack.registry.packagist import Packagist
 from osptrack.registry.upstream import NotFound, Upstream, UpstreamError
 from osptrack.target import normalise_name
 
@@ -44,6 +47,8 @@ FETCH_TIMEOUT_S = 300.0
 CHUNK = 256 * 1024
 MAX_ERRORS = 100
 WORKERS = 4
+# The ecosystems served through a `Flavour` (PyPI and npm are the service's own code).
+FLAVOURS: dict[str, Flavour] = {f.ecosystem: f for f in (CratesIo(), Packagist())}
 
 
 @dataclass(frozen=True)
@@ -106,12 +111,20 @@ class RegistryService:
         deps_dirs: Iterable[Path] = (),
         online: bool = False,
         config: RegistryConfig | None = None,
+        files: Iterable[Path] = (),
     ) -> None:
+        """`files`: single archives served as if they sat in a deps-dir (cargo's package itself,
+        which cargo takes from its registry like any other crate)."""
         self.ecosystem = ecosystem
+        self.flavour = FLAVOURS.get(ecosystem)
         self.online = online
         self.config = config or RegistryConfig()
         self.cache = ContentCache(self.config.cache_root, self.config.cache_max_bytes)
-        self.local = LocalFolders(ecosystem, deps_dirs)
+        self.local: LocalFolders | ArchiveFolders = (
+            ArchiveFolders(self.flavour, deps_dirs, files)
+            if self.flavour is not None
+            else LocalFolders(ecosystem, deps_dirs)
+        )
         self.phase: str | None = None
         self.requests = 0
         self._lock = threading.Lock()
@@ -156,6 +169,8 @@ class RegistryService:
 
     @property
     def index_url(self) -> str:
+        if self.flavour is not None:
+            return f"{REGISTRY_URL}{self.flavour.prefix}"
         return PYPI_INDEX_URL if self.ecosystem == "pypi" else NPM_REGISTRY_URL
 
     def closure(self) -> list[ClosureEntry]:
@@ -260,6 +275,8 @@ class RegistryService:
             return self._pypi(path[len("/pypi/") :], headers.get("accept", ""))
         if self.ecosystem == "npm" and path.startswith("/npm/"):
             return self._npm(path[len("/npm/") :])
+        if self.flavour is not None and path.startswith(self.flavour.prefix):
+            return self._flavoured(self.flavour, path[len(self.flavour.prefix) :])
         if path == "/":
             return _Response(200, body=b"package mirror\n")
         return _Response(404, body=b"not found\n")
@@ -310,6 +327,18 @@ class RegistryService:
             return _Response(404, npm_api.JSON_TYPE, b'{"error":"Not found"}')
         return self._serve_file(found)
 
+    # ------------------------------------------------------------------ RubyGems, Packagist, crates.io
+
+    def _flavoured(self, flavour: Flavour, rest: str) -> _Response:
+        answer = flavour.route(rest, lambda name: self._project(name)[0])
+        if isinstance(answer, Page):
+            return _Response(answer.status, answer.content_type, answer.body)
+        if isinstance(answer, Serve):
+            return self._serve_file(answer.dist)
+        assert isinstance(answer, Miss)
+        self._record(ClosureEntry(self.ecosystem, answer.name, answer.version, None, "missing"))
+        return _Response(404, body=f"no {answer.name} {answer.version or ''}".strip().encode() + b"\n")
+
     # ------------------------------------------------------------------ shared
 
     def _project(self, name: str) -> tuple[list[Dist], dict[str, str]]:
@@ -344,6 +373,8 @@ class RegistryService:
 
     def _upstream_project(self, name: str) -> tuple[list[Dist], dict[str, str]]:
         up = self.config.upstream
+        if self.flavour is not None:
+            return self.flavour.upstream_project(up, name), {}
         if self.ecosystem == "pypi":
             return up.pypi_page(name), {}
         return up.npm_packument(name)

@@ -35,6 +35,18 @@ PYPI_JSON = "application/vnd.pypi.simple.v1+json"
 NPM_ABBREVIATED = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8"
 
 
+# Per ecosystem, the hosts its registry answers from. Packagist's dists are GitHub zipballs
+# (api.github.com redirects to codeload.github.com); a redirect is followed only to these.
+REGISTRY_HOSTS = frozenset(
+    {
+        "pypi.org", "files.pythonhosted.org", "registry.npmjs.org",
+        "index.crates.io", "static.crates.io",
+        "repo.packagist.org", "api.github.com", "codeload.github.com",
+        "index.rubygems.org", "rubygems.org",
+    }
+)  # fmt: skip
+
+
 class UpstreamError(Exception):
     """The registry's answer could not be used; the message is one line for run.json and the CLI."""
 
@@ -47,9 +59,11 @@ class NotFound(UpstreamError):
 class Upstream:
     pypi_simple: str = "https://pypi.org/simple"
     npm: str = "https://registry.npmjs.org"
-    allowed_hosts: frozenset[str] = field(
-        default_factory=lambda: frozenset({"pypi.org", "files.pythonhosted.org", "registry.npmjs.org"})
-    )
+    crates_index: str = "https://index.crates.io"
+    crates_dl: str = "https://static.crates.io/crates"
+    packagist: str = "https://repo.packagist.org"
+    rubygems: str = "https://index.rubygems.org"
+    allowed_hosts: frozenset[str] = field(default_factory=lambda: REGISTRY_HOSTS)
     timeout_s: float = 60.0
 
     # ------------------------------------------------------------------ fetching
@@ -61,7 +75,7 @@ class Upstream:
             headers["Accept"] = accept
         request = urllib.request.Request(url, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:  # noqa: S310 - checked above
+            with self._opener().open(request, timeout=self.timeout_s) as resp:
                 data: bytes = resp.read(limit + 1)
                 declared = resp.headers.get("Content-Length")
                 # read(n) returns short, without an error, when the server closes early
@@ -83,6 +97,17 @@ class Upstream:
         if len(data) > limit:
             raise UpstreamError(f"{host}: answer for {url} is larger than {limit >> 20} MiB")
         return data
+
+    def _opener(self) -> urllib.request.OpenerDirector:
+        """urllib's opener, with every redirect target checked as the first URL was."""
+        upstream = self
+
+        class Redirects(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+                upstream._check_url(newurl)  # UpstreamError: refused, as a first URL would be
+                return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+        return urllib.request.build_opener(Redirects)
 
     def _check_url(self, url: str) -> str:
         parts = urllib.parse.urlsplit(url)
@@ -264,12 +289,8 @@ def verify(dist: Dist, data: bytes) -> None:
     """UpstreamError unless `data` matches the digest the registry published."""
     if not data:
         raise UpstreamError(f"{dist.filename}: the registry sent an empty file")
-    if dist.ecosystem == "pypi":
-        got = hashlib.sha256(data).hexdigest()
-        if got != dist.sha256:
-            raise UpstreamError(
-                f"{dist.filename}: sha256 {got[:16]}... does not match the registry's {str(dist.sha256)[:16]}..."
-            )
+    if dist.ecosystem != "npm":  # a sha256 (PyPI, crates.io, RubyGems) or a sha1 (Packagist)
+        _verify_digest(dist, data)
         return
     sha512 = next((p[7:] for p in (dist.integrity or "").split() if p.startswith("sha512-")), None)
     if sha512 is not None:
@@ -281,3 +302,17 @@ def verify(dist: Dist, data: bytes) -> None:
         raise UpstreamError(f"{dist.filename}: shasum does not match the registry's")
     if not dist.shasum:
         raise UpstreamError(f"{dist.filename}: the registry published no sha512 or sha1 to check it against")
+
+
+def _verify_digest(dist: Dist, data: bytes) -> None:
+    if dist.sha256:
+        got = hashlib.sha256(data).hexdigest()
+        if got != dist.sha256:
+            raise UpstreamError(
+                f"{dist.filename}: sha256 {got[:16]}... does not match the registry's {dist.sha256[:16]}..."
+            )
+    elif dist.shasum:
+        if hashlib.sha1(data).hexdigest() != dist.shasum.lower():  # noqa: S324 - Composer's shasum
+            raise UpstreamError(f"{dist.filename}: sha1 does not match the registry's shasum")
+    elif dist.ecosystem != "packagist":  # Packagist's GitHub zipballs carry none; Composer checks none
+        raise UpstreamError(f"{dist.filename}: the registry published no digest to check it against")

@@ -1,7 +1,7 @@
 """`cargo install` a crate's binaries and run each with --help (inside the sandbox).
 
-Usage: cratesio_execute.py NAME VERSION [offline|online]. The crate was unpacked into the
-vendor folder by the install phase. `cargo install` is what gives a user a crate's binaries,
+Usage: cratesio_execute.py NAME VERSION [offline|online]. The crate was unpacked by the
+install phase; its dependencies come from the registry service, as at install. `cargo install` is what gives a user a crate's binaries,
 and unlike `cargo build` of the crate it ignores dev-dependencies, which a --deps-dir
 rarely holds.
 """
@@ -14,14 +14,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run_executables import run_help  # noqa: E402
 
 ROOT = os.path.join(os.environ.get("HOME", "/root"), ".osptrack-crates")
-VENDOR = f"{ROOT}/vendor"
+UNPACKED = f"{ROOT}/unpacked"
 INSTALL_ROOT = f"{ROOT}/installed"
 
 
 def main():
     name, version = sys.argv[1], sys.argv[2]
-    online = len(sys.argv) > 3 and sys.argv[3] == "online"
-    folder = os.path.join(VENDOR, f"{name}-{version}")
+    folder = os.path.join(UNPACKED, f"{name}-{version}")
     if not os.path.isdir(folder):
         print(
             f"osptrack-execute: {folder} missing: the install phase did not unpack the crate", file=sys.stderr
@@ -38,8 +37,6 @@ def main():
         "--target-dir",
         f"{ROOT}/install-target",
     ]
-    if not online:
-        argv.append("--offline")
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL)
     bin_dir = os.path.join(INSTALL_ROOT, "bin")
     executables = (

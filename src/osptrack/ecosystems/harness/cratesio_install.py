@@ -2,15 +2,16 @@
 
 Usage: cratesio_install.py offline|online NAME VERSION [ARCHIVE] [--deps DIR...]
 
-The .crate and the --deps-dir crates are unpacked here, inside the sandbox, into a vendored
-directory source that replaces crates.io, so `cargo build --offline` resolves them like
-registry crates: the crate's build.rs and any proc-macros run exactly as on a user's machine.
+cargo's config replaces crates.io with the sparse index of the fake network's registry service
+($OSPTRACK_CRATES_INDEX), which serves the crate itself, the --deps-dir crates and the host's
+cache (and, with --online, what osptrack fetched from crates.io on the host), so cargo resolves
+and downloads them as from crates.io: the crate's build.rs and any proc-macros run exactly as
+on a user's machine. The crate is also unpacked here, only to read its library name and macros.
 The stub lives in /root/.osptrack-crates/stub; the import phase runs it (`cargo run`). A
 proc-macro crate's macros run only when expanded, so each exported derive, function-like and
 attribute macro is then expanded once in a second crate (`cargo check`).
 """
 
-import hashlib
 import json
 import os
 import re
@@ -22,26 +23,20 @@ import tomllib
 import _install_args  # sibling module: the harness folder is this script's sys.path[0]
 
 ROOT = os.path.join(os.environ.get("HOME", "/root"), ".osptrack-crates")
-VENDOR = f"{ROOT}/vendor"
+UNPACKED = f"{ROOT}/unpacked"
 STUB = f"{ROOT}/stub"
 MACRO_USE = f"{ROOT}/macro-use"
 CARGO_HOME = os.environ.get("CARGO_HOME", "/root/.cargo")
 
 
 def unpack(crate):
-    """Unpack one .crate into the vendor folder; return its directory."""
-    with open(crate, "rb") as fh:
-        digest = hashlib.sha256(fh.read()).hexdigest()
+    """Unpack one .crate (to read it, never built from here); return its directory."""
     with tarfile.open(crate, "r:gz") as tf:
         tops = {m.name.split("/", 1)[0] for m in tf.getmembers()}
         if len(tops) != 1:
             raise SystemExit(f"osptrack-install: {crate}: expected one top folder, found {sorted(tops)[:5]}")
-        safe_extract(tf, VENDOR)
-    folder = os.path.join(VENDOR, tops.pop())
-    # A directory source needs a checksum file; an empty "files" map skips per-file checks.
-    with open(os.path.join(folder, ".cargo-checksum.json"), "w") as fh:
-        json.dump({"files": {}, "package": digest}, fh)
-    return folder
+        safe_extract(tf, UNPACKED)
+    return os.path.join(UNPACKED, tops.pop())
 
 
 def safe_extract(tf, dest):
@@ -90,7 +85,7 @@ def proc_macros(folder):
     return sorted(set(derives)), sorted(set(bangs)), sorted(set(attrs))
 
 
-def exercise_macros(name, version, lib, macros, offline):
+def exercise_macros(name, version, lib, macros):
     """Expand every exported macro once in a separate crate, the way a user's code would.
 
     Macro bodies run only when expanded; the generated inputs may not suit them, so a
@@ -107,9 +102,7 @@ def exercise_macros(name, version, lib, macros, offline):
         f"[dependencies]\n{json.dumps(name)} = {json.dumps('=' + version)}\n",
     )
     write(f"{MACRO_USE}/src/lib.rs", "\n".join(lines) + "\n")
-    argv = ["cargo", "check", "--manifest-path", f"{MACRO_USE}/Cargo.toml"] + (
-        ["--offline"] if offline else []
-    )
+    argv = ["cargo", "check", "--manifest-path", f"{MACRO_USE}/Cargo.toml"]
     done = subprocess.run(argv, stdin=subprocess.DEVNULL)
     print(
         f"osptrack-install: expanded {len(lines) - 1} macros of {name} (cargo check exit {done.returncode})"
@@ -123,23 +116,19 @@ def write(path, text):
 
 
 def main():
-    mode, _, name, version, archive, deps = _install_args.parse()
-    os.makedirs(VENDOR, exist_ok=True)
+    _mode, _, name, version, archive, _deps = _install_args.parse()
+    os.makedirs(UNPACKED, exist_ok=True)
     lib = name.replace("-", "_")
     crate_dir = None
     if archive:
         crate_dir = unpack(archive)
         lib = lib_name(crate_dir, name)
-    for folder in deps:
-        for entry in sorted(os.listdir(folder)):
-            if entry.endswith(".crate") and os.path.join(folder, entry) != archive:
-                unpack(os.path.join(folder, entry))
-    if mode != "online":
-        write(
-            f"{CARGO_HOME}/config.toml",
-            '[source.crates-io]\nreplace-with = "osptrack-vendor"\n\n'
-            f'[source.osptrack-vendor]\ndirectory = "{VENDOR}"\n\n[net]\noffline = true\n',
-        )
+    # Online or not, cargo talks only to the registry service (osptrack fetches on the host).
+    write(
+        f"{CARGO_HOME}/config.toml",
+        '[source.crates-io]\nreplace-with = "osptrack"\n\n'
+        f"[source.osptrack]\nregistry = {json.dumps(os.environ['OSPTRACK_CRATES_INDEX'])}\n",
+    )
     write(
         f"{STUB}/Cargo.toml",
         '[package]\nname = "osptrack-stub"\nversion = "0.0.0"\nedition = "2021"\npublish = false\n\n'
@@ -151,13 +140,11 @@ def main():
         f"{STUB}/src/main.rs", f'{use}\nfn main() {{\n    println!("osptrack-import: {name} linked");\n}}\n'
     )
     argv = ["cargo", "build", "--manifest-path", f"{STUB}/Cargo.toml"]
-    if mode != "online":
-        argv.append("--offline")
     sys.stdout.flush()
     built = subprocess.run(argv, stdin=subprocess.DEVNULL)
     macros = proc_macros(crate_dir) if crate_dir else ([], [], [])
     if lib and any(macros):
-        exercise_macros(name, version, lib, macros, mode != "online")
+        exercise_macros(name, version, lib, macros)
     return built.returncode
 
 

@@ -2,9 +2,11 @@
 
 Usage: packagist_install.py offline|online PROJECT NAME VERSION [ARCHIVE] [--deps DIR...]
 
-Offline, the archive and each zip of the --deps-dir folders become inline `package`
-repositories whose dist is the local zip (so a zipball without a `version` in its
-composer.json installs too), and packagist.org is disabled. Plugins and scripts are allowed, as in
+The archive becomes an inline `package` repository whose dist is the local zip (so a zipball
+without a `version` in its composer.json installs too); its dependencies come from the registry
+service's Composer repository ($OSPTRACK_COMPOSER_REPO: the --deps-dir zips, the host's cache,
+and with --online what osptrack fetched on the host); packagist.org is disabled. Zips in
+--deps DIR folders (none when the service serves them) are inline packages too. Plugins and scripts are allowed, as in
 real projects: a composer plugin's activate() is the Packagist install-time attack path.
 """
 
@@ -68,14 +70,15 @@ def dependency_repositories(folder, archive):
 
 
 def main():
-    mode, (project,), name, version, archive, deps = _install_args.parse(n_extra=1)
+    _mode, (project,), name, version, archive, deps = _install_args.parse(n_extra=1)
     repositories = []
     if archive:
         repositories.append(inline_package(archive, name, version))
     for folder in deps:
         repositories += dependency_repositories(folder, archive)
-    if mode != "online":
-        repositories.append({"packagist.org": False})
+    if os.environ.get("OSPTRACK_COMPOSER_REPO"):
+        repositories.append({"type": "composer", "url": os.environ["OSPTRACK_COMPOSER_REPO"]})
+    repositories.append({"packagist.org": False})  # the sandbox never reaches it
     manifest = {
         "name": "osptrack/sandbox-project",
         "description": "osptrack sandbox project",
@@ -84,7 +87,8 @@ def main():
         "require": {name: version},
         "minimum-stability": "dev",
         "prefer-stable": True,
-        "config": {"allow-plugins": True, "process-timeout": 0},
+        # secure-http: the registry service is plain http inside the fake network
+        "config": {"allow-plugins": True, "process-timeout": 0, "secure-http": False},
     }
     os.makedirs(project, exist_ok=True)
     with open(os.path.join(project, "composer.json"), "w") as fh:

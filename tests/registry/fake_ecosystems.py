@@ -1,0 +1,115 @@
+"""A fake crates.io / Packagist / RubyGems on loopback, serving archives built from source, with
+the same ways to misbehave as fake_upstream.FakeRegistry ("malformed", "truncated", "badhash")."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from osptrack.registry.cratesio import index_path
+from osptrack.registry.upstream import Upstream
+
+
+@dataclass
+class FakeEcosystems:
+    crates: dict[str, list[tuple[dict, Path]]] = field(default_factory=dict)  # name -> (index line, .crate)
+    composer: dict[str, list[tuple[dict, Path]]] = field(default_factory=dict)  # name -> (composer.json, zip)
+    mode: str = "ok"
+    hits: list[str] = field(default_factory=list)
+
+    def start(self) -> FakeEcosystems:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                fake.hits.append(self.path)
+                body, is_file = fake.answer(self.path)
+                if body is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                truncate = fake.mode == "truncated" and is_file
+                if fake.mode == "badhash" and is_file:
+                    body = body[:-10] + b"x" * 10
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body) + (1000 if truncate else 0)))
+                self.end_headers()
+                self.wfile.write(body)
+                if truncate:
+                    self.close_connection = True
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def upstream(self) -> Upstream:
+        return Upstream(
+            crates_index=f"{self.base}/index",
+            crates_dl=f"{self.base}/dl",
+            packagist=f"{self.base}/packagist",
+            rubygems=f"{self.base}/rubygems",
+            allowed_hosts=frozenset({"127.0.0.1"}),
+        )
+
+    def answer(self, path: str) -> tuple[bytes | None, bool]:
+        if path.startswith("/index/"):
+            for name, versions in self.crates.items():
+                if path == f"/index/{index_path(name)}":
+                    if self.mode == "malformed":
+                        return b'{"name": "' + name.encode() + b'", "vers": ', False
+                    lines = [
+                        json.dumps({**line, "cksum": hashlib.sha256(c.read_bytes()).hexdigest()})
+                        for line, c in versions
+                    ]
+                    return ("\n".join(lines) + "\n").encode(), False
+            return None, False
+        if path.startswith("/dl/"):
+            fn = path.rsplit("/", 1)[-1]
+            for versions in self.crates.values():
+                for _, c in versions:
+                    if c.name == fn:
+                        return c.read_bytes(), True
+            return None, True
+        if path.startswith("/packagist/p2/"):
+            name = path[len("/packagist/p2/") :].removesuffix(".json")
+            versions = self.composer.get(name)
+            if versions is None:
+                return None, False
+            if self.mode == "malformed":
+                return b"<html>rate limited", False
+            entries = [
+                {
+                    **manifest,
+                    "dist": {
+                        "type": "zip",
+                        "url": f"{self.base}/zips/{z.name}",
+                        "shasum": hashlib.sha1(z.read_bytes()).hexdigest(),
+                    },
+                }
+                for manifest, z in versions
+            ]
+            return json.dumps({"packages": {name: entries}}).encode(), False
+        if path.startswith("/zips/"):
+            fn = path.rsplit("/", 1)[-1]
+            for versions in self.composer.values():
+                for _, z in versions:
+                    if z.name == fn:
+                        return z.read_bytes(), True
+            return None, True
+        return None, False

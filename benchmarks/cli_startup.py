@@ -1,43 +1,143 @@
-"""Wall time of `osptrack --version` and `osptrack --help`: median of N runs, with the load average.
+"""Start-up cost of the `osptrack` command: `--version`, `--help`, and exec-to-first-phase of `analyze`.
 
-    .venv/bin/python benchmarks/cli_startup.py [N]
+    .venv/bin/python benchmarks/cli_startup.py [--repeat 10 | --quick] [--json PATH]
 
-`--version` is answered by osptrack.entry before typer and rich load; `--help` imports every
-command module (their data libraries stay lazy) and renders with rich.
+Each round runs every command once, in a rotated order (drift from other load hits all alike);
+medians (with min and max) of --repeat rounds, and the load average before and after.
+
+- `python -c pass`: the interpreter's own floor (the venv's python, `-S` off, as the script runs).
+- `osptrack --version`: answered by osptrack.entry before typer and rich load (target <= 120 ms).
+- `osptrack --help`: typer + rich's help rendering over every command group.
+- `analyze -> first phase`: `osptrack analyze pypi six-1.16.0...whl` as a user runs it, a fresh
+  process each time. Instrument: the benchmark sets OSPTRACK_SPAWN_MARK=FILE, and
+  osptrack.sandbox.runner appends the CLOCK_MONOTONIC time (one clock for every process of the
+  machine) at which each phase spawns its tracer; the figure is the first mark minus the
+  benchmark's clock just before it spawned the CLI (target <= 150 ms). It includes the
+  interpreter, imports, typer, resolving the archive, the registry service, the workspace tmpfs,
+  the fake network's namespace and CA, staging and the persona's home: all a user waits for
+  before the package's first process exists.
+- `in-process analyze() -> first phase`: the same from a call of osptrack.run.analyze in this
+  (warm) process: the run's own set-up, without interpreter, imports and CLI. The difference
+  between the two is what the CLI's start-up adds.
+
+The analyze rows need root (the sandbox) and the shared corpus (../shared); without either they
+are skipped with a message.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
 OSPTRACK = Path(sys.executable).with_name("osptrack")
+SIX = REPO / ".." / "shared" / "corpus" / "pypi" / "six" / "six-1.16.0-py2.py3-none-any.whl"
+MARK_ENV = "OSPTRACK_SPAWN_MARK"  # osptrack.sandbox.runner.SPAWN_MARK_ENV (not imported: see below)
 
 
-def median_ms(argv: list[str], runs: int) -> tuple[float, float, float]:
-    times = []
-    for _ in range(runs):
+def timed(argv: list[str]) -> Callable[[], float]:
+    def run() -> float:
         started = time.perf_counter()
-        subprocess.run(argv, capture_output=True, check=False)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times), min(times), max(times)
+        proc = subprocess.run(argv, capture_output=True, check=False)
+        took = time.perf_counter() - started
+        if proc.returncode not in (0,):
+            raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.decode()[-300:]}")
+        return took
+
+    return run
+
+
+def first_mark(mark: Path) -> float:
+    return float(mark.read_text().split()[0])
+
+
+def cli_to_first_phase(scratch: Path) -> float:
+    mark = scratch / "mark"
+    mark.unlink(missing_ok=True)
+    out = scratch / "cli-run"
+    shutil.rmtree(out, ignore_errors=True)
+    argv = [str(OSPTRACK), "analyze", "pypi", str(SIX), "--deps-dir", str(SIX.parent), "--out", str(out)]
+    env = {**os.environ, MARK_ENV: str(mark)}
+    started = time.monotonic()
+    proc = subprocess.run(argv, env=env, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"osptrack analyze exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
+    return first_mark(mark) - started
+
+
+def in_process_to_first_phase(scratch: Path) -> float:
+    from osptrack.run import AnalyzeOptions, analyze
+    from osptrack.target import parse_target
+
+    mark = scratch / "mark-inproc"
+    mark.unlink(missing_ok=True)
+    out = scratch / "inproc-run"
+    shutil.rmtree(out, ignore_errors=True)
+    os.environ[MARK_ENV] = str(mark)
+    try:
+        started = time.monotonic()
+        analyze(parse_target("pypi", str(SIX)), AnalyzeOptions(deps_dirs=(SIX.parent,)), out)
+    finally:
+        del os.environ[MARK_ENV]
+    return first_mark(mark) - started
 
 
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    print(f"load average before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
-    for label, argv in (
-        ("python -c pass", [sys.executable, "-c", "pass"]),
-        ("osptrack --version", [str(OSPTRACK), "--version"]),
-        ("osptrack --help", [str(OSPTRACK), "--help"]),
-    ):
-        med, lo, hi = median_ms(argv, runs)
-        print(f"{label:20s} median {med:6.0f} ms  (min {lo:.0f}, max {hi:.0f}, n={runs})")
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=10, help="rounds (default 10)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds")
+    parser.add_argument("--json", type=Path, help="write the medians and every sample here")
+    args = parser.parse_args()
+    rounds = 3 if args.quick else args.repeat
+    load_before = os.getloadavg()
+    print(
+        f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, {os.cpu_count()} cores"
+    )
+    with tempfile.TemporaryDirectory(prefix="osptrack-startup-") as tmp:
+        scratch = Path(tmp)
+        cases: dict[str, Callable[[], float]] = {
+            "python -c pass": timed([sys.executable, "-c", "pass"]),
+            "osptrack --version": timed([str(OSPTRACK), "--version"]),
+            "osptrack --help": timed([str(OSPTRACK), "--help"]),
+        }
+        if os.geteuid() != 0:
+            print("skipped analyze rows: the sandbox needs root")
+        elif not SIX.is_file():
+            print(f"skipped analyze rows: {SIX} is missing (the shared corpus, ../shared, is absent)")
+        else:
+            cases["analyze -> first phase (CLI)"] = lambda: cli_to_first_phase(scratch)
+            cases["analyze() -> first phase (in-process)"] = lambda: in_process_to_first_phase(scratch)
+        names = list(cases)
+        samples: dict[str, list[float]] = {n: [] for n in names}
+        for i in range(rounds):
+            k = i % len(names)
+            for name in names[k:] + names[:k]:  # rotate the order each round
+                samples[name].append(cases[name]())
+    load_after = os.getloadavg()
+    result: dict[str, object] = {"rounds": rounds, "load_before": load_before, "load_after": load_after}
+    for name in names:
+        ms = [s * 1000 for s in samples[name]]
+        med = statistics.median(ms)
+        result[name] = {"median_ms": med, "min_ms": min(ms), "max_ms": max(ms), "samples_ms": ms}
+        print(f"{name:40s} median {med:6.0f} ms  (min {min(ms):.0f}, max {max(ms):.0f}, n={rounds})")
+    if "analyze -> first phase (CLI)" in samples:
+        cli = statistics.median(samples["analyze -> first phase (CLI)"])
+        inproc = statistics.median(samples["analyze() -> first phase (in-process)"])
+        print(f"{'CLI start-up added (difference)':40s} median {(cli - inproc) * 1000:6.0f} ms")
+    print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ bash scripts/setup-toolchains.sh
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+# osptrack's own .pyc files, even under PYTHONDONTWRITEBYTECODE (the CLI's start-up time).
+bash scripts/compile-bytecode.sh .venv/bin/python src/osptrack
 
 # Offline build tools for sdists (plain wheel bytes; nothing is executed here).
 TOOLS=${OSPTRACK_CACHE:-/var/cache/osptrack}/build-tools

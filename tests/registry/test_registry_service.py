@@ -282,3 +282,32 @@ def test_parsers_skip_files_without_a_checkable_digest() -> None:
     ]
     doc = {"versions": {"1.0.0": {"dist": {"tarball": "https://registry.npmjs.org/x/-/x-1.0.0.tgz"}}}}
     assert parse_npm_packument("x", "https://registry.npmjs.org/x", json.dumps(doc).encode())[0] == []
+
+
+def test_seeding_an_already_seeded_folder_reads_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """seed runs before every analysis: once the files are in the cache it must not hash them again."""
+    from osptrack.registry import local
+    from osptrack.registry import service as service_mod
+
+    folder = tmp_path / "build-backends"
+    folder.mkdir()
+    for name in ("alpha", "beta"):
+        with zipfile.ZipFile(folder / f"{name}-1.0-py3-none-any.whl", "w") as zf:
+            zf.writestr(f"{name}/__init__.py", "")
+            zf.writestr(
+                f"{name}-1.0.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"
+            )
+    cache = ContentCache(tmp_path / "c")
+    assert service_mod.seed(cache, "pypi", (folder,)) == 2
+    calls: list[Path] = []
+    real = local.digests
+    monkeypatch.setattr(local, "digests", lambda p: calls.append(p) or real(p))
+    assert service_mod.seed(cache, "pypi", (folder,)) == 0
+    assert calls == []
+    # A new file in the folder is still seeded (and only it is hashed).
+    with zipfile.ZipFile(folder / "gamma-1.0-py3-none-any.whl", "w") as zf:
+        zf.writestr("gamma-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: gamma\nVersion: 1.0\n")
+    assert service_mod.seed(cache, "pypi", (folder,)) == 1
+    assert [p.name for p in calls] == ["gamma-1.0-py3-none-any.whl"]

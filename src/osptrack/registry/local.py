@@ -163,6 +163,11 @@ class LocalFolders:
             self._read_npm(list(self._unread))
             return sorted(self._candidates)
 
+    def files(self, name: str) -> list[Path]:
+        """The files indexed under `name` so far, without reading or hashing them."""
+        with self._lock:
+            return [path for path, _ in self._candidates.get(name, [])]
+
     def dists(self, name: str) -> list[Dist]:
         """Every distribution of `name` (already normalised), hashed on first use."""
         with self._lock:

@@ -462,6 +462,8 @@ def seed(
     for name in local.names():
         if names is not None and name not in names:
             continue
+        if ecosystem == "pypi" and all(f"pypi/{name}/{f.name}" in have for f in local.files(name)):
+            continue  # seeded by an earlier run: no hashing (this runs before every analysis)
         for d in local.dists(name):
             key = f"{ecosystem}/{d.name.lower()}/{d.filename}"
             if key in have or d.path is None:

@@ -19,14 +19,14 @@ Nothing else of the host is visible: not /work, /root, /opt, /home, /var, /run o
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import hashlib
 import os
 import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pyseccomp
 
 SANDBOX_UID = 0  # default inside the user namespace (the persona's is 1000); outside it is `nobody`
 HOST_UID = 65534  # strace -u nobody: the sandbox never holds host root's uid
@@ -141,29 +141,102 @@ class SandboxSpec:
     init: str | None = None  # sandbox path of the pid-1 script; None: bwrap's own reaper
 
 
+# Bump when the filter's construction changes in a way the rule lists below do not show.
+SECCOMP_FILTER_VERSION = "1"
+
+
+def seccomp_cache_key() -> str:
+    """Names the compiled filter by what goes into it: rules, socket constants, arch, versions."""
+    from osptrack import __version__
+
+    parts = (
+        SECCOMP_FILTER_VERSION,
+        __version__,
+        os.uname().machine,
+        SECCOMP_TRAP,
+        SECCOMP_ERRNO,
+        SECCOMP_ENOSYS,
+        (socket.AF_PACKET, socket.AF_NETLINK, socket.SOCK_RAW, errno.EPERM, errno.ENOSYS),
+    )
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+
+
+def seccomp_cache_dir() -> Path:
+    """$OSPTRACK_CACHE/seccomp (default /var/cache/osptrack), or the work root's if that is not writable."""
+    cache = Path(os.environ.get("OSPTRACK_CACHE", "/var/cache/osptrack")) / "seccomp"
+    try:
+        cache.mkdir(parents=True, exist_ok=True, mode=0o755)
+        if os.access(cache, os.W_OK | os.X_OK):
+            return cache
+    except OSError:
+        pass
+    from osptrack.sandbox.runner import work_root
+
+    fallback = work_root() / "seccomp"
+    fallback.mkdir(exist_ok=True, mode=0o755)
+    return fallback
+
+
+def _trusted(path: Path) -> bool:
+    """A cached filter counts only if we own it, nobody else may write it, and it holds whole
+    BPF instructions (8 bytes each): a weaker filter planted there would weaken every sandbox."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022 and st.st_size > 0 and st.st_size % 8 == 0
+
+
+def compile_seccomp_filter() -> bytes:
+    """The deny-list as a BPF program (libseccomp via pyseccomp: imported here, it costs ~20 ms)."""
+    import pyseccomp
+
+    flt = pyseccomp.SyscallFilter(defaction=pyseccomp.ALLOW)
+    for name in SECCOMP_TRAP:
+        flt.add_rule(pyseccomp.TRAP, name)
+    flt.add_rule(pyseccomp.TRAP, "socket", pyseccomp.Arg(0, pyseccomp.EQ, socket.AF_PACKET))
+    flt.add_rule(
+        pyseccomp.TRAP,
+        "socket",
+        pyseccomp.Arg(0, pyseccomp.NE, socket.AF_NETLINK),
+        pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xF, socket.SOCK_RAW),
+    )
+    for name in SECCOMP_ERRNO:
+        flt.add_rule(pyseccomp.ERRNO(errno.EPERM), name)
+    for name in SECCOMP_ENOSYS:
+        flt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), name)
+    with tempfile.TemporaryFile() as fh:  # export_bpf wants a real fd; gone when closed
+        flt.export_bpf(fh)
+        fh.seek(0)
+        return fh.read()
+
+
 def seccomp_filter_file() -> Path:
-    """Compile the deny-list once per process into a BPF file bwrap reads via --seccomp."""
+    """The compiled deny-list, a BPF file bwrap reads via --seccomp: compiled once per machine.
+
+    Cached as <cache dir>/<key>.bpf, written to a temp file in the same folder and renamed into
+    place, so concurrent batch workers either find a whole file or each write their own whole
+    copy (same bytes) and the last rename wins. Nothing is left in /tmp.
+    """
     global _SECCOMP_PATH
-    if _SECCOMP_PATH is None or not _SECCOMP_PATH.exists():
-        flt = pyseccomp.SyscallFilter(defaction=pyseccomp.ALLOW)
-        for name in SECCOMP_TRAP:
-            flt.add_rule(pyseccomp.TRAP, name)
-        flt.add_rule(pyseccomp.TRAP, "socket", pyseccomp.Arg(0, pyseccomp.EQ, socket.AF_PACKET))
-        flt.add_rule(
-            pyseccomp.TRAP,
-            "socket",
-            pyseccomp.Arg(0, pyseccomp.NE, socket.AF_NETLINK),
-            pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xF, socket.SOCK_RAW),
-        )
-        for name in SECCOMP_ERRNO:
-            flt.add_rule(pyseccomp.ERRNO(errno.EPERM), name)
-        for name in SECCOMP_ENOSYS:
-            flt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), name)
-        fd, tmp = tempfile.mkstemp(prefix="osptrack-seccomp-", suffix=".bpf")
-        with os.fdopen(fd, "wb") as fh:
-            flt.export_bpf(fh)
-        _SECCOMP_PATH = Path(tmp)
-    return _SECCOMP_PATH
+    if _SECCOMP_PATH is not None and _trusted(_SECCOMP_PATH):
+        return _SECCOMP_PATH
+    folder = seccomp_cache_dir()
+    path = folder / f"filter-{seccomp_cache_key()}.bpf"
+    if not _trusted(path):
+        data = compile_seccomp_filter()
+        fd, tmp = tempfile.mkstemp(prefix=".filter-", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    _SECCOMP_PATH = path
+    return path
 
 
 _SECCOMP_PATH: Path | None = None

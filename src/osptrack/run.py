@@ -323,7 +323,8 @@ def _registry_service(eco: Ecosystem, options: AnalyzeOptions, ref: PackageRef) 
         config = replace(config, seed_folders=backend_folders())
     # cargo takes the crate itself from its registry too (a path dependency would change how
     # cargo builds it: lints uncapped, `#![deny(warnings)]` failing), so the service serves it.
-    files = (ref.archive,) if eco.name == "crates.io" and ref.archive is not None else ()
+    # gem asks the source for the gem it installs from a file too: not a miss.
+    files = (ref.archive,) if eco.name in ("crates.io", "rubygems") and ref.archive is not None else ()
     return RegistryService(eco.name, options.deps_dirs, options.online, config, files)
 
 

@@ -18,6 +18,7 @@ from osptrack.registry.upstream import Upstream
 class FakeEcosystems:
     crates: dict[str, list[tuple[dict, Path]]] = field(default_factory=dict)  # name -> (index line, .crate)
     composer: dict[str, list[tuple[dict, Path]]] = field(default_factory=dict)  # name -> (composer.json, zip)
+    gems: dict[str, list[tuple[str, str, Path]]] = field(default_factory=dict)  # name -> (version, deps, gem)
     mode: str = "ok"
     hits: list[str] = field(default_factory=list)
 
@@ -64,6 +65,7 @@ class FakeEcosystems:
             crates_dl=f"{self.base}/dl",
             packagist=f"{self.base}/packagist",
             rubygems=f"{self.base}/rubygems",
+            rubygems_files=f"{self.base}/rubygems",
             allowed_hosts=frozenset({"127.0.0.1"}),
         )
 
@@ -111,5 +113,22 @@ class FakeEcosystems:
                 for _, z in versions:
                     if z.name == fn:
                         return z.read_bytes(), True
+            return None, True
+        if path.startswith("/rubygems/info/"):
+            versions = self.gems.get(path.rsplit("/", 1)[-1])
+            if versions is None:
+                return None, False
+            if self.mode == "malformed":
+                return b"<html>rate limited", False
+            lines = [
+                f"{v} {deps}|checksum:{hashlib.sha256(g.read_bytes()).hexdigest()}" for v, deps, g in versions
+            ]
+            return ("---\n" + "\n".join(lines) + "\n").encode(), False
+        if path.startswith("/rubygems/gems/"):
+            fn = path.rsplit("/", 1)[-1]
+            for versions in self.gems.values():
+                for _, _, g in versions:
+                    if g.name == fn:
+                        return g.read_bytes(), True
             return None, True
         return None, False

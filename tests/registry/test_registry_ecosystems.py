@@ -1,14 +1,16 @@
-"""crates.io's sparse index and the Composer repository of the registry service.
+"""crates.io's sparse index, the Composer repository and the gem source of the registry service.
 
 Without a sandbox: the pages, the files, the cache, the upstream (a fake registry on loopback).
 With one (marked `sandbox`): cargo and composer resolve a dependency that only the registry has,
-and a missing one is named in run.json. Every package is built from source in tmp_path.
+(and gem), and a missing one is named in run.json. Every package is built from source in tmp_path.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from fake_ecosystems import FakeEcosystems
 from builders import require_toolchain
 from osptrack.ecosystems.cratesio import pack_crate
 from osptrack.ecosystems.packagist import pack_composer_zip
+from osptrack.ecosystems.rubygems import gemspec_yaml, pack_gem
 from osptrack.registry.cache import ContentCache
 from osptrack.registry.cratesio import index_entry, index_path
 from osptrack.registry.packagist import expand_minified
@@ -147,6 +150,41 @@ def test_minified_metadata_is_expanded_with_unset() -> None:
     ]
 
 
+# ------------------------------------------------------------------------------- RubyGems
+
+
+def gem(folder: Path, name: str = "osptrack-dep-gem", version: str = "1.1.0",
+        deps: tuple[tuple[str, str], ...] = ()) -> Path:  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    lib = f"lib/{name.replace('-', '_')}.rb"
+    return pack_gem(
+        folder, gemspec_yaml(name, version, [lib], dependencies=deps), {lib: b"OSPTRACK_DEP = 1\n"}
+    )
+
+
+def test_gem_source_serves_compact_index_marshal_spec_and_gem(tmp_path: Path) -> None:
+    dep = gem(tmp_path / "deps", "osptrack-dep-gem", "1.1.0", (("json", "~> 2.0"),))
+    with service(tmp_path, "rubygems", (tmp_path / "deps",)) as svc:
+        assert get(svc, "/rubygems/")[0] == 200  # gem takes a 200 here as "compact index"
+        status, info = get(svc, "/rubygems/info/osptrack-dep-gem")
+        sha = hashlib.sha256(dep.read_bytes()).hexdigest()
+        assert (status, info.decode()) == (
+            200,
+            f"---\n1.1.0 json:~> 2.0|checksum:{sha},ruby:>= 0,rubygems:>= 0\n",
+        )
+        status, rz = get(svc, "/rubygems/quick/Marshal.4.8/osptrack-dep-gem-1.1.0.gemspec.rz")
+        assert status == 200 and rz
+        assert get(svc, "/rubygems/gems/osptrack-dep-gem-1.1.0.gem") == (200, dep.read_bytes())
+        status, empty = get(svc, "/rubygems/info/absent-gem")  # gem 3.3 gives up the index on a 404
+        assert (status, empty) == (200, b"---\n")
+        assert svc.report()["missing"] == ["absent-gem"]
+    if shutil.which("ruby"):  # the specification osptrack wrote, read back by RubyGems itself
+        script = ('require "zlib"; s = Marshal.load(Zlib::Inflate.inflate(STDIN.read)); '
+                  'print [s.full_name, s.dependencies.map(&:to_s)].inspect')  # fmt: skip
+        out = subprocess.run(["ruby", "-e", script], input=rz, capture_output=True, check=True, timeout=60)
+        assert out.stdout.decode() == '["osptrack-dep-gem-1.1.0", ["json (~> 2.0)"]]'
+
+
 # ------------------------------------------------------------------------------- online
 
 
@@ -159,16 +197,20 @@ def fake(tmp_path: Path) -> Iterator[FakeEcosystems]:
     reg.crates["upcrate"] = [({"name": "upcrate", "vers": "1.0.0", "deps": [], "features": {}}, crate)]
     zipped = composer_dep(tmp_path / "upstream", "up/pkg", "3.1.0")
     reg.composer["up/pkg"] = [({"name": "up/pkg", "version": "3.1.0"}, zipped)]
+    reg.gems["upgem"] = [("2.0.0", "", gem(tmp_path / "upstream", "upgem", "2.0.0"))]
     reg.start()
     yield reg
     reg.stop()
 
 
 PAGES = {"crates.io": ("/crates/3/u/upc", "/crates/up/cr/upcrate", "/crates/dl/upcrate/1.0.0"),
-         "packagist": (None, "/packagist/p2/up/pkg.json", "/packagist/dists/up/pkg/3.1.0.zip")}  # fmt: skip
+         "packagist": (None, "/packagist/p2/up/pkg.json", "/packagist/dists/up/pkg/3.1.0.zip"),
+         "rubygems": (None, "/rubygems/info/upgem", "/rubygems/gems/upgem-2.0.0.gem")}  # fmt: skip
+MALFORMED = {"crates.io": "not JSON", "packagist": "not JSON", "rubygems": "not a compact index"}
+ECOSYSTEMS = sorted(PAGES)
 
 
-@pytest.mark.parametrize("eco", ["crates.io", "packagist"])
+@pytest.mark.parametrize("eco", ECOSYSTEMS)
 def test_online_miss_is_fetched_checked_cached_then_served_offline(
     tmp_path: Path, fake: FakeEcosystems, eco: str
 ) -> None:
@@ -179,18 +221,26 @@ def test_online_miss_is_fetched_checked_cached_then_served_offline(
         assert status == 200 and data
         report = svc.report()
     assert report["errors"] == [] and [c["source"] for c in report["closure"]] == ["upstream"]
-    assert all(h.startswith(("/index/", "/dl/", "/packagist/", "/zips/")) for h in fake.hits)
+    asked = {
+        "crates.io": ("/index/", "/dl/"),
+        "packagist": ("/packagist/p2/", "/zips/"),
+        "rubygems": ("/rubygems/",),
+    }
+    assert fake.hits and all(h.startswith(asked[eco]) for h in fake.hits), fake.hits
     with service(tmp_path, eco) as svc:  # offline, same cache
         status, listing = get(svc, page)
         assert status == 200
+        sha = hashlib.sha256(data).hexdigest()
         if eco == "crates.io":
-            assert json.loads(listing)["cksum"] == hashlib.sha256(data).hexdigest()
+            assert json.loads(listing)["cksum"] == sha
+        if eco == "rubygems":
+            assert f"checksum:{sha}" in listing.decode()
         assert get(svc, file) == (200, data)
         assert [c["source"] for c in svc.report()["closure"]] == ["cache"]
 
 
 @pytest.mark.parametrize("mode", ["malformed", "truncated", "badhash"])
-@pytest.mark.parametrize("eco", ["crates.io", "packagist"])
+@pytest.mark.parametrize("eco", ECOSYSTEMS)
 def test_bad_upstream_answer_gives_one_line_and_caches_nothing(
     tmp_path: Path, fake: FakeEcosystems, eco: str, mode: str
 ) -> None:
@@ -199,13 +249,15 @@ def test_bad_upstream_answer_gives_one_line_and_caches_nothing(
     with service(tmp_path, eco, online=True, upstream=fake.upstream()) as svc:
         status, _ = get(svc, page)
         if mode == "malformed":
-            assert status == 404
+            assert status == (200 if eco == "rubygems" else 404)  # gem hears an empty list
         else:
             assert status == 200
             assert get(svc, file)[0] == 502
         errors = svc.report()["errors"]
     assert len(errors) == 1 and "\n" not in errors[0], errors
-    assert {"malformed": "not JSON", "truncated": "truncated", "badhash": "does not match"}[mode] in errors[0]
+    assert {"malformed": MALFORMED[eco], "truncated": "truncated", "badhash": "does not match"}[
+        mode
+    ] in errors[0]
     assert ContentCache(tmp_path / "cache").entries() == []
 
 
@@ -289,3 +341,20 @@ def test_composer_resolves_a_dependency_only_the_registry_has_and_names_a_missin
     info, status = analyze_run(broken, "packagist", pkg, ())
     assert status == "error_analysis"
     assert info["registry"]["missing"] == ["osptrack/absent"]
+
+
+@pytest.mark.sandbox
+def test_gem_resolves_a_dependency_only_the_registry_has_and_names_a_missing_one(tmp_path: Path) -> None:
+    require_toolchain("rubygems")
+    gem(tmp_path / "deps", "osptrack-only-dep-gem", "1.3.0")
+    top = gem(tmp_path, "osptrack-uses-gem", "0.1.0", (("osptrack-only-dep-gem", "~> 1.0"),))
+    info, status = analyze_run(tmp_path, "rubygems", top, (tmp_path / "deps",))
+    assert status == "completed", info["phases"]["install"]
+    sources = {c["name"]: c["source"] for c in info["registry"]["closure"]}
+    assert sources["osptrack-only-dep-gem"] == "deps-dir" and info["registry"]["missing"] == []
+
+    broken = tmp_path / "broken"
+    top = gem(broken, "osptrack-needs-absent-gem", "0.1.0", (("osptrack-absent-gem", ">= 1"),))
+    info, status = analyze_run(broken, "rubygems", top, ())
+    assert status == "error_analysis"
+    assert info["registry"]["missing"] == ["osptrack-absent-gem"]

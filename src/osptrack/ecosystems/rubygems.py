@@ -2,8 +2,9 @@
 
 Debian's ruby (ruby-full) lives under /usr, which the sandbox already mounts. Native
 extensions build exactly as on a user's machine: RubyGems runs `extconf.rb`, then make, inside
-the sandbox. Offline, `gem install --local` resolves dependencies from `*.gem` files in its
-working folder, so the install harness links the --deps-dir gems into one folder first.
+the sandbox. `gem install --clear-sources --source <registry service>` resolves dependencies
+against the registry service's gem source (`registry/rubygems.py`: the --deps-dir gems, the
+host's cache and, with --online, what osptrack fetched from rubygems.org on the host).
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from osptrack.ecosystems.archives import not_a, read_member, staged_name
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, lenient_version_key
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_bytes
+from osptrack.registry import REGISTRY_URL
+from osptrack.registry.rubygems import PREFIX as GEM_SOURCE_PREFIX
 from osptrack.target import validate_name, validate_version
 from osptrack.trace.roles import Role, Rule, installed
 
 GEM_HOME = "~/.gem/osptrack"
+GEM_SOURCE_URL = f"{REGISTRY_URL}{GEM_SOURCE_PREFIX}"
 MAX_METADATA_BYTES = 4 << 20
 
 # The gemspec YAML is written by RubyGems itself in a fixed shape; two anchored patterns are
@@ -71,6 +75,8 @@ class RubyGems(Ecosystem):
             "GEM_PATH": GEM_HOME,  # only what this run installed, plus Ruby's default gems
             "GEM_SPEC_CACHE": "~/.gem/specs",
             "PATH": f"{GEM_HOME}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            # the install harness's only gem source: the registry service
+            "OSPTRACK_GEM_SOURCE": GEM_SOURCE_URL,
         }
 
     def command(self, phase: str, layout: Layout, online: bool) -> list[str] | None:

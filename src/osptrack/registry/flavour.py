@@ -45,6 +45,7 @@ class Miss:
 
     name: str
     version: str | None = None
+    page: Page | None = None  # what the client needs to hear instead of a 404 (RubyGems)
 
 
 Answer = Page | Serve | Miss

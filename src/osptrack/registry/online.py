@@ -20,7 +20,7 @@ from osptrack.registry.cache import ContentCache
 from osptrack.registry.service import RegistryConfig
 from osptrack.target import normalise_name
 
-SERVED = ("pypi", "npm", "crates.io", "packagist")
+SERVED = ("pypi", "npm", "crates.io", "packagist", "rubygems")
 BY_NAME = ("pypi", "npm")  # the package itself, named, installed by name from the service
 
 

@@ -39,6 +39,7 @@ from osptrack.registry.flavour import ArchiveFolders, Flavour, Miss, Page, Serve
 from osptrack.registry.local import LocalFolders
 from osptrack.registry.model import ClosureEntry, Dist
 from osptrack.registry.packagist import Packagist
+from osptrack.registry.rubygems import RubyGems
 from osptrack.registry.upstream import NotFound, Upstream, UpstreamError
 from osptrack.target import normalise_name
 
@@ -48,7 +49,7 @@ CHUNK = 256 * 1024
 MAX_ERRORS = 100
 WORKERS = 4
 # The ecosystems served through a `Flavour` (PyPI and npm are the service's own code).
-FLAVOURS: dict[str, Flavour] = {f.ecosystem: f for f in (CratesIo(), Packagist())}
+FLAVOURS: dict[str, Flavour] = {f.ecosystem: f for f in (CratesIo(), Packagist(), RubyGems())}
 
 
 @dataclass(frozen=True)
@@ -337,6 +338,8 @@ class RegistryService:
             return self._serve_file(answer.dist)
         assert isinstance(answer, Miss)
         self._record(ClosureEntry(self.ecosystem, answer.name, answer.version, None, "missing"))
+        if answer.page is not None:
+            return _Response(answer.page.status, answer.page.content_type, answer.page.body)
         return _Response(404, body=f"no {answer.name} {answer.version or ''}".strip().encode() + b"\n")
 
     # ------------------------------------------------------------------ shared

@@ -63,6 +63,7 @@ class Upstream:
     crates_dl: str = "https://static.crates.io/crates"
     packagist: str = "https://repo.packagist.org"
     rubygems: str = "https://index.rubygems.org"
+    rubygems_files: str = "https://rubygems.org"
     allowed_hosts: frozenset[str] = field(default_factory=lambda: REGISTRY_HOSTS)
     timeout_s: float = 60.0
 

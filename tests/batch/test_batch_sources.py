@@ -24,6 +24,7 @@ from osptrack.batch.model import DATADOG_ZIP, PLAIN
 from osptrack.batch.sources import load_targets
 from osptrack.batch.staging import StagingError, stage_archive
 from osptrack.errors import BadInput
+from osptrack.labels.table import labels_table
 from shared_data import SHARED, needs
 
 
@@ -106,19 +107,7 @@ def test_backstabber_and_malregistry_layouts(tmp_path: Path) -> None:
 
 
 def _labels(path: Path, rows: list[dict[str, object]]) -> Path:
-    base = {
-        "id": "MAL-1",
-        "source": "osv",
-        "raw_name": "",
-        "ranges": "[]",
-        "sub_labels": [],
-        "sub_label_rules": [],
-        "osptrack_sub_label": "na",
-        "summary": "",
-        "published": "",
-        "modified": "",
-    }
-    pq.write_table(pa.Table.from_pylist([{**base, **r} for r in rows]), path)
+    pq.write_table(labels_table([{"id": "MAL-1", "source": "osv", **r} for r in rows]), path)
     return path
 
 

@@ -311,3 +311,39 @@ def test_seeding_an_already_seeded_folder_reads_no_file(
         zf.writestr("gamma-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: gamma\nVersion: 1.0\n")
     assert service_mod.seed(cache, "pypi", (folder,)) == 1
     assert [p.name for p in calls] == ["gamma-1.0-py3-none-any.whl"]
+
+
+# ---------------------------------------------------------------------------------------- misnamed
+
+
+def test_wheel_saved_as_zip_in_a_deps_dir_is_served_as_a_wheel(tmp_path: Path) -> None:
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    wheel = make_wheel(deps, "osptrack-zipped", "1.5", {"osptrack_zipped.py": "X = 1\n"})
+    misnamed = wheel.rename(deps / "osptrack-zipped-1.5.zip")  # pip would take it for an sdist
+    (deps / "notes.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip: no package, skipped
+    sha = hashlib.sha256(misnamed.read_bytes()).hexdigest()
+    with service(tmp_path, "pypi", (deps,)) as svc:
+        status, page = body(svc, "/pypi/simple/osptrack-zipped/")
+        assert status == 200
+        files = json.loads(page)["files"]
+        assert [f["filename"] for f in files] == ["osptrack_zipped-1.5-py3-none-any.whl"]
+        status, data = body(svc, files[0]["url"].replace("../..", "/pypi"))
+        assert status == 200 and data == misnamed.read_bytes()
+        assert body(svc, "/pypi/simple/")[1].count(b"<a ") == 1
+        closure = svc.report()["closure"]
+    assert [(c["name"], c["version"], c["sha256"], c["filename"]) for c in closure] == [
+        ("osptrack-zipped", "1.5", sha, "osptrack_zipped-1.5-py3-none-any.whl")
+    ]
+
+
+def test_npm_tarball_without_its_suffix_in_a_deps_dir_is_found_by_content(tmp_path: Path) -> None:
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    tgz = make_npm(deps, "osptrack-renamed", "1.0.0", {"index.js": ""})
+    tgz.rename(deps / "download.zip")
+    with service(tmp_path, "npm", (deps,)) as svc:
+        status, raw = body(svc, "/npm/osptrack-renamed")
+        assert status == 200 and list(json.loads(raw)["versions"]) == ["1.0.0"]
+        status, _ = body(svc, "/npm/osptrack-renamed/-/osptrack-renamed-1.0.0.tgz")
+        assert status == 200

@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import threading
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion
 
-from osptrack.ecosystems.archives import depth, read_member
+from osptrack.ecosystems.archives import container_of, depth, read_member
 from osptrack.errors import BadInput
 from osptrack.registry.model import Dist
 
@@ -83,9 +84,9 @@ def pypi_name_version(filename: str) -> tuple[str, str] | None:
     return str(name), str(ver)
 
 
-def requires_python(path: Path) -> str | None:
+def requires_python(path: Path, filename: str | None = None) -> str | None:
     """`Requires-Python` of a wheel's METADATA or an sdist's PKG-INFO, if it says one."""
-    want = ".dist-info/METADATA" if path.name.endswith(".whl") else "/PKG-INFO"
+    want = ".dist-info/METADATA" if (filename or path.name).endswith(".whl") else "/PKG-INFO"
     try:
         found = read_member(path, lambda n: depth(n) == 1 and n.endswith(want))
     except BadInput:
@@ -95,6 +96,31 @@ def requires_python(path: Path) -> str | None:
     value = email.parser.BytesHeaderParser().parsebytes(found[1]).get("Requires-Python")
     text = " ".join(str(value or "").split())
     return text or None
+
+
+def pypi_by_content(path: Path) -> tuple[str, str, str] | None:
+    """(normalised name, version, the file name pip needs) of a wheel or sdist whose own name
+    does not say what it is (a wheel saved as `.zip`), from its metadata; None if it is neither."""
+    from osptrack.ecosystems.pypi import PyPI  # the same reader and naming as for the target
+
+    eco = PyPI()
+    try:
+        served = eco.staged_name(path, eco.read_metadata(path))
+    except (BadInput, OSError):
+        return None
+    found = pypi_name_version(served)
+    return (found[0], found[1], served) if found else None
+
+
+def _misnamed(path: Path, suffixes: tuple[str, ...]) -> bool:
+    """A file whose name may lie about its content: no suffix of its ecosystem, or a zip (a
+    wheel and a `.zip` sdist look alike by name; a zip's directory is cheap to read)."""
+    if path.name.endswith(".whl"):
+        return False
+    try:
+        return not path.name.endswith(suffixes) or zipfile.is_zipfile(path)
+    except OSError:
+        return False
 
 
 def npm_manifest(path: Path) -> dict[str, Any] | None:
@@ -131,11 +157,15 @@ class LocalFolders:
     `<scope>-<name>-<version>.tgz`) and their package.json is read only when that name is asked
     for (a large tarball's manifest can sit at the end of thousands of members); a name that no
     file name suggests makes the remaining tarballs be read once, so a misnamed file is still found.
+    A PyPI file whose name may lie (a `.zip`, or no Python suffix at all) is recognised by its
+    content (`archives.identify` through the PyPI reader) and served under the name pip needs:
+    a wheel saved as `x.zip` is listed as `x-1.0-py3-none-any.whl`, never as an sdist.
     """
 
     def __init__(self, ecosystem: str, folders: Iterable[Path]) -> None:
         self.ecosystem = ecosystem
-        self._candidates: dict[str, list[tuple[Path, str]]] = {}  # name or guess -> (path, version)
+        # name -> (path, version, the file name it is served under)
+        self._candidates: dict[str, list[tuple[Path, str, str]]] = {}
         self._unread: dict[Path, str] = {}  # npm: path -> guessed name
         self._described: dict[str, list[Dist]] = {}
         self._manifests: dict[Path, dict[str, Any]] = {}
@@ -148,14 +178,19 @@ class LocalFolders:
 
     def _add_candidate(self, path: Path) -> None:
         if self.ecosystem == "pypi":
-            if not path.name.endswith(PYPI_SUFFIXES):
-                return
-            found = pypi_name_version(path.name)
+            # a misnamed file is served under the name pip needs (a wheel's, for a wheel)
+            found = pypi_by_content(path) if _misnamed(path, PYPI_SUFFIXES) else None
+            if found is None and path.name.endswith(PYPI_SUFFIXES):
+                by_name = pypi_name_version(path.name)
+                found = (*by_name, path.name) if by_name else None
             if found is not None:
-                self._candidates.setdefault(found[0], []).append((path, found[1]))
-        elif self.ecosystem == "npm" and path.name.endswith(NPM_SUFFIXES):
-            m = _NPM_FILE.match(path.name)
-            self._unread[path] = m.group(1).lower() if m else ""
+                self._candidates.setdefault(found[0], []).append((path, found[1], found[2]))
+        elif self.ecosystem == "npm":
+            if path.name.endswith(NPM_SUFFIXES):
+                m = _NPM_FILE.match(path.name)
+                self._unread[path] = m.group(1).lower() if m else ""
+            elif container_of(path) in ("tar.gz", "tar"):  # a tarball by content; read on demand
+                self._unread[path] = ""
 
     def names(self) -> list[str]:
         """Every name served (npm: reads every manifest not read yet)."""
@@ -166,7 +201,7 @@ class LocalFolders:
     def files(self, name: str) -> list[Path]:
         """The files indexed under `name` so far, without reading or hashing them."""
         with self._lock:
-            return [path for path, _ in self._candidates.get(name, [])]
+            return [path for path, *_ in self._candidates.get(name, [])]
 
     def dists(self, name: str) -> list[Dist]:
         """Every distribution of `name` (already normalised), hashed on first use."""
@@ -179,7 +214,7 @@ class LocalFolders:
                 if name not in self._candidates:
                     self._read_npm(list(self._unread))  # a file name that does not say its package
             self._described[name] = [
-                self._describe(name, path, v) for path, v in self._candidates.get(name, [])
+                self._describe(name, path, v, served) for path, v, served in self._candidates.get(name, [])
             ]
             return self._described[name]
 
@@ -189,14 +224,14 @@ class LocalFolders:
             doc = npm_manifest(path)
             if doc is not None:
                 self._manifests[path] = doc
-                self._candidates.setdefault(doc["name"].lower(), []).append((path, doc["version"]))
+                self._candidates.setdefault(doc["name"].lower(), []).append((path, doc["version"], path.name))
 
-    def _describe(self, name: str, path: Path, version: str) -> Dist:
+    def _describe(self, name: str, path: Path, version: str, served: str) -> Dist:
         sha256, integrity, shasum, size = digests(path)
         if self.ecosystem == "pypi":
             return Dist(
-                "pypi", name, version, path.name, "deps-dir", sha256, size, path,
-                requires_python=requires_python(path),
+                "pypi", name, version, served, "deps-dir", sha256, size, path,
+                requires_python=requires_python(path, served),
             )  # fmt: skip
         doc = self._manifests[path]
         return Dist(

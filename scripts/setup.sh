@@ -65,6 +65,11 @@ fi
 # Debian's python3.11 creates it; the sandbox binds the folder above onto it (a mount point
 # must exist in the read-only /usr).
 mkdir -p /usr/local/lib/python3.11/dist-packages
+# The persona's global npm packages (src/osptrack/sandbox/persona_node.py): pinned with their
+# integrity in persona_node.txt, fetched with `npm pack` (plain bytes), checked, installed with
+# --ignore-scripts into a prefix the sandbox binds read-only at ~/.npm-global. Re-runs only when
+# the pin list changed (a stamp named after its hash); atomic (temp folder + rename).
+.venv/bin/python -m osptrack.sandbox.persona_node install "${OSPTRACK_CACHE:-/var/cache/osptrack}/persona-node"
 # The pinned build backends (setuptools, hatchling, flit_core, poetry-core, pdm-backend, ...), as
 # plain wheel bytes, into the registry service's cache (pinned), so sdists build offline.
 BACKENDS=${OSPTRACK_CACHE:-/var/cache/osptrack}/build-backends

@@ -27,7 +27,7 @@ from osptrack.registry.backends import seed_folders as backend_folders
 from osptrack.registry.online import cached_version, fetch_target, installs_by_name, registry_served
 from osptrack.registry.service import RegistryConfig, RegistryService
 from osptrack.registry.upstream import UpstreamError
-from osptrack.sandbox import trust
+from osptrack.sandbox import persona_node, trust
 from osptrack.sandbox.baits import Baits, make_baits
 from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SECCOMP_DENY, SandboxSpec
 from osptrack.sandbox.fakenet import MAX_CAPTURE, FakeNetwork
@@ -184,6 +184,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         layout, binds = _stage_input(ws, eco, ref, options, persona)
         seed_home(persona, ws.home, HOST_UID, HOST_GID)
         baits.plant(ws.home, HOST_UID, HOST_GID)
+        persona_node.seed_home(ws.home, persona.home, HOST_UID, HOST_GID)  # after ~/.npmrc's bait
         prepare = getattr(eco, "prepare_home", None)
         if prepare is not None:
             prepare(ws.home, HOST_UID, HOST_GID)
@@ -205,7 +206,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
                     **_sandbox_env(eco, layout, baits, persona),
                     **(stores.env if stores else {}),
                 },
-                ro_binds=(*ro_binds, *(stores.binds if stores else ())),
+                ro_binds=(*ro_binds, *persona_node.binds(persona.home), *(stores.binds if stores else ())),
                 chdir=expand_home(getattr(eco, "chdir", lambda: "~")(), persona.home),
                 hostname=persona.hostname,
                 tmp_bytes=limits.tmp_bytes,
@@ -393,13 +394,15 @@ def _stage_file(src: Path, dest: Path) -> None:
 
 def _sandbox_env(eco: Ecosystem, layout: Layout, baits: Baits, persona: Persona) -> dict[str, str]:
     # No proxy variable for anyone: the package's own connections must reach the fake network.
-    return {
+    env = {
         "PATH": SANDBOX_PATH,
         **persona.env(),
         "TMPDIR": "/tmp",
         **baits.env,
         **{k: expand_home(v, persona.home) for k, v in eco.env(layout, False).items()},
     }
+    env.update(persona_node.env(persona.home, env["PATH"]))  # ~/.npm-global/bin first, NODE_PATH
+    return env
 
 
 def _status(outcome: PhaseOutcome) -> str:

@@ -13,7 +13,12 @@ import re
 _RULES: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
     "pypi": (
         (
-            re.compile(r"BackendUnavailable: Cannot import '([\w.]+)'"),
+            # newer pip names the backend; Debian's pip 23 prints the hook's traceback, whose
+            # last line names the module that failed to import
+            re.compile(
+                r"BackendUnavailable: (?:Cannot import '([\w.]+)'"
+                r"|Traceback[\s\S]*?ModuleNotFoundError: No module named '([\w.]+)')"
+            ),
             "build backend {0} absent: the sdist was never built",
         ),
         (
@@ -60,7 +65,7 @@ def note(
     for pattern, template in _RULES.get(ecosystem, ()):
         m = pattern.search(text)
         if m:
-            return template.format(*(g.strip("'\"") for g in m.groups()))
+            return template.format(*(g.strip("'\"") for g in m.groups() if g is not None))
     if missing:
         return f"distribution missing from the registry: {', '.join(missing[:5])}" + (
             " ..." if len(missing) > 5 else ""

@@ -143,6 +143,8 @@ def test_postinstall_that_needs_an_npm_dependency(tmp_path: Path) -> None:
     outcome, info, result = run(tmp_path, "npm", str(top), (deps,))
     assert outcome.statuses["install"] == "completed", info["phases"]["install"]
     assert "dep-ran.osptrack-test.example" in dns_names(result, "install")
+    assert "dep-ran.osptrack-test.example" in outcome.notable["dns"]  # the attacker indicator
+    assert not outcome.phase_notes and "phase_note" not in info["phases"]["install"]
     assert sources(info) == {"osptrack-dep": "deps-dir"}
 
 
@@ -229,6 +231,37 @@ def test_offline_and_online_runs_resolve_the_same_closure(
     assert len(upstream.hits) == hits  # offline never asked the registry
     assert {c["source"] for c in info_off["registry"]["closure"]} == {"cache"}
     assert closure(info_on) == closure(info_off) and len(closure(info_on)) == 2
+
+
+@pytest.mark.parametrize(
+    "eco,archive", [("pypi", "osptrack_top-1.0-py3-none-any.whl"), ("npm", "osptrack-ntop-1.0.0.tgz")]
+)
+def test_deps_dir_cache_and_upstream_give_the_same_closure_differing_only_in_source(
+    tmp_path: Path, upstream: FakeRegistry, eco: str, archive: str
+) -> None:
+    """The same local archive, its dependencies from the real registry (a fake on loopback), from
+    the cache that run filled, and offline from a --deps-dir holding the same files: run.json's
+    closure is the same list of (name, version, sha256, filename); only `source` differs."""
+    src = tmp_path / "upstream-src"
+    target = tmp_path / archive
+    (src / archive).rename(target)  # the package itself is given, not served
+    config = RegistryConfig(cache_root=tmp_path / "cache", upstream=upstream.upstream())
+    seen: dict[str, list[dict]] = {}
+    for how, deps, online, cfg in (
+        ("upstream", (), True, config),
+        ("cache", (), False, config),
+        ("deps-dir", (src,), False, RegistryConfig(cache_root=tmp_path / "other-cache")),
+    ):
+        outcome, info, _ = run(tmp_path, eco, str(target), deps, online=online, registry=cfg)
+        assert outcome.statuses == {"install": "completed", "import": "completed"}, (how, info["phases"])
+        assert info["registry"]["errors"] == [] and info["registry"]["missing"] == []
+        seen[how] = info["registry"]["closure"]
+    key = lambda c: (c["name"], c["version"], c["sha256"], c["filename"])  # noqa: E731
+    leaf = "osptrack-leaf" if eco == "pypi" else "osptrack-nleaf"
+    for how, entries in seen.items():
+        assert [c for c in entries if c["name"] == leaf], (how, entries)
+        assert {c["source"] for c in entries} == {how}, (how, entries)
+        assert sorted(map(key, entries)) == sorted(map(key, seen["upstream"])), how
 
 
 @pytest.mark.parametrize("eco,target,answer", [

@@ -10,13 +10,17 @@ connection (h11 on both ends, as pip and npm reuse theirs), in three settings:
               empty cache, served (the real registry's latency is not in this figure)
 - warm cache: offline, the same files from the cache the cold run filled
 
-    .venv/bin/python benchmarks/registry.py [--repeat 5]
+    .venv/bin/python benchmarks/registry.py [--repeat 5] [--quick]
+
+The three settings alternate within each repeat (so load drifts hit all of them alike); the
+figures are medians, with the load average before and after (`os.getloadavg`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -83,7 +87,13 @@ def one_run(eco: str, folders: list[Path], online: bool, cache: Path, upstream: 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="one repeat (a smoke run, not a figure)")
     args = ap.parse_args()
+    if args.quick:
+        args.repeat = 1
+    if not CORPUS.is_dir():
+        sys.exit(f"benchmarks/registry.py: needs the shared corpus at {CORPUS}")
+    print(json.dumps({"load_average_before": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}))
     for eco in ("pypi", "npm"):
         folders = sorted(p for p in (CORPUS / eco).iterdir() if p.is_dir())
         local = LocalFolders(eco, folders)
@@ -126,8 +136,15 @@ def main() -> None:
         finally:
             fake.stop()
         row = {k: round(statistics.median(v) * 1000, 1) for k, v in figures.items()}
+        warm = row["warm cache"] or 1.0
+        ratios = {
+            "cold/warm": round(row["cold cache"] / warm, 2),
+            "deps-dir/warm": round(row["deps-dir"] / warm, 2),
+        }
         print(json.dumps({"ecosystem": eco, "projects": len(local.names()), "files": n_files,
-                          "MiB": round(size / 2**20, 1), "median_ms": row, "repeat": args.repeat}))  # fmt: skip
+                          "MiB": round(size / 2**20, 1), "median_ms": row, "ratios": ratios,
+                          "repeat": args.repeat}))  # fmt: skip
+    print(json.dumps({"load_average_after": [round(x, 2) for x in os.getloadavg()]}))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ class FakeRegistry:
     npm: dict[str, list[tuple[str, dict, Path]]] = field(
         default_factory=dict
     )  # name -> (version, manifest, tgz)
-    mode: str = "ok"  # "ok", "malformed", "truncated", "badhash"
+    mode: str = "ok"  # "ok", "malformed", "truncated", "truncated-page", "badhash"
     hits: list[str] = field(default_factory=list)
 
     def start(self) -> FakeRegistry:
@@ -39,7 +39,10 @@ class FakeRegistry:
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
-                truncate = registry.mode == "truncated" and ("/files/" in self.path or "/-/" in self.path)
+                is_file = "/files/" in self.path or "/-/" in self.path
+                truncate = (registry.mode == "truncated" and is_file) or (
+                    registry.mode == "truncated-page" and not is_file
+                )
                 self.send_header("Content-Length", str(len(body) + (1000 if truncate else 0)))
                 self.end_headers()
                 self.wfile.write(body)

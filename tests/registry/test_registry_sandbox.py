@@ -16,6 +16,7 @@ from fake_upstream import FakeRegistry
 
 from builders import EXFIL_HOST, EXFIL_PORT, make_npm, make_sdist, make_wheel
 from osptrack.errors import BadInput
+from osptrack.registry.cache import ContentCache
 from osptrack.registry.service import RegistryConfig
 from osptrack.run import AnalyzeOptions, RunOutcome, analyze
 from osptrack.target import parse_target
@@ -262,6 +263,26 @@ def test_deps_dir_cache_and_upstream_give_the_same_closure_differing_only_in_sou
         assert [c for c in entries if c["name"] == leaf], (how, entries)
         assert {c["source"] for c in entries} == {how}, (how, entries)
         assert sorted(map(key, entries)) == sorted(map(key, seen["upstream"])), how
+
+
+@pytest.mark.parametrize("mode", ["badhash", "truncated-page"])
+def test_bad_registry_answer_online_is_one_line_in_run_json_and_nothing_is_cached(
+    tmp_path: Path, upstream: FakeRegistry, mode: str
+) -> None:
+    """npm asks for the dependency; the (fake) real registry answers a tarball that fails its
+    sha512, or a packument cut short: run.json `registry.errors` has one line, the cache nothing."""
+    upstream.mode = mode
+    target = tmp_path / "osptrack-ntop-1.0.0.tgz"
+    (tmp_path / "upstream-src" / target.name).rename(target)
+    config = RegistryConfig(cache_root=tmp_path / "cache", upstream=upstream.upstream())
+    outcome, info, _ = run(tmp_path, "npm", str(target), online=True, registry=config, phases=("install",))
+    assert outcome.statuses["install"] == "error_analysis"
+    errors = info["registry"]["errors"]
+    assert len(errors) == 1 and "\n" not in errors[0], errors
+    assert ("does not match" if mode == "badhash" else "truncated") in errors[0], errors
+    assert "osptrack-nleaf" in info["registry"]["missing"]
+    assert "phase_note" in info["phases"]["install"]
+    assert [e for e in ContentCache(tmp_path / "cache").entries() if e.ecosystem == "npm"] == []
 
 
 @pytest.mark.parametrize("eco,target,answer", [

@@ -227,7 +227,7 @@ def test_online_miss_is_fetched_checked_cached_then_served_offline(
         assert svc.report()["closure"][0]["source"] == "cache"
 
 
-@pytest.mark.parametrize("mode", ["malformed", "truncated", "badhash"])
+@pytest.mark.parametrize("mode", ["malformed", "truncated", "truncated-page", "badhash"])
 @pytest.mark.parametrize("eco", ["pypi", "npm"])
 def test_bad_upstream_answer_gives_one_line_and_caches_nothing(
     tmp_path: Path, fake: FakeRegistry, eco: str, mode: str
@@ -236,7 +236,7 @@ def test_bad_upstream_answer_gives_one_line_and_caches_nothing(
     page = "/pypi/simple/onlyup/" if eco == "pypi" else "/npm/upnpm"
     with service(tmp_path, eco, online=True, upstream=fake.upstream()) as svc:
         status, raw = body(svc, page)
-        if mode != "malformed":
+        if mode not in ("malformed", "truncated-page"):
             assert status == 200
             file = (
                 json.loads(raw)["files"][0]["url"].replace("../..", "/pypi")
@@ -249,7 +249,13 @@ def test_bad_upstream_answer_gives_one_line_and_caches_nothing(
             assert status == 404
         errors = svc.report()["errors"]
     assert len(errors) == 1 and "\n" not in errors[0]
-    assert {"malformed": "not JSON", "truncated": "truncated", "badhash": "does not match"}[mode] in errors[0]
+    want = {
+        "malformed": "not JSON",
+        "truncated": "truncated",
+        "truncated-page": "truncated",
+        "badhash": "does not match",
+    }
+    assert want[mode] in errors[0], errors
     assert ContentCache(tmp_path / "cache").entries() == []
     assert not (tmp_path / "cache" / "blobs").exists() or not any((tmp_path / "cache" / "blobs").rglob("*"))
 

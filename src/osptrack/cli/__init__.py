@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -54,26 +56,59 @@ def _root(
     pass
 
 
-_registered = False
+# Command name -> the module that defines it (and registers it on `app`).
+GROUPS = {
+    "analyze": "analyze",
+    "doctor": "analyze",
+    "batch": "batch",
+    "dataset": "dataset",
+    "labels": "labels",
+    "hunt": "hunt",
+    "diff": "diff",
+    "report": "report",
+    "model": "model",
+}
+_registered: set[str] = set()
 
 
-def _register() -> None:
-    # Imported here so one group's import error names itself; the groups import their libraries
-    # inside each command, so `osptrack --help` stays cheap. Once per process (tests call main()).
-    global _registered
-    if _registered:
-        return
-    _registered = True
-    from osptrack.cli import analyze, batch, dataset, diff, hunt, labels, model, report
+def _register(argv: list[str] | None = None) -> None:
+    """Add the command groups to `app`: only the one argv names, when it names one.
 
-    analyze.register(app)
-    batch.register(app)
-    app.add_typer(dataset.app, name="dataset", help="Build, describe and de-noise the labelled dataset.")
-    app.add_typer(labels.app, name="labels", help="Known-malicious labels from OSV and other sources.")
-    hunt.register(app)
-    diff.register(app)
-    report.register(app)
-    app.add_typer(model.app, name="model", help="Train and evaluate a classifier on a dataset.")
+    `osptrack analyze ...` then imports the analyze module alone, not batch's progress bars or
+    the dataset commands; help, a typo or no command register every group (in a fixed order, so
+    help lists them alike). The groups import their libraries inside each command. Each group
+    once per process (tests call main() repeatedly).
+    """
+    command = next((a for a in argv or () if not a.startswith("-")), None)
+    wanted = [GROUPS[command]] if command in GROUPS else list(GROUPS.values())
+    for module in dict.fromkeys(wanted):
+        if module not in _registered:
+            _registered.add(module)
+            _REGISTER[module]()
+
+
+def _add(module: str, name: str | None = None, help: str | None = None) -> Callable[[], None]:
+    def register() -> None:
+        # Imported here so one group's import error names itself.
+        mod = importlib.import_module(f"osptrack.cli.{module}")
+        if name is None:
+            mod.register(app)
+        else:
+            app.add_typer(mod.app, name=name, help=help)
+
+    return register
+
+
+_REGISTER: dict[str, Callable[[], None]] = {
+    "analyze": _add("analyze"),
+    "batch": _add("batch"),
+    "dataset": _add("dataset", "dataset", "Build, describe and de-noise the labelled dataset."),
+    "labels": _add("labels", "labels", "Known-malicious labels from OSV and other sources."),
+    "hunt": _add("hunt"),
+    "diff": _add("diff"),
+    "report": _add("report"),
+    "model": _add("model", "model", "Train and evaluate a classifier on a dataset."),
+}
 
 
 def usage_message(exc: Exception) -> str:
@@ -94,7 +129,7 @@ def main() -> None:
         # Answer without loading the command modules: scripts call this to probe for osptrack.
         print(f"osptrack {__version__}")
         return
-    _register()
+    _register(sys.argv[1:])
     try:
         # Without standalone mode click returns typer.Exit's code instead of exiting with it,
         # and raises its usage errors here instead of printing a multi-line box.

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from osptrack.cli.params import positive
 from osptrack.errors import BadInput
@@ -16,10 +14,22 @@ from osptrack.target import parse_target
 
 # The sandbox stack is imported by the command that uses it, so `osptrack --help` stays quick.
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from osptrack.run import RunOutcome
     from osptrack.verdict import Verdict
 
-console = Console()
+_console: Console | None = None
+
+
+def console() -> Console:
+    """rich's console, made (and rich imported) when the command first prints: not at start-up."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console()
+    return _console
 
 
 def parse_phases(text: str) -> tuple[str, ...]:
@@ -139,16 +149,18 @@ def print_verdict(verdict: Verdict) -> None:
     style = {"malicious": "bold white on red", "suspicious": "bold black on yellow"}.get(
         verdict.level, "bold green"
     )
-    console.print(f"verdict: [{style}] {verdict.level} [/] score {verdict.score}", highlight=False)
+    console().print(f"verdict: [{style}] {verdict.level} [/] score {verdict.score}", highlight=False)
     for f in verdict.findings:
         if f.severity == "informational":
             continue
         first = f.evidence[0].summary if f.evidence else ""
         line = f"  {f.severity:<8} {f.rule} [{f.phase}] {first[:120]}"
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console().print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def print_summary(outcome: RunOutcome) -> None:
+    from rich.table import Table
+
     ref = outcome.ref
     table = Table(title=f"{ref.ecosystem} {ref.name} {ref.version}", title_justify="left")
     for col in ("phase", "status", "files", "sockets", "commands", "dns"):
@@ -162,10 +174,10 @@ def print_summary(outcome: RunOutcome) -> None:
             f"[{style}]{status}[/]",
             *(str(c.get(k, 0)) for k in ("Files", "Sockets", "Commands", "DNS")),
         )
-    console.print(table)
+    console().print(table)
     for phase, text in outcome.phase_notes.items():
-        console.print(f"[bold yellow]{phase}:[/] ", end="")
-        console.print(text, markup=False, highlight=False)
+        console().print(f"[bold yellow]{phase}:[/] ", end="")
+        console().print(text, markup=False, highlight=False)
     labels = {
         "dns": "DNS lookups (beyond the registry service's)",
         "connections": "connections",
@@ -181,20 +193,20 @@ def print_summary(outcome: RunOutcome) -> None:
         if not items:
             continue
         style = "bold red" if key in ("exfiltration", "bait_reads") else "yellow"
-        console.print(f"[{style}]{label}:[/] {len(items)}")
+        console().print(f"[{style}]{label}:[/] {len(items)}")
         for item in items[:10]:
-            console.print(f"  {item}", markup=False, highlight=False)
+            console().print(f"  {item}", markup=False, highlight=False)
         if len(items) > 10:
-            console.print(f"  ... and {len(items) - 10} more")
+            console().print(f"  ... and {len(items) - 10} more")
     for phase, lines in outcome.stderr_tails.items():
         if not lines:
             continue
-        console.print(
+        console().print(
             f"[red]{phase} ended {outcome.statuses.get(phase, 'in error')}[/]; last lines of its stderr:"
         )
         for line in lines:
-            console.print(f"  {line}", markup=False, highlight=False)
-    console.print(f"run folder: {outcome.out}  ({outcome.wall_s:.1f} s)", highlight=False)
+            console().print(f"  {line}", markup=False, highlight=False)
+    console().print(f"run folder: {outcome.out}  ({outcome.wall_s:.1f} s)", highlight=False)
 
 
 def doctor_command() -> None:
@@ -202,6 +214,8 @@ def doctor_command() -> None:
 
     Exit 1 when the sandbox itself cannot run (a missing ecosystem only disables that ecosystem).
     """
+    from rich.table import Table
+
     from osptrack import ecosystems
     from osptrack.sandbox.doctor import sandbox_checks
 
@@ -217,7 +231,7 @@ def doctor_command() -> None:
     for name in ecosystems.supported():
         missing = ecosystems.get(name).missing_toolchain()
         table.add_row(name, "[green]ready[/]" if missing is None else "[red]missing[/]", missing or "")
-    console.print(table)
+    console().print(table)
     if broken:
         raise typer.Exit(1)
 

@@ -7,6 +7,7 @@ with run.json written last, so a folder that exists is a complete one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import shutil
@@ -217,7 +218,9 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
                 init=INIT,
             )
             command = [expand_home(a, persona.home) for a in command]
-            outcome = run_phase(phase, spec, ws, command, _traced, limits, net.enter_netns, run_id)
+            probes = _probes_needed(eco, phase, layout, registry)
+            trace = _traced if probes else functools.partial(_traced, probes=False)
+            outcome = run_phase(phase, spec, ws, command, trace, limits, net.enter_netns, run_id)
             stats = ParseStats()
             events = without_sandbox_setup(parse_log(outcome.trace_log, phase, stats=stats))
             # Where datagrams went this phase: UDP flows, and DNS queries (answered, not flows).
@@ -240,6 +243,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
                 exclude_comms=frozenset(),  # bwrap's setup is gone already; a package's "bwrap" stays
             )
             phases[phase] = _phase_info(outcome, status, len(events), stats)
+            phases[phase]["probes_traced"] = probes
             phases[phase]["lookup_probes"] = lookup_probe_sockets(events)
             ends[phase] = (events, outcome)
             if status != "completed":
@@ -422,9 +426,17 @@ def _infrastructure(net: FakeNetwork) -> set[tuple[str, int]]:
     return ignored
 
 
-def _traced(log: Path) -> list[str]:
+def _probes_needed(eco: Ecosystem, phase: str, layout: Layout, registry: RegistryService | None) -> bool:
+    """False only for a phase that provably runs no package code (PyPI.probes_needed)."""
+    needed = getattr(eco, "probes_needed", None)
+    if needed is None or registry is None:
+        return True
+    return bool(needed(phase, layout, registry.serves_only_wheels()))
+
+
+def _traced(log: Path, probes: bool = True) -> list[str]:
     """strace from outside, starting bwrap as host `nobody` so the sandbox never holds root's uid."""
-    prefix = strace_command(log)
+    prefix = strace_command(log, probes=probes)
     return [*prefix[:-1], "-u", "nobody", "--"] if prefix[-1] == "--" else [*prefix, "-u", "nobody"]
 
 

@@ -164,3 +164,30 @@ def test_setup_py_importing_what_malware_imports_installs_offline(tmp_path: Path
     assert outcome.statuses["install"] == "completed", stderr[-2000:]
     dns = {q["Hostname"] for d in result["Analysis"]["install"]["DNS"] or [] for q in d["Queries"]}
     assert PAYLOAD_HOST in dns
+
+
+def test_init_runs_the_command_it_reads_from_its_fd_argument_for_argument(tmp_path: Path) -> None:
+    """The init gets the command as NUL-terminated arguments (no json to import): spaces, empty
+    arguments and non-ASCII survive, and the command's exit status is the init's."""
+    import os
+    import subprocess
+
+    from osptrack.run import HARNESS_DIR
+
+    command = ["/usr/bin/printf", "%s|", "a b", "", "é", "--x=1"]
+    fd_file = tmp_path / "cmd"
+    fd_file.write_bytes(b"".join(os.fsencode(a) + b"\0" for a in command))
+    with fd_file.open("rb") as fh:
+        proc = subprocess.run(
+            ["/usr/bin/python3", "-I", "-S", str(HARNESS_DIR / "_sandbox_init.py"), str(fh.fileno())],
+            pass_fds=(fh.fileno(),), capture_output=True, timeout=30,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode() == "a b||é|--x=1|"
+    fd_file.write_bytes(b"/bin/sh\0-c\0exit 7\0")
+    with fd_file.open("rb") as fh:
+        proc = subprocess.run(
+            ["/usr/bin/python3", "-I", "-S", str(HARNESS_DIR / "_sandbox_init.py"), str(fh.fileno())],
+            pass_fds=(fh.fileno(),), capture_output=True, timeout=30,
+        )  # fmt: skip
+    assert proc.returncode == 7

@@ -1,7 +1,13 @@
-"""PyPI: `pip install --target` with Debian's python3 inside the sandbox, then import every module.
+"""PyPI: `pip install --user` with Debian's python3 inside the sandbox, then import every module.
 
 Debian's /usr/bin/python3 is used on purpose: it is clean (no pyenv shims, no site
 customisation of the host's) and lives under /usr, which the sandbox already mounts.
+The install is the one a developer on this workstation types: `pip install --user` into the
+persona's user site (`~/.local/lib/python3.11/site-packages`, on sys.path by default), with
+`--break-system-packages` because Debian marks its python3 EXTERNALLY-MANAGED (PEP 668). So pip's
+resolver sees the persona's pre-installed packages (/usr/local/lib/python3.11/dist-packages, see
+sandbox/persona.py) as installed: `install_requires=["requests"]` is satisfied by the persona's
+copy, and a version the persona lacks comes from the registry into the user site.
 pip's index is the registry service of the fake network (`PIP_INDEX_URL`), which serves the
 `--deps-dir` folders and the host's cache, where scripts/setup.sh put the common build backends;
 so sdists build with pip's build isolation as against the real registry, and
@@ -36,11 +42,12 @@ from osptrack.ecosystems.archives import (
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
 from osptrack.errors import BadInput
 from osptrack.registry import PYPI_INDEX_URL, REGISTRY_HOST
+from osptrack.sandbox.persona import python_pins
 from osptrack.target import normalise_name, validate_name, validate_version
 from osptrack.trace.roles import Role, Rule
 
 PYTHON = "/usr/bin/python3"
-SITE = "~/site"
+SITE = "~/.local/lib/python3.11/site-packages"  # Debian python3.11's user site (site.USER_SITE)
 HARNESS = Layout.harness
 PIP_RUNNER = "/usr/lib/python3/dist-packages/pip/__pip-runner__.py"  # Debian python3-pip
 BUILD_TOOLS = ("setuptools-", "wheel-")
@@ -56,6 +63,13 @@ def build_tools_dir() -> Path | None:
         if path.is_dir() and any(p.name.startswith(BUILD_TOOLS) for p in path.iterdir()):
             return path
     return None
+
+
+def _same_version(a: str | None, b: str) -> bool:
+    try:
+        return a is not None and Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
 
 
 class PyPI(Ecosystem):
@@ -160,12 +174,19 @@ class PyPI(Ecosystem):
             # The registry service of the fake network, as a company mirror would be configured.
             "PIP_INDEX_URL": PYPI_INDEX_URL,
             "PIP_TRUSTED_HOST": REGISTRY_HOST,
-            "PYTHONPATH": SITE,
         }
 
     def command(self, phase: str, layout: Layout, online: bool) -> list[str] | None:
         if phase == "install":
-            argv = [PYTHON, "-m", "pip", "install", "--target", SITE, "--no-warn-script-location"]
+            argv = [PYTHON, "-m", "pip", "install", "--user", "--break-system-packages"]
+            # The conflict report after the install parses every installed distribution's
+            # metadata (the persona's 45 too: most of pip's time in a small install); it is a
+            # warning on stderr, and none of the package's code runs in it.
+            argv += ["--no-warn-script-location", "--no-warn-conflicts"]
+            if _same_version(python_pins().get(normalise_name("pypi", layout.name)), layout.version):
+                # pip keeps an installed copy of the same version ("already satisfied"); the
+                # package under analysis must be its own bytes, not the persona's.
+                argv.append("--force-reinstall")
             argv.append(layout.archive or f"{layout.name}=={layout.version}")
             return argv
         if phase == "import":
@@ -173,6 +194,13 @@ class PyPI(Ecosystem):
         if phase == "execute":
             return [PYTHON, f"{layout.harness}/pypi_execute.py", layout.name, SITE]
         return None
+
+    def probes_needed(self, phase: str, layout: Layout, only_wheels_served: bool) -> bool:
+        """Whether the phase must trace the probe syscalls (stat/access/readlink): it can run code
+        of a package. pip installing wheels runs none (no build, no setup.py, no hook); it is a
+        pure toolchain phase whose ~5,000 stats, pip's own, cost more than the rest of the trace."""
+        wheel = layout.archive is None or layout.archive.endswith(".whl")
+        return not (phase == "install" and wheel and only_wheels_served)
 
     def toolchain_rules(self) -> tuple[Rule, ...]:
         python = (PYTHON,)

@@ -166,6 +166,15 @@ class RegistryService:
     def set_phase(self, phase: str | None) -> None:
         self.phase = phase
 
+    def serves_only_wheels(self) -> bool:
+        """PyPI offline: every file this service can hand pip is a wheel, so an install of a wheel
+        builds nothing and runs no code of any package. Online, upstream may have an sdist."""
+        if self.ecosystem != "pypi" or self.online:
+            return False
+        local = [path.name for name in self.local.names() for path in self.local.files(name)]
+        cached = [d.filename for dists in self._cache_by_name().values() for d in dists]
+        return all(name.endswith(".whl") for name in (*local, *cached))
+
     # ------------------------------------------------------------------ what run.json gets
 
     @property

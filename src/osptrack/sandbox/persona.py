@@ -12,7 +12,9 @@ What cannot be hidden, and why, is listed in docs/security.md ("Sandbox signs").
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +146,21 @@ def choose_persona() -> Persona:
     mac = rng.choice(MAC_PREFIXES) + "".join(f":{rng.randrange(256):02x}" for _ in range(3))
     address = f"{rng.choice(SUBNETS)}.{rng.randrange(20, 240)}/24"
     return Persona(user, full_name, f"{user}-{model}", vendor, product, mac, address)
+
+
+PYTHON_PINS = Path(__file__).with_name("persona_python.txt")
+
+
+@functools.cache
+def python_pins() -> dict[str, str]:
+    """The persona's pre-installed Python packages: normalised name -> pinned version."""
+    pins = {}
+    for line in PYTHON_PINS.read_text().splitlines():
+        spec = line.split("#", 1)[0].split()
+        if spec and "==" in spec[0]:
+            name, _, version = spec[0].partition("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
 
 
 def python_site_host() -> Path | None:

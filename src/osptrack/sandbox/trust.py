@@ -110,6 +110,27 @@ def _walk_bundles(root: Path) -> Iterator[Path]:
                     yield path
 
 
+def _bundles_under(root: Path) -> list[Path]:
+    """_walk_bundles, remembered on disk for a folder stamped with its content (the persona's
+    site-packages: setup.sh names a `.pins-<hash>` file after its pin list and replaces the
+    folder whole), whose walk over ~3,000 folders every run would otherwise repeat."""
+    stamps = sorted(p.name for p in root.glob(".pins-*"))
+    if len(stamps) != 1:
+        return list(_walk_bundles(root))
+    key = hashlib.sha256(f"{root}/{stamps[0]}".encode()).hexdigest()[:16]
+    memo = _cache_root() / f"bundles-{key}.txt"
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        return [root / rel for rel in memo.read_text().splitlines() if rel]
+    found = list(_walk_bundles(root))
+    with contextlib.suppress(OSError):  # a read-only cache: walk again next time
+        memo.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        with tempfile.NamedTemporaryFile("w", dir=memo.parent, prefix=".bundles-", delete=False) as fh:
+            fh.write("".join(f"{p.relative_to(root)}\n" for p in found))
+        os.chmod(fh.name, 0o644)
+        os.replace(fh.name, memo)  # atomic: concurrent runs read a whole list or none
+    return found
+
+
 def build(
     ca_pem: bytes, workdir: Path, ro_binds: Iterable[tuple[str, str]] = (), home: Path | None = None
 ) -> TrustStores:
@@ -136,7 +157,7 @@ def build(
     targets: dict[str, Path] = {p: Path(p) for p in _system_bundles()}  # sandbox path -> host original
     for host, inside in ro_binds:
         if Path(host).is_dir():
-            for path in _walk_bundles(Path(host)):
+            for path in _bundles_under(Path(host)):
                 targets[f"{inside.rstrip('/')}/{path.relative_to(host)}"] = path
     for i, (inside, original) in enumerate(sorted(targets.items())):
         copy = workdir / f"bundle-{i}.pem"

@@ -169,7 +169,7 @@ class RegistryService:
     def serves_only_wheels(self) -> bool:
         """PyPI offline: every file this service can hand pip is a wheel, so an install of a wheel
         builds nothing and runs no code of any package. Online, upstream may have an sdist."""
-        if self.ecosystem != "pypi" or self.online:
+        if self.ecosystem != "pypi" or self.online or not isinstance(self.local, LocalFolders):
             return False
         local = [path.name for name in self.local.names() for path in self.local.files(name)]
         cached = [d.filename for dists in self._cache_by_name().values() for d in dists]

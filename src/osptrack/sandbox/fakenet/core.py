@@ -14,6 +14,7 @@ import collections
 import contextlib
 import ipaddress
 import os
+import select
 import selectors
 import socket
 import struct
@@ -61,7 +62,8 @@ IP_RECVORIGDSTADDR = 20
 IPV6_RECVORIGDSTADDR = 74
 IPV6_TRANSPARENT = 75
 
-IDLE_ROUND_S = 0.01  # dispatcher select timeout; settle() counts these rounds
+IDLE_ROUND_S = 0.01  # dispatcher select timeout: how soon close() is noticed
+SETTLE_POLL_S = 0.001  # settle() re-checks this often while traffic is still in flight
 RECORDING_WAIT_S = 120.0  # settle() waits this long at most for flows still being scanned
 
 
@@ -140,7 +142,9 @@ class FakeNetwork:
         self._handlers: set[threading.Thread] = set()
         self._open_conns: set[socket.socket] = set()
         self._netns_fd: int | None = None
-        self._idle_rounds = 0
+        self._listen_socks: tuple[socket.socket, ...] = ()
+        self._dispatching = False  # the dispatcher is handling a round's events
+        self._handled = 0  # rounds with events handled so far (settle() checks it did not move)
         self._recording = 0  # handlers whose connection ended and that are scanning/recording it
 
     # ------------------------------------------------------------------ public API
@@ -173,23 +177,41 @@ class FakeNetwork:
         connection has ended but that are still being scanned (a big body) are always waited for,
         up to RECORDING_WAIT_S: their client is gone, the work is bounded, and a record must not
         miss network.jsonl because the scan was slow.
+
+        The end of traffic is read from the kernel, not waited out: no listener has anything
+        queued (no datagram to read, no connection to accept), the dispatcher is between rounds
+        and no handler thread is alive. When the network is quiet that costs a few poll()s, so
+        settling after each phase and again for each read of the records is nearly free.
         """
         deadline = time.time() + (self.idle_timeout + 1.0 if timeout is None else timeout)
         if self._dispatcher is None or not self._dispatcher.is_alive():
             return True
-        # An idle select round that starts after now means every queued datagram was read.
-        start_round = self._idle_rounds
         settled = False
-        while time.time() < deadline:
-            busy = any(h.is_alive() for h in list(self._handlers))
-            if not busy and self._idle_rounds >= start_round + 2:
+        while True:
+            if self._quiet():
                 settled = True
                 break
-            time.sleep(IDLE_ROUND_S / 2)
+            if time.time() >= deadline:
+                break
+            time.sleep(SETTLE_POLL_S)
         late = time.time() + RECORDING_WAIT_S
         while self._recording and time.time() < late:
-            time.sleep(IDLE_ROUND_S / 2)
+            time.sleep(SETTLE_POLL_S)
         return settled
+
+    def _quiet(self) -> bool:
+        """Nothing in flight right now: see settle(). Race-free against the dispatcher because
+        it bumps `_handled` for every round it handles, and that must not change meanwhile."""
+        handled = self._handled
+        if self._dispatching or any(h.is_alive() for h in list(self._handlers)):
+            return False
+        poller = select.poll()
+        for sock in self._listen_socks:
+            with contextlib.suppress(ValueError, OSError):  # closed by a concurrent close()
+                poller.register(sock, select.POLLIN)
+        if poller.poll(0):
+            return False  # a datagram or a connection is queued
+        return not self._dispatching and self._handled == handled
 
     def exfiltration(self) -> list[dict[str, Any]]:
         """Bait values seen leaving, as `find_tokens` reports them, but searched in everything the
@@ -328,6 +350,7 @@ class FakeNetwork:
             assert self._netns_fd is not None
             setns_fd(self._netns_fd)
             listeners = self._bind_all()
+            self._listen_socks = tuple(listener.sock for listener in listeners)  # before settle() may look
         except BaseException as exc:
             self._start_error = exc
             self._ready.set()
@@ -338,24 +361,27 @@ class FakeNetwork:
             for listener in listeners:
                 selector.register(listener.sock, selectors.EVENT_READ, listener)
             while not self._stop.is_set():
-                # Short rounds: settle() waits for two idle ones after every phase, and 50 ms
-                # rounds made that a tenth of a second per call (measured: 28% of a small run).
                 events = selector.select(IDLE_ROUND_S)
                 if not events:
-                    self._idle_rounds += 1
-                for key, _ in events:
-                    listener = key.data
-                    try:
-                        if listener.role in ("tcp", "dns-tcp"):
-                            self._accept(listener)
-                        else:
-                            self._datagram(listener)
-                    except (BlockingIOError, InterruptedError):
-                        continue
-                    except Exception as exc:
-                        self._error(
-                            f"{listener.role} {type(exc).__name__}"
-                        )  # one bad packet must not stop the network
+                    continue
+                self._dispatching = True
+                try:
+                    for key, _ in events:
+                        listener = key.data
+                        try:
+                            if listener.role in ("tcp", "dns-tcp"):
+                                self._accept(listener)
+                            else:
+                                self._datagram(listener)
+                        except (BlockingIOError, InterruptedError):
+                            continue
+                        except Exception as exc:
+                            self._error(
+                                f"{listener.role} {type(exc).__name__}"
+                            )  # one bad packet must not stop the network
+                finally:
+                    self._handled += 1
+                    self._dispatching = False
         finally:
             selector.close()
             for listener in listeners:

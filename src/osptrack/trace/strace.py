@@ -15,10 +15,11 @@ Public API (everything else here is private):
 What the flags buy (all verified against strace 6.1 on Debian 12):
 - `-f --seccomp-bpf`: follow children; only the traced syscalls stop the tracee (~1.6x cost
   instead of ~4x). `--seccomp-bpf` requires `-f`.
-- `--pidns-translation`: the sandbox has its own pid namespace, so clone/vfork return the
-  *namespace* pid (2, 3, ...) while the log's pid column is the host pid. With this flag strace
-  appends `/* 7077 in strace's PID NS */`, which is how child_pid and the process tree stay
-  in host pids.
+- No `--pidns-translation`: it made strace read every /proc/*/status for each new process
+  (~5 ms each). The sandbox has its own pid namespace, so clone/vfork return the *namespace*
+  pid (2, 3, ...) while the log's pid column is the host pid; the parser pairs them ("Process
+  tree" below). Logs written with the flag (`= 3 /* 7077 in strace's PID NS */`) still parse.
+- `set_tid_address`, `set_robust_list` are traced for the tree only, never emitted.
 - `-ttt`: epoch timestamps with microseconds. `-v`: print execve environments in full.
 - `-yy`: fd annotations (`3</etc/passwd>`, `AT_FDCWD</tmp>`, `5<TCP:[..]>`, `7<pipe:[12]>`);
   they resolve dirfd-relative paths and tell pipes/sockets from files. Paths inside
@@ -39,10 +40,24 @@ Semantics (see docs/formats.md for the field list):
   normalised lexically (`..`, `.`, `//`). If no base is known the path stays relative.
 - execve: `path` is the new program, `argv`/`env` its arrays (env capped at ENV_CAP entries);
   `exe`/`comm` are the image that *called* execve. A successful execve sets the pid's exe.
-- clone/clone3/fork/vfork: `child_pid` (host pid). The child inherits exe and cwd. When a
-  child's first line appears before its parent's clone returns (normal with vfork) and several
-  clones are in flight, its events are held back until the parent's clone names it, so the
-  output stays in log order with ppid filled in.
+- clone/clone3/fork/vfork: `child_pid` (host pid). The child inherits exe and cwd.
+
+Process tree (all pids are host pids, the log's pid column; docs/formats.md):
+- A pid seen for the first time comes from a clone that had entered (strace prints a call's
+  entry before the child exists) and whose child has not shown up yet: one such clone, or
+  several of one caller, and that is the parent. A clone whose caller shares strace's
+  namespace (the launcher) returns the host pid itself, which names the child exactly.
+- Several callers: the pid's events wait until (a) its set_tid_address (libc, at every program
+  start) returns the namespace pid that one of the clones returned; or (b) every candidate
+  clone has returned and has a waiting child: pids are handed out in the same order in the
+  sandbox's namespace and on the host, so the k-th smallest namespace pid is the k-th smallest
+  host pid (modulo pid_max); or (c) the log ends or HOLD_CAP is reached: (b)'s order anyway,
+  counted in `stats.pid_guesses`.
+- set_robust_list, libc's first call in a new thread or fork child, makes children show up
+  at once rather than at their exit, so those waits are short.
+- The clone event keeps its place in the output until its child is known (child_pid filled);
+  a child that never shows up leaves it with child_pid None (OPEN_CAP, end of log).
+- kill/tgkill targets are namespace pids, translated back with the pairs known (else None).
 - Calls still unfinished when their process dies (a connect blocked until the timeout kill)
   are emitted with `ret=None` at the process's exit, so they are not lost.
 - connect/bind/sendto/sendmsg: `family`, `address`, `port` from the sockaddr. sendto/sendmsg
@@ -88,12 +103,14 @@ PROCESS_SYSCALLS = (
     "tkill", "chdir", "fchdir",
 )  # fmt: skip
 NETWORK_SYSCALLS = ("connect", "bind", "listen", "sendto", "sendmsg")
+# Not events: they place a new process in the tree without --pidns-translation (see _adopt).
+TREE_SYSCALLS = ("set_tid_address", "set_robust_list")
 # Looking without opening: emitted only for sensitive paths (osptrack.trace.sensitive), so the
 # thousands of stats an interpreter makes cost parse time, not events.
 PROBE_SYSCALLS = (
     "stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2", "readlink", "readlinkat",
 )  # fmt: skip
-TRACED_SYSCALLS = FILE_SYSCALLS + PROCESS_SYSCALLS + NETWORK_SYSCALLS + PROBE_SYSCALLS
+TRACED_SYSCALLS = FILE_SYSCALLS + PROCESS_SYSCALLS + NETWORK_SYSCALLS + PROBE_SYSCALLS + TREE_SYSCALLS
 _STAT_SYSCALLS = ("stat", "lstat", "newfstatat", "statx")  # the probes with a struct result
 # Not on every architecture (arm64 and riscv have only the *at forms); `?name` tells strace to skip
 # a syscall the architecture lacks instead of refusing to start.
@@ -122,8 +139,19 @@ RECORDED_SIGNALS = ("SIGSYS", "SIGSEGV", "SIGBUS", "SIGILL", "SIGABRT", "SIGXCPU
 ENV_CAP = 256  # entries kept per execve environment
 ARG_CAP = 512  # characters kept per raw argument string in `args`
 HOLD_CAP = 20_000  # events held back (unfinished call / unknown parent) before giving up order
+OPEN_CAP = 4096  # returned clones whose child has not shown up, kept before dropping the oldest
 _DROPPED_SAMPLES = 5
 _BATCH = 256  # events handed out per yield burst; keeps generator overhead off the hot path
+
+
+def _pid_max() -> int:
+    try:
+        return int(Path("/proc/sys/kernel/pid_max").read_text())
+    except (OSError, ValueError):
+        return 1 << 22  # PID_MAX_LIMIT
+
+
+_PID_MAX = _pid_max()
 
 
 def strace_binary() -> str:
@@ -138,7 +166,6 @@ def strace_command(log_path: Path, string_limit: int = 4096, probes: bool = True
         strace_binary(),
         "-f",
         "--seccomp-bpf",
-        "--pidns-translation",
         "-ttt",
         "-yy",
         "-v",
@@ -166,6 +193,7 @@ class ParseStats:
     dropped: int = 0  # lines we could not understand
     ignored: int = 0  # understood, deliberately not emitted (exit_group, chdir, SIGCHLD, ...)
     unfinished: int = 0  # calls that never resumed (emitted with ret=None when parsable)
+    pid_guesses: int = 0  # children whose parent the log could not prove (chosen by pid order)
     truncated: bool = False  # the log's last line was cut off (no newline)
     dropped_samples: list[str] = field(default_factory=list)
 
@@ -393,14 +421,16 @@ def _open_mode(flags: str) -> tuple[str, bool, str | None]:
 
 
 class _Proc:
-    __slots__ = ("ppid", "exe", "comm", "cwd", "execd")
+    __slots__ = ("ppid", "exe", "comm", "cwd", "execd", "ns", "gone")
 
-    def __init__(self, ppid: int | None, exe: str | None, cwd: str | None) -> None:
+    def __init__(self, ppid: int | None, exe: str | None, cwd: str | None, ns: int = 0) -> None:
         self.ppid = ppid
         self.exe = exe
         self.comm = posixpath.basename(exe) if exe else None
         self.cwd = cwd
         self.execd = False
+        self.ns = ns  # which pid namespace it lives in: 0 is strace's (see _Birth)
+        self.gone = False  # exited while its parent was still unknown
 
     def set_exe(self, exe: str) -> None:
         self.exe = exe
@@ -409,14 +439,39 @@ class _Proc:
 
 
 class _Slot:
-    """The place in the output of a call that has not resumed yet."""
+    """The place in the output of a call that has not resumed yet, or of a clone whose child's
+    host pid is not known yet (`birth` set: the event waits for its child_pid)."""
 
-    __slots__ = ("event", "done", "abandoned")
+    __slots__ = ("event", "done", "abandoned", "birth")
 
     def __init__(self) -> None:
         self.event: Event | None = None
         self.done = False
         self.abandoned = False
+        self.birth: _Birth | None = None
+
+
+class _Birth:
+    """One clone/fork/vfork call, from its entry until its child's host pid is known.
+
+    `value` is the call's return value, in the *caller's* pid namespace: inside the sandbox that
+    is not the host pid that the log's pid column shows. `ns` numbers the namespaces the parser
+    has seen: 0 is strace's (the launcher's), a clone with CLONE_NEWPID opens a new one.
+    """
+
+    __slots__ = ("parent", "exe", "comm", "cwd", "ns", "child_ns", "seq", "value", "host", "slot")
+
+    def __init__(self, parent: int, proc: _Proc, ns: int, child_ns: int, seq: int) -> None:
+        self.parent = parent
+        self.exe, self.comm, self.cwd = proc.exe, proc.comm, proc.cwd
+        self.ns, self.child_ns, self.seq = ns, child_ns, seq
+        self.value: int | None = None  # None while the call is in flight
+        self.host: int | None = None  # the child's host pid, once matched
+        self.slot: _Slot | None = None  # the clone's event, held until `host` is known
+
+    def child_nspid(self) -> int | None:
+        """The child's pid in its own namespace (1 for the first process of a new one)."""
+        return self.value if self.child_ns == self.ns else 1
 
 
 _CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
@@ -456,7 +511,18 @@ class StraceParser:
         self._queue: deque[Event | _Slot] = deque()
         self._slot: _Slot | None = None  # set while a resumed call is being parsed
         self._unresolved: set[int] = set()
-        self._resolved: dict[int, _Proc] = {}  # pid -> its state at resolution (for patching)
+        # pid -> (ppid, inherited exe) at resolution, to patch its events held meanwhile
+        self._resolved: dict[int, tuple[int | None, str | None]] = {}
+        # Process tree without --pidns-translation (see "Process tree" in the module docstring)
+        self._inflight: dict[int, _Birth] = {}  # caller pid -> its clone still in flight
+        self._open: dict[tuple[int, int], _Birth] = {}  # (ns, value) -> returned, child not seen yet
+        self._host_of: dict[tuple[int, int], int] = {}  # (ns, pid in ns) -> host pid
+        self._candidates: dict[int, list[_Birth]] = {}  # unresolved pid -> births it may be from
+        self._anchors: dict[tuple[int, int], int] = {}  # (ns, own pid) -> unresolved host pid
+        self._seq = 0
+        self._first_host = 0
+        self._next_ns = 1
+        self._last_ns = 0
         self._handlers: dict[str, Callable[[int, _Proc, float, str, list[str], str], None]] = {
             "open": self._h_open,
             "openat": self._h_open,
@@ -473,6 +539,8 @@ class StraceParser:
             "kill": self._h_kill,
             "tgkill": self._h_kill,
             "tkill": self._h_kill,
+            "set_tid_address": self._h_tid,
+            "set_robust_list": self._h_presence,
             "chdir": self._h_chdir,
             "fchdir": self._h_chdir,
             "connect": self._h_net,
@@ -535,10 +603,12 @@ class StraceParser:
                         stats.ignored -= 1
                     return
                 if body.endswith(" <unfinished ...>"):
-                    self._proc(pid)  # register the pid now: order of first appearance matters
+                    proc = self._proc(pid)  # register the pid now: order of first appearance matters
                     slot = _Slot()  # keeps the event's place in the output until it resumes
                     self._queue.append(slot)
                     self._pending[pid] = (t, body[:-17], name, slot)
+                    if name in _CLONES:
+                        self._inflight[pid] = self._new_birth(pid, proc, body)
                     return
                 self._call(pid, t, name, body, line)
         except (ValueError, IndexError, KeyError, TypeError, AttributeError):
@@ -548,7 +618,7 @@ class StraceParser:
     def finish(self) -> None:
         for pid in list(self._pending):
             self._flush_unfinished(pid)
-        self._drain(force=True)
+        self._give_up()
 
     def _drop(self, line: str) -> None:
         self.stats.dropped += 1
@@ -613,6 +683,8 @@ class StraceParser:
         )  # fmt: skip
         if pid not in self._unresolved:
             del self._procs[pid]  # pids get reused: a later clone registers it afresh
+        else:
+            proc.gone = True  # forgotten once its parent is known
 
     def _signal(self, pid: int, t: float, body: str, line: str) -> None:
         m = _SIGNAL_RE.match(body)
@@ -885,30 +957,101 @@ class StraceParser:
 
     def _h_clone(self, pid: int, proc: _Proc, t: float, name: str, args: list[str], rest: str) -> None:
         ret, err, _, xpid = self._ret(rest)
-        child = xpid if xpid is not None else (ret if ret is not None and ret > 0 else None)
-        self._emit(
-            Event(
-                t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
-                syscall=name, kind=KIND_PROCESS, op="clone", ret=ret, errno=err, args=_cap(args),
-                child_pid=child,
-            )
+        birth = self._inflight.pop(pid, None)
+        if birth is None:
+            birth = self._new_birth(pid, proc, ", ".join(args))
+        event = Event(
+            t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
+            syscall=name, kind=KIND_PROCESS, op="clone", ret=ret, errno=err, args=_cap(args),
+            child_pid=None,
         )  # fmt: skip
-        if child is None or err is not None:
+        if err is not None or ret is None or ret <= 0:
+            self._emit(event)
             return
+        birth.value = ret
+        # The host pid is in the line when the caller shares strace's namespace (or strace
+        # translated it): the child is named exactly.
+        exact = xpid if xpid is not None else (ret if birth.ns == 0 else None)
+        if exact is not None:
+            self._emit(replace(event, child_pid=exact))
+            self._bind(birth, exact)
+            self._named_child(birth, exact)
+            return
+        if birth.host is not None:  # the child appeared while the call was in flight
+            self._emit(replace(event, child_pid=birth.host))
+            self._bind(birth, birth.host)
+            return
+        nspid = birth.child_nspid()
+        waiting = self._anchors.pop((birth.child_ns, nspid), None) if nspid is not None else None
+        if waiting is not None and waiting in self._unresolved:  # its set_tid_address named it
+            self._emit(replace(event, child_pid=waiting))
+            self._settle_parent(waiting, birth)
+            self._drain()
+            return
+        # The child has not shown up: the event waits for it in its place in the output.
+        slot = self._slot
+        if slot is None:
+            slot = _Slot()
+            slot.done = True
+            self._queue.append(slot)
+        slot.event = event
+        slot.birth = birth
+        birth.slot = slot
+        self._open[(birth.ns, ret)] = birth
+        if len(self._open) > OPEN_CAP:  # children that never showed up (a cut log): give up on the oldest
+            oldest = min(self._open.values(), key=lambda b: b.seq)
+            self._forget(oldest)
+        if self._unresolved:
+            self._match_unresolved()
+            self._drain()
+
+    def _named_child(self, birth: _Birth, child: int) -> None:
+        """A clone whose child's host pid the log names: the pre-namespace-parsing logic."""
+        proc_exe, proc_cwd = birth.exe, birth.cwd
         known = self._procs.get(child)
         if known is None:
-            self._procs[child] = _Proc(pid, proc.exe, proc.cwd)
+            self._procs[child] = _Proc(birth.parent, proc_exe, proc_cwd, birth.child_ns)
         elif child in self._unresolved:
-            known.ppid = pid
-            if not known.execd:
-                known.exe, known.comm = proc.exe, proc.comm
-            if known.cwd is None:
-                known.cwd = proc.cwd
-            self._unresolved.discard(child)
-            self._resolved[child] = known
+            self._settle_parent(child, birth)
+            self._match_unresolved()
             self._drain()
-        elif known.ppid != pid:
-            known.ppid = pid  # the single-candidate guess was wrong: trust the return value
+        elif known.ppid != birth.parent:
+            known.ppid = birth.parent  # the single-candidate guess was wrong: trust the return value
+
+    def _new_birth(self, pid: int, proc: _Proc, text: str) -> _Birth:
+        child_ns = proc.ns
+        if "CLONE_NEWPID" in text:
+            child_ns = self._next_ns
+            self._next_ns += 1
+        self._last_ns = child_ns
+        self._seq += 1
+        return _Birth(pid, proc, proc.ns, child_ns, self._seq)
+
+    def _bind(self, birth: _Birth, host: int) -> None:
+        """Remember the host pid of the child under both names: the caller's and its own."""
+        birth.host = host
+        if birth.value is not None:
+            self._host_of[(birth.ns, birth.value)] = host
+        nspid = birth.child_nspid()
+        if nspid is not None:
+            self._host_of[(birth.child_ns, nspid)] = host
+        self._open.pop((birth.ns, birth.value), None) if birth.value is not None else None
+        slot = birth.slot
+        if slot is not None:
+            birth.slot = None
+            slot.birth = None
+            if slot.event is not None:
+                slot.event = replace(slot.event, child_pid=host)
+
+    def _forget(self, birth: _Birth) -> None:
+        """Stop waiting for a clone's child: its event goes out without a child_pid."""
+        if birth.value is not None:
+            self._open.pop((birth.ns, birth.value), None)
+        slot = birth.slot
+        if slot is not None:
+            birth.slot = None
+            slot.birth = None
+        birth.host = -1  # never a candidate again
 
     def _h_kill(self, pid: int, proc: _Proc, t: float, name: str, args: list[str], rest: str) -> None:
         ret, err, _, _ = self._ret(rest)
@@ -916,7 +1059,7 @@ class StraceParser:
         m = _PID_ARG_RE.match(target_tok)
         target = None
         if m is not None:
-            target = int(m.group(2)) if m.group(2) else int(m.group(1))
+            target = int(m.group(2)) if m.group(2) else self._host_pid(proc.ns, int(m.group(1)))
         self._emit(
             Event(
                 t=t, phase=self.phase, pid=pid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
@@ -924,6 +1067,43 @@ class StraceParser:
                 signal=args[-1], target_pid=target,
             )
         )  # fmt: skip
+
+    def _host_pid(self, ns: int, value: int) -> int | None:
+        """A pid argument, seen from namespace `ns`, as a host pid (None if it names no task we know).
+
+        0 and -1 (own group, everyone) stay as they are; -N names the group of N."""
+        if ns == 0 or value in (0, -1):
+            return value
+        host = self._host_of.get((ns, abs(value)))
+        if host is None:
+            return None
+        return host if value > 0 else -host
+
+    def _h_tid(self, pid: int, proc: _Proc, t: float, name: str, args: list[str], rest: str) -> None:
+        # set_tid_address returns the caller's own pid in its namespace; libc calls it at every
+        # program start (musl also in fork children). It pairs the log's host pid with the pid
+        # the parent's clone returned: proof of who the parent is.
+        self.stats.ignored += 1
+        ret, err, _, xpid = self._ret(rest)
+        if err is not None or ret is None or ret <= 0:
+            return
+        if pid in self._unresolved:
+            for birth in self._candidates.get(pid, ()):
+                if birth.host is None and birth.value is not None and birth.child_nspid() == ret:
+                    self._settle_parent(pid, birth)
+                    self._match_unresolved()
+                    self._drain()
+                    return
+            nss = {b.child_ns for b in self._candidates.get(pid, ())}
+            for ns in nss:  # its clone is still in flight (a vfork): matched when it returns
+                self._anchors[(ns, ret)] = pid
+            return
+        self._host_of[(proc.ns, ret)] = pid if xpid is None else xpid
+
+    def _h_presence(self, pid: int, proc: _Proc, t: float, name: str, args: list[str], rest: str) -> None:
+        # set_robust_list: libc's first call in every new thread and fork child. It is traced only
+        # so that a child shows up in the log right after its clone (see _proc), not at its exit.
+        self.stats.ignored += 1
 
     def _h_chdir(self, pid: int, proc: _Proc, t: float, name: str, args: list[str], rest: str) -> None:
         self.stats.ignored += 1
@@ -970,20 +1150,119 @@ class StraceParser:
             return proc
         if not self._seen_any:
             self._seen_any = True
+            self._first_host = pid
             proc = _Proc(None, None, self.initial_cwd)
         else:
-            # A pid we have not seen cloned: its parent's clone has not returned yet (vfork) or
-            # the clone line was lost. If exactly one clone is in flight, that is the parent.
+            proc = self._adopt(pid)
+        self._procs[pid] = proc
+        if pid in self._unresolved and len(self._unresolved) > 1:
+            self._match_unresolved()  # it may be the last child a group of clones waited for
+            self._drain()
+        return proc
+
+    def _adopt(self, pid: int) -> _Proc:
+        """A pid seen for the first time: find the clone it came from.
+
+        Its first line comes after its parent's clone entered (strace prints the entry before the
+        child exists), so the candidates are the clones in flight and those returned whose child
+        has not shown up yet. One candidate, or several from the same caller: that is the parent.
+        Several callers: the pid waits (its events are held) until its set_tid_address, a return
+        value or the pid order (see _match_unresolved) tells which.
+        """
+        cands = [b for p, b in self._inflight.items() if b.host is None and p != pid]
+        cands += self._open.values()
+        if not cands:
+            # Its clone was lost, or (pre-namespace logs) a pid named by no return yet.
             parents = [p for p, pend in self._pending.items() if pend[2] in _CLONES and p != pid]
             if len(parents) == 1:
                 parent = self._procs.get(parents[0])
-                proc = _Proc(parents[0], parent.exe if parent else None, parent.cwd if parent else None)
-            else:
-                proc = _Proc(None, None, None)
-                if parents:
-                    self._unresolved.add(pid)
-        self._procs[pid] = proc
+                return _Proc(parents[0], parent.exe if parent else None, parent.cwd if parent else None)
+            return _Proc(None, None, None, self._last_ns)
+        if len(cands) == 1 or len({b.parent for b in cands}) == 1:
+            return self._claim(pid, _newest(cands))
+        proc = _Proc(None, None, None, cands[0].child_ns)
+        self._unresolved.add(pid)
+        self._candidates[pid] = cands
         return proc
+
+    def _claim(self, pid: int, birth: _Birth) -> _Proc:
+        proc = _Proc(birth.parent, birth.exe, birth.cwd, birth.child_ns)
+        birth.host = pid
+        if birth.value is not None:
+            self._bind(birth, pid)
+        if self._unresolved:
+            self._match_unresolved()  # one candidate fewer for the pids still waiting
+        self._drain()
+        return proc
+
+    def _settle_parent(self, pid: int, birth: _Birth | None) -> None:
+        """An unresolved pid's parent is known (or, with None, will never be)."""
+        proc = self._procs[pid]
+        self._unresolved.discard(pid)
+        self._candidates.pop(pid, None)
+        if birth is not None:
+            proc.ppid = birth.parent
+            proc.ns = birth.child_ns
+            if not proc.execd:
+                proc.exe, proc.comm = birth.exe, birth.comm
+            if proc.cwd is None:
+                proc.cwd = birth.cwd
+            birth.host = pid
+            if birth.value is not None:
+                self._bind(birth, pid)
+            self._resolved[pid] = (birth.parent, birth.exe)
+        if proc.gone:
+            del self._procs[pid]
+
+    def _match_unresolved(self, guess: bool = False) -> None:
+        """Settle the pids whose parent is open, with what is known now.
+
+        Pids are handed out in order in the sandbox's namespace and on the host alike, so once
+        every candidate clone has returned and has a child among the waiting pids, the k-th
+        smallest returned pid belongs to the k-th smallest host pid. With `guess` (the log ended,
+        or too much is held), the waiting pids take the candidates in that order anyway.
+        """
+        changed = True
+        while changed and self._unresolved:
+            changed = False
+            for pid in sorted(self._unresolved):
+                cands = [b for b in self._candidates.get(pid, ()) if b.host is None]
+                if not cands or len(cands) == 1 or len({b.parent for b in cands}) == 1:
+                    self._settle_parent(pid, _newest(cands) if cands else None)
+                    changed = True
+            if changed:
+                continue
+            waiting = sorted(self._unresolved, key=self._host_order)
+            births = {id(b): b for pid in waiting for b in self._candidates.get(pid, ()) if b.host is None}
+            pool = sorted(births.values(), key=lambda b: (b.value is None, b.value or 0, b.seq))
+            if not guess and (len(pool) != len(waiting) or any(b.value is None for b in pool)):
+                return
+            if guess:
+                self.stats.pid_guesses += len(waiting)
+            for pid, birth in zip(waiting, pool, strict=False):
+                self._settle_parent(pid, birth)
+            for pid in list(self._unresolved):
+                self._settle_parent(pid, None)
+            return
+
+    def _host_order(self, pid: int) -> int:
+        """Host pids in allocation order: they wrap at pid_max, back to low numbers."""
+        return (pid - self._first_host) % _PID_MAX
+
+    def _give_up(self, final: bool = True) -> None:
+        """End of log or HOLD_CAP: decide every open question with the best guess, flush all.
+
+        At HOLD_CAP (not `final`) the clones still waiting for a child go out without child_pid,
+        but stay candidates, so the child still finds its parent when it shows up."""
+        if self._unresolved:
+            self._match_unresolved(guess=True)
+        for birth in list(self._open.values()):
+            if final:
+                self._forget(birth)
+            elif birth.slot is not None:
+                birth.slot.birth = None
+                birth.slot = None
+        self._drain(force=True)
 
     def _emit(self, event: Event) -> None:
         slot = self._slot
@@ -992,7 +1271,7 @@ class StraceParser:
         elif self._queue or self._unresolved:
             self._queue.append(event)
             if len(self._queue) > HOLD_CAP:
-                self._drain(force=True)
+                self._give_up(final=False)
         else:
             self.out.append(event)
             self.stats.events += 1
@@ -1010,9 +1289,12 @@ class StraceParser:
             item = queue[0]
             event: Event
             if isinstance(item, _Slot):
-                if not item.done and not force:
+                if (not item.done or item.birth is not None) and not force:
                     break
                 queue.popleft()
+                if item.birth is not None:  # its child never showed up: out without child_pid
+                    item.birth.slot = None
+                    item.birth = None
                 if not item.done:
                     item.abandoned = True
                     continue
@@ -1024,16 +1306,22 @@ class StraceParser:
                 queue.popleft()
             fix = resolved.get(event.pid) if resolved else None
             if fix is not None and event.ppid is None:
-                if event.exe is None and fix.exe is not None:
-                    event = replace(event, ppid=fix.ppid, exe=fix.exe, comm=fix.comm)
+                if event.exe is None and fix[1] is not None:
+                    event = replace(event, ppid=fix[0], exe=fix[1], comm=posixpath.basename(fix[1]))
                 else:
-                    event = replace(event, ppid=fix.ppid)
+                    event = replace(event, ppid=fix[0])
             out.append(event)
             self.stats.events += 1
         if force:
             self._unresolved.clear()
         if not queue:
             resolved.clear()
+
+
+def _newest(births: list[_Birth]) -> _Birth:
+    """Of several clones of one caller, the one a child showing up now most likely came from:
+    the last one (children show up at once since set_robust_list is traced)."""
+    return max(births, key=lambda b: (b.value is None, b.seq))
 
 
 def parse_log(

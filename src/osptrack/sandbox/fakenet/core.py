@@ -145,6 +145,7 @@ class FakeNetwork:
         self._listen_socks: tuple[socket.socket, ...] = ()
         self._dispatching = False  # the dispatcher is handling a round's events
         self._handled = 0  # rounds with events handled so far (settle() checks it did not move)
+        self._idle_rounds = 0
         self._recording = 0  # handlers whose connection ended and that are scanning/recording it
 
     # ------------------------------------------------------------------ public API
@@ -363,6 +364,9 @@ class FakeNetwork:
             while not self._stop.is_set():
                 events = selector.select(IDLE_ROUND_S)
                 if not events:
+                    self._idle_rounds += (
+                        1  # only benchmarks/strace_levers.py's replay of the old settle reads it
+                    )
                     continue
                 self._dispatching = True
                 try:

@@ -1,0 +1,200 @@
+"""The three strace-backend levers of issue 14, each measured side by side with its old form.
+
+Configurations, alternated in one run (a different order every round, so drift and the other
+helpers' load hit all of them), each a whole in-process `osptrack.run.analyze()`:
+
+- `new`: as shipped: no --pidns-translation (the tree from clone returns, see trace/strace.py),
+  the phase's exit awaited on a pidfd, the fake network settled on a kernel-read end of traffic;
+- `old-pidns`: as `new`, but strace translates pids (`--pidns-translation`, and without the
+  set_tid_address/set_robust_list the new tree uses): what that lever saves;
+- `old-wait`: as `new`, but the exit polled with Popen.wait(timeout) (sleeps of up to 50 ms);
+- `old-settle`: as `new`, but settle() waits for two idle dispatcher rounds, as it did;
+- `old`: all three old forms together (the state before the levers);
+- `bare` (unless --no-bare): benchmarks/overhead.py's bare install + import, run on tmpfs
+  (/dev/shm), so the ratios are against the fair floor of issue 14.
+
+Prints, per package, the median of each configuration, each lever's saving (its old form minus
+`new`) and the ratios against bare, then the medians over the packages, and the load average
+before and after (the figures depend on it: say so when quoting them).
+
+    .venv/bin/python benchmarks/strace_levers.py [--repeat 5] [--names six,left-pad,requests,lodash] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import osptrack.run
+from osptrack.run import AnalyzeOptions, analyze
+from osptrack.sandbox import runner
+from osptrack.sandbox.fakenet import core
+from osptrack.target import parse_target
+from osptrack.trace import strace
+
+CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus"
+DEFAULT_NAMES = "six,left-pad,requests,lodash"
+
+
+# ---------------------------------------------------------------- the old forms, patched in
+
+
+def _translated_command(log_path: Path, *args: Any, **kwargs: Any) -> list[str]:
+    argv = strace.strace_command(log_path, *args, **kwargs)
+    argv.insert(argv.index("--seccomp-bpf") + 1, "--pidns-translation")
+    i = next(i for i, a in enumerate(argv) if a.startswith("trace="))
+    names = [n for n in argv[i][len("trace=") :].split(",") if n.lstrip("?") not in strace.TREE_SYSCALLS]
+    argv[i] = "trace=" + ",".join(names)
+    return argv
+
+
+def _old_settle(self: core.FakeNetwork, timeout: float | None = None) -> bool:
+    """settle() before the lever: two idle select rounds of the dispatcher after the call."""
+    deadline = time.time() + (self.idle_timeout + 1.0 if timeout is None else timeout)
+    if self._dispatcher is None or not self._dispatcher.is_alive():
+        return True
+    start_round = self._idle_rounds
+    settled = False
+    while time.time() < deadline:
+        busy = any(h.is_alive() for h in list(self._handlers))
+        if not busy and self._idle_rounds >= start_round + 2:
+            settled = True
+            break
+        time.sleep(core.IDLE_ROUND_S / 2)
+    late = time.time() + core.RECORDING_WAIT_S
+    while self._recording and time.time() < late:
+        time.sleep(core.IDLE_ROUND_S / 2)
+    return settled
+
+
+def _polling_watch_init(self: runner._ExitWatch, proc: subprocess.Popen[bytes]) -> None:
+    self.proc, self.fd = proc, None  # no pidfd: _ExitWatch falls back to Popen.wait(timeout)
+
+
+@contextmanager
+def _patched(obj: object, name: str, value: object) -> Iterator[None]:
+    old = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, old)
+
+
+LEVERS: dict[str, Callable[[ExitStack], None]] = {
+    "pidns": lambda s: s.enter_context(_patched(osptrack.run, "strace_command", _translated_command)),
+    "wait": lambda s: s.enter_context(_patched(runner._ExitWatch, "__init__", _polling_watch_init)),
+    "settle": lambda s: s.enter_context(_patched(core.FakeNetwork, "settle", _old_settle)),
+}
+CONFIGS: dict[str, tuple[str, ...]] = {
+    "new": (),
+    "old-pidns": ("pidns",),
+    "old-wait": ("wait",),
+    "old-settle": ("settle",),
+    "old": ("pidns", "wait", "settle"),
+}
+
+
+# ---------------------------------------------------------------- one measurement
+
+
+def traced(entry: dict, scratch: Path, old: tuple[str, ...]) -> float:
+    archive = CORPUS / entry["archive"]
+    with ExitStack() as stack:
+        for lever in old:
+            LEVERS[lever](stack)
+        t0 = time.monotonic()
+        outcome = analyze(
+            parse_target(entry["ecosystem"], str(archive)),
+            AnalyzeOptions(timeout_s=300, deps_dirs=(archive.parent,)),
+            scratch / "run",
+        )
+        took = time.monotonic() - t0
+    if set(outcome.statuses.values()) != {"completed"}:
+        raise SystemExit(f"{entry['name']}: analysis did not complete: {outcome.statuses}")
+    return took
+
+
+def _bare() -> Callable[[dict, Path], float] | None:
+    try:
+        from overhead import bare  # sibling script: benchmarks/ is this script's sys.path[0]
+    except ImportError:
+        return None
+    return bare  # type: ignore[no-any-return]
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--names", default=DEFAULT_NAMES, help="comma-separated corpus names")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of six only")
+    parser.add_argument("--no-bare", action="store_true", help="skip the bare install on tmpfs")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeat, args.names = 2, "six"
+    entries = json.loads((CORPUS / "manifest.json").read_text())["packages"]
+    names = args.names.split(",")
+    entries = sorted((e for e in entries if e["name"] in names), key=lambda e: names.index(e["name"]))
+    bare = None if args.no_bare else _bare()
+    kinds = [*CONFIGS, *(["bare"] if bare is not None else [])]
+    print(
+        f"{len(entries)} packages, {args.repeat} rounds, cpus={os.cpu_count()}, before: {load()}", flush=True
+    )
+    rng = random.Random(14)
+    rows = []
+    for entry in entries:
+        times: dict[str, list[float]] = {k: [] for k in kinds}
+        for _ in range(args.repeat):
+            order = kinds[:]
+            rng.shuffle(order)  # alternate: drift and load hit every configuration alike
+            for kind in order:
+                tmp_root = "/dev/shm" if kind == "bare" else None  # bare on tmpfs, as osptrack's home
+                scratch = Path(tempfile.mkdtemp(prefix="osptrack-levers-", dir=tmp_root))
+                try:
+                    if kind == "bare":
+                        assert bare is not None
+                        times[kind].append(bare(entry, scratch))
+                    else:
+                        times[kind].append(traced(entry, scratch, CONFIGS[kind]))
+                finally:
+                    shutil.rmtree(scratch, ignore_errors=True)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows.append((entry["name"], med))
+        saved = "  ".join(
+            f"{k[4:]} {1000 * (med[k] - med['new']):+5.0f} ms" for k in CONFIGS if k.startswith("old-")
+        )
+        line = f"{entry['ecosystem']:5} {entry['name']:10} new {med['new']:.3f}s  old {med['old']:.3f}s  saved: {saved}"
+        line += f"  all {1000 * (med['old'] - med['new']):+5.0f} ms"
+        if "bare" in med:
+            line += f"  | bare(tmpfs) {med['bare']:.3f}s  ratio old {med['old'] / med['bare']:.2f} new {med['new'] / med['bare']:.2f}"
+        print(line, flush=True)
+    print()
+    for kind in CONFIGS:
+        if kind.startswith("old"):
+            print(
+                f"median saving of {kind[4:] or 'all three':9}: {statistics.median(1000 * (m[kind] - m['new']) for _, m in rows):+.0f} ms"
+            )
+    if bare is not None:
+        for kind in ("old", "new"):
+            print(
+                f"median ratio against bare on tmpfs, {kind:3}: {statistics.median(m[kind] / m['bare'] for _, m in rows):.2f}"
+            )
+    print(f"after: {load()} (the machine is shared: figures under load, medians of {args.repeat})")
+
+
+if __name__ == "__main__":
+    main()

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import osptrack.run
 from osptrack.run import AnalyzeOptions, analyze
@@ -125,12 +126,13 @@ def traced(entry: dict, scratch: Path, old: tuple[str, ...]) -> float:
     return took
 
 
-def _bare() -> Callable[[dict, Path], float] | None:
+def _bare() -> tuple[Callable[[dict, Path], float], Callable[[], Any]] | None:
+    """benchmarks/overhead.py's bare side and its tmpfs (sibling script: benchmarks/ is sys.path[0])."""
     try:
-        from overhead import bare  # sibling script: benchmarks/ is this script's sys.path[0]
+        from overhead import bare, tmpfs_root
     except ImportError:
         return None
-    return bare  # type: ignore[no-any-return]
+    return bare, tmpfs_root
 
 
 def load() -> str:
@@ -149,21 +151,30 @@ def main() -> None:
     entries = json.loads((CORPUS / "manifest.json").read_text())["packages"]
     names = args.names.split(",")
     entries = sorted((e for e in entries if e["name"] in names), key=lambda e: names.index(e["name"]))
-    bare = None if args.no_bare else _bare()
-    kinds = [*CONFIGS, *(["bare"] if bare is not None else [])]
+    found = None if args.no_bare else _bare()
     print(
         f"{len(entries)} packages, {args.repeat} rounds, cpus={os.cpu_count()}, before: {load()}", flush=True
     )
+    with ExitStack() as stack:
+        bare_root = stack.enter_context(found[1]()) if found is not None else None
+        rows = measure(entries, args.repeat, found[0] if found else None, bare_root)
+    report(rows, args.repeat)
+
+
+def measure(
+    entries: list[dict], repeat: int, bare: Callable[[dict, Path], float] | None, bare_root: Path | None
+) -> list[tuple[str, dict[str, float]]]:
+    kinds = [*CONFIGS, *(["bare"] if bare is not None else [])]
     rng = random.Random(14)
     rows = []
     for entry in entries:
         times: dict[str, list[float]] = {k: [] for k in kinds}
-        for _ in range(args.repeat):
+        for _ in range(repeat):
             order = kinds[:]
             rng.shuffle(order)  # alternate: drift and load hit every configuration alike
             for kind in order:
-                tmp_root = "/dev/shm" if kind == "bare" else None  # bare on tmpfs, as osptrack's home
-                scratch = Path(tempfile.mkdtemp(prefix="osptrack-levers-", dir=tmp_root))
+                where = bare_root if kind == "bare" else None  # bare on tmpfs, as osptrack's home
+                scratch = Path(tempfile.mkdtemp(prefix="osptrack-levers-", dir=where))
                 try:
                     if kind == "bare":
                         assert bare is not None
@@ -180,20 +191,23 @@ def main() -> None:
         line = f"{entry['ecosystem']:5} {entry['name']:10} new {med['new']:.3f}s  old {med['old']:.3f}s  saved: {saved}"
         line += f"  all {1000 * (med['old'] - med['new']):+5.0f} ms"
         if "bare" in med:
-            line += f"  | bare(tmpfs) {med['bare']:.3f}s  ratio old {med['old'] / med['bare']:.2f} new {med['new'] / med['bare']:.2f}"
+            line += f"  | bare(tmpfs) {med['bare']:.3f}s  ratio old {med['old'] / med['bare']:.2f}"
+            line += f" new {med['new'] / med['bare']:.2f}"
         print(line, flush=True)
+    return rows
+
+
+def report(rows: list[tuple[str, dict[str, float]]], repeat: int) -> None:
     print()
     for kind in CONFIGS:
         if kind.startswith("old"):
-            print(
-                f"median saving of {kind[4:] or 'all three':9}: {statistics.median(1000 * (m[kind] - m['new']) for _, m in rows):+.0f} ms"
-            )
-    if bare is not None:
+            saving = statistics.median(1000 * (m[kind] - m["new"]) for _, m in rows)
+            print(f"median saving of {kind[4:] or 'all three':9}: {saving:+.0f} ms")
+    if all("bare" in m for _, m in rows):
         for kind in ("old", "new"):
-            print(
-                f"median ratio against bare on tmpfs, {kind:3}: {statistics.median(m[kind] / m['bare'] for _, m in rows):.2f}"
-            )
-    print(f"after: {load()} (the machine is shared: figures under load, medians of {args.repeat})")
+            ratio = statistics.median(m[kind] / m["bare"] for _, m in rows)
+            print(f"median ratio against bare on tmpfs, {kind:3}: {ratio:.2f}")
+    print(f"after: {load()} (the machine is shared: figures under load, medians of {repeat})")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""RubyGems: `gem install --local` into a private GEM_HOME, then `require` every file.
+"""RubyGems: `gem install` from the registry service into a private GEM_HOME, then `require` every file.
 
 Debian's ruby (ruby-full) lives under /usr, which the sandbox already mounts. Native
 extensions build exactly as on a user's machine: RubyGems runs `extconf.rb`, then make, inside
@@ -64,7 +64,9 @@ class RubyGems(Ecosystem):
         return meta
 
     def staged_name(self, archive: Path, meta: Metadata) -> str:
-        return staged_name(archive, (".gem",), f"{meta.name}-{meta.version}.gem")  # `gem install --local`
+        return staged_name(
+            archive, (".gem",), f"{meta.name}-{meta.version}.gem"
+        )  # `gem install FILE` wants .gem
 
     def find_archive(self, name: str, version: str | None, dirs: tuple[Path, ...]) -> Path | None:
         return self.highest_matching(name, version, dirs, "*.gem", lenient_version_key)

@@ -38,7 +38,10 @@ TEXT = "text/plain; charset=utf-8"
 Reqs = list[tuple[str, str]]
 
 
-class _GemSpecLoader(yaml.SafeLoader):
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in
+
+
+class _GemSpecLoader(_SafeLoader):  # type: ignore[valid-type,misc]
     """YAML's safe loader, reading `!ruby/object:...` and friends as plain maps, lists, strings."""
 
 

@@ -1,4 +1,5 @@
-"""The registry service: PyPI's simple API and npm's registry API over HTTP/1.1 (h11).
+"""The registry service: PyPI's simple API, npm's registry API, a gem source, a Composer
+repository and cargo's sparse index, over HTTP/1.1 (h11).
 
 The fake network hands it every connection to `REGISTRY_ADDRESS` (`handle(conn, feed)`), in a
 handler thread inside the run's network namespace. Online fetches must not happen there (the

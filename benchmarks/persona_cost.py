@@ -5,7 +5,7 @@ process that times analyze() itself (interpreter start-up is not counted). The s
 round by round, in rotating order; medians per side, and each side's ratio to `bare` (the same
 bare install + import as benchmarks/overhead.py):
 
-- `bare`: benchmarks/overhead.py's bare side (host, `nobody`, tmpfs-less scratch);
+- `bare`: benchmarks/overhead.py's bare side (host, `nobody`, scratch on /dev/shm's tmpfs);
 - `new`: this checkout as it is;
 - any other checkout's src, named on the command line (`--src old=../old-c88/src`, e.g. a
   worktree of c88bc41, before the persona);
@@ -146,7 +146,9 @@ def main() -> None:
         for i in range(args.repeat):
             order = sides[i % len(sides) :] + sides[: i % len(sides)]  # rotate: drift hits every side
             for side in order:
-                scratch = Path(tempfile.mkdtemp(prefix="osptrack-persona-cost-"))
+                # bare on tmpfs, as osptrack's sandbox writes to tmpfs (benchmarks/overhead.py)
+                shm = "/dev/shm" if side == "bare" and Path("/dev/shm").is_dir() else None
+                scratch = Path(tempfile.mkdtemp(prefix="osptrack-persona-cost-", dir=shm))
                 try:
                     runs[side].append(measure(side, archive, srcs, scratch))
                 finally:

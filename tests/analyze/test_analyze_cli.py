@@ -76,4 +76,5 @@ def test_private_deps_dir_is_staged_for_the_sandbox(tmp_path: Path) -> None:
         "import": "completed",
     }
     home = json.loads((tmp_path / "r" / "run.json").read_text())["persona"]["home"]
-    assert any(f["Path"].startswith(f"{home}/site/dep_a/") for f in result["Analysis"]["import"]["Files"])
+    site = f"{home}/.local/lib/python3.11/site-packages"  # `pip install --user`'s target
+    assert any(f["Path"].startswith(f"{site}/dep_a/") for f in result["Analysis"]["import"]["Files"])

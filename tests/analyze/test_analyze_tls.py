@@ -103,15 +103,23 @@ def tls_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     src = tmp_path_factory.mktemp("tls-src")
     pinned = CertAuthority().cert_pem.decode()  # some other CA: the pinning client trusts only this
     code = CLIENTS.replace("__PINNED__", repr(pinned))
+    # A certifi the persona does not have (requests itself is the persona's): pip installs it
+    # into the writable user site, whose bundle gets the run's CA between phases.
+    own = tmp_path_factory.mktemp("tls-deps")
+    certifi = {
+        "certifi/__init__.py": "import os\ndef where():\n    return os.path.join(os.path.dirname(__file__), 'cacert.pem')\n",
+        "certifi/cacert.pem": Path("/etc/ssl/certs/ca-certificates.crt").read_text(),
+    }
+    make_wheel(own, "certifi", "2099.1.1", certifi)
     wheel = make_wheel(
         src,
         "osptrack-tls-clients",
         "1.0.0",
         {"osptrack_tls_clients/__init__.py": code},
-        requires=("requests",),
+        requires=("requests", "certifi==2099.1.1"),
     )
     out = tmp_path_factory.mktemp("tls-runs") / "run"
-    options = AnalyzeOptions(timeout_s=180, deps_dirs=(CORPUS_REQUESTS.resolve(),))
+    options = AnalyzeOptions(timeout_s=180, deps_dirs=(CORPUS_REQUESTS.resolve(), own))
     outcome = analyze(parse_target("pypi", str(wheel)), options, out)
     result = json.loads((out / "result.json").read_text())
     stdout = base64.b64decode(result["Analysis"]["import"]["Stdout"]).decode(errors="replace")
@@ -134,9 +142,11 @@ def test_requests_trusts_the_ca_through_env_and_its_own_certifi(tls_run: dict[st
     seen = tls_run["seen"]
     assert seen["requests"] == [200, "{}"], seen
     assert seen["requests_certifi"][:2] == [200, "{}"], seen
-    # requests' certifi came with the install phase into the writable target: appended to between phases.
+    # certifi came with the install phase into the writable user site: appended to between phases.
     home = tls_run["run"]["persona"]["home"]
-    assert seen["requests_certifi"][2].startswith(f"{home}/site/certifi/"), seen
+    assert seen["requests_certifi"][2].startswith(f"{home}/.local/lib/python3.11/site-packages/certifi/"), (
+        seen
+    )
     (flow,) = flows(tls_run, f"api.{HOST}")
     assert flow["tls"]["intercepted"] is True and flow["tls"]["sni"] == f"api.{HOST}"
     assert flow["tls"]["alpn"] in (None, "http/1.1")

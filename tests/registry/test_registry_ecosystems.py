@@ -358,3 +358,31 @@ def test_gem_resolves_a_dependency_only_the_registry_has_and_names_a_missing_one
     info, status = analyze_run(broken, "rubygems", top, ())
     assert status == "error_analysis"
     assert info["registry"]["missing"] == ["osptrack-absent-gem"]
+
+
+def test_connection_close_is_honoured_at_once(tmp_path: Path) -> None:
+    """Composer's PHP streams send `Connection: close` and read until EOF: the service must
+    close after the answer, not wait for the idle timeout (30 s per request)."""
+    import socket
+    import threading
+    import time
+
+    composer_dep(tmp_path / "deps")
+    with service(tmp_path, "packagist", (tmp_path / "deps",)) as svc:
+        server, client = socket.socketpair()
+
+        def serve() -> None:
+            svc.handle(server)
+            server.close()  # what the fake network does when the handler returns
+
+        thread = threading.Thread(target=serve)
+        t0 = time.monotonic()
+        thread.start()
+        client.sendall(b"GET /packagist/packages.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        client.settimeout(10)
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+        thread.join(10)
+        assert received.startswith(b"HTTP/1.1 200") and b"metadata-url" in received
+        assert time.monotonic() - t0 < 5 and not thread.is_alive()

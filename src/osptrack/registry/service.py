@@ -253,6 +253,8 @@ class RegistryService:
                     self._send(conn, h, method, response)
                 except OSError:
                     return
+                if h.our_state is h11.MUST_CLOSE:
+                    return  # `Connection: close` (Composer's PHP streams read until EOF): close now
                 continue
             if isinstance(event, h11.EndOfMessage):
                 if h.our_state is h11.DONE and h.their_state is h11.DONE:

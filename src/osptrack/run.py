@@ -13,12 +13,14 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from osptrack import __version__, phase_notes, summary
 from osptrack import ecosystems as eco_registry
+from osptrack.digest import EventSpool, PhaseDigest, RunDigest
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, expand_home
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_json, write_jsonl
@@ -33,17 +35,14 @@ from osptrack.sandbox.baits import Baits, make_baits
 from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SECCOMP_DENY, SandboxSpec
 from osptrack.sandbox.fakenet import MAX_CAPTURE, FakeNetwork
 from osptrack.sandbox.fakenet.responders.registry import registry_routes
-from osptrack.sandbox.fakenet.stages import second_stage_info
 from osptrack.sandbox.limits import Limits
 from osptrack.sandbox.netns import Eth0, sweep_stale
 from osptrack.sandbox.persona import Persona, choose_persona, overlay_files, persona_binds, seed_home
 from osptrack.sandbox.preflight import check_sandbox
 from osptrack.sandbox.runner import PhaseOutcome, Workspace, run_phase
 from osptrack.target import PackageRef
-from osptrack.trace.aggregate import phase_record
-from osptrack.trace.alive import alive_at_end
-from osptrack.trace.events import Event, encode_events_jsonl
-from osptrack.trace.refine import INIT, lookup_probe_sockets, mark_lookup_probes, without_sandbox_setup
+from osptrack.trace.events import Event, EventLog
+from osptrack.trace.refine import INIT
 from osptrack.trace.strace import ParseStats, parse_log, strace_command
 
 PHASES = ("install", "import", "execute")
@@ -155,6 +154,24 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
     if out is None:
         out = Path("osptrack-runs") / ref.slug
         check_output_dir(out, "run")
+    staging, made_parent = _staging_dir(out)
+    try:
+        return _analyze(eco, ref, options, out, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if made_parent:
+            with contextlib.suppress(OSError):
+                out.parent.rmdir()
+        raise
+
+
+def _analyze(
+    eco: Ecosystem, ref: PackageRef, options: AnalyzeOptions, out: Path, staging: Path
+) -> RunOutcome:
+    """The run, assembled in `staging` (beside `out`) and renamed into place at the end.
+
+    Events stream from the parser into staging/events.jsonl and every consumer (osptrack.digest),
+    so memory does not grow with the trace; the verdict reads events.jsonl back."""
     t0 = time.monotonic()
     run_id = uuid.uuid4().hex[:12]
     limits = replace(options.limits, timeout_s=options.timeout_s)
@@ -163,12 +180,13 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
     sweep_stale()  # namespaces of killed runs (5 ms; live runs are never touched)
     phases: dict[str, dict[str, Any]] = {}
     results: dict[str, dict[str, Any]] = {}
-    all_events: list[Event] = []
-    ends: dict[str, tuple[list[Event], PhaseOutcome]] = {}
+    ends: dict[str, tuple[PhaseDigest, PhaseOutcome]] = {}
     tails: dict[str, list[str]] = {}
     registry = _registry_service(eco, options, ref)
     routes = registry_routes(registry.handle, *REGISTRY_ADDRESS) if registry else []
+    spool = EventSpool(staging / "events.jsonl")
     with contextlib.ExitStack() as stack:
+        stack.callback(spool.close)  # a failed run's folder is removed; its file must be closed
         if registry is not None:
             stack.enter_context(registry)  # before the network: its fetch threads stay on the host
         ws = stack.enter_context(Workspace(limits))
@@ -182,6 +200,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
                 eth0=Eth0(persona.mac, persona.address, persona.gateway),
             )
         )
+        digest = RunDigest(eco, baits.paths, net.marker, spool)
         layout, binds = _stage_input(ws, eco, ref, options, persona)
         seed_home(persona, ws.home, HOST_UID, HOST_GID)
         baits.plant(ws.home, HOST_UID, HOST_GID)
@@ -221,31 +240,26 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
             probes = _probes_needed(eco, phase, layout, registry)
             trace = _traced if probes else functools.partial(_traced, probes=False)
             outcome = run_phase(phase, spec, ws, command, trace, limits, net.enter_netns, run_id)
-            stats = ParseStats()
-            events = without_sandbox_setup(parse_log(outcome.trace_log, phase, stats=stats))
             # Where datagrams went this phase: UDP flows, and DNS queries (answered, not flows).
             sent = [r for r in net.records() if r.get("phase") == phase]
             udp_sent = {(r.get("dst"), r.get("dst_port")) for r in sent if r.get("kind") == "udp"}
             udp_sent |= {(r.get("server"), r.get("server_port")) for r in sent if r.get("kind") == "dns"}
-            events = mark_lookup_probes(events, udp_sent)
-            all_events.extend(events)
+            stats = ParseStats()
+            ph = digest.phase(phase, parse_log(outcome.trace_log, phase, stats=stats), udp_sent)
             status = _status(outcome)
-            dns = [r for r in net.records() if r.get("phase") == phase and r.get("kind") == "dns"]
-            addresses = {e.address for e in events if e.kind == "network" and e.address}
-            results[phase] = phase_record(
-                events,
+            dns = [r for r in sent if r.get("kind") == "dns"]
+            results[phase] = ph.aggregate.record(
                 outcome.stdout,
                 outcome.stderr,
                 status,
                 dns,
                 ignore_sockets=_infrastructure(net),
-                ip_names={a: net.hostnames_for(a) for a in addresses},
-                exclude_comms=frozenset(),  # bwrap's setup is gone already; a package's "bwrap" stays
+                ip_names={a: net.hostnames_for(a) for a in ph.addresses},
             )
-            phases[phase] = _phase_info(outcome, status, len(events), stats)
+            phases[phase] = _phase_info(outcome, status, ph.events, stats)
             phases[phase]["probes_traced"] = probes
-            phases[phase]["lookup_probes"] = lookup_probe_sockets(events)
-            ends[phase] = (events, outcome)
+            phases[phase]["lookup_probes"] = ph.lookup.sockets()
+            ends[phase] = (ph, outcome)
             if status != "completed":
                 tails[phase] = stderr_tail(outcome.stderr)
             if net.ca is not None:
@@ -257,13 +271,12 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         records = net.records()
         exfil = net.exfiltration()  # every captured byte of each flow, then the DNS queries together
         net_health = net.health()
-        marker = net.marker
-    verdicts = summary.toolchain_verdicts(eco, all_events)
-    bait_reads = summary.bait_reads(all_events, baits.paths, verdicts)
-    for phase, (events, outcome) in ends.items():
+    events_path = spool.close()  # in time order: evidence refs are its line numbers
+    events = digest.summary
+    bait_reads = events.bait_reads()
+    for phase, (ph, outcome) in ends.items():
         limit_hit = outcome.timed_out or outcome.trace_capped
-        alive = alive_at_end(events, outcome.ended_at, limit_hit, outcome.alive_at_end, verdicts)
-        phases[phase]["alive_at_end"] = alive
+        phases[phase]["alive_at_end"] = ph.alive.alive(outcome.ended_at, limit_hit, outcome.alive_at_end)
     run_info = {
         "tool": {"name": "osptrack", "version": __version__},
         "package": _package_info(ref),
@@ -274,21 +287,21 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         "phases": phases,
         "exfiltration": exfil,
         "network": net_health,
-        **second_stage_info(all_events, marker),
+        **digest.second_stage_info(),
         "bait_reads": bait_reads,
-        "probes": summary.probes(all_events, verdicts),
+        "probes": events.probes(),
         "trace": {
             "valid": all(p["trace_valid"] for p in phases.values()),
-            "events": len(all_events),
+            "events": digest.events,
             "dropped_lines": sum(p["trace_dropped_lines"] for p in phases.values()),
             "truncated": any(p["trace_capped"] for p in phases.values()),
         },
         "timings": {"total_s": round(time.monotonic() - t0, 3)},
     }
-    notable = summary.notable(eco, results, all_events, records, bait_reads, exfil, verdicts)
+    notable = events.notable(eco, results, records, bait_reads, exfil)
     notable["alive_at_end"] = summary.alive_lines({p: i.get("alive_at_end", []) for p, i in phases.items()})
     run_info["notable"] = notable
-    findings = summary.phase_findings(eco, results, all_events, records, notable)
+    findings = events.phase_findings(eco, results, records, notable)
     for phase, line in findings.items():
         phases[phase]["findings"] = line
     result = {
@@ -296,11 +309,10 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         "CreatedTimestamp": int(time.time()),
         "Analysis": results,
     }
-    all_events.sort(key=lambda e: e.t)  # events.jsonl order: evidence refs are its line numbers
-    verdict = _judge(run_info, all_events, records, result)
+    verdict = _judge(run_info, EventLog(events_path), records, result)
     if verdict is not None:
         run_info["verdict"] = verdict
-    _write_run_folder(out, result, all_events, records, run_info)
+    _write_run_folder(out, staging, result, records, run_info)
     statuses = {p: r["Status"] for p, r in results.items()}
     counts = {
         p: {k: len(r.get(k) or []) for k in ("Files", "Sockets", "Commands", "DNS")}
@@ -334,7 +346,10 @@ def _registry_service(eco: Ecosystem, options: AnalyzeOptions, ref: PackageRef) 
 
 
 def _judge(
-    run_info: dict[str, Any], events: list[Event], records: list[dict[str, Any]], result: dict[str, Any]
+    run_info: dict[str, Any],
+    events: Sequence[Event] | EventLog,
+    records: list[dict[str, Any]],
+    result: dict[str, Any],
 ) -> dict[str, Any] | None:
     """The verdict for run.json. A rule bug must not cost the run: it is recorded and the run kept
     (`osptrack report` judges again from the folder)."""
@@ -455,6 +470,8 @@ def _phase_info(outcome: PhaseOutcome, status: str, n_events: int, stats: ParseS
         "trace_valid": outcome.trace_log.exists() and n_events > 0,
         "trace_dropped_lines": stats.dropped,
         "trace_capped": outcome.trace_capped,  # the log hit Limits.trace_log_bytes: a syscall flood
+        "trace_lines": stats.lines,
+        "trace_bytes": outcome.trace_log.stat().st_size if outcome.trace_log.exists() else 0,
     }
 
 
@@ -479,24 +496,25 @@ def _sandbox_info(limits: Limits, online: bool) -> dict[str, Any]:
     }
 
 
-def _write_run_folder(
-    out: Path,
-    result: dict[str, Any],
-    events: list[Event],
-    records: list[dict[str, Any]],
-    run_info: dict[str, Any],
-) -> None:
-    out = check_output_dir(out, "run")  # the user may have put files there meanwhile
+def _staging_dir(out: Path) -> tuple[Path, bool]:
+    """The hidden folder beside `out` the run is assembled in; and whether `out`'s parent was made."""
+    made = not out.parent.exists()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
-    try:
-        events = sorted(events, key=lambda e: e.t)
-        atomic_write_json(tmp / "result.json", result)
-        (tmp / "events.jsonl").write_bytes(encode_events_jsonl(events))
-        write_jsonl(tmp / "network.jsonl", records)
-        atomic_write_json(tmp / "run.json", run_info)  # last: marks the folder complete
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return tmp, made
+
+
+def _write_run_folder(
+    out: Path,
+    tmp: Path,
+    result: dict[str, Any],
+    records: list[dict[str, Any]],
+    run_info: dict[str, Any],
+) -> None:
+    """Complete the staging folder (events.jsonl is already there) and rename it into place."""
+    out = check_output_dir(out, "run")  # the user may have put files there meanwhile
+    atomic_write_json(tmp / "result.json", result)
+    write_jsonl(tmp / "network.jsonl", records)
+    atomic_write_json(tmp / "run.json", run_info)  # last: marks the folder complete
+    replace_dir(tmp, out)

@@ -22,70 +22,237 @@ LOCAL_NAMES = ("localhost", "localhost.localdomain")
 
 def process_argv(events: Iterable[Event]) -> dict[int, list[str]]:
     """pid -> argv of its last exec (inherited through clone until it execs)."""
-    argv: dict[int, list[str]] = {}
+    tracker = ArgvTracker()
     for e in events:
-        if e.kind == "process" and e.op == "exec" and e.ok and e.argv is not None:
+        tracker.add(e)
+    return tracker.argv
+
+
+class ArgvTracker:
+    """`process_argv` one event at a time (one entry per process)."""
+
+    def __init__(self) -> None:
+        self.argv: dict[int, list[str]] = {}
+
+    def add(self, e: Event) -> None:
+        if e.kind != "process":
+            return
+        argv = self.argv
+        if e.op == "exec" and e.ok and e.argv is not None:
             argv[e.pid] = e.argv
-        elif e.kind == "process" and e.op == "clone" and e.child_pid and e.pid in argv:
+        elif e.op == "clone" and e.child_pid and e.pid in argv:
             argv.setdefault(e.child_pid, argv[e.pid])
-    return argv
 
 
 def bait_reads(
-    events: list[Event], bait_paths: Iterable[str], verdicts: dict[int, Verdict] | None = None
+    events: Iterable[Event], bait_paths: Iterable[str], verdicts: dict[int, Verdict] | None = None
 ) -> list[dict[str, Any]]:
     """Successful reads of bait files, with who read them; `toolchain` names the rule of a
     toolchain reader (None for the package's own), when verdicts are given."""
-    wanted = set(bait_paths)
-    argv = process_argv(events)
-    found = []
-    for e in events:
-        if (
-            e.kind == "file"
-            and e.op in ("read", "write")
-            and e.ok
-            and e.path in wanted
-            and (e.op == "read" or e.read)
-        ):
-            item: dict[str, Any] = {"path": e.path, "phase": e.phase, "pid": e.pid, "exe": e.exe}
-            item["argv"] = argv.get(e.pid, [])
-            verdict = verdicts.get(id(e)) if verdicts is not None else None
-            if verdict is not None:
-                item["toolchain"] = verdict.rule if verdict.toolchain else None
-            found.append(item)
-    return found
+    return summarise(events, verdicts, bait_paths).bait_reads()
 
 
 def notable(
     eco: Ecosystem,
     results: dict[str, dict[str, Any]],
-    events: list[Event],
+    events: Iterable[Event],
     records: list[dict[str, Any]],
     reads: list[dict[str, Any]],
     exfil: list[dict[str, Any]],
     verdicts: dict[int, Verdict] | None = None,
 ) -> dict[str, list[str]]:
-    dns = dns_names(eco, records)
-    connections = connection_lines(results, events)
+    events = list(events)
     verdicts = verdicts if verdicts is not None else toolchain_verdicts(eco, events)
-    commands = package_commands(events, verdicts)
-    baits = sorted(
-        {
-            f"[{r['phase']}] {r['path']} by {r['exe']}"
-            for r in reads
-            if not eco.expected_bait_reader(r["path"], r.get("toolchain"))
+    return summarise(events, verdicts).notable(eco, results, records, reads, exfil)
+
+
+def phase_findings(
+    eco: Ecosystem,
+    results: dict[str, dict[str, Any]],
+    events: Iterable[Event],
+    records: list[dict[str, Any]],
+    notable_lists: dict[str, list[str]],
+) -> dict[str, str]:
+    """One line per phase with what was notable there ("" when nothing): batch prints these.
+
+    `exfiltration 1, bait reads 1, commands 2 (sh -c id; id), dns 1 (c2.example), connections 1`
+    """
+    return summarise(events, None).phase_findings(eco, results, records, notable_lists)
+
+
+def listening_lines(events: Iterable[Event], verdicts: dict[int, Verdict]) -> list[str]:
+    """`[phase] ADDRESS:PORT by EXE` for each successful listen() of the package's."""
+    return summarise(events, verdicts).listening_lines()
+
+
+def probes(events: Iterable[Event], verdicts: dict[int, Verdict] | None = None) -> list[dict[str, Any]]:
+    """Looks at sensitive paths (events with `probe`): one entry per (phase, path, exe, syscall),
+    the first PROBES_KEPT of them.
+
+    `toolchain` is the rule name of a toolchain prober (None for the package's own), as in
+    bait_reads.
+    """
+    return summarise(events, verdicts).probes()
+
+
+def package_commands(events: Iterable[Event], verdicts: dict[int, Verdict]) -> list[str]:
+    """`[phase] argv` of every exec that is not the toolchain's, in order, each line once.
+
+    A failed exec of the package's stays (marked with its errno), unless the same process then
+    ran the same argv: that was only a step of a PATH search.
+    """
+    return summarise(events, verdicts).package_commands()
+
+
+def summarise(
+    events: Iterable[Event], verdicts: dict[int, Verdict] | None, bait_paths: Iterable[str] = ()
+) -> EventSummary:
+    """An EventSummary of events held in memory, with verdicts keyed by id(event) (or none)."""
+    found = EventSummary(bait_paths, judged=verdicts is not None)
+    add = found.add
+    for e in events:
+        add(e, verdicts.get(id(e)) if verdicts is not None else None)
+    return found
+
+
+PROBES_KEPT = 1000  # run.json `probes` entries at most (a scan of a home can make thousands)
+
+
+class EventSummary:
+    """What notable, bait_reads, probes and the findings lines need from the events, gathered one
+    event (with its toolchain verdict, osptrack.trace.roles.Classifier) at a time, in log order.
+
+    It keeps lines, small sets and one entry per process, never the events, so a run can stream
+    them. `judged` False: there are no verdicts (every event counts as the package's, and bait
+    reads get no `toolchain` key), as the list functions do when given none.
+    """
+
+    def __init__(self, bait_paths: Iterable[str] = (), *, judged: bool = True) -> None:
+        self.judged = judged
+        self.argv = ArgvTracker()
+        self._bait_wanted = frozenset(bait_paths)
+        self._bait: list[dict[str, Any]] = []  # argv filled in at the end: the pid's last exec
+        self._probes: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._listening: dict[str, None] = {}
+        # package_commands: (line, (phase, pid, argv) when the exec failed), the package's only;
+        # `_ran` holds every successful exec's, the toolchain's too (a PATH search's last step).
+        self._commands: list[tuple[str, tuple[str, int, tuple[str, ...]] | None]] = []
+        self._ran: set[tuple[str, int, tuple[str, ...]]] = set()
+        self.reached: set[tuple[str, str | None, int | None]] = set()  # connects and sends
+
+    def add(self, e: Event, verdict: Verdict | None) -> None:
+        kind = e.kind
+        if e.probe is not None and len(self._probes) < PROBES_KEPT:
+            rule = verdict.rule if verdict is not None and verdict.toolchain else None
+            key = (e.phase, e.path, e.exe, e.syscall, rule)
+            if key not in self._probes:
+                self._probes[key] = {
+                    "phase": e.phase, "path": e.path, "category": e.probe, "syscall": e.syscall,
+                    "errno": e.errno, "pid": e.pid, "exe": e.exe, "toolchain": rule,
+                }  # fmt: skip
+        if kind == "file":
+            if (
+                e.path in self._bait_wanted
+                and e.op in ("read", "write")
+                and e.ok
+                and (e.op == "read" or e.read)
+            ):
+                item: dict[str, Any] = {"path": e.path, "phase": e.phase, "pid": e.pid, "exe": e.exe}
+                item["argv"] = None
+                if self.judged:
+                    item["toolchain"] = verdict.rule if verdict is not None and verdict.toolchain else None
+                self._bait.append(item)
+            return
+        toolchain = verdict is not None and verdict.toolchain
+        if kind == "process":
+            self.argv.add(e)
+            if e.op == "exec" and e.argv:
+                argv = tuple(e.argv)
+                if e.ok:
+                    self._ran.add((e.phase, e.pid, argv))
+                if not toolchain:
+                    line = f"[{e.phase}] {shlex.join(e.argv)[:300]}"
+                    if e.ok:
+                        self._commands.append((line, None))
+                    else:
+                        self._commands.append((f"{line} (failed: {e.errno})", (e.phase, e.pid, argv)))
+        elif kind == "network":
+            if e.op in ("connect", "sendto") and not e.lookup_probe and e.port:
+                self.reached.add((e.phase, e.address, e.port))
+            elif e.op == "listen" and e.ok and not toolchain:
+                where = f"{e.address}:{e.port}" if e.address is not None else (e.family or "?")
+                self._listening.setdefault(f"[{e.phase}] {where} by {e.exe}")
+
+    def bait_reads(self) -> list[dict[str, Any]]:
+        argv = self.argv.argv
+        return [item | {"argv": argv.get(item["pid"], [])} for item in self._bait]
+
+    def probes(self) -> list[dict[str, Any]]:
+        return [dict(p) for p in self._probes.values()]
+
+    def listening_lines(self) -> list[str]:
+        return list(self._listening)
+
+    def package_commands(self) -> list[str]:
+        commands: dict[str, None] = {}
+        for line, failed in self._commands:
+            if failed is None or failed not in self._ran:
+                commands.setdefault(line)
+        return list(commands)
+
+    def connection_lines(self, results: dict[str, dict[str, Any]]) -> list[str]:
+        return _connection_lines(results, self.reached)
+
+    def notable(
+        self,
+        eco: Ecosystem,
+        results: dict[str, dict[str, Any]],
+        records: list[dict[str, Any]],
+        reads: list[dict[str, Any]],
+        exfil: list[dict[str, Any]],
+    ) -> dict[str, list[str]]:
+        baits = sorted(
+            {
+                f"[{r['phase']}] {r['path']} by {r['exe']}"
+                for r in reads
+                if not eco.expected_bait_reader(r["path"], r.get("toolchain"))
+            }
+        )
+        return {
+            "dns": dns_names(eco, records),
+            "connections": self.connection_lines(results),
+            "commands": self.package_commands(),
+            "bait_reads": baits,
+            "exfiltration": sorted({_describe_leak(x) for x in exfil}),
+            "listening": self.listening_lines(),
+            "probes": sorted({_describe_probe(p) for p in self.probes() if p["toolchain"] is None}),
         }
-    )
-    leaked = sorted({_describe_leak(x) for x in exfil})
-    return {
-        "dns": dns,
-        "connections": connections,
-        "commands": commands,
-        "bait_reads": baits,
-        "exfiltration": leaked,
-        "listening": listening_lines(events, verdicts),
-        "probes": sorted({_describe_probe(p) for p in probes(events, verdicts) if p["toolchain"] is None}),
-    }
+
+    def phase_findings(
+        self,
+        eco: Ecosystem,
+        results: dict[str, dict[str, Any]],
+        records: list[dict[str, Any]],
+        notable_lists: dict[str, list[str]],
+    ) -> dict[str, str]:
+        lines: dict[str, str] = {}
+        for phase in results:
+            parts: list[str] = []
+            prefix = f"[{phase}] "
+            for key, label in _PHASED:
+                items = [x[len(prefix) :] for x in notable_lists.get(key) or [] if x.startswith(prefix)]
+                if items:
+                    sample = f" ({'; '.join(items[:2])[:80]})" if key == "commands" else ""
+                    parts.append(f"{label} {len(items)}{sample}")
+            names = dns_names(eco, records, phase)
+            if names:
+                parts.append(f"dns {len(names)} ({', '.join(names[:2])[:80]})")
+            connections = _connection_lines({phase: results[phase]}, self.reached)
+            if connections:
+                parts.append(f"connections {len(connections)}")
+            line = ", ".join(parts)
+            lines[phase] = line if len(line) <= FINDING_CHARS else line[: FINDING_CHARS - 3] + "..."
+        return lines
 
 
 def dns_names(eco: Ecosystem, records: list[dict[str, Any]], phase: str | None = None) -> list[str]:
@@ -114,38 +281,7 @@ _PHASED = (
 FINDING_CHARS = 240
 
 
-def phase_findings(
-    eco: Ecosystem,
-    results: dict[str, dict[str, Any]],
-    events: list[Event],
-    records: list[dict[str, Any]],
-    notable_lists: dict[str, list[str]],
-) -> dict[str, str]:
-    """One line per phase with what was notable there ("" when nothing): batch prints these.
-
-    `exfiltration 1, bait reads 1, commands 2 (sh -c id; id), dns 1 (c2.example), connections 1`
-    """
-    lines: dict[str, str] = {}
-    for phase in results:
-        parts: list[str] = []
-        prefix = f"[{phase}] "
-        for key, label in _PHASED:
-            items = [x[len(prefix) :] for x in notable_lists.get(key) or [] if x.startswith(prefix)]
-            if items:
-                sample = f" ({'; '.join(items[:2])[:80]})" if key == "commands" else ""
-                parts.append(f"{label} {len(items)}{sample}")
-        names = dns_names(eco, records, phase)
-        if names:
-            parts.append(f"dns {len(names)} ({', '.join(names[:2])[:80]})")
-        connections = connection_lines({phase: results[phase]}, events)
-        if connections:
-            parts.append(f"connections {len(connections)}")
-        line = ", ".join(parts)
-        lines[phase] = line if len(line) <= FINDING_CHARS else line[: FINDING_CHARS - 3] + "..."
-    return lines
-
-
-def connection_lines(results: dict[str, dict[str, Any]], events: list[Event]) -> list[str]:
+def connection_lines(results: dict[str, dict[str, Any]], events: Iterable[Event]) -> list[str]:
     """Sockets the package connected or sent to, one line per attempt.
 
     Left out: lookup probes (a UDP socket connected and closed unsent by getaddrinfo, see
@@ -154,11 +290,12 @@ def connection_lines(results: dict[str, dict[str, Any]], events: list[Event]) ->
     attempt over both families (the IPv4 and IPv6 sinkhole address of one name and port) is one
     line: `NAME:PORT (ADDRESS, ADDRESS)`; a socket with no name is `ADDRESS:PORT`.
     """
-    reached = {
-        (e.phase, e.address, e.port)
-        for e in events
-        if e.kind == "network" and e.op in ("connect", "sendto") and not e.lookup_probe and e.port
-    }
+    return summarise(events, None).connection_lines(results)
+
+
+def _connection_lines(
+    results: dict[str, dict[str, Any]], reached: set[tuple[str, str | None, int | None]]
+) -> list[str]:
     named: dict[tuple[str, int], set[str]] = {}
     lines: set[str] = set()
     for phase, record in results.items():
@@ -176,49 +313,6 @@ def connection_lines(results: dict[str, dict[str, Any]], events: list[Event]) ->
     return sorted(lines)
 
 
-def listening_lines(events: list[Event], verdicts: dict[int, Verdict]) -> list[str]:
-    """`[phase] ADDRESS:PORT by EXE` for each successful listen() of the package's."""
-    lines: list[str] = []
-    for e in events:
-        if e.kind != "network" or e.op != "listen" or not e.ok:
-            continue
-        verdict = verdicts.get(id(e))
-        if verdict is not None and verdict.toolchain:
-            continue
-        where = f"{e.address}:{e.port}" if e.address is not None else (e.family or "?")
-        line = f"[{e.phase}] {where} by {e.exe}"
-        if line not in lines:
-            lines.append(line)
-    return lines
-
-
-PROBES_KEPT = 1000  # run.json `probes` entries at most (a scan of a home can make thousands)
-
-
-def probes(events: list[Event], verdicts: dict[int, Verdict] | None = None) -> list[dict[str, Any]]:
-    """Looks at sensitive paths (events with `probe`): one entry per (phase, path, exe, syscall).
-
-    `toolchain` is the rule name of a toolchain prober (None for the package's own), as in
-    bait_reads.
-    """
-    found: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for e in events:
-        if e.probe is None:
-            continue
-        verdict = verdicts.get(id(e)) if verdicts is not None else None
-        toolchain = verdict.rule if verdict is not None and verdict.toolchain else None
-        key = (e.phase, e.path, e.exe, e.syscall, toolchain)
-        if key in found:
-            continue
-        found[key] = {
-            "phase": e.phase, "path": e.path, "category": e.probe, "syscall": e.syscall,
-            "errno": e.errno, "pid": e.pid, "exe": e.exe, "toolchain": toolchain,
-        }  # fmt: skip
-        if len(found) >= PROBES_KEPT:
-            break
-    return list(found.values())
-
-
 def alive_lines(alive: dict[str, list[dict[str, Any]]]) -> list[str]:
     """`[phase] PID ARGV (EXE)` of the package's processes still alive when the phase ended."""
     return [
@@ -234,32 +328,9 @@ def _describe_probe(p: dict[str, Any]) -> str:
     return f"[{p['phase']}] {p['path']} ({result}) by {p['exe']}"
 
 
-def toolchain_verdicts(eco: Ecosystem, events: list[Event]) -> dict[int, Verdict]:
+def toolchain_verdicts(eco: Ecosystem, events: Iterable[Event]) -> dict[int, Verdict]:
     """Whose doing each event is, by the ecosystem's toolchain rules (osptrack.trace.roles)."""
     return classify(events, eco.toolchain_rules())
-
-
-def package_commands(events: list[Event], verdicts: dict[int, Verdict]) -> list[str]:
-    """`[phase] argv` of every exec that is not the toolchain's, in order, each line once.
-
-    A failed exec of the package's stays (marked with its errno), unless the same process then
-    ran the same argv: that was only a step of a PATH search.
-    """
-    commands: list[str] = []
-    execs = [e for e in events if e.kind == "process" and e.op == "exec" and e.argv]
-    ran = {(e.phase, e.pid, tuple(e.argv or ())) for e in execs if e.ok}
-    for e in execs:
-        verdict = verdicts.get(id(e))
-        if verdict is not None and verdict.toolchain:
-            continue
-        line = f"[{e.phase}] {shlex.join(e.argv or [])[:300]}"
-        if not e.ok:
-            if (e.phase, e.pid, tuple(e.argv or ())) in ran:
-                continue
-            line += f" (failed: {e.errno})"
-        if line not in commands:
-            commands.append(line)
-    return commands
 
 
 def _describe_leak(item: dict[str, Any]) -> str:

@@ -67,26 +67,40 @@ def phase_record(
     exclude_comms: frozenset[str] = SANDBOX_COMMS,
 ) -> dict[str, Any]:
     """Build one phase object (`Analysis.<phase>` in result.json). See the module docstring."""
-    files: dict[str, list[bool]] = {}
-    sockets: dict[tuple[str, int], None] = {}
-    commands: dict[tuple[tuple[str, ...], tuple[str, ...]], None] = {}
-    # Plain O_RDONLY opens of directories happen (shutil.rmtree, os.walk with dir_fd) and -yy
-    # does not say "directory"; a path the phase mkdir'd or rmdir'd is one, and listing it is
-    # not a file read.
-    opened_for_read: set[str] = set()
-    dirs: set[str] = set()
-
+    agg = PhaseAggregator(exclude_comms)
+    add = agg.add
     for ev in events:
+        add(ev)
+    return agg.record(stdout, stderr, status, dns_records, ignore_sockets=ignore_sockets, ip_names=ip_names)
+
+
+class PhaseAggregator:
+    """`phase_record` fed one event at a time (`add`), so the events need not be held: it keeps
+    one entry per path, socket and command, whatever the number of events."""
+
+    def __init__(self, exclude_comms: frozenset[str] = SANDBOX_COMMS) -> None:
+        self.exclude_comms = exclude_comms
+        self.files: dict[str, list[bool]] = {}
+        self.sockets: dict[tuple[str, int], None] = {}
+        self.commands: dict[tuple[tuple[str, ...], tuple[str, ...]], None] = {}
+        # Plain O_RDONLY opens of directories happen (shutil.rmtree, os.walk with dir_fd) and -yy
+        # does not say "directory"; a path the phase mkdir'd or rmdir'd is one, and listing it is
+        # not a file read.
+        self.opened_for_read: set[str] = set()
+        self.dirs: set[str] = set()
+
+    def add(self, ev: Event) -> None:
         kind = ev.kind
-        if ev.errno is not None and kind == KIND_FILE:
-            continue  # failed file calls are evidence in events.jsonl, not behaviour here
+        files, exclude_comms = self.files, self.exclude_comms
         if kind == KIND_FILE:
+            if ev.errno is not None:
+                return  # failed file calls are evidence in events.jsonl, not behaviour here
             if ev.comm in exclude_comms or ev.ftype in NON_FILE_FTYPES or ev.ret is None:
-                continue  # ret None: unfinished, we do not know it happened
+                return  # ret None: unfinished, we do not know it happened
             op, path = ev.op, ev.path
             if op == "read":
                 if path:
-                    opened_for_read.add(path)
+                    self.opened_for_read.add(path)
             elif op in _WRITE_OPS:
                 entry = _file_entry(files, path)
                 if entry:
@@ -94,13 +108,13 @@ def phase_record(
                     if ev.read:
                         entry[0] = True
                     if op == "mkdir" and path:
-                        dirs.add(path)
+                        self.dirs.add(path)
             elif op == "delete":
                 entry = _file_entry(files, path)
                 if entry and path:
                     entry[2] = True
                     if ev.syscall == "rmdir" or (ev.syscall == "unlinkat" and "AT_REMOVEDIR" in ev.args[-1]):
-                        dirs.add(path)
+                        self.dirs.add(path)
             elif op == "rename":
                 src, dst = _file_entry(files, path), _file_entry(files, ev.path2)
                 if src:
@@ -113,45 +127,55 @@ def phase_record(
                     dst[1] = True
         elif kind == KIND_PROCESS:
             if ev.op != "exec" or (ev.ret != 0 and ev.errno is None):
-                continue  # not an exec, or one still unfinished when its process died
+                return  # not an exec, or one still unfinished when its process died
             if ev.path and ev.path.rsplit("/", 1)[-1] in exclude_comms:
-                continue
-            commands[(tuple(ev.argv or ()), tuple(ev.env or ()))] = None
+                return
+            self.commands[(tuple(ev.argv or ()), tuple(ev.env or ()))] = None
             if ev.errno is None:  # a failed exec is a Command (PA keeps it), never a Read
                 entry = _file_entry(files, ev.path)
                 if entry:
                     entry[0] = True
         elif kind == KIND_NETWORK:
             if ev.op not in _SOCKET_OPS or ev.comm in exclude_comms:
-                continue
+                return
             if ev.family not in _SOCKET_FAMILIES or ev.address is None or ev.port is None:
-                continue
+                return
             if ev.op in ("bind", "listen") and ev.errno is not None:
-                continue  # an address never held; a failed connect is still an attempt
-            key = (ev.address, ev.port)
-            if key not in ignore_sockets:
-                sockets[key] = None
+                return  # an address never held; a failed connect is still an attempt
+            self.sockets[(ev.address, ev.port)] = None
 
-    for path in opened_for_read - dirs:
-        entry = _file_entry(files, path)
-        if entry:
-            entry[0] = True
-    names = ip_names or {}
-    return {
-        "Status": status,
-        "Stdout": tail_b64(stdout),
-        "Stderr": tail_b64(stderr),
-        "Files": [
-            {"Path": path, "Read": rwd[0], "Write": rwd[1], "Delete": rwd[2]}
-            for path, rwd in sorted(files.items())
-        ],
-        "Sockets": [
-            {"Address": addr, "Port": port, "Hostnames": sorted(set(names.get(addr, ())))}
-            for addr, port in sorted(sockets)
-        ],
-        "Commands": [{"Command": list(argv), "Environment": list(env)} for argv, env in commands],
-        "DNS": dns_section(dns_records),
-    }
+    def record(
+        self,
+        stdout: bytes,
+        stderr: bytes,
+        status: str,
+        dns_records: Iterable[Mapping[str, Any]] = (),
+        *,
+        ignore_sockets: set[tuple[str, int]] | frozenset[tuple[str, int]] = frozenset(),
+        ip_names: Mapping[str, Iterable[str]] | None = None,
+    ) -> dict[str, Any]:
+        files = {path: list(rwd) for path, rwd in self.files.items()}
+        for path in self.opened_for_read - self.dirs:
+            entry = _file_entry(files, path)
+            if entry:
+                entry[0] = True
+        names = ip_names or {}
+        return {
+            "Status": status,
+            "Stdout": tail_b64(stdout),
+            "Stderr": tail_b64(stderr),
+            "Files": [
+                {"Path": path, "Read": rwd[0], "Write": rwd[1], "Delete": rwd[2]}
+                for path, rwd in sorted(files.items())
+            ],
+            "Sockets": [
+                {"Address": addr, "Port": port, "Hostnames": sorted(set(names.get(addr, ())))}
+                for addr, port in sorted(self.sockets)
+                if (addr, port) not in ignore_sockets
+            ],
+            "Commands": [{"Command": list(argv), "Environment": list(env)} for argv, env in self.commands],
+            "DNS": dns_section(dns_records),
+        }
 
 
 def dns_section(dns_records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

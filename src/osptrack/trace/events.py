@@ -25,7 +25,7 @@ Additions beyond docs/formats.md (all optional, omitted when unset):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,5 +117,19 @@ _decoder = msgspec.json.Decoder(Event)
 
 
 def read_events_jsonl(path: Path) -> list[Event]:
-    with path.open("rb") as fh:
-        return [_decoder.decode(line) for line in fh if line.strip()]
+    return list(EventLog(path))
+
+
+class EventLog:
+    """events.jsonl as a re-iterable: each pass reads the file again, one event at a time, so a
+    consumer that needs several passes never holds the run's events."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __iter__(self) -> Iterator[Event]:
+        decode = _decoder.decode
+        with self.path.open("rb", buffering=1 << 20) as fh:
+            for line in fh:
+                if line.strip():
+                    yield decode(line)

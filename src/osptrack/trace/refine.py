@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from msgspec.structs import replace
@@ -20,6 +20,11 @@ INIT = "/input/harness/_sandbox_init.py"
 
 
 def without_sandbox_setup(events: Iterable[Event]) -> list[Event]:
+    """`iter_without_sandbox_setup` as a list."""
+    return list(iter_without_sandbox_setup(events))
+
+
+def iter_without_sandbox_setup(events: Iterable[Event]) -> Iterator[Event]:
     """Drop the sandbox's own work before the command runs (mounts, library loads, the init).
 
     Told by place, not by name: the trace's first process (strace's child, which execs bwrap) and
@@ -29,14 +34,13 @@ def without_sandbox_setup(events: Iterable[Event]) -> list[Event]:
     dropped, and the command its child execs is kept as bwrap's exec of it, as it was before
     the init existed, so what reads the events (roles, baselines) sees one launcher.
     """
-    kept: list[Event] = []
     setup: set[int] | None = None
     launcher: tuple[str | None, str | None] | None = None  # bwrap's (exe, comm)
     for e in events:
         if setup is None:
             setup = {e.pid}
         if e.pid not in setup:
-            kept.append(e)
+            yield e
             continue
         if launcher is None and e.exe is not None and _is_bwrap(e.exe):
             launcher = (e.exe, e.comm)
@@ -49,10 +53,9 @@ def without_sandbox_setup(events: Iterable[Event]) -> list[Event]:
                 continue  # the init: still the launcher
             if launcher is not None and not _is_bwrap(e.exe):
                 e = replace(e, exe=launcher[0], comm=launcher[1])
-            kept.append(e)
+            yield e
             if e.ok:
                 setup.discard(e.pid)
-    return kept
 
 
 def mark_lookup_probes(events: list[Event], udp_sent: set[tuple[Any, Any]]) -> list[Event]:
@@ -63,36 +66,51 @@ def mark_lookup_probes(events: list[Event], udp_sent: set[tuple[Any, Any]]) -> l
     UDP connect to an address and port it never received a datagram for, in this phase, sent
     nothing there. (A loopback destination is never marked: no datagram to it would be seen.)
     """
-    marked = []
-    for e in events:
-        if (
-            e.kind == "network"
-            and e.op == "connect"
-            and e.ok
-            and e.address is not None
-            and e.args
-            and ("<UDP:" in e.args[0] or "<UDPv6:" in e.args[0])
-            and not _loopback(e.address)
-            and (e.address, e.port) not in udp_sent
-        ):
-            e = replace(e, lookup_probe=True)
-        marked.append(e)
-    return marked
+    return [mark_lookup_probe(e, udp_sent) for e in events]
 
 
-def lookup_probe_sockets(events: list[Event]) -> list[dict[str, Any]]:
+def mark_lookup_probe(e: Event, udp_sent: set[tuple[Any, Any]]) -> Event:
+    """`mark_lookup_probes` for one event: the event, or a copy with `lookup_probe` set."""
+    if (
+        e.kind == "network"
+        and e.op == "connect"
+        and e.ok
+        and e.address is not None
+        and e.args
+        and ("<UDP:" in e.args[0] or "<UDPv6:" in e.args[0])
+        and not _loopback(e.address)
+        and (e.address, e.port) not in udp_sent
+    ):
+        return replace(e, lookup_probe=True)
+    return e
+
+
+def lookup_probe_sockets(events: Iterable[Event]) -> list[dict[str, Any]]:
     """Sockets (Address, Port) every connect of which was a lookup probe, sorted."""
-    probes: set[tuple[str, int]] = set()
-    real: set[tuple[str, int]] = set()
+    found = LookupProbes()
     for e in events:
+        found.add(e)
+    return found.sockets()
+
+
+class LookupProbes:
+    """`lookup_probe_sockets` one event at a time."""
+
+    def __init__(self) -> None:
+        self.probes: set[tuple[str, int]] = set()
+        self.real: set[tuple[str, int]] = set()
+
+    def add(self, e: Event) -> None:
         if (
             e.kind == "network"
             and e.op in ("connect", "sendto", "bind", "listen")
             and e.address
             and e.port is not None
         ):
-            (probes if e.lookup_probe else real).add((e.address, e.port))
-    return [{"Address": a, "Port": p} for a, p in sorted(probes - real)]
+            (self.probes if e.lookup_probe else self.real).add((e.address, e.port))
+
+    def sockets(self) -> list[dict[str, Any]]:
+        return [{"Address": a, "Port": p} for a, p in sorted(self.probes - self.real)]
 
 
 def _loopback(address: str) -> bool:

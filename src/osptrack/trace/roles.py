@@ -103,20 +103,32 @@ State = tuple[Role, str | None]
 
 
 def classify(events: Iterable[Event], rules: tuple[Rule, ...]) -> dict[int, Verdict]:
-    """id(event) -> Verdict for every event, in log order; phases are kept apart (pids are reused)."""
-    state: dict[tuple[str, int], State] = {}  # (phase, pid) -> role and rule name of its image
-    launched: dict[str, int | None] = {}  # phase -> bwrap's child pid once it exec'd the command
-    verdicts: dict[int, Verdict] = {}
-    cache: dict[tuple[Role, str | None, bool], Verdict] = {}
+    """id(event) -> Verdict for every event, in log order; phases are kept apart (pids are reused).
 
-    def verdict(role: Role, rule: str | None, toolchain: bool) -> Verdict:
+    The events must stay alive while the map is used (it is keyed by id); a stream uses
+    `Classifier` instead, which gives each event's verdict as it passes."""
+    classifier = Classifier(rules)
+    return {id(ev): classifier.verdict(ev) for ev in events}
+
+
+class Classifier:
+    """`classify`, one event at a time: `verdict(ev)` in log order. Its state is per process."""
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        self._state: dict[tuple[str, int], State] = {}  # (phase, pid) -> role and rule of its image
+        self._launched: dict[str, int | None] = {}  # phase -> bwrap's child pid once it exec'd the command
+        self._cache: dict[tuple[Role, str | None, bool], Verdict] = {}
+
+    def _make(self, role: Role, rule: str | None, toolchain: bool) -> Verdict:
         key = (role, rule, toolchain)
-        found = cache.get(key)
+        found = self._cache.get(key)
         if found is None:
-            found = cache[key] = Verdict(role, rule, toolchain)
+            found = self._cache[key] = Verdict(role, rule, toolchain)
         return found
 
-    for ev in events:
+    def verdict(self, ev: Event) -> Verdict:
+        state, launched = self._state, self._launched
         phase = ev.phase
         if ev.kind == KIND_PROCESS and ev.op == "exec" and _launches(ev, state, launched):
             # The sandbox launcher starting the harness command: once per phase, from the pid
@@ -127,34 +139,29 @@ def classify(events: Iterable[Event], rules: tuple[Rule, ...]) -> dict[int, Verd
         else:
             current = _current(state, ev)
         if ev.kind != KIND_PROCESS or ev.op not in ("exec", "clone", "exit"):
-            verdicts[id(ev)] = verdict(current[0], current[1], current[0] in _TRUSTED)
-            continue
+            return self._make(current[0], current[1], current[0] in _TRUSTED)
         if ev.op == "clone":
             if ev.ok and ev.child_pid is not None:
                 state[(phase, ev.child_pid)] = current
-            verdicts[id(ev)] = verdict(current[0], current[1], current[0] in _TRUSTED)
-            continue
+            return self._make(current[0], current[1], current[0] in _TRUSTED)
         if ev.op == "exit":
             state.pop((phase, ev.pid), None)
-            verdicts[id(ev)] = verdict(current[0], current[1], current[0] in _TRUSTED)
-            continue
+            return self._make(current[0], current[1], current[0] in _TRUSTED)
         if not ev.ok:
             # A failed exec changes nothing; one made by toolchain code is its PATH search.
-            verdicts[id(ev)] = verdict(current[0], current[1], current[0] in _TRUSTED)
-            continue
+            return self._make(current[0], current[1], current[0] in _TRUSTED)
         new: State = _PACKAGE
         role, rule = current
         if role is Role.HELPER:
             new = current
         elif role is Role.DRIVER and rule is not None:
             path = posixpath.normpath(ev.path) if ev.path else ""
-            for candidate in rules:
+            for candidate in self.rules:
                 if candidate.matches(rule, path, ev.argv or []):
                     new = (candidate.role, candidate.name)
                     break
         state[(phase, ev.pid)] = new
-        verdicts[id(ev)] = verdict(new[0], new[1], new[0] is not Role.PACKAGE)
-    return verdicts
+        return self._make(new[0], new[1], new[0] is not Role.PACKAGE)
 
 
 def _launches(ev: Event, state: dict[tuple[str, int], State], launched: dict[str, int | None]) -> bool:

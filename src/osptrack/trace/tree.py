@@ -29,41 +29,50 @@ class ProcessNode:
 
 
 def build_tree(events: Iterable[Event]) -> dict[int, ProcessNode]:
-    nodes: dict[int, ProcessNode] = {}
+    builder = TreeBuilder()
+    for ev in events:
+        builder.add(ev)
+    return builder.nodes
 
-    def node(pid: int) -> ProcessNode:
-        found = nodes.get(pid)
+
+class TreeBuilder:
+    """`build_tree` one event at a time: the tree is per process, the events need not be kept."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[int, ProcessNode] = {}
+
+    def node(self, pid: int) -> ProcessNode:
+        found = self.nodes.get(pid)
         if found is None:
-            found = nodes[pid] = ProcessNode(pid)
+            found = self.nodes[pid] = ProcessNode(pid)
         return found
 
-    for ev in events:
-        n = node(ev.pid)
+    def add(self, ev: Event) -> None:
+        n = self.nodes.get(ev.pid) or self.node(ev.pid)
         n.events += 1
         if n.first_t is None:
             n.first_t = ev.t
         n.last_t = ev.t
         if n.ppid is None and ev.ppid is not None:
             n.ppid = ev.ppid
-            parent = node(ev.ppid)
+            parent = self.node(ev.ppid)
             if ev.pid not in parent.children:
                 parent.children.append(ev.pid)
         if n.exe is None:
             n.exe = ev.exe
         if ev.kind != KIND_PROCESS:
-            continue
+            return
         if ev.op == "exec" and ev.ret == 0 and ev.errno is None:
             n.exe = ev.path
             n.commands.append(list(ev.argv or []))
         elif ev.op == "clone" and ev.child_pid is not None and ev.errno is None:
-            child = node(ev.child_pid)
+            child = self.node(ev.child_pid)
             if child.ppid is None:
                 child.ppid = ev.pid
             if ev.child_pid not in n.children:
                 n.children.append(ev.child_pid)
         elif ev.op == "exit":
             n.exit_code, n.signal = ev.exit_code, ev.signal
-    return nodes
 
 
 def roots(tree: dict[int, ProcessNode]) -> list[int]:

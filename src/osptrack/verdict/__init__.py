@@ -46,8 +46,8 @@ def judge(run: RunData, extra_findings: Iterable[Finding | dict[str, Any]] = ())
         raise BadInput("run.json names no package ecosystem")
     eco = eco_registry.get(str(ecosystem))
     rules = engine.load_rules()
-    records = facts.build(run, eco, toolchain_records=engine.needs_toolchain(rules))
-    findings = engine.evaluate(records, rules)
+    records = facts.iter_records(run, eco, toolchain_records=engine.needs_toolchain(rules))
+    findings = engine.evaluate_records(records, rules)
     findings.extend(f if isinstance(f, Finding) else finding_from_dict(f) for f in extra_findings)
     return Verdict(
         level=levels.level_of(findings),
@@ -60,7 +60,7 @@ def judge(run: RunData, extra_findings: Iterable[Finding | dict[str, Any]] = ())
 def judge_run_dir(run_dir: Path, extra_findings: Iterable[Finding | dict[str, Any]] = ()) -> Verdict:
     if not (run_dir / "run.json").is_file():
         raise BadInput(f"{run_dir} is not a run folder (no run.json)")
-    return judge(RunData.load(run_dir), extra_findings)
+    return judge(RunData.load(run_dir, lazy=True), extra_findings)
 
 
 def load_verdict(run_dir: Path) -> Verdict:
@@ -78,7 +78,7 @@ def load_verdict(run_dir: Path) -> Verdict:
 
 def rejudge_run_dir(run_dir: Path, extra_findings: Iterable[Finding | dict[str, Any]] = ()) -> Verdict:
     """Judge again (current rules plus `extra_findings`) and rewrite run.json's `verdict` atomically."""
-    run = RunData.load(run_dir)
+    run = RunData.load(run_dir, lazy=True)
     verdict = judge(run, extra_findings)
     atomic_write_json(run_dir / "run.json", run.run_info | {"verdict": verdict.to_dict()})
     return verdict

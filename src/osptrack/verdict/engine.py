@@ -285,16 +285,24 @@ def needs_toolchain(rules: Iterable[Rule]) -> bool:
 
 
 def evaluate(facts: dict[str, list[Record]], rules: Iterable[Rule]) -> list[Finding]:
+    return evaluate_records(((category, rec) for category, recs in facts.items() for rec in recs), rules)
+
+
+def evaluate_records(records: Iterable[tuple[str, Record]], rules: Iterable[Rule]) -> list[Finding]:
+    """`evaluate` over (category, record) pairs as they come: only the records a rule matches
+    are kept (a correlation needs them all; a finding shows the first EVIDENCE_CAP by time)."""
     rules = list(rules)
     matches: dict[str, list[Record]] = {}
+    by_category: dict[str, list[tuple[str, Matcher, bool]]] = {}
     for rule in rules:
         if rule.match is None or rule.category is None:
             continue
-        matches[rule.id] = [
-            rec
-            for rec in facts.get(rule.category, [])
-            if (rule.include_toolchain or not rec.get("toolchain")) and rule.match(rec)
-        ]
+        matches[rule.id] = []
+        by_category.setdefault(rule.category, []).append((rule.id, rule.match, rule.include_toolchain))
+    for category, rec in records:
+        for rid, match, include_toolchain in by_category.get(category, ()):
+            if (include_toolchain or not rec.get("toolchain")) and match(rec):
+                matches[rid].append(rec)
     silenced: set[str] = set()
     for rule in rules:
         if rule.correlation is None:

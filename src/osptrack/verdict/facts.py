@@ -15,7 +15,7 @@ import ipaddress
 import math
 import shlex
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,8 @@ from osptrack.ecosystems.base import Ecosystem
 from osptrack.jsonio import read_jsonl
 from osptrack.registry import REGISTRY_HOST
 from osptrack.trace import sensitive
-from osptrack.trace.events import Event, read_events_jsonl
+from osptrack.trace.events import Event, EventLog, read_events_jsonl
+from osptrack.trace.roles import Classifier
 
 # 198.18.0.0/24 holds the fake network's own services (resolver, proxy, local address: see
 # sandbox/netns.py); names get sinkholes from 198.18.1.0 up, which are the "internet".
@@ -40,16 +41,21 @@ class RunData:
     """Everything the verdict reads, in run-folder order (events sorted by time, as written)."""
 
     run_info: dict[str, Any]
-    events: list[Event]
+    # a list, or an EventLog (events.jsonl read lazily, once per pass): facts.build makes two passes
+    events: Sequence[Event] | EventLog
     records: list[dict[str, Any]]  # network.jsonl
     result: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, run_dir: Path) -> RunData:
+    def load(cls, run_dir: Path, *, lazy: bool = False) -> RunData:
+        """The run folder's files; `lazy`: events.jsonl is read on each pass, never held."""
         import orjson
 
         run_info = orjson.loads((run_dir / "run.json").read_bytes())
-        events = read_events_jsonl(run_dir / "events.jsonl") if (run_dir / "events.jsonl").exists() else []
+        events_path = run_dir / "events.jsonl"
+        events: Sequence[Event] | EventLog = []
+        if events_path.exists():
+            events = EventLog(events_path) if lazy else read_events_jsonl(events_path)
         records = read_jsonl(run_dir / "network.jsonl") if (run_dir / "network.jsonl").exists() else []
         result_path = run_dir / "result.json"
         result = orjson.loads(result_path.read_bytes()) if result_path.exists() else {}
@@ -57,27 +63,57 @@ class RunData:
 
 
 def build(run: RunData, eco: Ecosystem, toolchain_records: bool = True) -> dict[str, list[dict[str, Any]]]:
-    """Category -> records. Without `toolchain_records`, the toolchain's own file and network
-    events get no record (no rule would look at them; a big npm install has tens of thousands)."""
-    # The ecosystem's registries, and the registry service of the fake network that pip/npm use.
-    registry = {h.lower() for h in eco.registry_hosts} | {REGISTRY_HOST}
-    names = _ip_names(run.records)
-    verdicts = summary.toolchain_verdicts(eco, run.events)  # by exe path and process tree
-
-    def toolchain(e: Event) -> bool:
-        v = verdicts.get(id(e))
-        return v is not None and v.toolchain
-
-    argv = summary.process_argv(run.events)
-    connected: dict[int, float] = {}  # pid -> time of its first internet connect
+    """Category -> records (`iter_records`, collected)."""
     out: dict[str, list[dict[str, Any]]] = {
         "process_creation": [],
         "file_event": [],
         "network_connection": [],
         "network_listen": [],
+        "dns_query": [],
+        "flow": [],
+        "honeytoken_exfiltration": [],
+        "bait_read": [],
+        "phase_state": [],
+        "process_alive": [],
+        "second_stage": [],
     }
+    for category, rec in iter_records(run, eco, toolchain_records):
+        out[category].append(rec)
+    return out
+
+
+def iter_records(
+    run: RunData, eco: Ecosystem, toolchain_records: bool = True
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(category, record) pairs, the events' first and in events.jsonl order.
+
+    Two passes over `run.events` (each process's last argv, then the records), so a run's
+    events need not be held in memory: only per-process state and the records a rule matches.
+    Without `toolchain_records`, the toolchain's own file and network events get no record (no
+    rule would look at them; a big npm install has tens of thousands)."""
+    # The ecosystem's registries, and the registry service of the fake network that pip/npm use.
+    registry = {h.lower() for h in eco.registry_hosts} | {REGISTRY_HOST}
+    names = _ip_names(run.records)
+    classifier = Classifier(eco.toolchain_rules())  # by exe path and process tree
+    argv = summary.process_argv(run.events)
+    connected: dict[int, float] = {}  # pid -> time of its first internet connect
+    # what the bait-read and second-stage records point at: their events' lines
+    bait_keys = {(r.get("pid"), r.get("path")) for r in run.run_info.get("bait_reads") or []}
+    bait_index: dict[tuple[Any, Any], tuple[int, float, Any]] = {}
+    stages = _stage_items(run.run_info)
+    marker = _stage_marker(run.run_info)
+    stage_keys = {(item.get("t"), item.get("pid")) for item in stages}
+    stage_index: dict[tuple[Any, Any], int] = {}
     for i, e in enumerate(run.events):
-        if not toolchain_records and e.kind != "process" and toolchain(e):
+        verdict = classifier.verdict(e)
+        toolchain = verdict.toolchain
+        if e.kind == "file":
+            key = (e.pid, e.path)
+            if key in bait_keys and key not in bait_index:
+                bait_index[key] = (i, e.t, verdict)
+            if (marker is None or e.path == marker) and (e.t, e.pid) in stage_keys:
+                stage_index[(e.t, e.pid)] = i
+        if not toolchain_records and e.kind != "process" and toolchain:
             continue
         base = {
             "_ref": f"event:{i}",
@@ -97,7 +133,8 @@ def build(run: RunData, eco: Ecosystem, toolchain_records: bool = True) -> dict[
             line = shlex.join(e.argv)
             parent_t = connected.get(e.ppid or -1) if e.ppid is not None else None
             own_t = connected.get(e.pid)
-            out["process_creation"].append(
+            yield (
+                "process_creation",
                 base
                 | {
                     "image": e.path,
@@ -112,12 +149,13 @@ def build(run: RunData, eco: Ecosystem, toolchain_records: bool = True) -> dict[
                     # the shape of `dup2(sock, 0..2); exec /bin/sh` (dup2 itself is not traced)
                     "after_connect": (own_t is not None and own_t <= e.t)
                     or (parent_t is not None and parent_t <= e.t),
-                    "toolchain": toolchain(e),
-                }
+                    "toolchain": toolchain,
+                },
             )
         elif e.kind == "file" and e.path:
             pargv = argv.get(e.pid, [])
-            out["file_event"].append(
+            yield (
+                "file_event",
                 base
                 | {
                     "path": e.path,
@@ -127,11 +165,12 @@ def build(run: RunData, eco: Ecosystem, toolchain_records: bool = True) -> dict[
                     "read": e.op == "read" or e.read,
                     "probe": e.probe,  # a stat/access/readlink or failed open of a sensitive path
                     "sensitive": sensitive.category(e.path),
-                    "toolchain": toolchain(e),
-                }
+                    "toolchain": toolchain,
+                },
             )
         elif e.kind == "network" and e.op == "listen":
-            out["network_listen"].append(
+            yield (
+                "network_listen",
                 base
                 | {
                     "family": e.family,
@@ -139,8 +178,8 @@ def build(run: RunData, eco: Ecosystem, toolchain_records: bool = True) -> dict[
                     "port": e.port,
                     "internet": e.family in ("AF_INET", "AF_INET6"),
                     "argv": argv.get(e.pid, []),
-                    "toolchain": toolchain(e),
-                }
+                    "toolchain": toolchain,
+                },
             )
         elif e.kind == "network" and e.op in ("connect", "sendto") and e.address and not e.lookup_probe:
             hostnames = names.get(e.address, [])
@@ -157,17 +196,20 @@ def build(run: RunData, eco: Ecosystem, toolchain_records: bool = True) -> dict[
                 "internet": internet,
                 "registry": is_registry,
                 "argv": argv.get(e.pid, []),
-                "toolchain": toolchain(e),
+                "toolchain": toolchain,
             }
-            out["network_connection"].append(rec)
+            yield ("network_connection", rec)
             if internet and not is_registry and (e.ok or e.errno == "EINPROGRESS"):  # non-blocking connect
                 connected.setdefault(e.pid, e.t)
-    out["dns_query"], out["flow"] = _network(run.records, registry, names)
-    out["honeytoken_exfiltration"] = _exfiltration(run, names)
-    out["bait_read"] = _bait_reads(run, eco, verdicts)
-    out["phase_state"], out["process_alive"] = _phases(run.run_info)
-    out["second_stage"] = _second_stage(run)
-    return out
+    dns, flows = _network(run.records, registry, names)
+    yield from (("dns_query", r) for r in dns)
+    yield from (("flow", r) for r in flows)
+    yield from (("honeytoken_exfiltration", r) for r in _exfiltration(run, names))
+    yield from (("bait_read", r) for r in _bait_reads(run, eco, bait_index))
+    states, alive = _phases(run.run_info)
+    yield from (("phase_state", r) for r in states)
+    yield from (("process_alive", r) for r in alive)
+    yield from (("second_stage", r) for r in _second_stage(stages, marker, stage_index))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -319,23 +361,25 @@ def _flow_ref(records: list[dict[str, Any]], t: Any, dst: Any) -> str | None:
     return None
 
 
-def _bait_reads(run: RunData, eco: Ecosystem, verdicts: dict[int, Any]) -> list[dict[str, Any]]:
+def _bait_reads(
+    run: RunData, eco: Ecosystem, index: dict[tuple[Any, Any], tuple[int, float, Any]]
+) -> list[dict[str, Any]]:
+    """`index`: (pid, path) -> (line, t, toolchain verdict) of that pid's first file event on the path."""
     planted: dict[str, list[str]] = {}
     for token in run.run_info.get("honeytokens") or []:
         for where in token.get("planted") or []:
             planted.setdefault(where, []).append(token.get("kind"))
-    index = {(e.pid, e.path): i for i, e in reversed(list(enumerate(run.events))) if e.kind == "file"}
     out: list[dict[str, Any]] = []
     for r in run.run_info.get("bait_reads") or []:
-        i = index.get((r.get("pid"), r.get("path")))
+        hit = index.get((r.get("pid"), r.get("path")))
         argv = r.get("argv") or []
-        verdict = verdicts.get(id(run.events[i])) if i is not None else None
+        verdict = hit[2] if hit is not None else None
         rule = r.get("toolchain") or (verdict.rule if verdict is not None and verdict.toolchain else None)
         out.append(
             {
-                "_ref": f"event:{i}" if i is not None else None,
+                "_ref": f"event:{hit[0]}" if hit is not None else None,
                 "_type": "event",
-                "t": run.events[i].t if i is not None else None,
+                "t": hit[1] if hit is not None else None,
                 "phase": r.get("phase"),
                 "pid": r.get("pid"),
                 "exe": r.get("exe"),
@@ -400,16 +444,13 @@ def _phases(run_info: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[s
     return states, alive
 
 
-def _second_stage(run: RunData) -> list[dict[str, Any]]:
+def _stage_items(info: dict[str, Any]) -> list[dict[str, Any]]:
     """run.json `second_stage_executed` (True when a served second stage wrote the run's marker),
     with `second_stage.writes` ({phase, pid, exe, t}) naming the events; older shapes (a list of
     proofs, a phase -> proofs map) are read too."""
-    info = run.run_info
     raw = info.get("second_stage_executed")
     if not raw:
         return []
-    stage = info.get("second_stage")
-    detail: dict[str, Any] = stage if isinstance(stage, dict) else {}
     items: list[Any]
     if isinstance(raw, list):
         items = raw
@@ -420,16 +461,22 @@ def _second_stage(run: RunData) -> list[dict[str, Any]]:
             for p in (proofs if isinstance(proofs, list) else [{}] if proofs else [])
         ]
     else:
-        items = list(detail.get("writes") or []) or [{}]
-    marker = detail.get("marker")
-    index: dict[tuple[Any, Any], int] = {
-        (e.t, e.pid): i
-        for i, e in enumerate(run.events)
-        if e.kind == "file" and (marker is None or e.path == marker)
-    }
+        stage = info.get("second_stage")
+        items = list((stage if isinstance(stage, dict) else {}).get("writes") or []) or [{}]
+    return [item if isinstance(item, dict) else {"detail": str(item)} for item in items]
+
+
+def _stage_marker(info: dict[str, Any]) -> Any:
+    stage = info.get("second_stage")
+    return stage.get("marker") if isinstance(stage, dict) else None
+
+
+def _second_stage(
+    items: list[dict[str, Any]], marker: Any, index: dict[tuple[Any, Any], int]
+) -> list[dict[str, Any]]:
+    """`index`: (t, pid) -> the line of the last file event of the marker path at that moment."""
     out: list[dict[str, Any]] = []
     for item in items:
-        item = item if isinstance(item, dict) else {"detail": str(item)}
         i = index.get((item.get("t"), item.get("pid")))
         ref = f"event:{i}" if i is not None else "fact:second_stage_executed"
         out.append(

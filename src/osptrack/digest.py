@@ -1,0 +1,170 @@
+"""One pass over a run's events as the parser emits them: events.jsonl and everything else built
+from the events, without holding the events (docs/formats.md, "How a run is assembled").
+
+Per phase, `RunDigest.phase(name, events, udp_sent)` takes the parser's stream, drops the
+sandbox's setup (trace.refine), marks lookup probes, and hands each event once to:
+
+- the spool (`EventSpool`): encoded to the run folder's `events.jsonl` as it comes;
+- the phase's `Analysis` record builder (trace.aggregate.PhaseAggregator);
+- the phase's process tree and alive-at-end tracker (trace.alive.AliveTracker), lookup-probe
+  sockets and the network addresses to name;
+- the run's toolchain classifier (trace.roles.Classifier) and, with each event's verdict, the
+  summary (summary.EventSummary: notable, bait reads, probes, findings lines) and the
+  second-stage writes.
+
+What is kept is per path, per socket, per process or per line of output, never per event. The
+one thing that needs the events again is the verdict: it reads events.jsonl back in two passes
+(verdict.facts.iter_records) once the file is complete and in time order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+
+from osptrack.ecosystems.base import Ecosystem
+from osptrack.summary import EventSummary
+from osptrack.trace.aggregate import PhaseAggregator
+from osptrack.trace.alive import AliveTracker
+from osptrack.trace.events import KIND_FILE, KIND_NETWORK, Event
+from osptrack.trace.refine import LookupProbes, iter_without_sandbox_setup, mark_lookup_probe
+from osptrack.trace.roles import Classifier
+
+SORT_CHUNK = 50_000  # events per sorted run when the log is out of time order (rare)
+STAGE_WRITES_KEPT = 100
+
+
+class _T(msgspec.Struct):
+    t: float  # all the sort needs of an event line
+
+
+_t_decoder = msgspec.json.Decoder(_T)
+
+
+class EventSpool:
+    """events.jsonl written as events come, then put in time order (a stable sort by `t`, as
+    `sorted(events, key=t)` would) without reading the whole file into memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[bytes] = path.open("wb")
+        self._encoder = msgspec.json.Encoder()
+        self._buf = bytearray()
+        self.count = 0
+        self._last_t = float("-inf")
+        self.ordered = True  # every event so far came at or after the one before
+
+    def add(self, event: Event) -> None:
+        buf = self._buf
+        self._encoder.encode_into(event, buf, len(buf))
+        buf += b"\n"
+        self.count += 1
+        if event.t < self._last_t:
+            self.ordered = False
+        else:
+            self._last_t = event.t
+        if len(buf) >= 1 << 20:
+            self._fh.write(buf)
+            buf.clear()
+
+    def close(self) -> Path:
+        """Flush, and sort by time if the events came out of order; returns the path. Idempotent."""
+        if self._fh.closed:
+            return self.path
+        self._fh.write(self._buf)
+        self._buf.clear()
+        self._fh.close()
+        if not self.ordered:
+            _sort_lines(self.path)
+        return self.path
+
+
+def _sort_lines(path: Path, chunk: int = SORT_CHUNK) -> None:
+    """Stable external sort of a JSON-lines file by each line's `t`: sorted runs of `chunk`
+    lines in temp files beside it, merged (heapq.merge keeps the first run's line on a tie)."""
+    with contextlib.ExitStack() as stack:
+        runs: list[IO[bytes]] = []
+        with path.open("rb") as fh:
+            while True:
+                lines = [line for _, line in zip(range(chunk), fh, strict=False)]
+                if not lines:
+                    break
+                lines.sort(key=lambda line: _t_decoder.decode(line).t)  # list.sort is stable
+                run = stack.enter_context(tempfile.TemporaryFile(dir=path.parent))
+                run.writelines(lines)
+                run.seek(0)
+                runs.append(run)
+        tmp = path.with_name(path.name + ".sorted")
+        with tmp.open("wb") as out:
+            out.writelines(heapq.merge(*runs, key=lambda line: _t_decoder.decode(line).t))
+        os.replace(tmp, path)
+
+
+class PhaseDigest:
+    """What one phase's events give: its Analysis record builder, process tree, probes, count."""
+
+    def __init__(self, phase: str) -> None:
+        self.phase = phase
+        self.aggregate = PhaseAggregator(exclude_comms=frozenset())  # bwrap's setup is gone already
+        self.alive = AliveTracker()
+        self.lookup = LookupProbes()
+        self.addresses: set[str] = set()  # network events' addresses, for Sockets' Hostnames
+        self.events = 0
+
+
+class RunDigest:
+    """The run's one pass over its events, phase after phase (see the module docstring)."""
+
+    def __init__(self, eco: Ecosystem, bait_paths: Iterable[str], marker: str, spool: EventSpool) -> None:
+        self.classifier = Classifier(eco.toolchain_rules())
+        self.summary = EventSummary(bait_paths)
+        self.marker = marker
+        self.spool = spool
+        self.stage_writes: list[dict[str, Any]] = []
+        self.stage_executed = False
+        self.phases: dict[str, PhaseDigest] = {}
+
+    @property
+    def events(self) -> int:
+        return self.spool.count
+
+    def phase(self, phase: str, events: Iterable[Event], udp_sent: set[tuple[Any, Any]]) -> PhaseDigest:
+        digest = self.phases[phase] = PhaseDigest(phase)
+        for e in self._refined(events, udp_sent):
+            self._add(digest, e)
+        return digest
+
+    def _refined(self, events: Iterable[Event], udp_sent: set[tuple[Any, Any]]) -> Iterator[Event]:
+        for e in iter_without_sandbox_setup(events):
+            yield mark_lookup_probe(e, udp_sent) if e.kind == KIND_NETWORK else e
+
+    def _add(self, digest: PhaseDigest, e: Event) -> None:
+        self.spool.add(e)
+        digest.events += 1
+        digest.aggregate.add(e)
+        verdict = self.classifier.verdict(e)
+        digest.alive.add(e, verdict)
+        self.summary.add(e, verdict)
+        kind = e.kind
+        if kind == KIND_NETWORK:
+            digest.lookup.add(e)
+            if e.address:
+                digest.addresses.add(e.address)
+        elif kind == KIND_FILE and e.path == self.marker and e.op in ("write", "create") and e.errno is None:
+            self.stage_executed = True
+            if len(self.stage_writes) < STAGE_WRITES_KEPT:
+                self.stage_writes.append({"phase": e.phase, "pid": e.pid, "exe": e.exe, "t": e.t})
+
+    def second_stage_info(self) -> dict[str, Any]:
+        """run.json's `second_stage_executed` and `second_stage` (fakenet.stages.second_stage_info)."""
+        return {
+            "second_stage_executed": self.stage_executed,
+            "second_stage": {"marker": self.marker, "writes": list(self.stage_writes)},
+        }

@@ -39,7 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # builders: the tests' package builders, from source
 
 from builders import make_npm, make_wheel  # noqa: E402
-
 from osptrack.run import HARNESS_DIR  # noqa: E402
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]

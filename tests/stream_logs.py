@@ -14,7 +14,7 @@ from collections.abc import Iterator
 HOME = "/home/alice"
 BAIT = f"{HOME}/.aws/credentials"
 MARKER = "/tmp/.osptrack-stage-1234"
-ENV = '0x7ffd /* 3 vars */'
+ENV = "0x7ffd /* 3 vars */"
 
 
 def lines(phase: str, modules: int, *, disorder: bool = False, repeat_paths: int = 0) -> Iterator[str]:
@@ -33,7 +33,9 @@ def lines(phase: str, modules: int, *, disorder: bool = False, repeat_paths: int
     yield f'{bw} {at()} openat(AT_FDCWD, "/etc/ld.so.cache", O_RDONLY|O_CLOEXEC) = 3</etc/ld.so.cache>'
     yield f"{bw} {at()} clone(child_stack=NULL, flags=CLONE_NEWPID|SIGCHLD) = {cmd}"
     if phase == "install":
-        argv = '["/usr/bin/python3", "-m", "pip", "install", "--target", "/home/alice/site", "/input/pkg/x.whl"]'
+        argv = (
+            '["/usr/bin/python3", "-m", "pip", "install", "--target", "/home/alice/site", "/input/pkg/x.whl"]'
+        )
     else:
         argv = '["/usr/bin/python3", "/input/harness/pypi_import.py", "scale", "/home/alice/site"]'
     yield f'{cmd} {at()} execve("/usr/bin/python3", {argv}, {ENV}) = 0'
@@ -53,7 +55,9 @@ def lines(phase: str, modules: int, *, disorder: bool = False, repeat_paths: int
                 f'{cmd} {at()} openat(AT_FDCWD, "{missing}", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)'
             )
         if disorder and i % 97 == 0:
-            held.append(f'{thread} {at()} openat(AT_FDCWD, "/usr/lib/python3.11/re.py", O_RDONLY) = 4</usr/lib/python3.11/re.py>')
+            held.append(
+                f'{thread} {at()} openat(AT_FDCWD, "/usr/lib/python3.11/re.py", O_RDONLY) = 4</usr/lib/python3.11/re.py>'
+            )
         if disorder and len(held) >= 3:
             yield f"{cmd} {at()} clone(child_stack=0x7f, flags=CLONE_VM|CLONE_THREAD|CLONE_SIGHAND) = {thread}"
             yield from held  # earlier timestamps than the lines before them

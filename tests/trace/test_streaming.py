@@ -24,14 +24,27 @@ from osptrack.trace.events import Event, EventLog, encode_events_jsonl
 from osptrack.trace.refine import lookup_probe_sockets, mark_lookup_probes, without_sandbox_setup
 from osptrack.trace.strace import parse_log
 from osptrack.verdict import RunData, judge
-
 from stream_logs import BAIT, MARKER, lines
 
 PHASES = ("install", "import")
 UDP_SENT: set[tuple[Any, Any]] = set()  # the UDP connect sent nothing: a lookup probe
 RECORDS = [
-    {"kind": "dns", "phase": "install", "qname": "c2.example.", "qtype": "A", "answer": ["198.18.1.5"], "t": 1.0},
-    {"kind": "tcp", "phase": "install", "dst": "198.18.1.5", "dst_port": 443, "hostname": "c2.example", "t": 2.0},
+    {
+        "kind": "dns",
+        "phase": "install",
+        "qname": "c2.example.",
+        "qtype": "A",
+        "answer": ["198.18.1.5"],
+        "t": 1.0,
+    },
+    {
+        "kind": "tcp",
+        "phase": "install",
+        "dst": "198.18.1.5",
+        "dst_port": 443,
+        "hostname": "c2.example",
+        "t": 2.0,
+    },
 ]
 IP_NAMES = {"198.18.1.5": ["c2.example"]}
 ENDED_AT = 1_900_000_000.0
@@ -119,7 +132,9 @@ def streaming(logs: dict[str, Iterable[str]], folder: Path, read_back: bool = Tr
     run_info["notable"] = notable
     run_info["findings"] = digest.summary.phase_findings(eco, results, RECORDS, notable)
     result = {"Analysis": results}
-    verdict = judge(RunData(run_info=run_info, events=EventLog(path), records=RECORDS, result=result)).to_dict()
+    verdict = judge(
+        RunData(run_info=run_info, events=EventLog(path), records=RECORDS, result=result)
+    ).to_dict()
     jsonl = path.read_bytes() if read_back else b""
     return {"result": result, "run_info": run_info, "verdict": verdict, "events.jsonl": jsonl}
 

@@ -309,7 +309,9 @@ def _analyze(
         "CreatedTimestamp": int(time.time()),
         "Analysis": results,
     }
-    verdict = _judge(run_info, EventLog(events_path), records, result)
+    # the run's pass saw the events in events.jsonl's order unless they needed sorting
+    argv = events.argv.argv if spool.ordered else None
+    verdict = _judge(run_info, EventLog(events_path), records, result, argv)
     if verdict is not None:
         run_info["verdict"] = verdict
     _write_run_folder(out, staging, result, records, run_info)
@@ -350,13 +352,15 @@ def _judge(
     events: Sequence[Event] | EventLog,
     records: list[dict[str, Any]],
     result: dict[str, Any],
+    argv: dict[int, list[str]] | None = None,
 ) -> dict[str, Any] | None:
     """The verdict for run.json. A rule bug must not cost the run: it is recorded and the run kept
     (`osptrack report` judges again from the folder)."""
     from osptrack.verdict import RunData, judge
 
     try:
-        return judge(RunData(run_info=run_info, events=events, records=records, result=result)).to_dict()
+        run = RunData(run_info=run_info, events=events, records=records, result=result, argv=argv)
+        return judge(run).to_dict()
     except Exception as exc:  # any rule error; the run folder is the valuable part
         run_info["verdict_error"] = f"{type(exc).__name__}: {exc}"
         return None

@@ -132,9 +132,9 @@ def streaming(logs: dict[str, Iterable[str]], folder: Path, read_back: bool = Tr
     run_info["notable"] = notable
     run_info["findings"] = digest.summary.phase_findings(eco, results, RECORDS, notable)
     result = {"Analysis": results}
-    verdict = judge(
-        RunData(run_info=run_info, events=EventLog(path), records=RECORDS, result=result)
-    ).to_dict()
+    argv = digest.summary.argv.argv if spool.ordered else None  # as run.py passes it
+    run = RunData(run_info=run_info, events=EventLog(path), records=RECORDS, result=result, argv=argv)
+    verdict = judge(run).to_dict()
     jsonl = path.read_bytes() if read_back else b""
     return {"result": result, "run_info": run_info, "verdict": verdict, "events.jsonl": jsonl}
 

@@ -45,6 +45,9 @@ class RunData:
     events: Sequence[Event] | EventLog
     records: list[dict[str, Any]]  # network.jsonl
     result: dict[str, Any] = field(default_factory=dict)
+    # pid -> argv of its last exec over `events` (summary.process_argv), when the caller has it
+    # already: the run's own pass does, which saves the verdict a pass over events.jsonl
+    argv: dict[int, list[str]] | None = None
 
     @classmethod
     def load(cls, run_dir: Path, *, lazy: bool = False) -> RunData:
@@ -87,7 +90,7 @@ def iter_records(
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(category, record) pairs, the events' first and in events.jsonl order.
 
-    Two passes over `run.events` (each process's last argv, then the records), so a run's
+    Two passes over `run.events` (each process's last argv, unless `run.argv` has it, then the records), so a run's
     events need not be held in memory: only per-process state and the records a rule matches.
     Without `toolchain_records`, the toolchain's own file and network events get no record (no
     rule would look at them; a big npm install has tens of thousands)."""
@@ -95,7 +98,7 @@ def iter_records(
     registry = {h.lower() for h in eco.registry_hosts} | {REGISTRY_HOST}
     names = _ip_names(run.records)
     classifier = Classifier(eco.toolchain_rules())  # by exe path and process tree
-    argv = summary.process_argv(run.events)
+    argv = run.argv if run.argv is not None else summary.process_argv(run.events)
     connected: dict[int, float] = {}  # pid -> time of its first internet connect
     # what the bait-read and second-stage records point at: their events' lines
     bait_keys = {(r.get("pid"), r.get("path")) for r in run.run_info.get("bait_reads") or []}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import os
+import shlex
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -33,9 +34,9 @@ from osptrack.ecosystems.base import Ecosystem
 from osptrack.summary import EventSummary
 from osptrack.trace.aggregate import PhaseAggregator
 from osptrack.trace.alive import AliveTracker
-from osptrack.trace.events import KIND_FILE, KIND_NETWORK, Event
+from osptrack.trace.events import KIND_FILE, KIND_NETWORK, KIND_PROCESS, Event
 from osptrack.trace.refine import LookupProbes, iter_without_sandbox_setup, mark_lookup_probe
-from osptrack.trace.roles import Classifier
+from osptrack.trace.roles import Classifier, Role, Verdict
 
 SORT_CHUNK = 50_000  # events per sorted run when the log is out of time order (rare)
 STAGE_WRITES_KEPT = 100
@@ -107,11 +108,35 @@ def _sort_lines(path: Path, chunk: int = SORT_CHUNK) -> None:
         os.replace(tmp, path)
 
 
+PACKAGE_EXECS_KEPT = 20
+
+
+def exec_line(e: Event, verdict: Verdict) -> str | None:
+    """`argv` of a successful exec that runs package code (the package's own, or a toolchain
+    host such as setup.py or a PEP 517 hook, whose exec the toolchain trusts), else None."""
+    if e.kind != KIND_PROCESS or e.op != "exec" or not e.ok:
+        return None
+    if verdict.toolchain and verdict.role not in (Role.HOST, Role.PACKAGE):
+        return None
+    return shlex.join(e.argv or [e.path or "?"])[:300]
+
+
+def unprobed_package_code(events: Iterable[Event], verdicts: dict[int, Verdict]) -> list[str]:
+    """exec_line of each event, once each, at most PACKAGE_EXECS_KEPT (a batch form for tests)."""
+    found: list[str] = []
+    for e in events:
+        line = exec_line(e, verdicts[id(e)])
+        if line is not None and line not in found and len(found) < PACKAGE_EXECS_KEPT:
+            found.append(line)
+    return found
+
+
 class PhaseDigest:
     """What one phase's events give: its Analysis record builder, process tree, probes, count."""
 
     def __init__(self, phase: str) -> None:
         self.phase = phase
+        self.package_execs: list[str] = []  # exec_line of each, for a phase traced without probes
         self.aggregate = PhaseAggregator(exclude_comms=frozenset())  # bwrap's setup is gone already
         self.alive = AliveTracker()
         self.lookup = LookupProbes()
@@ -151,6 +176,10 @@ class RunDigest:
         digest.aggregate.add(e)
         verdict = self.classifier.verdict(e)
         digest.alive.add(e, verdict)
+        if e.kind == KIND_PROCESS and len(digest.package_execs) < PACKAGE_EXECS_KEPT:
+            line = exec_line(e, verdict)
+            if line is not None and line not in digest.package_execs:
+                digest.package_execs.append(line)
         self.summary.add(e, verdict)
         kind = e.kind
         if kind == KIND_NETWORK:

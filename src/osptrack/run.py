@@ -218,6 +218,7 @@ def _analyze(
             command = eco.command(phase, layout, False)
             if command is None:
                 continue
+            probes = _probes_needed(eco, phase, layout, registry)
             spec = SandboxSpec(
                 home=ws.home,
                 input_dir=ws.input,
@@ -237,7 +238,6 @@ def _analyze(
                 init=INIT,
             )
             command = [expand_home(a, persona.home) for a in command]
-            probes = _probes_needed(eco, phase, layout, registry)
             trace = _traced if probes else functools.partial(_traced, probes=False)
             outcome = run_phase(phase, spec, ws, command, trace, limits, net.enter_netns, run_id)
             # Where datagrams went this phase: UDP flows, and DNS queries (answered, not flows).
@@ -258,6 +258,10 @@ def _analyze(
             )
             phases[phase] = _phase_info(outcome, status, ph.events, stats)
             phases[phase]["probes_traced"] = probes
+            if not probes and ph.package_execs:
+                # judged unable to run package code, yet some ran (a wheel's metadata can name an
+                # sdist by direct URL, which pip builds even then): say what ran unprobed
+                phases[phase]["probes_missed_by"] = ph.package_execs
             phases[phase]["lookup_probes"] = ph.lookup.sockets()
             ends[phase] = (ph, outcome)
             if status != "completed":

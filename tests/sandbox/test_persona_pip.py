@@ -143,6 +143,17 @@ def test_a_wheel_whose_dependency_is_an_sdist_still_traces_the_probes_of_its_bui
     events = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
     electrum = [e for e in events if e.get("probe") == "wallet" and e["path"].endswith("/.electrum")]
     assert electrum, info["phases"]
+    # Had this phase gone untraced for probes, run.json would name the build that ran in it.
+    import msgspec
+
+    from osptrack.digest import unprobed_package_code
+    from osptrack.ecosystems.pypi import PyPI
+    from osptrack.summary import toolchain_verdicts
+    from osptrack.trace.events import Event
+
+    typed = [msgspec.convert(e, Event) for e in events]
+    missed = unprobed_package_code(typed, toolchain_verdicts(PyPI(), typed))
+    assert any("setup.py" in m or "_in_process" in m for m in missed), missed
     # the same run without the sdist: no code of any package can run while pip installs
     (tmp_path / "deps-none").mkdir()
     out = tmp_path / "run-plain"
@@ -152,7 +163,8 @@ def test_a_wheel_whose_dependency_is_an_sdist_still_traces_the_probes_of_its_bui
         AnalyzeOptions(timeout_s=180, phases=("install",), registry=empty),
         out,
     )
-    assert json.loads((out / "run.json").read_text())["phases"]["install"]["probes_traced"] is False
+    install = json.loads((out / "run.json").read_text())["phases"]["install"]
+    assert install["probes_traced"] is False and "probes_missed_by" not in install, install
 
 
 def test_the_persona_folder_s_bundle_walk_is_remembered_by_its_stamp(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

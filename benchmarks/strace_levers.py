@@ -18,6 +18,12 @@ Prints, per package, the median of each configuration, each lever's saving (its 
 before and after (the figures depend on it: say so when quoting them).
 
     .venv/bin/python benchmarks/strace_levers.py [--repeat 5] [--names six,left-pad,requests,lodash] [--quick]
+    .venv/bin/python benchmarks/strace_levers.py --components [--repeat 9]
+
+`--components` measures each lever alone, much less exposed to load: strace's cost per process
+created in a pid namespace (a loop of /bin/true, translated or not, parse included), how late
+the wait notices a command's exit, and what a phase's four settles cost after a DNS lookup and
+a TCP flow.
 """
 
 from __future__ import annotations
@@ -135,6 +141,97 @@ def _bare() -> tuple[Callable[[dict, Path], float], Callable[[], Any]] | None:
     return bare, tmpfs_root
 
 
+# ---------------------------------------------------------------- each lever alone (--components)
+
+PROCS = 200  # processes the pid-namespace loop starts
+
+
+def _bwrap(script: str) -> list[str]:
+    argv = ["bwrap", "--unshare-pid", "--unshare-net", "--die-with-parent", "--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "lib", "lib64", "sbin"):
+        if Path("/" + name).is_symlink():
+            argv += ["--symlink", os.readlink("/" + name), "/" + name]
+    return [*argv, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "/bin/sh", "-c", script]
+
+
+def pidns_component(old: bool, scratch: Path) -> float:
+    """Seconds per process created in a pid namespace under strace, translated or not (parse included)."""
+    log = scratch / "trace.log"
+    prefix = _translated_command(log) if old else strace.strace_command(log)
+    script = f"i=0; while [ $i -lt {PROCS} ]; do /bin/true; i=$((i+1)); done"
+    t0 = time.monotonic()
+    subprocess.run([*prefix, *_bwrap(script)], check=True, capture_output=True, timeout=300)
+    stats = strace.ParseStats()
+    events = list(strace.parse_log(log, "install", stats=stats))
+    took = time.monotonic() - t0
+    if sum(1 for e in events if e.op == "clone" and e.child_pid) < PROCS:
+        raise SystemExit(f"pidns component: clones without child_pid ({stats})")
+    return took / PROCS
+
+
+def wait_component(old: bool, scratch: Path) -> float:
+    """How long after a 0.2 s command exits the phase's wait notices (the command's own run excluded)."""
+    proc = subprocess.Popen(["/bin/sh", "-c", "sleep 0.2; date +%s.%N"], stdout=subprocess.PIPE, text=True)
+    watch = runner._ExitWatch(proc)
+    if old:
+        watch.close()  # no pidfd: Popen.wait(timeout), the old polling
+    try:
+        timed_out, _ = runner._wait(watch, time.monotonic() + 30, scratch / "none.log", 1 << 30)
+        seen = time.time()
+    finally:
+        watch.close()
+    assert proc.stdout is not None and not timed_out
+    return seen - float(proc.stdout.read())
+
+
+def settle_component(old: bool, scratch: Path) -> float:
+    """Seconds the four records()/exfiltration() reads of a phase take after a DNS lookup and a
+    TCP flow (the fake network's settle calls of a run with one phase)."""
+    net = core.FakeNetwork(run_id=f"lv-{os.getpid()}-{time.monotonic_ns() % 10**8}")
+    with ExitStack() as stack:
+        if old:
+            stack.enter_context(_patched(core.FakeNetwork, "settle", _old_settle))
+        with net:
+            code = (
+                "import socket; socket.getaddrinfo('files.example.org', 443); "
+                "s = socket.create_connection(('192.0.2.9', 8080)); s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); s.close()"
+            )
+            subprocess.run(
+                ["/usr/bin/python3", "-c", code], preexec_fn=net.enter_netns, check=True, timeout=60
+            )  # noqa: PLW1509
+            t0 = time.monotonic()
+            for _ in range(3):
+                net.records()
+            net.exfiltration()
+            took = time.monotonic() - t0
+            if not any(r.get("kind") == "tcp" for r in net.records(settle=False)):
+                raise SystemExit("settle component: the TCP flow was not recorded")
+    return took
+
+
+COMPONENTS: dict[str, Callable[[bool, Path], float]] = {
+    "pidns": pidns_component,
+    "wait": wait_component,
+    "settle": settle_component,
+}
+
+
+def components(repeat: int) -> None:
+    rng = random.Random(41)
+    for name, measure_one in COMPONENTS.items():
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(repeat):
+            for old in rng.sample([True, False], 2):  # alternate, in a random order each round
+                with tempfile.TemporaryDirectory(prefix="osptrack-levers-") as tmp:
+                    times[old].append(measure_one(old, Path(tmp)))
+        o, n = statistics.median(times[True]), statistics.median(times[False])
+        unit = "per process" if name == "pidns" else "per phase" if name == "wait" else "per phase's 4 reads"
+        print(
+            f"{name:6}: old {1000 * o:7.2f} ms  new {1000 * n:7.2f} ms  saved {1000 * (o - n):+7.2f} ms {unit}",
+            flush=True,
+        )
+
+
 def load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -145,7 +242,13 @@ def main() -> None:
     parser.add_argument("--names", default=DEFAULT_NAMES, help="comma-separated corpus names")
     parser.add_argument("--quick", action="store_true", help="2 rounds of six only")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare install on tmpfs")
+    parser.add_argument("--components", action="store_true", help="each lever alone, not whole runs")
     args = parser.parse_args()
+    if args.components:
+        print(f"components, {args.repeat} rounds, cpus={os.cpu_count()}, before: {load()}", flush=True)
+        components(args.repeat)
+        print(f"after: {load()} (the machine is shared: figures under load, medians of {args.repeat})")
+        return
     if args.quick:
         args.repeat, args.names = 2, "six"
     entries = json.loads((CORPUS / "manifest.json").read_text())["packages"]

@@ -21,6 +21,25 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The eBPF tracer's loader (src/osptrack/trace/ebpf/), built against this kernel's BTF. Without
+# BTF, or if the build fails, runs use strace (`osptrack doctor` says which tracer and why).
+EBPF_PACKAGES=(clang libbpf-dev bpftool libelf-dev zlib1g-dev gcc)
+missing=()
+for pkg in "${EBPF_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+EBPF_SRC=src/osptrack/trace/ebpf
+if [ -r /sys/kernel/btf/vmlinux ]; then
+  if [ ! -x "$EBPF_SRC/bin/osptrack-ebpf" ] || [ -n "$(find "$EBPF_SRC" -maxdepth 1 \( -name '*.c' -o -name '*.h' -o -name build.sh \) -newer "$EBPF_SRC/bin/osptrack-ebpf")" ]; then
+    bash "$EBPF_SRC/build.sh" >/dev/null || echo "setup: the eBPF tracer did not build; runs will use strace"
+  fi
+fi
+
 # Toolchains of the other four ecosystems (ruby, php/composer, rust, mono/nuget).
 bash scripts/setup-toolchains.sh
 

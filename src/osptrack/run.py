@@ -43,7 +43,8 @@ from osptrack.sandbox.runner import PhaseOutcome, Workspace, run_phase
 from osptrack.target import PackageRef
 from osptrack.trace.events import Event, EventLog
 from osptrack.trace.refine import INIT
-from osptrack.trace.strace import ParseStats, parse_log, strace_command
+from osptrack.trace.strace import ParseStats
+from osptrack.trace.tracers import Tracer, choose
 
 PHASES = ("install", "import", "execute")
 DEFAULT_PHASES = ("install", "import")
@@ -60,6 +61,7 @@ class AnalyzeOptions:
     limits: Limits = field(default_factory=Limits)
     capture_bytes: int = MAX_CAPTURE  # bytes of each network flow kept (request heads + bodies)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    tracer: str = "auto"  # osptrack.trace.tracers: auto (eBPF where possible), ebpf, strace
 
 
 @dataclass(frozen=True)
@@ -150,13 +152,17 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
     """
     if out is not None:
         check_output_dir(out, "run")
+    try:
+        tracer = choose(options.tracer).tracer
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
     eco, ref = resolve(ref, options)
     if out is None:
         out = Path("osptrack-runs") / ref.slug
         check_output_dir(out, "run")
     staging, made_parent = _staging_dir(out)
     try:
-        return _analyze(eco, ref, options, out, staging)
+        return _analyze(eco, ref, options, out, staging, tracer)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if made_parent:
@@ -166,7 +172,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
 
 
 def _analyze(
-    eco: Ecosystem, ref: PackageRef, options: AnalyzeOptions, out: Path, staging: Path
+    eco: Ecosystem, ref: PackageRef, options: AnalyzeOptions, out: Path, staging: Path, tracer: Tracer
 ) -> RunOutcome:
     """The run, assembled in `staging` (beside `out`) and renamed into place at the end.
 
@@ -238,14 +244,14 @@ def _analyze(
                 init=INIT,
             )
             command = [expand_home(a, persona.home) for a in command]
-            trace = _traced if probes else functools.partial(_traced, probes=False)
+            trace = functools.partial(tracer.command, probes=probes)
             outcome = run_phase(phase, spec, ws, command, trace, limits, net.enter_netns, run_id)
             # Where datagrams went this phase: UDP flows, and DNS queries (answered, not flows).
             sent = [r for r in net.records() if r.get("phase") == phase]
             udp_sent = {(r.get("dst"), r.get("dst_port")) for r in sent if r.get("kind") == "udp"}
             udp_sent |= {(r.get("server"), r.get("server_port")) for r in sent if r.get("kind") == "dns"}
-            stats = ParseStats()
-            ph = digest.phase(phase, parse_log(outcome.trace_log, phase, stats=stats), udp_sent)
+            stats = tracer.new_stats()
+            ph = digest.phase(phase, tracer.parse(outcome.trace_log, phase, stats=stats), udp_sent)
             status = _status(outcome)
             dns = [r for r in sent if r.get("kind") == "dns"]
             results[phase] = ph.aggregate.record(
@@ -256,7 +262,7 @@ def _analyze(
                 ignore_sockets=_infrastructure(net),
                 ip_names={a: net.hostnames_for(a) for a in ph.addresses},
             )
-            phases[phase] = _phase_info(outcome, status, ph.events, stats)
+            phases[phase] = _phase_info(outcome, status, ph.events, stats, tracer)
             phases[phase]["probes_traced"] = probes
             if not probes and ph.package_execs:
                 # judged unable to run package code, yet some ran (a wheel's metadata can name an
@@ -457,13 +463,10 @@ def _probes_needed(eco: Ecosystem, phase: str, layout: Layout, registry: Registr
     return bool(needed(phase, layout, registry.serves_only_wheels()))
 
 
-def _traced(log: Path, probes: bool = True) -> list[str]:
-    """strace from outside, starting bwrap as host `nobody` so the sandbox never holds root's uid."""
-    prefix = strace_command(log, probes=probes)
-    return [*prefix[:-1], "-u", "nobody", "--"] if prefix[-1] == "--" else [*prefix, "-u", "nobody"]
-
-
-def _phase_info(outcome: PhaseOutcome, status: str, n_events: int, stats: ParseStats) -> dict[str, Any]:
+def _phase_info(
+    outcome: PhaseOutcome, status: str, n_events: int, stats: ParseStats, tracer: Tracer
+) -> dict[str, Any]:
+    lost = tracer.lost(stats)
     return {
         "status": status,
         "exit_code": outcome.exit_code,
@@ -475,7 +478,10 @@ def _phase_info(outcome: PhaseOutcome, status: str, n_events: int, stats: ParseS
         "stdout_bytes": outcome.stdout_bytes,
         "stderr_bytes": outcome.stderr_bytes,
         "events": n_events,
-        "trace_valid": outcome.trace_log.exists() and n_events > 0,
+        # Events the tracer knows it missed (eBPF ring buffer full): such a trace is not valid.
+        "trace_valid": outcome.trace_log.exists() and n_events > 0 and lost == 0,
+        "tracer": tracer.name,
+        "trace_lost_events": lost,
         "trace_dropped_lines": stats.dropped,
         "trace_capped": outcome.trace_capped,  # the log hit Limits.trace_log_bytes: a syscall flood
         "trace_lines": stats.lines,

@@ -83,6 +83,12 @@ def analyze_command(
         int,
         typer.Option(help="Bytes kept per network flow (request heads and bodies); beyond, marked truncated"),
     ] = 1 << 20,  # fakenet.MAX_CAPTURE (not imported here: `--help` stays quick)
+    tracer: Annotated[
+        str,
+        typer.Option(
+            help="auto (eBPF where the kernel allows it, else strace), ebpf or strace; see `osptrack doctor`"
+        ),
+    ] = "auto",
 ) -> None:
     """Install, import and (with --phases) execute one package in the sandbox; record what it does.
 
@@ -105,6 +111,7 @@ def analyze_command(
         deps_dirs=tuple(deps_dir or ()),
         online=online,
         capture_bytes=capture_bytes,
+        tracer=tracer,
     )
     outcome = analyze(ref, options, out)
     verdict = _verdict(outcome)

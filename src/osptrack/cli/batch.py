@@ -136,6 +136,9 @@ def batch_command(
     archives: Annotated[
         Path | None, typer.Option(help="With a labels .parquet: the samples folder whose archives to replay")
     ] = None,
+    tracer: Annotated[
+        str, typer.Option(help="auto (eBPF where the kernel allows it, else strace), ebpf or strace")
+    ] = "auto",
     analyzer: Annotated[str, typer.Option(hidden=True, help="module:function to call instead of analyze")] = (
         DEFAULT_ANALYZER
     ),
@@ -162,6 +165,12 @@ def batch_command(
         from osptrack.sandbox.preflight import check_sandbox
 
         check_sandbox()
+        from osptrack.trace.tracers import choose
+
+        try:
+            choose(tracer)  # a tracer that cannot work here fails once, before any package
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
     listed = load_targets(targets, archives)
     if listed.skipped:
         console.print(f"[yellow]skipped {len(listed.skipped)} entries[/] of {targets}:", highlight=False)
@@ -183,6 +192,7 @@ def batch_command(
             timeout_s=timeout,
             deps_dirs=tuple(p.resolve() for p in deps_dir or ()),
             online=online,
+            tracer=tracer,
         ),
     )
     console.print(f"{len(listed.targets)} targets from {listed.kind} {targets} -> {out}", highlight=False)

@@ -109,6 +109,17 @@ def _seccomp() -> Check:
     )
 
 
+def _tracer() -> Check:
+    """Which tracer `--tracer auto` will use, and why (eBPF where it loads, strace otherwise)."""
+    from osptrack.trace.tracers import choose
+
+    choice = choose("auto")
+    ok, why = choice.tracer.available()
+    if not ok:
+        return Check("tracer", False, "", f"{why}; apt-get install -y strace, or bash scripts/setup.sh")
+    return Check("tracer", True, f"{choice.tracer.name} ({choice.reason})", "")
+
+
 CHECKS: tuple[Callable[[], Check], ...] = (
     lambda: _binary("bubblewrap", "bwrap", "bubblewrap", ("--version",)),
     lambda: _binary("strace", "strace", "strace", ("-V",)),
@@ -127,6 +138,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     ),
     _cgroups,
     _seccomp,
+    _tracer,
 )
 
 

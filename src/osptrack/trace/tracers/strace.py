@@ -1,0 +1,33 @@
+"""The strace backend: ptrace from outside, with seccomp-bpf stops (osptrack.trace.strace)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from osptrack.trace.events import Event
+from osptrack.trace.strace import ParseStats, parse_log, strace_command
+
+
+class StraceTracer:
+    name = "strace"
+
+    def available(self) -> tuple[bool, str]:
+        path = shutil.which("strace")
+        return (True, path) if path else (False, "strace is not installed")
+
+    def command(self, log: Path, user: str | None = "nobody", probes: bool = True) -> list[str]:
+        prefix = strace_command(log, probes=probes)
+        if user is None:
+            return prefix
+        return [*prefix[:-1], "-u", user, "--"]
+
+    def new_stats(self) -> ParseStats:
+        return ParseStats()
+
+    def parse(self, log: Path, phase: str, stats: ParseStats) -> Iterator[Event]:
+        return parse_log(log, phase, stats=stats)
+
+    def lost(self, stats: ParseStats) -> int:
+        return 0  # ptrace stops the tracee: nothing is dropped (a flood is capped, and said so)

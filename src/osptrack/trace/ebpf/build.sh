@@ -12,5 +12,8 @@ bpftool btf dump file /sys/kernel/btf/vmlinux format c >"$TMP/vmlinux.h"
 clang -g -O2 -target bpf -D__TARGET_ARCH_x86 -I"$TMP" -I"$SRC" -c "$SRC/tracer.bpf.c" -o "$TMP/tracer.bpf.o"
 bpftool gen skeleton "$TMP/tracer.bpf.o" name tracer_bpf >"$TMP/tracer.skel.h"
 cc -O2 -Wall -I"$TMP" -I"$SRC" "$SRC/loader.c" -o "$TMP/osptrack-ebpf" -lbpf -lelf -lz
+# Syscall names by number (SIGSYS records name the trapped syscall), from the kernel headers.
+printf '#include <asm/unistd_64.h>\n' | cc -E -dM - | awk '$2 ~ /^__NR_/ {print $3 "\t" substr($2, 6)}' | sort -n >"$TMP/syscalls.tsv"
+install -m 0644 "$TMP/syscalls.tsv" "$OUT/syscalls.tsv"
 install -m 0755 "$TMP/osptrack-ebpf" "$OUT/osptrack-ebpf"
 echo "$OUT/osptrack-ebpf"

@@ -90,9 +90,9 @@ static const struct entry table[] = {
 	S(SYS_fchmodat, 1, 0, -1, -1, -1, -1, -1, SP_NONE),
 	S(SYS_link, 0, -1, 1, -1, -1, -1, -1, SP_NONE),
 	S(SYS_linkat, 1, 0, 3, 2, -1, -1, -1, SP_NONE),
-	/* symlink's target is not resolved here (it is relative to the link's folder): path 1 is. */
-	S(SYS_symlink, -1, -1, 1, -1, -1, 0, -1, SP_NONE),
-	S(SYS_symlinkat, -1, -1, 2, 1, -1, 0, -1, SP_NONE),
+	/* symlink's target (arg `addr`, read as is: it is relative to the link's folder); path 1 is the link. */
+	S(SYS_symlink, -1, -1, 1, -1, -1, 0, -1, SP_SYMLINK),
+	S(SYS_symlinkat, -1, -1, 2, 1, -1, 0, -1, SP_SYMLINK),
 	S(SYS_truncate, 0, -1, -1, -1, -1, -1, -1, SP_NONE),
 	S(SYS_ftruncate, -1, -1, -1, -1, 0, -1, -1, SP_NONE),
 	S(SYS_execve, 0, -1, -1, -1, -1, -1, -1, SP_EXEC),

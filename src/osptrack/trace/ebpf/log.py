@@ -11,6 +11,7 @@ Differences from strace's events are listed in docs/formats.md ("Tracer backends
 from __future__ import annotations
 
 import errno as errno_mod
+import functools
 import ipaddress
 import posixpath
 import struct
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from msgspec.structs import replace
 
+from osptrack.trace.ebpf import HERE
 from osptrack.trace.events import KIND_FILE, KIND_NETWORK, KIND_PROCESS, Event
 from osptrack.trace.sensitive import category as sensitive_category
 from osptrack.trace.strace import ARG_CAP, ParseStats
@@ -33,7 +35,7 @@ _ENTER = struct.Struct("<6Q6HI")  # args, len[6], pad
 _EXIT = struct.Struct("<qIHHHH16s")  # ret, mode, family, port, sotype, pad, addr
 _FORK = struct.Struct("<III")
 _TASK_EXIT = struct.Struct("<iB")
-_SIGNAL = struct.Struct("<i")
+_SIGNAL = struct.Struct("<iiiI")  # sig, si_code, syscall (SIGSYS), arch
 _HEADER = struct.Struct("<QqI")
 _LOST = struct.Struct("<Q")
 
@@ -75,6 +77,13 @@ O_DIRECTORY, O_PATH = 0o200000, 0o10000000
 _S_IFMT = 0o170000
 _FTYPES = {0o010000: "pipe", 0o140000: "socket", 0o020000: "chr", 0o060000: "blk", 0: "anon"}
 SOCK_DGRAM = 2
+# Kernel-internal codes a syscall exit shows when a signal interrupted it (strace's names).
+_KERNEL_ERRNOS = {
+    512: "ERESTARTSYS",
+    513: "ERESTARTNOINTR",
+    514: "ERESTARTNOHAND",
+    516: "ERESTART_RESTARTBLOCK",
+}
 
 
 @dataclass
@@ -263,14 +272,20 @@ class EbpfLogReader:
             del self._procs[tid]
             return events
         if rtype == REC_SIGNAL:
-            (sig,) = _SIGNAL.unpack_from(data, body)
+            sig, code, nr, arch = _SIGNAL.unpack_from(data, body)
             name = _SIGNALS.get(sig, f"SIG{sig}")
             proc = self._proc(tid)
+            # strace's rendering of the siginfo, which the records read (si_syscall of a SIGSYS)
+            info = f"{{si_signo={name}, si_code={code}"
+            if sig == 31 and nr >= 0:
+                arch_name = "AUDIT_ARCH_X86_64" if arch == 0xC000003E else hex(arch)
+                info += f", si_syscall=__NR_{syscall_name(nr)}, si_arch={arch_name}"
+            info += "}"
             return [
                 Event(
                     t=t, phase=self.phase, pid=tid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
                     syscall="signal", kind=KIND_PROCESS, op="signal", ret=None, errno=None,
-                    args=[name], signal=name, target_pid=tid,
+                    args=[f"{name} {info}"], signal=name, target_pid=tid,
                 )
             ]  # fmt: skip
         if rtype == REC_HEADER:
@@ -307,7 +322,7 @@ class EbpfLogReader:
             return None
         err = None
         if ret is not None and -4096 < ret < 0:
-            err = errno_mod.errorcode.get(-ret, f"E{-ret}")
+            err = errno_mod.errorcode.get(-ret) or _KERNEL_ERRNOS.get(-ret, f"E{-ret}")
             ret = -1
         proc = self._proc(tid)
         a = call.args
@@ -447,6 +462,24 @@ class EbpfLogReader:
             )  # fmt: skip
         self.stats.ignored += 1
         return None
+
+
+@functools.cache
+def _syscall_names() -> dict[int, str]:
+    table = HERE / "bin" / "syscalls.tsv"  # written by build.sh from the kernel headers
+    names = {nr: name for nr, name in SYSCALLS.items()}
+    try:
+        for line in table.read_text().splitlines():
+            nr, _, name = line.partition("\t")
+            if nr.isdigit() and name:
+                names[int(nr)] = name
+    except OSError:
+        pass
+    return names
+
+
+def syscall_name(nr: int) -> str:
+    return _syscall_names().get(nr, str(nr))
 
 
 def _signed(value: int) -> int:

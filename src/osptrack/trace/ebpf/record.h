@@ -7,7 +7,7 @@
 
 enum { REC_HEADER = 1, REC_ENTER = 2, REC_EXIT = 3, REC_FORK = 4, REC_TASK_EXIT = 5, REC_SIGNAL = 6, REC_LOST = 7, REC_RETRY = 8 };
 enum { F_TRUNCATED = 1, F_NOBASE = 2, F_RETRY = 4 };
-enum { SP_NONE = 0, SP_EXEC = 1, SP_SOCKADDR = 2, SP_SENDMSG = 3, SP_LISTEN = 4, SP_OPEN = 5 };
+enum { SP_NONE = 0, SP_EXEC = 1, SP_SOCKADDR = 2, SP_SENDMSG = 3, SP_LISTEN = 4, SP_OPEN = 5, SP_SYMLINK = 6 };
 
 #define SPEC_SLOTS 512
 #define MAX_RUNS 64 /* runs one resident tracer follows at once (slot 0 is unused) */
@@ -56,7 +56,7 @@ struct hdr {
 };
 
 /* data: len[0] bytes base of path 0 (components leaf first, NUL-terminated), len[1] path 0,
- * len[2] base of path 1, len[3] path 1, len[4] argv or sockaddr, len[5] envp. For fchmod,
+ * len[2] base of path 1, len[3] path 1, len[4] argv, sockaddr or symlink target, len[5] envp. For fchmod,
  * ftruncate, fchdir, len[0] is the fd's path (components). */
 struct enter_rec {
 	struct hdr h;
@@ -97,7 +97,9 @@ struct task_exit_rec {
 struct signal_rec {
 	struct hdr h;
 	s32 sig;
-	u32 pad;
+	s32 code;    /* si_code */
+	s32 syscall; /* SIGSYS from seccomp: the trapped syscall's number */
+	u32 arch;    /* and its AUDIT_ARCH_* */
 };
 
 /* Written by the loader: first record (magic, clock offset, root pid) and last (lost count). */

@@ -389,6 +389,10 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 		start = off;
 		off = put_user_bytes(r, off, (const void *)r->args[sp->addr & 7], r->args[sp->addrlen & 7]);
 		r->len[4] = off - start;
+	} else if (sp->special == SP_SYMLINK) {
+		start = off;
+		off = put_user_str(r, off, (const char *)r->args[sp->addr & 7]);
+		r->len[4] = off - start;
 	} else if (sp->special == SP_SENDMSG) {
 		struct user_msghdr mh = {};
 		if (!bpf_probe_read_user(&mh, sizeof(mh), (const void *)r->args[1])) {
@@ -581,6 +585,13 @@ int BPF_PROG(on_signal, int sig, struct kernel_siginfo *info, struct k_sigaction
 	}
 	fill_hdr(&r->h, REC_SIGNAL, 0, sizeof(*r), slot);
 	r->sig = sig;
+	r->code = BPF_CORE_READ(info, si_code);
+	r->syscall = -1;
+	r->arch = 0;
+	if (sig == 31) {  // SIGSYS: which syscall the seccomp filter trapped
+		r->syscall = BPF_CORE_READ(info, _sifields._sigsys._syscall);
+		r->arch = BPF_CORE_READ(info, _sifields._sigsys._arch);
+	}
 	bpf_ringbuf_submit(r, 0);
 	return 0;
 }

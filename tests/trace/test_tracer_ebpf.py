@@ -287,3 +287,19 @@ def test_the_strace_backend_still_reads_strace_logs(tmp_path: Path):
         e.path for e in strace_parse_log(log, "install")
     ]
     assert get("strace").lost(stats) == 0
+
+
+@needs_ebpf
+def test_a_run_without_probes_records_none_like_strace(tmp_path: Path):
+    script = "ls /home/osptrack-test-nobody/.ssh/id_rsa > /dev/null 2>&1; exit 0"  # absent: still a probe
+    seen = {}
+    for probes in (True, False):
+        log = tmp_path / f"p{probes}.log"
+        argv = [*get("ebpf").command(log, user=None, probes=probes), "/bin/sh", "-c", script]
+        work = tmp_path / f"w{probes}"
+        work.mkdir()
+        subprocess.run(
+            argv, env={"D": str(work), "PATH": "/usr/bin:/bin"}, capture_output=True, timeout=60, check=True
+        )
+        seen[probes] = [e for e in parse_log(log, "install") if e.op in ("stat", "access", "readlink")]
+    assert seen[True] and all(e.probe == "ssh" for e in seen[True]) and seen[False] == []

@@ -21,6 +21,7 @@ COMPONENTS = (
     "network namespaces",
     "cgroups",
     "seccomp",
+    "tracer",
 )
 
 
@@ -65,3 +66,19 @@ def test_doctor_on_a_ready_machine(tmp_path: Path) -> None:
     for name in COMPONENTS:
         assert name in lines and "ready" in lines[name], proc.stdout
     assert not list(tmp_path.iterdir()) and not list(Path("/sys/fs/cgroup/memory").glob("osptrack-doctor-*"))
+
+
+def test_the_tracer_line_says_which_and_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    from osptrack.trace.tracers import ebpf
+
+    line = {c.name: c for c in doctor.sandbox_checks()}["tracer"]
+    assert line.ready and line.detail.split()[0] in ("ebpf", "strace") and "(" in line.detail
+    monkeypatch.setenv("OSPTRACK_EBPF_LOADER", "/nonexistent/osptrack-ebpf")
+    ebpf._check.cache_clear()
+    try:
+        line = {c.name: c for c in doctor.sandbox_checks()}["tracer"]
+        assert line.ready and line.detail.startswith(
+            "strace (default, eBPF unavailable: the loader is not built"
+        )
+    finally:
+        ebpf._check.cache_clear()

@@ -44,7 +44,7 @@ from osptrack.target import PackageRef
 from osptrack.trace.events import Event, EventLog
 from osptrack.trace.refine import INIT
 from osptrack.trace.strace import ParseStats
-from osptrack.trace.tracers import Tracer, choose
+from osptrack.trace.tracers import Tracer, choose, default_name
 
 PHASES = ("install", "import", "execute")
 DEFAULT_PHASES = ("install", "import")
@@ -61,7 +61,9 @@ class AnalyzeOptions:
     limits: Limits = field(default_factory=Limits)
     capture_bytes: int = MAX_CAPTURE  # bytes of each network flow kept (request heads + bodies)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
-    tracer: str = "auto"  # osptrack.trace.tracers: auto (eBPF where possible), ebpf, strace
+    # osptrack.trace.tracers: auto (eBPF where possible), ebpf, strace; OSPTRACK_TRACER sets the
+    # default (CI or a machine that must compare both)
+    tracer: str = field(default_factory=default_name)
 
 
 @dataclass(frozen=True)

@@ -84,11 +84,11 @@ def analyze_command(
         typer.Option(help="Bytes kept per network flow (request heads and bodies); beyond, marked truncated"),
     ] = 1 << 20,  # fakenet.MAX_CAPTURE (not imported here: `--help` stays quick)
     tracer: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="auto (eBPF where the kernel allows it, else strace), ebpf or strace; see `osptrack doctor`"
+            help="auto (eBPF where the kernel allows it, else strace), ebpf or strace (default: $OSPTRACK_TRACER, else auto); see `osptrack doctor`"
         ),
-    ] = "auto",
+    ] = None,
 ) -> None:
     """Install, import and (with --phases) execute one package in the sandbox; record what it does.
 
@@ -97,6 +97,7 @@ def analyze_command(
     files, sockets, commands and DNS lookups go to a run folder.
     """
     from osptrack.run import AnalyzeOptions, analyze
+    from osptrack.trace.tracers import default_name
 
     if fail_on is not None and fail_on not in FAIL_LEVELS:
         raise BadInput(f"--fail-on {fail_on!r}: expected one of {', '.join(FAIL_LEVELS)}")
@@ -111,7 +112,7 @@ def analyze_command(
         deps_dirs=tuple(deps_dir or ()),
         online=online,
         capture_bytes=capture_bytes,
-        tracer=tracer,
+        tracer=tracer or default_name(),
     )
     outcome = analyze(ref, options, out)
     verdict = _verdict(outcome)

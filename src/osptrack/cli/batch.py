@@ -137,8 +137,11 @@ def batch_command(
         Path | None, typer.Option(help="With a labels .parquet: the samples folder whose archives to replay")
     ] = None,
     tracer: Annotated[
-        str, typer.Option(help="auto (eBPF where the kernel allows it, else strace), ebpf or strace")
-    ] = "auto",
+        str | None,
+        typer.Option(
+            help="auto (eBPF where the kernel allows it, else strace), ebpf or strace (default: $OSPTRACK_TRACER, else auto)"
+        ),
+    ] = None,
     analyzer: Annotated[str, typer.Option(hidden=True, help="module:function to call instead of analyze")] = (
         DEFAULT_ANALYZER
     ),
@@ -149,6 +152,7 @@ def batch_command(
     from osptrack.batch.store import is_url
     from osptrack.cli.analyze import parse_phases
     from osptrack.run import AnalyzeOptions
+    from osptrack.trace.tracers import default_name
 
     if cluster and workers != 1:
         raise BadInput("give either --workers or --cluster, not both")
@@ -167,8 +171,8 @@ def batch_command(
         check_sandbox()
         from osptrack.trace.tracers import choose
 
-        try:
-            choose(tracer)  # a tracer that cannot work here fails once, before any package
+        try:  # a tracer that cannot work here fails once, before any package
+            choose(tracer or default_name())
         except ValueError as exc:
             raise BadInput(str(exc)) from None
     listed = load_targets(targets, archives)
@@ -192,7 +196,7 @@ def batch_command(
             timeout_s=timeout,
             deps_dirs=tuple(p.resolve() for p in deps_dir or ()),
             online=online,
-            tracer=tracer,
+            tracer=tracer or default_name(),
         ),
     )
     console.print(f"{len(listed.targets)} targets from {listed.kind} {targets} -> {out}", highlight=False)

@@ -8,6 +8,7 @@ downstream of `parse` knows which one ran.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,11 @@ from osptrack.trace.events import Event
 from osptrack.trace.strace import ParseStats
 
 NAMES = ("auto", "ebpf", "strace")
+
+
+def default_name() -> str:
+    """`auto`, unless OSPTRACK_TRACER says otherwise (CI, or a machine comparing both)."""
+    return os.environ.get("OSPTRACK_TRACER", "auto")
 
 
 class Tracer(Protocol):

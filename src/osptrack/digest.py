@@ -24,7 +24,7 @@ import heapq
 import os
 import shlex
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -162,34 +162,36 @@ class RunDigest:
 
     def phase(self, phase: str, events: Iterable[Event], udp_sent: set[tuple[Any, Any]]) -> PhaseDigest:
         digest = self.phases[phase] = PhaseDigest(phase)
-        for e in self._refined(events, udp_sent):
-            self._add(digest, e)
-        return digest
-
-    def _refined(self, events: Iterable[Event], udp_sent: set[tuple[Any, Any]]) -> Iterator[Event]:
+        # the per-event loop of a run: bound methods, no call per consumer it can avoid
+        spool_add, aggregate_add = self.spool.add, digest.aggregate.add
+        verdict_of, alive_add, summary_add = self.classifier.verdict, digest.alive.add, self.summary.add
+        lookup_add, addresses, marker = digest.lookup.add, digest.addresses, self.marker
+        package_execs = digest.package_execs
+        count = 0
         for e in iter_without_sandbox_setup(events):
-            yield mark_lookup_probe(e, udp_sent) if e.kind == KIND_NETWORK else e
-
-    def _add(self, digest: PhaseDigest, e: Event) -> None:
-        self.spool.add(e)
-        digest.events += 1
-        digest.aggregate.add(e)
-        verdict = self.classifier.verdict(e)
-        digest.alive.add(e, verdict)
-        if e.kind == KIND_PROCESS and len(digest.package_execs) < PACKAGE_EXECS_KEPT:
-            line = exec_line(e, verdict)
-            if line is not None and line not in digest.package_execs:
-                digest.package_execs.append(line)
-        self.summary.add(e, verdict)
-        kind = e.kind
-        if kind == KIND_NETWORK:
-            digest.lookup.add(e)
-            if e.address:
-                digest.addresses.add(e.address)
-        elif kind == KIND_FILE and e.path == self.marker and e.op in ("write", "create") and e.errno is None:
-            self.stage_executed = True
-            if len(self.stage_writes) < STAGE_WRITES_KEPT:
-                self.stage_writes.append({"phase": e.phase, "pid": e.pid, "exe": e.exe, "t": e.t})
+            kind = e.kind
+            if kind == KIND_NETWORK:
+                e = mark_lookup_probe(e, udp_sent)
+            spool_add(e)
+            count += 1
+            aggregate_add(e)
+            verdict = verdict_of(e)
+            alive_add(e, verdict)
+            if kind == KIND_PROCESS and len(package_execs) < PACKAGE_EXECS_KEPT:
+                line = exec_line(e, verdict)
+                if line is not None and line not in package_execs:
+                    package_execs.append(line)
+            summary_add(e, verdict)
+            if kind == KIND_NETWORK:
+                lookup_add(e)
+                if e.address:
+                    addresses.add(e.address)
+            elif kind == KIND_FILE and e.path == marker and e.op in ("write", "create") and e.errno is None:
+                self.stage_executed = True
+                if len(self.stage_writes) < STAGE_WRITES_KEPT:
+                    self.stage_writes.append({"phase": e.phase, "pid": e.pid, "exe": e.exe, "t": e.t})
+        digest.events = count
+        return digest
 
     def second_stage_info(self) -> dict[str, Any]:
         """run.json's `second_stage_executed` and `second_stage` (fakenet.stages.second_stage_info)."""

@@ -11,6 +11,7 @@ import pytest
 
 from builders import make_wheel
 from osptrack.ecosystems.base import expand_home, home_relative
+from osptrack.sandbox.bwrap import USR_LOCAL_DIRS
 from osptrack.sandbox.persona import (
     UID,
     choose_persona,
@@ -57,6 +58,9 @@ report = {{
     "passwd": [l for l in open("/etc/passwd") if l.startswith(os.environ.get("USER", "?") + ":")],
     "dmi": open("/sys/class/dmi/id/sys_vendor").read().strip(),
     "hypervisor": "hypervisor" in open("/proc/cpuinfo").read(),
+    "usr_local": sorted(os.listdir("/usr/local")),
+    "usr_local_bin": sorted(os.listdir("/usr/local/bin")),
+    "persona_site": os.path.isdir("/usr/local/lib/python3.11/dist-packages/requests"),
 }}
 print("PROBE " + json.dumps(report), flush=True)
 if not any(report["signs"].values()):
@@ -117,6 +121,9 @@ def test_probe_finds_no_sandbox_sign_and_fires(tmp_path: Path) -> None:
     assert report["pid1"] == "/sbin/init\0" and report["comm1"] == "systemd"
     assert not report["secret_on_argv"] and not report["bwrap_on_argv"]
     assert not report["hypervisor"] and report["dmi"]
+    # A fresh Debian's empty /usr/local, whatever the host keeps in its own; the persona's site is there.
+    assert report["usr_local"] == sorted([*USR_LOCAL_DIRS, "man"]) and report["usr_local_bin"] == []
+    assert report["persona_site"]
     persona = json.loads((out / "run.json").read_text())["persona"]
     assert (report["uid"], report["user"], report["home"], report["hostname"]) == (
         UID,

@@ -252,10 +252,42 @@ def write_etc(spec: SandboxSpec, etc_dir: Path) -> None:
         path = overlay / _flat(inside)
         path.write_text(content)
         path.chmod(mode)
+    _write_usr_local(spec, etc_dir)
 
 
 def overlay_dir(etc_dir: Path) -> Path:
     return etc_dir.parent / "overlay"
+
+
+# A fresh Debian's /usr/local: the host's own (its tools, CUDA, docker) is no business of the
+# package and tells it whose machine this is.
+USR_LOCAL = "/usr/local"
+USR_LOCAL_DIRS = ("bin", "etc", "games", "include", "lib", "sbin", "share", "src")
+
+
+def usr_local_dir(etc_dir: Path) -> Path:
+    return etc_dir.parent / "usr-local"
+
+
+def _write_usr_local(spec: SandboxSpec, etc_dir: Path) -> None:
+    """The empty /usr/local, with the mount points the persona's binds need (it is bound read-only,
+    so bwrap could not make them inside)."""
+    root = usr_local_dir(etc_dir)
+    for name in USR_LOCAL_DIRS:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    (root / "man").unlink(missing_ok=True)
+    (root / "man").symlink_to("share/man")
+    points = [(inside, Path(host).is_dir()) for host, inside in spec.ro_binds]
+    points += [(inside, False) for inside in spec.overlay]
+    for inside, is_dir in points:
+        if not inside.startswith(USR_LOCAL + "/"):
+            continue
+        point = root / inside.removeprefix(USR_LOCAL + "/")
+        if is_dir:
+            point.mkdir(parents=True, exist_ok=True)
+        else:
+            point.parent.mkdir(parents=True, exist_ok=True)
+            point.touch()
 
 
 def _flat(inside: str) -> str:
@@ -300,6 +332,9 @@ def bwrap_argv(
         "--ro-bind",
         "/usr",
         "/usr",
+        "--ro-bind",
+        str(usr_local_dir(etc_dir)),
+        USR_LOCAL,
     ]
     for link in ("bin", "sbin", "lib", "lib64", "lib32", "libx32"):
         if Path(f"/{link}").is_symlink():

@@ -303,3 +303,67 @@ def test_a_run_without_probes_records_none_like_strace(tmp_path: Path):
         )
         seen[probes] = [e for e in parse_log(log, "install") if e.op in ("stat", "access", "readlink")]
     assert seen[True] and all(e.probe == "ssh" for e in seen[True]) and seen[False] == []
+
+
+# An execve whose argv strings sit in a file mapping never touched since mmap: at the syscall's
+# entry their pages are not mapped yet (Composer's `sh -c` had its words in a fresh binary's
+# .rodata), so the entry can only read the pointers; the kernel faults the strings in itself.
+# (The path, too, is unreadable at entry and, after a successful exec, in the new image.)
+EXEC_UNTOUCHED = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+def untouched(words):
+    # Each word on its own page of a fresh file, mapped and never read here.
+    path = f"{sys.argv[1]}/words-{len(os.listdir(sys.argv[1]))}"
+    with open(path, "wb") as f:
+        for w in words:
+            f.write(w.encode().ljust(PAGE, b"\0"))
+    fd = os.open(path, os.O_RDONLY)
+    base = libc.mmap(None, PAGE * len(words), 1, 2, fd, 0)  # PROT_READ, MAP_PRIVATE
+    return [base + i * PAGE for i in range(len(words))]
+
+def execve(path, resident, mapped, mapped_path=False):
+    keep = [ctypes.c_char_p(w.encode()) for w in resident]
+    ptrs = [ctypes.cast(k, ctypes.c_void_p).value for k in keep] + untouched(mapped) + [None]
+    argv = (ctypes.c_void_p * len(ptrs))(*ptrs)
+    envp = (ctypes.c_void_p * 1)(None)
+    where = untouched([path])[0] if mapped_path else path.encode()
+    return libc.execve(ctypes.c_void_p(where) if mapped_path else where, argv, envp)
+
+pid = os.fork()
+if pid == 0:  # a #! script: the interpreter rewrites argv[0]
+    execve(sys.argv[2], ["script0"], ["one", "two words"])
+    os._exit(99)
+os.waitpid(pid, 0)
+assert execve("/nonexistent/prog", [], ["gone0", "gone1"]) == -1  # ENOENT: never faulted in
+execve("/bin/echo", [], ["echo0", "-n", "stty -a | grep columns"], mapped_path=True)
+os._exit(98)
+"""
+
+
+@needs_ebpf
+def test_an_exec_records_argv_the_entry_could_not_read(tmp_path: Path):
+    from osptrack.trace.ebpf.log import UNREADABLE
+
+    work = tmp_path / "w"
+    work.mkdir()
+    script = tmp_path / "s.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+    prog = tmp_path / "p.py"
+    prog.write_text(EXEC_UNTOUCHED)
+    log = tmp_path / "t.log"
+    argv = [*get("ebpf").command(log, user=None), PY, str(prog), str(work), str(script)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "stty -a | grep columns", (proc.returncode, proc.stderr)
+    execs = {e.path: e for e in parse_log(log, "install") if e.op == "exec"}
+    assert (
+        execs["/bin/echo"].argv == ["echo0", "-n", "stty -a | grep columns"] and execs["/bin/echo"].ret == 0
+    )
+    assert execs[str(script)].argv == ["script0", "one", "two words"] and execs[str(script)].ret == 0
+    failed = execs["/nonexistent/prog"]
+    assert failed.errno == "ENOENT" and failed.argv == [UNREADABLE, UNREADABLE]

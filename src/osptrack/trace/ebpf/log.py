@@ -26,12 +26,18 @@ from osptrack.trace.events import KIND_FILE, KIND_NETWORK, KIND_PROCESS, Event
 from osptrack.trace.sensitive import category as sensitive_category
 from osptrack.trace.strace import ARG_CAP, ParseStats
 
-LOG_MAGIC = 0x4B525450534F0002
-REC_HEADER, REC_ENTER, REC_EXIT, REC_FORK, REC_TASK_EXIT, REC_SIGNAL, REC_LOST, REC_RETRY = range(1, 9)
-F_TRUNCATED, F_NOBASE, F_RETRY = 1, 2, 4
+LOG_MAGIC = 0x4B525450534F0003
+(REC_HEADER, REC_ENTER, REC_EXIT, REC_FORK, REC_TASK_EXIT, REC_SIGNAL, REC_LOST, REC_RETRY, REC_ARGV) = range(1, 10)  # fmt: skip
+F_TRUNCATED, F_NOBASE, F_RETRY, F_UNREADABLE, F_INTERP = 1, 2, 4, 8, 16
+_UNREADABLE_MARK = b"\xff"  # record.h's UNREADABLE_MARK: a string the kernel could not read
+# What an argv/env string unreadable at a failed execve's entry becomes (docs/formats.md).
+UNREADABLE = "<unreadable>"
+STR_MAX = 4096  # record.h: a string keeps at most STR_MAX - 1 bytes
+ARGV_CAP = 256
 
 _HDR = struct.Struct("<IBBHIIQII")  # size, type, flags, nr, tid, tgid, ts, slot, pad
 _ENTER = struct.Struct("<6Q6HI")  # args, len[6], pad
+_ARGV = struct.Struct("<IIII")  # flen, len, argc, pad
 _EXIT = struct.Struct("<qIHHHH16s")  # ret, mode, family, port, sotype, pad, addr
 _FORK = struct.Struct("<III")
 _TASK_EXIT = struct.Struct("<iB")
@@ -101,6 +107,8 @@ class _Enter:
     flags: int
     args: tuple[int, ...]
     blobs: list[bytes]
+    exec_argv: tuple[int, bytes] | None = None  # REC_ARGV's flags and argv: the exec succeeded
+    exec_path: bytes | None = None  # REC_ARGV's copy of the path execve got
 
 
 class _Proc:
@@ -121,6 +129,38 @@ def _strings(raw: bytes) -> list[str]:
     if items and items[-1] == b"":
         items.pop()
     return [i.decode("utf-8", "backslashreplace") for i in items]
+
+
+def _entry_strings(raw: bytes, flags: int) -> list[str]:
+    """argv/env read at the execve entry; strings the kernel could not read become UNREADABLE."""
+    if not flags & F_UNREADABLE:
+        return _strings(raw)
+    items = raw.split(b"\0")
+    if items and items[-1] == b"":
+        items.pop()
+    return [UNREADABLE if i == _UNREADABLE_MARK else i.decode("utf-8", "backslashreplace") for i in items]
+
+
+def _exec_argv(entry: list[str], flags: int, raw: bytes) -> tuple[list[str], bool]:
+    """The argv the caller passed, from the new image's (REC_ARGV), with the entry's limits.
+
+    An interpreter (#!, binfmt_misc) replaced argv[0] and put its own words first: then only
+    the new image's last len(entry) - 1 strings are the caller's, and argv[0] stays the entry's.
+    """
+    items = raw.split(b"\0")
+    if items and items[-1] == b"":
+        items.pop()
+    trunc = bool(flags & F_TRUNCATED)
+    if len(items) > ARGV_CAP:
+        items, trunc = items[:ARGV_CAP], True
+    cut = [i[: STR_MAX - 1] for i in items]
+    trunc = trunc or any(len(i) >= STR_MAX for i in items)
+    argv = [i.decode("utf-8", "backslashreplace") for i in cut]
+    if flags & F_INTERP:
+        if trunc or not entry or len(entry) - 1 > len(argv):
+            return entry, trunc
+        argv = entry[:1] + (argv[len(argv) - len(entry) + 1 :] if len(entry) > 1 else [])
+    return argv, trunc
 
 
 def _base(raw: bytes) -> str:
@@ -238,6 +278,16 @@ class EbpfLogReader:
                     if length and i in (1, 3):
                         call.blobs[i] = data[off : off + length]
                     off += length
+            return []
+        if rtype == REC_ARGV:  # the exec succeeded: argv from the new image (always readable)
+            flen, length, _, _ = _ARGV.unpack_from(data, body)
+            call = self._inflight.get(tid)
+            if call is not None:
+                start = body + _ARGV.size
+                if flen:
+                    call.exec_path = data[start : start + flen]
+                if length and not flags & F_UNREADABLE:
+                    call.exec_argv = (flags, data[start + flen : start + flen + length])
             return []
         if rtype == REC_EXIT:
             ret, mode, family, port, sotype, _, addr = _EXIT.unpack_from(data, body)
@@ -404,9 +454,14 @@ class EbpfLogReader:
                 path2=link, truncated=trunc,
             )  # fmt: skip
         if name in ("execve", "execveat"):
+            if err is None and ret == 0 and call.flags & F_RETRY and call.exec_path is not None:
+                b[1] = call.exec_path  # the exit's re-read was of the new image: the kernel's copy
             path, raw = path_of(0)
-            argv = _strings(b[4])
-            env = _strings(b[5])
+            argv = _entry_strings(b[4], call.flags)
+            env = _entry_strings(b[5], call.flags)
+            if err is None and ret == 0 and call.exec_argv is not None:
+                argv, argv_trunc = _exec_argv(argv, *call.exec_argv)
+                trunc = trunc or argv_trunc
             ev = replace(common, kind=KIND_PROCESS, op="exec", args=[_quote(raw)], path=path, argv=argv, env=env,
                 truncated=trunc,
             )  # fmt: skip

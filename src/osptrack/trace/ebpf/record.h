@@ -3,10 +3,14 @@
 #ifndef OSPTRACK_RECORD_H
 #define OSPTRACK_RECORD_H
 
-#define LOG_MAGIC 0x4b525450534f0002ULL /* "OSPTRK" + version 2 */
+#define LOG_MAGIC 0x4b525450534f0003ULL /* "OSPTRK" + version 3 */
 
-enum { REC_HEADER = 1, REC_ENTER = 2, REC_EXIT = 3, REC_FORK = 4, REC_TASK_EXIT = 5, REC_SIGNAL = 6, REC_LOST = 7, REC_RETRY = 8 };
-enum { F_TRUNCATED = 1, F_NOBASE = 2, F_RETRY = 4 };
+enum { REC_HEADER = 1, REC_ENTER = 2, REC_EXIT = 3, REC_FORK = 4, REC_TASK_EXIT = 5, REC_SIGNAL = 6, REC_LOST = 7, REC_RETRY = 8, REC_ARGV = 9 };
+/* F_UNREADABLE: an argv/env string could not be read at entry (written as UNREADABLE_MARK).
+ * F_INTERP (REC_ARGV): a #! or binfmt_misc interpreter rewrote argv (argv[0] replaced, its own
+ * name and argument put first), so only the tail is the caller's. */
+enum { F_TRUNCATED = 1, F_NOBASE = 2, F_RETRY = 4, F_UNREADABLE = 8, F_INTERP = 16 };
+#define UNREADABLE_MARK 0xff /* one byte, then the NUL: not valid UTF-8, so not a real argument */
 enum { SP_NONE = 0, SP_EXEC = 1, SP_SOCKADDR = 2, SP_SENDMSG = 3, SP_LISTEN = 4, SP_OPEN = 5, SP_SYMLINK = 6 };
 
 #define SPEC_SLOTS 512
@@ -77,6 +81,21 @@ struct exit_rec {
 	u16 sotype;
 	u16 pad;
 	u8 addr[16];
+};
+
+/* REC_ARGV, at sched_process_exec (the exec succeeded): the program's path as execve got it
+ * (bprm->filename, a kernel copy: flen bytes with its NUL), then the new image's argv as the
+ * kernel laid it out (mm->arg_start..arg_end, NUL-separated), up to DATA_HALF bytes. The
+ * caller's strings at the execve entry can be unreadable (a page not faulted in yet), and
+ * cannot be read again at the exit (the old image is gone); these copies can. `tid` is the
+ * tid that called execve (it changes when a non-leader thread execs). */
+struct argv_rec {
+	struct hdr h;
+	u32 flen;
+	u32 len;  /* argv bytes, after the path */
+	u32 argc; /* the new image's argc */
+	u32 pad;
+	u8 data[STR_MAX + DATA_HALF];
 };
 
 struct fork_rec {

@@ -281,7 +281,19 @@ static long arr_step(u64 i, void *ctx)
 	}
 	if (bpf_probe_read_user(&s, sizeof(s), &a->arr[i]) || !s)
 		return 1;
+	u32 start = a->off;
 	a->off = put_user_str(a->r, a->off, s);
+	// A string not paged in yet reads as nothing: say so, rather than record a silent "".
+	// (On a successful exec REC_ARGV replaces argv; this stays for failed ones, and for env.)
+	if (a->off == start + 1 && start < DATA_HALF - 1 && *at(a->r, start) == 0) {
+		char c = 0;
+		if (bpf_probe_read_user(&c, 1, s)) {
+			*at(a->r, start) = UNREADABLE_MARK;
+			*at(a->r, start + 1) = 0;
+			a->off = start + 2;
+			a->r->h.flags |= F_UNREADABLE;
+		}
+	}
 	return 0;
 }
 
@@ -511,6 +523,59 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 		}
 	}
 	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct argv_rec);
+} argv_scratch SEC(".maps");
+
+// A successful exec: the new image's argv. The kernel wrote those pages during the exec
+// (copy_strings), so they are resident, unlike the caller's strings at the execve entry.
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	u32 slot = slot_of_current();
+	if (!slot)
+		return 0;
+	u32 zero = 0;
+	struct argv_rec *r = bpf_map_lookup_elem(&argv_scratch, &zero);
+	if (!r)
+		return 0;
+	fill_hdr(&r->h, REC_ARGV, 0, 0, slot);
+	r->h.tid = old_pid;
+	r->argc = BPF_CORE_READ(bprm, argc);
+	if (BPF_CORE_READ(bprm, interp) != BPF_CORE_READ(bprm, filename))
+		r->h.flags |= F_INTERP;
+	long fl = bpf_probe_read_kernel_str(r->data, STR_MAX, BPF_CORE_READ(bprm, filename));
+	u64 flen = fl > 0 ? fl : 0;
+	asm volatile("%[f] &= 0xfff" : [f] "+r"(flen));  // < STR_MAX, for the verifier
+	r->flen = flen;
+	u64 start = BPF_CORE_READ(p, mm, arg_start);
+	u64 end = BPF_CORE_READ(p, mm, arg_end);
+	u64 len = end > start ? end - start : 0;
+	if (len > DATA_HALF) {
+		len = DATA_HALF;
+		r->h.flags |= F_TRUNCATED;
+	}
+	asm volatile("" : "+r"(len));
+	if (len > DATA_HALF)
+		len = DATA_HALF;
+	if (len && bpf_probe_read_user(&r->data[flen], len, (const void *)start)) {
+		len = 0;  // the reader keeps the entry's argv
+		r->h.flags |= F_UNREADABLE;
+	}
+	r->len = len;
+	u64 size = sizeof(*r) - sizeof(r->data) + flen + len;
+	asm volatile("" : "+r"(size));
+	if (size > sizeof(*r))
+		size = sizeof(*r);
+	r->h.size = size;
+	if (bpf_ringbuf_output(&rb, r, size, 0))
+		count_lost(slot);
 	return 0;
 }
 

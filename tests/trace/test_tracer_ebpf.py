@@ -59,6 +59,22 @@ def test_auto_is_ebpf_where_it_loads():
     assert choice.tracer.name == "ebpf" and choice.reason.startswith("default:")
 
 
+@needs_ebpf
+def test_a_loader_from_another_build_is_not_used(tmp_path: Path, monkeypatch):
+    # bin/ is not in git: a checkout whose loader predates the sources must not be read with
+    # this reader (another record format); auto falls back to strace and says why.
+    stale = tmp_path / "osptrack-ebpf"
+    stale.write_text("#!/bin/sh\necho ok\n")  # what a version-2 loader's --check printed
+    stale.chmod(0o755)
+    monkeypatch.setenv("OSPTRACK_EBPF_LOADER", str(stale))
+    ebpf_backend._check.cache_clear()
+    try:
+        auto = choose("auto")
+        assert auto.tracer.name == "strace" and "another build" in auto.reason, auto.reason
+    finally:
+        ebpf_backend._check.cache_clear()
+
+
 # ---------------------------------------------------------------- the log reader, no kernel
 
 _HDR = struct.Struct("<IBBHIIQII")

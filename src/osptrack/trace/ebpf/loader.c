@@ -4,7 +4,8 @@
 //   osptrack-ebpf [-u USER] -o LOG -- COMMAND...              load, trace COMMAND, unload
 //   osptrack-ebpf --serve SOCKET [--idle-exit S]               resident: load once, serve runs
 //   osptrack-ebpf --server SOCKET [-u USER] -o LOG -- COMMAND  trace COMMAND through the resident one
-//   osptrack-ebpf --check                                      can this kernel load it? (exit 0)
+//   osptrack-ebpf --check                                      can this kernel load it? (exit 0,
+//                                                              "ok MAGIC": the log format it writes)
 //
 // COMMAND is forked (as USER) and waits on a pipe until its pid is in the kernel's `tracked`
 // map with the run's slot: nothing it does is untraced. Records go to LOG until COMMAND and
@@ -529,7 +530,7 @@ int main(int argc, char **argv)
 	}
 	if (check) {
 		tracer_bpf__destroy(load(0));
-		puts("ok");
+		printf("ok %llx\n", (unsigned long long)LOG_MAGIC); /* the log format this build writes */
 		return 0;
 	}
 	if (serve_path)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from osptrack.trace.ebpf import loader_path
-from osptrack.trace.ebpf.log import EbpfStats, parse_log
+from osptrack.trace.ebpf.log import LOG_MAGIC, EbpfStats, parse_log
 from osptrack.trace.events import Event
 from osptrack.trace.strace import ParseStats
 
@@ -44,6 +44,9 @@ def _check() -> tuple[bool, str]:
     if done.returncode != 0:
         last = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
         return False, f"the kernel refused the BPF programs: {last[0]}"
+    if done.stdout.split() != [b"ok", f"{LOG_MAGIC:x}".encode()]:
+        # Built from older sources (bin/ is not in git): its logs would not read here.
+        return False, f"{loader} is from another build of osptrack (bash scripts/setup.sh rebuilds it)"
     return True, f"kernel {os.uname().release} loads the tracepoint programs"
 
 

@@ -5,59 +5,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from loopback_fake import LoopbackFake
 
 from osptrack.registry.cratesio import index_path
 from osptrack.registry.upstream import Upstream
 
 
 @dataclass
-class FakeEcosystems:
+class FakeEcosystems(LoopbackFake):
     crates: dict[str, list[tuple[dict, Path]]] = field(default_factory=dict)  # name -> (index line, .crate)
     composer: dict[str, list[tuple[dict, Path]]] = field(default_factory=dict)  # name -> (composer.json, zip)
     gems: dict[str, list[tuple[str, str, Path]]] = field(default_factory=dict)  # name -> (version, deps, gem)
     mode: str = "ok"
     hits: list[str] = field(default_factory=list)
 
-    def start(self) -> FakeEcosystems:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                fake.hits.append(self.path)
-                body, is_file = fake.answer(self.path)
-                if body is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                truncate = fake.mode == "truncated" and is_file
-                if fake.mode == "badhash" and is_file:
-                    body = body[:-10] + b"x" * 10
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body) + (1000 if truncate else 0)))
-                self.end_headers()
-                self.wfile.write(body)
-                if truncate:
-                    self.close_connection = True
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+    def reply(self, path: str) -> tuple[bytes | None, str, bool]:
+        body, is_file = self.answer(path)
+        if body is not None and self.mode == "badhash" and is_file:
+            body = body[:-10] + b"x" * 10
+        return body, "", is_file
 
     def upstream(self) -> Upstream:
         return Upstream(

@@ -5,16 +5,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from loopback_fake import LoopbackFake
 
 from osptrack.registry.upstream import Upstream
 
 
 @dataclass
-class FakeRegistry:
+class FakeRegistry(LoopbackFake):
     pypi: dict[str, list[Path]] = field(default_factory=dict)  # normalised name -> files
     npm: dict[str, list[tuple[str, dict, Path]]] = field(
         default_factory=dict
@@ -22,45 +22,9 @@ class FakeRegistry:
     mode: str = "ok"  # "ok", "malformed", "truncated", "truncated-page", "badhash"
     hits: list[str] = field(default_factory=list)
 
-    def start(self) -> FakeRegistry:
-        registry = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                registry.hits.append(self.path)
-                body, ctype = registry.answer(self.path)
-                if body is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                is_file = "/files/" in self.path or "/-/" in self.path
-                truncate = (registry.mode == "truncated" and is_file) or (
-                    registry.mode == "truncated-page" and not is_file
-                )
-                self.send_header("Content-Length", str(len(body) + (1000 if truncate else 0)))
-                self.end_headers()
-                self.wfile.write(body)
-                if truncate:
-                    self.close_connection = True
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+    def reply(self, path: str) -> tuple[bytes | None, str, bool]:
+        body, ctype = self.answer(path)
+        return body, ctype, "/files/" in path or "/-/" in path
 
     def upstream(self) -> Upstream:
         return Upstream(

@@ -39,7 +39,6 @@ from typing import Any
 CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus"
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
 OSPTRACK = Path(sys.executable).with_name("osptrack")
-SIDES = ("bare", "in-process", "cli")
 
 
 @contextlib.contextmanager
@@ -146,7 +145,9 @@ def _run(cmd: list[str], env: dict[str, str], cwd: Path) -> None:
     )
 
 
-def in_process(entry: dict[str, Any], scratch: Path) -> float:
+def timed_analyze(entry: dict[str, Any], scratch: Path, **options: Any) -> float:
+    """Seconds of one in-process `analyze()` of a corpus entry (extra AnalyzeOptions in `options`);
+    exits unless every phase completed. tracer.py and strace_levers.py time their sides with it."""
     from osptrack.run import AnalyzeOptions, analyze
     from osptrack.target import parse_target
 
@@ -154,13 +155,34 @@ def in_process(entry: dict[str, Any], scratch: Path) -> float:
     t0 = time.monotonic()
     outcome = analyze(
         parse_target(entry["ecosystem"], str(archive)),
-        AnalyzeOptions(timeout_s=300, deps_dirs=(archive.parent,)),
+        AnalyzeOptions(timeout_s=300, deps_dirs=(archive.parent,), **options),
         scratch / "run",
     )
     took = time.monotonic() - t0
     if set(outcome.statuses.values()) != {"completed"}:
-        raise SystemExit(f"{entry['name']}: analysis did not complete: {outcome.statuses}")
+        raise SystemExit(f"{entry['name']}: analysis did not complete ({options}): {outcome.statuses}")
     return took
+
+
+def in_process(entry: dict[str, Any], scratch: Path) -> float:
+    return timed_analyze(entry, scratch)
+
+
+def rotated_samples(
+    entry: dict[str, Any], runs: dict[str, Callable[[dict[str, Any], Path], float]], repeat: int, fast: Path
+) -> dict[str, list[float]]:
+    """`repeat` rounds of every side, each side first in turn; bare scratch on the tmpfs `fast`."""
+    sides = list(runs)
+    samples: dict[str, list[float]] = {s: [] for s in sides}
+    for i in range(repeat):
+        k = i % len(sides)
+        for side in sides[k:] + sides[:k]:
+            scratch = Path(tempfile.mkdtemp(prefix="osptrack-bench-", dir=fast if side == "bare" else None))
+            try:
+                samples[side].append(runs[side](entry, scratch))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+    return samples
 
 
 def cli(entry: dict[str, Any], scratch: Path) -> float:
@@ -219,17 +241,7 @@ def main() -> int:
               f" ({filesystem(Path(tempfile.gettempdir()))})")  # fmt: skip
         print(f"load average before: {load_before}, {os.cpu_count()} cores; {repeat} round(s) per package")
         for entry in entries:
-            samples: dict[str, list[float]] = {s: [] for s in SIDES}
-            for i in range(repeat):
-                order = SIDES[i % 3 :] + SIDES[: i % 3]  # rotate: each side goes first in turn
-                for side in order:
-                    scratch = Path(
-                        tempfile.mkdtemp(prefix="osptrack-bench-", dir=fast if side == "bare" else None)
-                    )
-                    try:
-                        samples[side].append(runs[side](entry, scratch))
-                    finally:
-                        shutil.rmtree(scratch, ignore_errors=True)
+            samples = rotated_samples(entry, runs, repeat, fast)
             med = {s: statistics.median(v) for s, v in samples.items()}
             row = {
                 "ecosystem": entry["ecosystem"],

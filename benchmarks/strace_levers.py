@@ -42,12 +42,10 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-import osptrack.run
-from osptrack.run import AnalyzeOptions, analyze
 from osptrack.sandbox import runner
 from osptrack.sandbox.fakenet import core
-from osptrack.target import parse_target
 from osptrack.trace import strace
+from osptrack.trace.tracers import strace as strace_backend
 
 CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus"
 DEFAULT_NAMES = "six,left-pad,requests,lodash"
@@ -99,7 +97,8 @@ def _patched(obj: object, name: str, value: object) -> Iterator[None]:
 
 
 LEVERS: dict[str, Callable[[ExitStack], None]] = {
-    "pidns": lambda s: s.enter_context(_patched(osptrack.run, "strace_command", _translated_command)),
+    # The strace backend builds its argv through this name (osptrack.trace.tracers.strace).
+    "pidns": lambda s: s.enter_context(_patched(strace_backend, "strace_command", _translated_command)),
     "wait": lambda s: s.enter_context(_patched(runner._ExitWatch, "__init__", _polling_watch_init)),
     "settle": lambda s: s.enter_context(_patched(core.FakeNetwork, "settle", _old_settle)),
 }
@@ -116,20 +115,12 @@ CONFIGS: dict[str, tuple[str, ...]] = {
 
 
 def traced(entry: dict, scratch: Path, old: tuple[str, ...]) -> float:
-    archive = CORPUS / entry["archive"]
+    from overhead import timed_analyze  # sibling script: benchmarks/ is sys.path[0]
+
     with ExitStack() as stack:
         for lever in old:
             LEVERS[lever](stack)
-        t0 = time.monotonic()
-        outcome = analyze(
-            parse_target(entry["ecosystem"], str(archive)),
-            AnalyzeOptions(timeout_s=300, deps_dirs=(archive.parent,)),
-            scratch / "run",
-        )
-        took = time.monotonic() - t0
-    if set(outcome.statuses.values()) != {"completed"}:
-        raise SystemExit(f"{entry['name']}: analysis did not complete: {outcome.statuses}")
-    return took
+        return timed_analyze(entry, scratch, tracer="strace")  # the levers are strace's
 
 
 def _bare() -> tuple[Callable[[dict, Path], float], Callable[[], Any]] | None:

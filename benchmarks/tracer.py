@@ -19,38 +19,27 @@ Prints medians per side, the ratios against bare and eBPF against strace, and th
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import CORPUS, bare, filesystem, loadavg, tmpfs_root  # noqa: E402
+from overhead import CORPUS, bare, filesystem, loadavg, rotated_samples, timed_analyze, tmpfs_root  # noqa: E402
 
 SIDES = ("bare", "ebpf", "strace")
 DEFAULT_NAMES = "six,requests,left-pad,chalk"
 
 
 def traced(entry: dict[str, Any], scratch: Path, tracer: str) -> float:
-    from osptrack.run import AnalyzeOptions, analyze
-    from osptrack.target import parse_target
-
-    archive = CORPUS / entry["archive"]
-    t0 = time.monotonic()
-    outcome = analyze(
-        parse_target(entry["ecosystem"], str(archive)),
-        AnalyzeOptions(timeout_s=300, deps_dirs=(archive.parent,), tracer=tracer),
-        scratch / "run",
-    )
-    took = time.monotonic() - t0
-    if set(outcome.statuses.values()) != {"completed"}:
-        raise SystemExit(f"{entry['name']}: analysis did not complete under {tracer}: {outcome.statuses}")
+    took = timed_analyze(entry, scratch, tracer=tracer)
     phases = json.loads((scratch / "run" / "run.json").read_text())["phases"]
     if any(p.get("tracer") != tracer or p.get("trace_lost_events") for p in phases.values()):
         raise SystemExit(f"{entry['name']}: not traced by {tracer}, or events lost: {phases}")
@@ -126,18 +115,9 @@ def main() -> int:
     with tmpfs_root() as fast:
         print(f"bare side on {fast} ({filesystem(fast)})")
         for entry in entries:
-            samples: dict[str, list[float]] = {s: [] for s in SIDES}
-            for i in range(repeat):
-                order = SIDES[i % 3 :] + SIDES[: i % 3]
-                for side in order:
-                    scratch = Path(
-                        tempfile.mkdtemp(prefix="osptrack-bench-", dir=fast if side == "bare" else None)
-                    )
-                    try:
-                        took = bare(entry, scratch) if side == "bare" else traced(entry, scratch, side)
-                        samples[side].append(took)
-                    finally:
-                        shutil.rmtree(scratch, ignore_errors=True)
+            runs: dict[str, Callable[[dict[str, Any], Path], float]] = {"bare": bare}
+            runs.update({t: functools.partial(traced, tracer=t) for t in SIDES[1:]})
+            samples = rotated_samples(entry, runs, repeat, fast)
             med = {s: statistics.median(v) for s, v in samples.items()}
             row = {
                 "ecosystem": entry["ecosystem"],

@@ -36,7 +36,7 @@ _RULES: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
     ),
     "npm": (
         (
-            re.compile(r"(?:No matching version found for|notarget No matching version found for) (\S+)"),
+            re.compile(r"No matching version found for (\S+)"),  # also after npm's "notarget"
             "resolution failed: no version of {0} in the registry (no lifecycle script ran)",
         ),
         (

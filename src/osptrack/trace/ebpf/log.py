@@ -13,11 +13,13 @@ from __future__ import annotations
 import errno as errno_mod
 import functools
 import ipaddress
+import operator
 import posixpath
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from msgspec.structs import replace
 
@@ -67,6 +69,8 @@ _PROBES = {
     "stat": "stat", "lstat": "stat", "newfstatat": "stat", "statx": "stat", "access": "access",
     "faccessat": "access", "faccessat2": "access", "readlink": "readlink", "readlinkat": "readlink",
 }  # fmt: skip
+_AT_PROBES = frozenset({"newfstatat", "statx", "faccessat", "faccessat2", "readlinkat"})  # a dirfd first
+_TWO_PATHS = frozenset({"rename", "renameat", "renameat2", "link", "linkat"})
 _CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
 _SIGNALS = {4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 11: "SIGSEGV", 24: "SIGXCPU", 25: "SIGXFSZ", 31: "SIGSYS"}
 _SIGNAMES = {
@@ -83,6 +87,8 @@ O_DIRECTORY, O_PATH = 0o200000, 0o10000000
 _S_IFMT = 0o170000
 _FTYPES = {0o010000: "pipe", 0o140000: "socket", 0o020000: "chr", 0o060000: "blk", 0: "anon"}
 SOCK_DGRAM = 2
+_T = operator.attrgetter("t")
+_PATH_CACHE_MAX = 1 << 16  # distinct (base, path) pairs kept decoded
 # Kernel-internal codes a syscall exit shows when a signal interrupted it (strace's names).
 _KERNEL_ERRNOS = {
     512: "ERESTARTSYS",
@@ -98,17 +104,6 @@ class EbpfStats(ParseStats):
 
     lost: int = 0  # ring buffer full, or the traced-task map full: the trace is incomplete
     records: int = 0
-
-
-@dataclass
-class _Enter:
-    t: float
-    nr: int
-    flags: int
-    args: tuple[int, ...]
-    blobs: list[bytes]
-    exec_argv: tuple[int, bytes] | None = None  # REC_ARGV's flags and argv: the exec succeeded
-    exec_path: bytes | None = None  # REC_ARGV's copy of the path execve got
 
 
 class _Proc:
@@ -204,7 +199,14 @@ def _sockaddr(raw: bytes) -> tuple[str, str | None, int | None] | None:
 
 
 class EbpfLogReader:
-    """Streams Events from one phase's log, in the order the calls started."""
+    """Streams Events from one phase's log, in the order the calls started.
+
+    Decoding is the host's share of tracing (a digest waits for it), so the hot part is lean:
+    entry and exit records, all but a handful of a log's, are decoded inline in `_decode` with
+    precompiled structs; a call in flight is a list, not an object; a path's string, its join
+    with the base and its quoted form are made once per distinct (base, path) bytes, and a
+    probe of a path that cannot be sensitive is dropped before anything else is built.
+    """
 
     def __init__(self, phase: str, stats: EbpfStats | None = None) -> None:
         self.phase = phase
@@ -212,71 +214,94 @@ class EbpfLogReader:
         self.boot_to_epoch = 0.0
         self.root: int | None = None
         self._procs: dict[int, _Proc] = {}
-        self._inflight: dict[int, _Enter] = {}
+        # tid -> [t, nr, flags, args, blobs, exec_argv, exec_path] (exec_*: from REC_ARGV)
+        self._inflight: dict[int, list[Any]] = {}
         self._forks: dict[int, tuple[int, int, int]] = {}  # parent tid -> (child tid, tgid, ns tid)
         self._nspid: dict[int, int] = {}  # namespace tid -> host tid (kill targets)
         self._tgid: dict[int, int] = {}
+        self._paths: dict[object, tuple[str, str, str]] = {}  # see _path_of
 
     def read(self, path: Path) -> Iterator[Event]:
-        data = path.read_bytes()
-        pos, n = 0, len(data)
-        out: list[tuple[float, int, Event]] = []
-        seq = 0
-        while pos + _HDR.size <= n:
-            size, rtype, flags, nr, tid, tgid, ts, _, _ = _HDR.unpack_from(data, pos)
-            if size < _HDR.size or pos + size > n:
-                self.stats.truncated = True
-                break
-            body = pos + _HDR.size
-            self.stats.records += 1
-            t = ts / 1e9 + self.boot_to_epoch
-            for ev in self._record(rtype, flags, nr, tid, tgid, t, data, body, pos + size):
-                out.append((ev.t, seq, ev))
-                seq += 1
-            pos += size
+        yield from self._decode(path.read_bytes())
+
+    def _decode(self, data: bytes) -> list[Event]:
+        stats = self.stats
+        out: list[Event] = []
+        append = out.append
+        hdr, enter, exit_ = _HDR.unpack_from, _ENTER.unpack_from, _EXIT.unpack_from
+        hsize, esize = _HDR.size, _ENTER.size
+        inflight, tgids, finish = self._inflight, self._tgid, self._finish
+        boot = self.boot_to_epoch
+        pos, n, records = 0, len(data), 0
+        try:
+            while pos + hsize <= n:
+                size, rtype, flags, nr, tid, tgid, ts, _, _ = hdr(data, pos)
+                end = pos + size
+                if size < hsize or end > n:
+                    stats.truncated = True
+                    break
+                records += 1
+                body = pos + hsize
+                if rtype == REC_EXIT:
+                    ret, mode, family, port, sotype, _, addr = exit_(data, body)
+                    ev = finish(tid, ret, (mode, family, port, sotype, addr))
+                    if ev is not None:
+                        append(ev)
+                elif rtype == REC_ENTER:
+                    a0, a1, a2, a3, a4, a5, l0, l1, l2, l3, l4, l5, _ = enter(data, body)
+                    o0 = body + esize
+                    o1 = o0 + l0
+                    o2 = o1 + l1
+                    o3 = o2 + l2
+                    o4 = o3 + l3
+                    o5 = o4 + l4
+                    blobs = [
+                        data[o0:o1],
+                        data[o1:o2],
+                        data[o2:o3],
+                        data[o3:o4],
+                        data[o4:o5],
+                        data[o5 : o5 + l5],
+                    ]
+                    tgids[tid] = tgid
+                    if tid in inflight:  # an entry with no exit: the call was interrupted for good
+                        ev = finish(tid, None, None)
+                        if ev is not None:
+                            append(ev)
+                    inflight[tid] = [ts / 1e9 + boot, nr, flags, (a0, a1, a2, a3, a4, a5), blobs, None, None]
+                else:
+                    out.extend(self._record(rtype, flags, tid, tgid, ts / 1e9 + boot, data, body))
+                    boot = self.boot_to_epoch  # set by the header record
+                pos = end
+        finally:
+            stats.records += records
         if pos < n:
-            self.stats.truncated = True
-        for tid in list(self._inflight):  # calls that never returned (the log was cut)
-            last = self._finish(tid, None, None)
+            stats.truncated = True
+        for tid in list(inflight):  # calls that never returned (the log was cut)
+            last = finish(tid, None, None)
             if last is not None:
-                out.append((last.t, seq, last))
-                seq += 1
-        # Events are produced at each call's end; strace lists them where they started.
-        out.sort(key=lambda item: (item[0], item[1]))
-        self.stats.events += len(out)
-        for _, _, ev in out:
-            yield ev
+                append(last)
+        # Events are produced at each call's end; strace lists them where they started. The
+        # sort is stable: calls that started at the same time stay in the order they ended.
+        out.sort(key=_T)
+        stats.events += len(out)
+        return out
 
     # ------------------------------------------------------------ records
 
     def _record(
-        self, rtype: int, flags: int, nr: int, tid: int, tgid: int, t: float, data: bytes, body: int, end: int
+        self, rtype: int, flags: int, tid: int, tgid: int, t: float, data: bytes, body: int
     ) -> list[Event]:
-        if rtype == REC_ENTER:
-            vals = _ENTER.unpack_from(data, body)
-            args, lens = vals[:6], vals[6:12]
-            blobs, off = [], body + _ENTER.size
-            for length in lens:
-                blobs.append(data[off : off + length])
-                off += length
-            self._tgid[tid] = tgid
-            prior = self._inflight.pop(tid, None)
-            events = []
-            if prior is not None:  # an entry with no exit: the call was interrupted for good
-                self._inflight[tid] = prior
-                ev = self._finish(tid, None, None)
-                if ev is not None:
-                    events.append(ev)
-            self._inflight[tid] = _Enter(t, nr, flags, args, blobs)
-            return events
+        """Every record but REC_ENTER and REC_EXIT (which _decode reads itself)."""
         if rtype == REC_RETRY:  # path arguments read again at exit (not paged in at entry)
             call = self._inflight.get(tid)
             if call is not None:
                 lens = _ENTER.unpack_from(data, body)[6:12]
                 off = body + _ENTER.size
+                blobs = call[4]
                 for i, length in enumerate(lens):
                     if length and i in (1, 3):
-                        call.blobs[i] = data[off : off + length]
+                        blobs[i] = data[off : off + length]
                     off += length
             return []
         if rtype == REC_ARGV:  # the exec succeeded: argv from the new image (always readable)
@@ -285,14 +310,10 @@ class EbpfLogReader:
             if call is not None:
                 start = body + _ARGV.size
                 if flen:
-                    call.exec_path = data[start : start + flen]
+                    call[6] = data[start : start + flen]
                 if length and not flags & F_UNREADABLE:
-                    call.exec_argv = (flags, data[start + flen : start + flen + length])
+                    call[5] = (flags, data[start + flen : start + flen + length])
             return []
-        if rtype == REC_EXIT:
-            ret, mode, family, port, sotype, _, addr = _EXIT.unpack_from(data, body)
-            ev = self._finish(tid, ret, (mode, family, port, sotype, addr))
-            return [ev] if ev is not None else []
         if rtype == REC_FORK:
             child, ctgid, nstid = _FORK.unpack_from(data, body)
             parent = self._proc(tid)
@@ -358,6 +379,28 @@ class EbpfLogReader:
             proc = self._procs[tid] = _Proc(None, None)
         return proc
 
+    def _path_of(self, blobs: list[bytes], slot: int, flags: int) -> tuple[str, str, str]:
+        """Path argument `slot` of a call: (absolute path where known, as passed, quoted).
+
+        A pure function of the bytes (base and string) and F_NOBASE, so it is cached by them:
+        a package's runtime looks the same few hundred paths up thousands of times.
+        """
+        raw_b = blobs[slot * 2 + 1]
+        absolute = raw_b[:1] == b"/"
+        key: object = raw_b if absolute else (None if flags & F_NOBASE else blobs[slot * 2], raw_b)
+        hit = self._paths.get(key)
+        if hit is None:
+            raw = _s(raw_b)
+            if absolute:
+                path = _join(None, raw)
+            else:
+                path = _join(None if flags & F_NOBASE else _base(blobs[slot * 2]), raw)
+            hit = (path, raw, _quote(raw))
+            if len(self._paths) >= _PATH_CACHE_MAX:  # memory stays flat in the trace's size
+                self._paths.clear()
+            self._paths[key] = hit
+        return hit
+
     # ------------------------------------------------------------ one syscall
 
     def _finish(
@@ -366,34 +409,38 @@ class EbpfLogReader:
         call = self._inflight.pop(tid, None)
         if call is None:
             return None
-        name = SYSCALLS.get(call.nr)
+        t, nr, cflags, a, b, exec_argv, exec_path = call
+        name = SYSCALLS.get(nr)
         if name is None:
             self.stats.dropped += 1
             return None
+        probe_op = _PROBES.get(name)
+        probe = None
+        if probe_op is not None:  # the commonest call: a stat of a path nobody steals
+            path, raw, quoted = self._path_of(b, 0, cflags)
+            if not raw:  # AT_EMPTY_PATH: a stat of an fd already open
+                self.stats.ignored += 1
+                return None
+            probe = sensitive_category(path)
+            if probe is None:
+                self.stats.ignored += 1
+                return None
         err = None
         if ret is not None and -4096 < ret < 0:
             err = errno_mod.errorcode.get(-ret) or _KERNEL_ERRNOS.get(-ret, f"E{-ret}")
             ret = -1
         proc = self._proc(tid)
-        a = call.args
-        b = call.blobs
-        trunc = bool(call.flags & F_TRUNCATED)
-        nobase = bool(call.flags & F_NOBASE)
+        trunc = bool(cflags & F_TRUNCATED)
+        phase = self.phase
 
-        def path_of(slot: int) -> tuple[str, str]:
-            raw = _s(b[slot * 2 + 1])
-            if raw.startswith("/"):
-                return _join(None, raw), raw
-            return _join(None if nobase else _base(b[slot * 2]), raw), raw
-
-        # The fields every event of this call shares; each branch fills in the rest.
-        common = Event(
-            t=call.t, phase=self.phase, pid=tid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
-            syscall=name, kind="", op="", ret=ret, errno=err, args=[],
-        )  # fmt: skip
-
+        if probe_op is not None:
+            args = [_dirfd(a[0]), quoted] if name in _AT_PROBES else [quoted]
+            return Event(
+                t, phase, tid, proc.ppid, proc.exe, proc.comm, name, KIND_FILE, probe_op, ret, err, args,
+                path=path, truncated=trunc, probe=probe,
+            )  # fmt: skip
         if name in _OPENS:
-            path, raw = path_of(0)
+            path, raw, quoted = self._path_of(b, 0, cflags)
             if name == "creat":
                 op, also_read, ftype = "write", False, None
                 flags = O_CREAT | 1 | O_TRUNC
@@ -405,64 +452,66 @@ class EbpfLogReader:
                 ftype = "path" if flags & O_PATH else "dir" if flags & O_DIRECTORY else None
             if extra is not None and err is None and ret is not None:
                 ftype = _FTYPES.get(extra[0] & _S_IFMT, ftype)
-            dirfd = [_dirfd(a[0])] if name in ("openat", "openat2") else []
-            return replace(common, kind=KIND_FILE, op=op, args=[*dirfd, _quote(raw), oct(flags)], path=path,
-                read=also_read, ftype=ftype, truncated=trunc,
+            args = (
+                [_dirfd(a[0]), quoted, oct(flags)] if name in ("openat", "openat2") else [quoted, oct(flags)]
+            )
+            return Event(
+                t, phase, tid, proc.ppid, proc.exe, proc.comm, name, KIND_FILE, op, ret, err, args,
+                path=path, read=also_read, ftype=ftype, truncated=trunc,
                 probe=sensitive_category(path) if err is not None else None,
             )  # fmt: skip
-        if name in _PROBES:
-            path, raw = path_of(0)
-            if not raw:  # AT_EMPTY_PATH: a stat of an fd already open
-                self.stats.ignored += 1
-                return None
-            probe = sensitive_category(path)
-            if probe is None:
-                self.stats.ignored += 1
-                return None
-            args = [_dirfd(a[0]), _quote(raw)] if name in ("newfstatat", "statx", "faccessat", "faccessat2", "readlinkat") else [_quote(raw)]  # fmt: skip
-            return replace(
-                common, kind=KIND_FILE, op=_PROBES[name], args=args, path=path, truncated=trunc, probe=probe
-            )
-        if name in _FILE_OPS:
+        file_op = _FILE_OPS.get(name)
+        if file_op is not None:
             if name in ("fchmod", "ftruncate"):
-                fd_path = None if nobase else _base(b[0])
-                return replace(common, kind=KIND_FILE, op=_FILE_OPS[name], args=[str(a[0])], path=fd_path)
-            path, raw = path_of(0)
+                fd_path = None if cflags & F_NOBASE else _base(b[0])
+                return Event(
+                    t, phase, tid, proc.ppid, proc.exe, proc.comm, name, KIND_FILE, file_op, ret, err, [str(a[0])],
+                    path=fd_path,
+                )  # fmt: skip
+            path, raw, quoted = self._path_of(b, 0, cflags)
             path2 = None
-            args = [_quote(raw)]
-            if name in ("rename", "renameat", "renameat2", "link", "linkat"):
-                path2, raw2 = path_of(1)
-                args.append(_quote(raw2))
+            args = [quoted]
+            if name in _TWO_PATHS:
+                path2, _, quoted2 = self._path_of(b, 1, cflags)
+                args.append(quoted2)
             if name == "unlinkat":
-                args = [_dirfd(a[0]), _quote(raw), "AT_REMOVEDIR" if a[2] & AT_REMOVEDIR else "0"]
-            return replace(
-                common,
-                kind=KIND_FILE,
-                op=_FILE_OPS[name],
-                args=args,
-                path=path,
-                path2=path2,
-                truncated=trunc,
-            )
+                args = [_dirfd(a[0]), quoted, "AT_REMOVEDIR" if a[2] & AT_REMOVEDIR else "0"]
+            return Event(
+                t, phase, tid, proc.ppid, proc.exe, proc.comm, name, KIND_FILE, file_op, ret, err, args,
+                path=path, path2=path2, truncated=trunc,
+            )  # fmt: skip
+        return self._rare(tid, name, t, cflags, a, b, exec_argv, exec_path, ret, err, extra, proc, trunc)
+
+    def _rare(
+        self, tid: int, name: str, t: float, cflags: int, a: tuple[int, ...], b: list[bytes],
+        exec_argv: tuple[int, bytes] | None, exec_path: bytes | None, ret: int | None, err: str | None,
+        extra: tuple[int, int, int, int, bytes] | None, proc: _Proc, trunc: bool,
+    ) -> Event | None:  # fmt: skip
+        """Calls other than opens, probes and file operations: a few per process."""
+        # The fields every event of this call shares; each branch fills in the rest.
+        common = Event(
+            t=t, phase=self.phase, pid=tid, ppid=proc.ppid, exe=proc.exe, comm=proc.comm,
+            syscall=name, kind="", op="", ret=ret, errno=err, args=[],
+        )  # fmt: skip
         if name in ("symlink", "symlinkat"):
-            link, raw_link = path_of(1)
+            link, _, quoted_link = self._path_of(b, 1, cflags)
             target = _s(b[4])
             path = target
             if not target.startswith("/") and link.startswith("/"):
                 path = _join(None, posixpath.dirname(link) + "/" + target)
-            return replace(common, kind=KIND_FILE, op="link", args=[_quote(target), _quote(raw_link)], path=path,
+            return replace(common, kind=KIND_FILE, op="link", args=[_quote(target), quoted_link], path=path,
                 path2=link, truncated=trunc,
             )  # fmt: skip
         if name in ("execve", "execveat"):
-            if err is None and ret == 0 and call.flags & F_RETRY and call.exec_path is not None:
-                b[1] = call.exec_path  # the exit's re-read was of the new image: the kernel's copy
-            path, raw = path_of(0)
-            argv = _entry_strings(b[4], call.flags)
-            env = _entry_strings(b[5], call.flags)
-            if err is None and ret == 0 and call.exec_argv is not None:
-                argv, argv_trunc = _exec_argv(argv, *call.exec_argv)
+            if err is None and ret == 0 and cflags & F_RETRY and exec_path is not None:
+                b[1] = exec_path  # the exit's re-read was of the new image: the kernel's copy
+            path, _, quoted = self._path_of(b, 0, cflags)
+            argv = _entry_strings(b[4], cflags)
+            env = _entry_strings(b[5], cflags)
+            if err is None and ret == 0 and exec_argv is not None:
+                argv, argv_trunc = _exec_argv(argv, *exec_argv)
                 trunc = trunc or argv_trunc
-            ev = replace(common, kind=KIND_PROCESS, op="exec", args=[_quote(raw)], path=path, argv=argv, env=env,
+            ev = replace(common, kind=KIND_PROCESS, op="exec", args=[quoted], path=path, argv=argv, env=env,
                 truncated=trunc,
             )  # fmt: skip
             if err is None and ret == 0:

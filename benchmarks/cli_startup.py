@@ -1,19 +1,22 @@
 """Start-up cost of the `osptrack` command: `--version`, `--help`, and exec-to-first-phase of `analyze`.
 
-    .venv/bin/python benchmarks/cli_startup.py [--repeat 10 | --quick] [--json PATH]
+    .venv/bin/python benchmarks/cli_startup.py [--repeat 10 | --quick] [--json PATH] [--src old=PATH]
 
 Each round runs every command once, in a rotated order (drift from other load hits all alike);
 medians (with min and max) of --repeat rounds, and the load average before and after.
+`--src NAME=PATH` (repeatable) adds the osptrack commands of another checkout's src as a side
+(the same venv's console script, PYTHONPATH=PATH), alternated with this one's in every round:
+e.g. `git -C /work/main worktree add --detach ../base main` and `--src base=../base/src`.
 
 - `python -c pass`: the interpreter's own floor (the venv's python, `-S` off, as the script runs).
-- `osptrack --version`: answered by osptrack.entry before typer and rich load (target <= 120 ms).
-- `osptrack --help`: typer + rich's help rendering over every command group.
+- `osptrack --version`: answered by osptrack.entry before click and rich load (target <= 120 ms).
+- `osptrack --help`: click's help over every command group (each group's module imported).
 - `analyze -> first phase`: `osptrack analyze pypi six-1.16.0...whl` as a user runs it, a fresh
   process each time. Instrument: the benchmark sets OSPTRACK_SPAWN_MARK=FILE, and
   osptrack.sandbox.runner appends the CLOCK_MONOTONIC time (one clock for every process of the
   machine) at which each phase spawns its tracer; the figure is the first mark minus the
   benchmark's clock just before it spawned the CLI (target <= 150 ms). It includes the
-  interpreter, imports, typer, resolving the archive, the registry service, the workspace tmpfs,
+  interpreter, imports, the CLI framework, resolving the archive, the registry service, the workspace tmpfs,
   the fake network's namespace and CA, staging and the persona's home: all a user waits for
   before the package's first process exists.
 - `in-process analyze() -> first phase`: the same from a call of osptrack.run.analyze in this
@@ -44,10 +47,16 @@ SIX = REPO / ".." / "shared" / "corpus" / "pypi" / "six" / "six-1.16.0-py2.py3-n
 MARK_ENV = "OSPTRACK_SPAWN_MARK"  # osptrack.sandbox.runner.SPAWN_MARK_ENV (not imported: see below)
 
 
-def timed(argv: list[str]) -> Callable[[], float]:
+def side_env(src: Path | None) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(src)} if src is not None else dict(os.environ)
+
+
+def timed(argv: list[str], src: Path | None = None) -> Callable[[], float]:
+    env = side_env(src)
+
     def run() -> float:
         started = time.perf_counter()
-        proc = subprocess.run(argv, capture_output=True, check=False)
+        proc = subprocess.run(argv, capture_output=True, check=False, env=env)
         took = time.perf_counter() - started
         if proc.returncode not in (0,):
             raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.decode()[-300:]}")
@@ -60,13 +69,13 @@ def first_mark(mark: Path) -> float:
     return float(mark.read_text().split()[0])
 
 
-def cli_to_first_phase(scratch: Path) -> float:
+def cli_to_first_phase(scratch: Path, src: Path | None = None) -> float:
     mark = scratch / "mark"
     mark.unlink(missing_ok=True)
     out = scratch / "cli-run"
     shutil.rmtree(out, ignore_errors=True)
     argv = [str(OSPTRACK), "analyze", "pypi", str(SIX), "--deps-dir", str(SIX.parent), "--out", str(out)]
-    env = {**os.environ, MARK_ENV: str(mark)}
+    env = {**side_env(src), MARK_ENV: str(mark)}
     started = time.monotonic()
     proc = subprocess.run(argv, env=env, capture_output=True, check=False)
     if proc.returncode != 0:
@@ -98,28 +107,39 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10, help="rounds (default 10)")
     parser.add_argument("--quick", action="store_true", help="3 rounds")
     parser.add_argument("--json", type=Path, help="write the medians and every sample here")
+    parser.add_argument(
+        "--src", action="append", default=[], metavar="NAME=PATH", help="another checkout's src, as a side"
+    )
     args = parser.parse_args()
+    sides: dict[str, Path | None] = {"": None}
+    for spec in args.src:
+        name, _, path = spec.partition("=")
+        if not name or not (Path(path) / "osptrack" / "__init__.py").is_file():
+            raise SystemExit(f"--src {spec}: expected NAME=PATH of a src folder holding osptrack/")
+        sides[f" [{name}]"] = Path(path).resolve()
     rounds = 3 if args.quick else args.repeat
     # As setup.sh leaves it: osptrack's .pyc up to date (PYTHONDONTWRITEBYTECODE or a pull since
     # setup would make every start compile the sources, which is not what an install costs).
-    subprocess.run(["bash", str(REPO / "scripts" / "compile-bytecode.sh"), sys.executable], check=True)
+    for src in (REPO / "src", *(p for p in sides.values() if p is not None)):
+        compile_sh = REPO / "scripts" / "compile-bytecode.sh"
+        subprocess.run(["bash", str(compile_sh), sys.executable, str(src / "osptrack")], check=True)
     load_before = os.getloadavg()
     print(
         f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, {os.cpu_count()} cores"
     )
     with tempfile.TemporaryDirectory(prefix="osptrack-startup-") as tmp:
         scratch = Path(tmp)
-        cases: dict[str, Callable[[], float]] = {
-            "python -c pass": timed([sys.executable, "-c", "pass"]),
-            "osptrack --version": timed([str(OSPTRACK), "--version"]),
-            "osptrack --help": timed([str(OSPTRACK), "--help"]),
-        }
+        cases: dict[str, Callable[[], float]] = {"python -c pass": timed([sys.executable, "-c", "pass"])}
+        for tag, src in sides.items():
+            cases[f"osptrack --version{tag}"] = timed([str(OSPTRACK), "--version"], src)
+            cases[f"osptrack --help{tag}"] = timed([str(OSPTRACK), "--help"], src)
         if os.geteuid() != 0:
             print("skipped analyze rows: the sandbox needs root")
         elif not SIX.is_file():
             print(f"skipped analyze rows: {SIX} is missing (the shared corpus, ../shared, is absent)")
         else:
-            cases["analyze -> first phase (CLI)"] = lambda: cli_to_first_phase(scratch)
+            for tag, src in sides.items():
+                cases[f"analyze -> first phase (CLI){tag}"] = lambda src=src: cli_to_first_phase(scratch, src)
             cases["analyze() -> first phase (in-process)"] = lambda: in_process_to_first_phase(scratch)
         names = list(cases)
         samples: dict[str, list[float]] = {n: [] for n in names}
@@ -138,6 +158,9 @@ def main() -> None:
         cli = statistics.median(samples["analyze -> first phase (CLI)"])
         inproc = statistics.median(samples["analyze() -> first phase (in-process)"])
         print(f"{'CLI start-up added (difference)':40s} median {(cli - inproc) * 1000:6.0f} ms")
+        for tag in list(sides)[1:]:
+            other = statistics.median(samples[f"analyze -> first phase (CLI){tag}"])
+            print(f"{'this checkout minus' + tag:40s} median {(cli - other) * 1000:+6.0f} ms")
     print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

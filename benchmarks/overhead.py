@@ -6,10 +6,10 @@ order rotated from round to round (drift from other load hits every side alike):
 - bare: the toolchain's own commands on the host, no sandbox, no tracing, as `nobody`, in a
   scratch folder on tmpfs (a tmpfs this benchmark mounts, or /dev/shm when it cannot mount):
   osptrack's sandbox writes to tmpfs too, so the disk is not what is compared;
-- in-process: `osptrack.run.analyze()` called in this process (imports, typer and the seccomp
+- in-process: `osptrack.run.analyze()` called in this process (imports, the CLI framework and the seccomp
   compile are paid once, not per package);
 - CLI: `.venv/bin/osptrack analyze ECO ARCHIVE --deps-dir DIR --out OUT`, a fresh process per
-  package, as a user runs it (interpreter start-up, imports, typer included).
+  package, as a user runs it (interpreter start-up, imports, the CLI framework included).
 
 Both osptrack sides write their run folder to a temp folder on the host's disk, as a user's
 `./osptrack-runs` would be. Prints per-package medians, the median ratio per ecosystem and over

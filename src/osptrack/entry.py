@@ -1,5 +1,5 @@
-"""The `osptrack` console script: answers `--version` before importing typer and rich (outside
-the cli package, whose __init__ imports typer).
+"""The `osptrack` console script: answers `--version` before importing click and rich (outside
+the cli package, whose __init__ imports click).
 
 Scripts probe for osptrack with `osptrack --version`; importing the CLI framework costs several
 times more than the answer, so everything else goes on to `osptrack.cli.main`.

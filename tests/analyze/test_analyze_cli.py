@@ -78,3 +78,22 @@ def test_private_deps_dir_is_staged_for_the_sandbox(tmp_path: Path) -> None:
     home = json.loads((tmp_path / "r" / "run.json").read_text())["persona"]["home"]
     site = f"{home}/.local/lib/python3.11/site-packages"  # `pip install --user`'s target
     assert any(f["Path"].startswith(f"{site}/dep_a/") for f in result["Analysis"]["import"]["Files"])
+
+
+@pytest.mark.sandbox
+def test_json_format_prints_the_report_views_summary(tmp_path: Path) -> None:
+    """--format json reads run.json and result.json only; its summary is still the full view's."""
+    from osptrack.jsonio import dumps
+    from osptrack.report.view import load
+
+    wheel = make_wheel(
+        tmp_path, "json-pkg", "1.0", {"json_pkg/__init__.py": "open('/etc/hostname').read()\n"}
+    )
+    out = tmp_path / "r"
+    proc = run_cli("analyze", "pypi", str(wheel), "--out", str(out), "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    view = load(out)
+    expected = {"summary": view.summary | {"run_dir": str(out)}, "verdict": view.verdict.to_dict()}
+    assert data == json.loads(dumps(expected))
+    assert data["summary"]["counts"]["import"]["files"] > 0  # the comparison is over real content

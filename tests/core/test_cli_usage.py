@@ -24,7 +24,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         (["explode"], "No such command 'explode'"),
         (["analyze"], "Missing argument"),
         (["analyze", "pypi"], "Missing argument 'TARGET'"),
-        (["analyze", "pypi", "x==1", "--bogus"], "No such option: --bogus"),
+        (["analyze", "pypi", "x==1", "--bogus"], "No such option '--bogus'"),
         (["analyze", "pypi", "x==1", "--timeout"], "requires an argument"),
         (["analyze", "pypi", "x==1", "--timeout", "abc"], "'--timeout'"),
         (["dataset"], "missing command: one of baseline, build, compare, stats"),

@@ -1,12 +1,12 @@
-"""`osptrack labels build | lookup | stats` through typer's runner."""
+"""`osptrack labels build | lookup | stats` through click's runner."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from labels_fixtures import GHSA_TEMPLATE, all_versions_range, make_record
-from typer.testing import CliRunner
 
 from osptrack.cli.labels import app
 from osptrack.errors import BadInput

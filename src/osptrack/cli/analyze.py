@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
-from osptrack.cli.params import positive
+from osptrack.cli import params
+from osptrack.cli.base import Command
 from osptrack.errors import BadInput
 from osptrack.target import parse_target
 
@@ -42,53 +43,45 @@ def parse_phases(text: str) -> tuple[str, ...]:
     return phases
 
 
+@click.command("analyze", cls=Command)
+@params.argument("ecosystem", "pypi, npm, rubygems, packagist, crates.io or nuget")
+@params.argument("target", "NAME==VERSION (pypi), NAME@VERSION, a purl, or a local archive")
+@click.option("--version", default=None, help="Version, if TARGET has none")
+@params.out(
+    "Run folder to write: a new path, an empty folder, or an earlier run folder to replace "
+    "[default: ./osptrack-runs/<ecosystem>-<name>-<version>]",
+    required=False,
+)
+@params.phases("Which phases to run, comma-separated: install,import,execute")
+@params.timeout("Wall-clock limit per phase, in seconds")
+@params.deps_dir("Folder of dependency archives (and the package's); repeatable")
+@params.online("Fetch what the deps folders and the cache lack from the real registry, on the host")
+@click.option(
+    "--fail-on", default=None, help="Exit 1 when the verdict is at least this: suspicious or malicious"
+)
+@params.format_("table (for people) or json (summary and verdict only, on stdout)", "table")
+@click.option(
+    "--capture-bytes",
+    type=int,
+    default=1 << 20,  # fakenet.MAX_CAPTURE (not imported here: `--help` stays quick)
+    help="Bytes kept per network flow (request heads and bodies); beyond, marked truncated",
+)
+@params.tracer(
+    "auto (eBPF where the kernel allows it, else strace), ebpf or strace (default: $OSPTRACK_TRACER, else auto); see `osptrack doctor`"
+)
 def analyze_command(
-    ecosystem: Annotated[str, typer.Argument(help="pypi, npm, rubygems, packagist, crates.io or nuget")],
-    target: Annotated[
-        str, typer.Argument(help="NAME==VERSION (pypi), NAME@VERSION, a purl, or a local archive")
-    ],
-    version: Annotated[str | None, typer.Option("--version", help="Version, if TARGET has none")] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            help="Run folder to write: a new path, an empty folder, or an earlier run folder to replace "
-            "[default: ./osptrack-runs/<ecosystem>-<name>-<version>]",
-            show_default=False,
-        ),
-    ] = None,
-    phases: Annotated[
-        str, typer.Option(help="Which phases to run, comma-separated: install,import,execute")
-    ] = "install,import",
-    timeout: Annotated[
-        float, typer.Option(help="Wall-clock limit per phase, in seconds", callback=positive)
-    ] = 300.0,
-    deps_dir: Annotated[
-        list[Path] | None,
-        typer.Option("--deps-dir", help="Folder of dependency archives (and the package's); repeatable"),
-    ] = None,
-    online: Annotated[
-        bool,
-        typer.Option(
-            help="Fetch what the deps folders and the cache lack from the real registry, on the host"
-        ),
-    ] = False,
-    fail_on: Annotated[
-        str | None,
-        typer.Option("--fail-on", help="Exit 1 when the verdict is at least this: suspicious or malicious"),
-    ] = None,
-    format: Annotated[
-        str, typer.Option("--format", help="table (for people) or json (summary and verdict only, on stdout)")
-    ] = "table",
-    capture_bytes: Annotated[
-        int,
-        typer.Option(help="Bytes kept per network flow (request heads and bodies); beyond, marked truncated"),
-    ] = 1 << 20,  # fakenet.MAX_CAPTURE (not imported here: `--help` stays quick)
-    tracer: Annotated[
-        str | None,
-        typer.Option(
-            help="auto (eBPF where the kernel allows it, else strace), ebpf or strace (default: $OSPTRACK_TRACER, else auto); see `osptrack doctor`"
-        ),
-    ] = None,
+    ecosystem: str,
+    target: str,
+    version: str | None,
+    out: Path | None,
+    phases: str,
+    timeout: float,
+    deps_dir: tuple[Path, ...],
+    online: bool,
+    fail_on: str | None,
+    format: str,
+    capture_bytes: int,
+    tracer: str | None,
 ) -> None:
     """Install, import and (with --phases) execute one package in the sandbox; record what it does.
 
@@ -122,7 +115,7 @@ def analyze_command(
         print_summary(outcome)
         print_verdict(verdict)
     if fail_on is not None and _at_least(verdict.level, fail_on):
-        raise typer.Exit(1)
+        sys.exit(1)
 
 
 FAIL_LEVELS = ("suspicious", "malicious")
@@ -145,10 +138,14 @@ def _verdict(outcome: RunOutcome) -> Verdict:
 def print_json(outcome: RunOutcome, verdict: Verdict) -> None:
     """Only this goes to stdout: {"summary": ..., "verdict": ...} for piping into jq."""
     from osptrack.jsonio import dumps
-    from osptrack.report.view import load
+    from osptrack.report.view import summarise
+    from osptrack.verdict import RunData
 
-    view = load(outcome.out)
-    data = {"summary": view.summary | {"run_dir": str(outcome.out)}, "verdict": verdict.to_dict()}
+    # The summary reads run.json and result.json only: not events.jsonl (lazy), which report's
+    # full view would parse, with the toolchain's verdict on each event, for nothing here.
+    run = RunData.load(outcome.out, lazy=True)
+    summary = summarise(run, verdict)
+    data = {"summary": summary | {"run_dir": str(outcome.out)}, "verdict": verdict.to_dict()}
     sys.stdout.buffer.write(dumps(data, pretty=True) + b"\n")
     sys.stdout.flush()
 
@@ -217,6 +214,7 @@ def print_summary(outcome: RunOutcome) -> None:
     console().print(f"run folder: {outcome.out}  ({outcome.wall_s:.1f} s)", highlight=False)
 
 
+@click.command("doctor", cls=Command)
 def doctor_command() -> None:
     """Check what the sandbox and each ecosystem need; each line says ready or missing, and the fix.
 
@@ -241,9 +239,4 @@ def doctor_command() -> None:
         table.add_row(name, "[green]ready[/]" if missing is None else "[red]missing[/]", missing or "")
     console().print(table)
     if broken:
-        raise typer.Exit(1)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("analyze")(analyze_command)
-    app.command("doctor")(doctor_command)
+        sys.exit(1)

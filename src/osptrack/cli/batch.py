@@ -6,15 +6,16 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
 from osptrack.batch.model import DEFAULT_ANALYZER, FINISHED, INTERRUPTED, AttemptResult
-from osptrack.cli.params import at_least_one, not_negative, positive
+from osptrack.cli import params
+from osptrack.cli.base import Command
 from osptrack.errors import BadInput
 from osptrack.outputs import check_output_dir
 
@@ -95,56 +96,65 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+@click.command("batch", cls=Command)
+@params.argument(
+    "targets", "CSV, corpus manifest.json, labels .parquet, or a collection folder", type=params.PATH
+)
+@params.out(
+    "Results folder (new, empty, or an earlier batch's to resume), or an fsspec URL (s3://...)",
+    type=click.STRING,
+)
+@params.workers("Parallel sandboxes on this machine")
+@click.option(
+    "--cluster", default=None, help="Dask: local:N starts a LocalCluster; tcp://host:8786 uses a scheduler"
+)
+@params.timeout("Wall-clock limit per phase, seconds (passed to analyze)")
+@click.option(
+    "--package-timeout",
+    type=float,
+    default=None,
+    callback=params.check(params.positive),
+    help="Wall-clock limit per package attempt (default: timeout x phases + 120 s)",
+)
+@click.option(
+    "--retries",
+    type=int,
+    default=1,
+    callback=params.check(params.not_negative),
+    help="Extra attempts for a failed package, per invocation",
+)
+@params.phases("Comma-separated: install,import,execute")
+@params.deps_dir("Folder of dependency archives")
+@params.online("Let dependency downloads reach the real registry")
+@click.option("--rerun/--no-rerun", default=False, help="Analyse again even the coordinates already finished")
+@click.option(
+    "--retry-errors/--no-retry-errors",
+    default=False,
+    help="Treat runs whose sandbox failed (status error_analysis) as unfinished",
+)
+@params.optional_path("--archives", "With a labels .parquet: the samples folder whose archives to replay")
+@params.tracer(
+    "auto (eBPF where the kernel allows it, else strace), ebpf or strace (default: $OSPTRACK_TRACER, else auto)"
+)
+@click.option(
+    "--analyzer", hidden=True, default=DEFAULT_ANALYZER, help="module:function to call instead of analyze"
+)
 def batch_command(
-    targets: Annotated[
-        Path, typer.Argument(help="CSV, corpus manifest.json, labels .parquet, or a collection folder")
-    ],
-    out: Annotated[
-        str,
-        typer.Option(
-            "--out",
-            help="Results folder (new, empty, or an earlier batch's to resume), or an fsspec URL (s3://...)",
-        ),
-    ],
-    workers: Annotated[
-        int, typer.Option(help="Parallel sandboxes on this machine", callback=at_least_one)
-    ] = 1,
-    cluster: Annotated[
-        str | None, typer.Option(help="Dask: local:N starts a LocalCluster; tcp://host:8786 uses a scheduler")
-    ] = None,
-    timeout: Annotated[
-        float, typer.Option(help="Wall-clock limit per phase, seconds (passed to analyze)", callback=positive)
-    ] = 300.0,
-    package_timeout: Annotated[
-        float | None,
-        typer.Option(
-            help="Wall-clock limit per package attempt (default: timeout x phases + 120 s)", callback=positive
-        ),
-    ] = None,
-    retries: Annotated[
-        int, typer.Option(help="Extra attempts for a failed package, per invocation", callback=not_negative)
-    ] = 1,
-    phases: Annotated[str, typer.Option(help="Comma-separated: install,import,execute")] = "install,import",
-    deps_dir: Annotated[
-        list[Path] | None, typer.Option("--deps-dir", help="Folder of dependency archives")
-    ] = None,
-    online: Annotated[bool, typer.Option(help="Let dependency downloads reach the real registry")] = False,
-    rerun: Annotated[bool, typer.Option(help="Analyse again even the coordinates already finished")] = False,
-    retry_errors: Annotated[
-        bool, typer.Option(help="Treat runs whose sandbox failed (status error_analysis) as unfinished")
-    ] = False,
-    archives: Annotated[
-        Path | None, typer.Option(help="With a labels .parquet: the samples folder whose archives to replay")
-    ] = None,
-    tracer: Annotated[
-        str | None,
-        typer.Option(
-            help="auto (eBPF where the kernel allows it, else strace), ebpf or strace (default: $OSPTRACK_TRACER, else auto)"
-        ),
-    ] = None,
-    analyzer: Annotated[str, typer.Option(hidden=True, help="module:function to call instead of analyze")] = (
-        DEFAULT_ANALYZER
-    ),
+    targets: Path,
+    out: str,
+    workers: int,
+    cluster: str | None,
+    timeout: float,
+    package_timeout: float | None,
+    retries: int,
+    phases: str,
+    deps_dir: tuple[Path, ...],
+    online: bool,
+    rerun: bool,
+    retry_errors: bool,
+    archives: Path | None,
+    tracer: str | None,
+    analyzer: str,
 ) -> None:
     """Analyse many packages: resumable (re-run to continue), parallel, and on Dask with --cluster."""
     from osptrack.batch.runner import BatchOptions, run_batch
@@ -249,7 +259,3 @@ def _write_index(out: str) -> None:
 
     index = write_index(Path(out))
     console.print(f"report index: {index}", highlight=False)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("batch")(batch_command)

@@ -4,46 +4,57 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
 
+import click
 import orjson
-import typer
 from rich.console import Console
 from rich.table import Table
 
-from osptrack.cli.params import at_least_one, positive
+from osptrack.cli import params
+from osptrack.cli.base import Group
 from osptrack.errors import BadInput
 
-app = typer.Typer(no_args_is_help=False)  # a bare group is a one-line usage error (cli.main)
+
+@click.group("dataset", cls=Group)
+def app() -> None:
+    """Build, describe and de-noise the labelled dataset."""
+
+
 console = Console()
 
 
 @app.command("build")
+@params.argument(
+    "runs",
+    "Run folders, parents of runs, package-analysis result JSON, OSPtrack label_data.csv",
+    type=params.PATH,
+    nargs=-1,
+    required=True,
+)
+@params.labels_file("labels.parquet from `osptrack labels build`")
+@params.out("Output folder: new, empty, or an earlier dataset to replace")
+@params.optional_path("--baseline", "Folder of baseline runs (`osptrack dataset baseline`)")
+@params.format_("Comma list: parquet,csv", "parquet,csv")
+@click.option("--unlabelled-as", default="benign", help="benign (Label=0) or unknown (Label null)")
+@params.workers("Worker processes", default=2)
+@click.option(
+    "--chunk-size",
+    type=int,
+    default=32,
+    callback=params.check(params.at_least_one),
+    help="Reports per chunk (row group)",
+)
+@click.option("--skip-bad", is_flag=True, help="Skip unreadable runs/records (counted) instead of stopping")
 def build_command(
-    runs: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Run folders, parents of runs, package-analysis result JSON, OSPtrack label_data.csv"
-        ),
-    ],
-    labels: Annotated[Path, typer.Option("--labels", help="labels.parquet from `osptrack labels build`")],
-    out: Annotated[
-        Path, typer.Option("--out", help="Output folder: new, empty, or an earlier dataset to replace")
-    ],
-    baseline: Annotated[
-        Path | None, typer.Option("--baseline", help="Folder of baseline runs (`osptrack dataset baseline`)")
-    ] = None,
-    format: Annotated[str, typer.Option("--format", help="Comma list: parquet,csv")] = "parquet,csv",
-    unlabelled_as: Annotated[
-        str, typer.Option("--unlabelled-as", help="benign (Label=0) or unknown (Label null)")
-    ] = "benign",
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes", callback=at_least_one)] = 2,
-    chunk_size: Annotated[
-        int, typer.Option("--chunk-size", help="Reports per chunk (row group)", callback=at_least_one)
-    ] = 32,
-    skip_bad: Annotated[
-        bool, typer.Option("--skip-bad", help="Skip unreadable runs/records (counted) instead of stopping")
-    ] = False,
+    runs: tuple[Path, ...],
+    labels: Path,
+    out: Path,
+    baseline: Path | None,
+    format: str,
+    unlabelled_as: str,
+    workers: int,
+    chunk_size: int,
+    skip_bad: bool,
 ) -> None:
     """Build dataset.parquet, features.parquet and label_data.csv from runs and results."""
     from osptrack.dataset.build import BuildOptions, build, parse_formats
@@ -64,7 +75,7 @@ def build_command(
         skip_bad=skip_bad,
     )
     started = time.perf_counter()
-    summary = build(runs, options)
+    summary = build(list(runs), options)
     elapsed = time.perf_counter() - started
     labels_text = ", ".join(f"{k}: {v}" for k, v in sorted(summary.by_label.items()))
     console.print(
@@ -83,14 +94,10 @@ def build_command(
 
 
 @app.command("stats")
-def stats_command(
-    folder: Annotated[Path, typer.Argument(help="Folder written by `osptrack dataset build`")],
-    plots: Annotated[
-        Path | None,
-        typer.Option("--plots", help="Write PNG charts to this folder (new, empty, or earlier plots)"),
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the figures as JSON")] = False,
-) -> None:
+@params.argument("folder", "Folder written by `osptrack dataset build`", type=params.PATH)
+@params.optional_path("--plots", "Write PNG charts to this folder (new, empty, or earlier plots)")
+@params.json_out("Print the figures as JSON")
+def stats_command(folder: Path, plots: Path | None, json_out: bool) -> None:
     """Table II (ecosystem x Label x Sub_Label), events per report, and noise-reduction figures."""
     from osptrack.dataset.stats import compute_stats, write_plots
     from osptrack.outputs import check_output_dir
@@ -150,15 +157,12 @@ def stats_command(
 
 
 @app.command("compare")
-def compare_command(
-    folder: Annotated[Path, typer.Argument(help="Folder written by `osptrack dataset build`")],
-    by: Annotated[str, typer.Option("--by", help="label or ecosystem")] = "label",
-    plots: Annotated[
-        Path | None, typer.Option("--plots", help="Write box plots (PNG) to this folder")
-    ] = None,
-    top: Annotated[int, typer.Option("--top", help="Features to show")] = 15,
-    json_out: Annotated[bool, typer.Option("--json", help="Print every feature as JSON")] = False,
-) -> None:
+@params.argument("folder", "Folder written by `osptrack dataset build`", type=params.PATH)
+@click.option("--by", default="label", help="label or ecosystem")
+@params.optional_path("--plots", "Write box plots (PNG) to this folder")
+@click.option("--top", type=int, default=15, help="Features to show")
+@params.json_out("Print every feature as JSON")
+def compare_command(folder: Path, by: str, plots: Path | None, top: int, json_out: bool) -> None:
     """Per-feature distributions by label or ecosystem: quartiles, Cliff's delta, the most separating features."""
     from osptrack.dataset.compare import compare, write_plots
 
@@ -193,15 +197,10 @@ def compare_command(
 
 
 @app.command("baseline")
-def baseline_command(
-    ecosystem: Annotated[str, typer.Argument(help="pypi or npm")],
-    out: Annotated[
-        Path, typer.Option("--out", help="Baseline folder (pass it to `dataset build --baseline`)")
-    ],
-    timeout: Annotated[
-        float, typer.Option(help="Wall-clock limit per phase, seconds", callback=positive)
-    ] = 300.0,
-) -> None:
+@params.argument("ecosystem", "pypi or npm")
+@params.out("Baseline folder (pass it to `dataset build --baseline`)")
+@params.timeout("Wall-clock limit per phase, seconds")
+def baseline_command(ecosystem: str, out: Path, timeout: float) -> None:
     """Analyse an empty package of ECOSYSTEM; its events are the toolchain noise removed from features."""
     from osptrack.dataset.baseline import run_baseline
 

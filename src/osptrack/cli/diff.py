@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
 
+import click
 import orjson
-import typer
 
+from osptrack.cli import params
+from osptrack.cli.base import Command
 from osptrack.errors import BadInput
 
 
-def diff_command(
-    run_a: Annotated[Path, typer.Argument(help="The reference run folder (e.g. version 1.2)")],
-    run_b: Annotated[Path, typer.Argument(help="The run folder compared with it (e.g. version 1.3)")],
-    format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
-) -> None:
+@click.command("diff", cls=Command)
+@params.argument("run_a", "The reference run folder (e.g. version 1.2)", type=params.PATH)
+@params.argument("run_b", "The run folder compared with it (e.g. version 1.3)", type=params.PATH)
+@params.format_("table or json", "table")
+def diff_command(run_a: Path, run_b: Path, format: str) -> None:
     """What RUN_B does that RUN_A does not (added) and the reverse (removed): files, commands, DNS, sockets, flows, findings."""
     from osptrack.diff.behaviour import FIELDS, KINDS, diff_runs
 
@@ -44,7 +45,3 @@ def diff_command(
     console.print(table)
     counts = ", ".join(f"{k} +{len(result.added[k])}/-{len(result.removed[k])}" for k in KINDS)
     console.print(f"+ in B only, - in A only: {counts}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("diff")(diff_command)

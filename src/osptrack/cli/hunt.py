@@ -4,41 +4,40 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
 
-import typer
+import click
 
-from osptrack.cli.params import at_least_one
+from osptrack.cli import params
+from osptrack.cli.base import Command
 from osptrack.errors import BadInput
 
 
+@click.command("hunt", cls=Command)
+@params.argument(
+    "paths",
+    "Run folders, batch outputs (folders of runs) and datasets, any mix",
+    type=params.PATH,
+    nargs=-1,
+    required=True,
+)
+@click.option("--sql", default=None, help="A DuckDB query over the views (docs/hunting.md)")
+@click.option("--ioc", default=None, help="Runs that touched this host name, IP address or SHA-256")
+@click.option("--reads", default=None, help="Runs that read a file matching this glob (e.g. '*/.ssh/*')")
+@click.option("--runs-command", default=None, help="Runs that ran a command line matching this regex")
+@params.format_("table, csv or json", "table")
+@params.optional_path("--cache", "Parquet cache of parsed runs (default ~/.cache/osptrack/hunt)")
+@click.option("--no-cache", is_flag=True, help="Parse runs in memory, write no cache")
+@params.workers("Processes parsing uncached runs")
 def hunt_command(
-    paths: Annotated[
-        list[Path], typer.Argument(help="Run folders, batch outputs (folders of runs) and datasets, any mix")
-    ],
-    sql: Annotated[
-        str | None, typer.Option("--sql", help="A DuckDB query over the views (docs/hunting.md)")
-    ] = None,
-    ioc: Annotated[
-        str | None, typer.Option("--ioc", help="Runs that touched this host name, IP address or SHA-256")
-    ] = None,
-    reads: Annotated[
-        str | None, typer.Option("--reads", help="Runs that read a file matching this glob (e.g. '*/.ssh/*')")
-    ] = None,
-    runs_command: Annotated[
-        str | None, typer.Option("--runs-command", help="Runs that ran a command line matching this regex")
-    ] = None,
-    format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
-    cache: Annotated[
-        Path | None,
-        typer.Option("--cache", help="Parquet cache of parsed runs (default ~/.cache/osptrack/hunt)"),
-    ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Parse runs in memory, write no cache")
-    ] = False,
-    workers: Annotated[
-        int, typer.Option("--workers", help="Processes parsing uncached runs", callback=at_least_one)
-    ] = 1,
+    paths: tuple[Path, ...],
+    sql: str | None,
+    ioc: str | None,
+    reads: str | None,
+    runs_command: str | None,
+    format: str,
+    cache: Path | None,
+    no_cache: bool,
+    workers: int,
 ) -> None:
     """Hunt across runs with SQL: views runs, files, sockets, commands, dns, events, flows, findings, honeytokens."""
     from osptrack.hunt.cache import default_cache_dir
@@ -60,12 +59,8 @@ def hunt_command(
 
         check_output_dir(cache_dir, "hunt_cache", option="--cache")
     options = HuntOptions(cache_dir=cache_dir, workers=workers)
-    con = connect(paths, options)
+    con = connect(list(paths), options)
     if cache_dir is not None and cache_dir.is_dir():
         claim_output_dir(cache_dir, "hunt_cache")
     result = query(con, value) if kind == "sql" else query(con, CANNED[kind], [value])
     sys.stdout.write(render(result.columns, result.rows, format))
-
-
-def register(app: typer.Typer) -> None:
-    app.command("hunt")(hunt_command)

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 from rich.console import Console
 from rich.table import Table
+
+from osptrack.cli import params
+from osptrack.cli.base import Group
 
 # The library (pyarrow, orjson, regex tables) is imported inside each command, so registering this
 # group costs `osptrack --help` nothing.
 if TYPE_CHECKING:
     from osptrack.labels.stats import EcosystemStats
 
-app = typer.Typer(no_args_is_help=False)  # a bare group is a one-line usage error (cli.main)
+
+@click.group("labels", cls=Group)
+def app() -> None:
+    """Known-malicious labels from OSV and other sources."""
+
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -24,26 +32,18 @@ def _pct(part: int, whole: int) -> str:
 
 
 @app.command("build")
+@params.out("labels.parquet to write (IOCs go to <stem>.iocs.parquet)")
+@click.option("--osv", type=params.PATH, multiple=True, help="OSV folder, GitHub .zip or tarball; repeatable")
+@click.option("--datadog", multiple=True, help="DataDog manifest.json (or ECOSYSTEM=PATH); repeatable")
+@click.option("--osptrack-metrics", type=params.PATH, multiple=True, help="OSPtrack stas/data_metrics.csv")
 def build_command(
-    out: Annotated[
-        Path, typer.Option("--out", help="labels.parquet to write (IOCs go to <stem>.iocs.parquet)")
-    ],
-    osv: Annotated[
-        list[Path] | None, typer.Option("--osv", help="OSV folder, GitHub .zip or tarball; repeatable")
-    ] = None,
-    datadog: Annotated[
-        list[str] | None,
-        typer.Option("--datadog", help="DataDog manifest.json (or ECOSYSTEM=PATH); repeatable"),
-    ] = None,
-    osptrack_metrics: Annotated[
-        list[Path] | None, typer.Option("--osptrack-metrics", help="OSPtrack stas/data_metrics.csv")
-    ] = None,
+    out: Path, osv: tuple[Path, ...], datadog: tuple[str, ...], osptrack_metrics: tuple[Path, ...]
 ) -> None:
     """Build labels.parquet from OpenSSF malicious-packages and other known-malicious lists."""
     from osptrack.labels.build import build_labels
     from osptrack.labels.table import iocs_path_for
 
-    _, iocs, report = build_labels(osv or [], datadog or [], osptrack_metrics or [], out=out)
+    _, iocs, report = build_labels(list(osv), list(datadog), list(osptrack_metrics), out=out)
     for message in report.messages:
         err_console.print(f"warning: {message}", highlight=False, markup=False)
     if report.unversioned:
@@ -65,12 +65,11 @@ def build_command(
 
 
 @app.command("lookup")
-def lookup_command(
-    ecosystem: Annotated[str, typer.Argument(help="pypi, npm, rubygems, packagist, crates.io, nuget, ...")],
-    name: Annotated[str, typer.Argument(help="Package name as written; it is normalised")],
-    version: Annotated[str | None, typer.Argument(help="Version; omit to ask about any version")] = None,
-    labels: Annotated[Path, typer.Option("--labels", help="labels.parquet")] = Path("labels.parquet"),
-) -> None:
+@params.argument("ecosystem", "pypi, npm, rubygems, packagist, crates.io, nuget, ...")
+@params.argument("name", "Package name as written; it is normalised")
+@params.argument("version", "Version; omit to ask about any version", required=False)
+@params.labels_file("labels.parquet", default=Path("labels.parquet"))
+def lookup_command(ecosystem: str, name: str, version: str | None, labels: Path) -> None:
     """Is this coordinate known-malicious? Exit 0 when it is, 1 when it is not."""
     from osptrack.labels.match import LabelIndex
 
@@ -99,9 +98,8 @@ def lookup_command(
 
 
 @app.command("stats")
-def stats_command(
-    labels: Annotated[Path, typer.Option("--labels", help="labels.parquet")] = Path("labels.parquet"),
-) -> None:
+@params.labels_file("labels.parquet", default=Path("labels.parquet"))
+def stats_command(labels: Path) -> None:
     """Records per ecosystem, version coverage, sub-label counts and coverage."""
     from osptrack.labels.stats import compute_stats
 

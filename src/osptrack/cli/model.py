@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
+import click
 import orjson
-import typer
 from rich.console import Console
 from rich.table import Table
 
+from osptrack.cli import params
+from osptrack.cli.base import Group
 from osptrack.errors import BadInput
 
-app = typer.Typer(no_args_is_help=True)
+
+@click.group("model", cls=Group)
+def app() -> None:
+    """Train and evaluate a classifier on a dataset."""
+
+
 console = Console(highlight=False)
 
 
@@ -41,16 +48,15 @@ def _metrics_table(title: str, blocks: dict[str, dict[str, Any]]) -> Table:
 
 
 @app.command("train")
+@params.argument("dataset", "Folder written by `osptrack dataset build` (with labels)", type=params.PATH)
+@params.out("Model folder to write")
+@params.seed("Seed for folds, model and bootstrap")
+@click.option("--kind", default="hgb", help="hgb (gradient boosting) or logreg")
+@click.option("--folds", type=int, default=5, help="Grouped cross-validation folds")
+@params.bootstrap("Bootstrap resamples for the intervals")
+@params.json_out("Print model.json instead of tables")
 def train_command(
-    dataset: Annotated[Path, typer.Argument(help="Folder written by `osptrack dataset build` (with labels)")],
-    out: Annotated[Path, typer.Option("--out", help="Model folder to write")],
-    seed: Annotated[int, typer.Option("--seed", help="Seed for folds, model and bootstrap")] = 0,
-    kind: Annotated[str, typer.Option("--kind", help="hgb (gradient boosting) or logreg")] = "hgb",
-    folds: Annotated[int, typer.Option("--folds", help="Grouped cross-validation folds")] = 5,
-    bootstrap: Annotated[
-        int, typer.Option("--bootstrap", help="Bootstrap resamples for the intervals")
-    ] = 1000,
-    json_out: Annotated[bool, typer.Option("--json", help="Print model.json instead of tables")] = False,
+    dataset: Path, out: Path, seed: int, kind: str, folds: int, bootstrap: int, json_out: bool
 ) -> None:
     """Grouped cross-validation by package (with and without honeytoken features), then fit and save."""
     from osptrack.classifier.train import train
@@ -83,13 +89,12 @@ def train_command(
 
 
 @app.command("evaluate")
-def evaluate_command(
-    model: Annotated[Path, typer.Argument(help="Model folder from `osptrack model train`")],
-    dataset: Annotated[Path, typer.Argument(help="A held-out dataset folder (with labels)")],
-    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed")] = 0,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples")] = 1000,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
-) -> None:
+@params.argument("model", "Model folder from `osptrack model train`", type=params.PATH)
+@params.argument("dataset", "A held-out dataset folder (with labels)", type=params.PATH)
+@params.seed("Bootstrap seed")
+@params.bootstrap("Bootstrap resamples")
+@params.json_out("Print JSON")
+def evaluate_command(model: Path, dataset: Path, seed: int, bootstrap: int, json_out: bool) -> None:
     """Score a held-out dataset with a trained model: precision, recall, F1, FPR, ROC-AUC with intervals."""
     from osptrack.classifier.train import evaluate
 
@@ -107,19 +112,21 @@ def evaluate_command(
 
 
 @app.command("score")
+@params.argument("model", "Model folder from `osptrack model train`", type=params.PATH)
+@params.argument(
+    "runs", "Run folders, or batch folders holding them", type=params.PATH, nargs=-1, required=True
+)
+@params.optional_path("--baseline", "The --baseline the training dataset was built with")
+@click.option("--threshold", type=float, default=0.5, help="Score at which the run gets a model finding")
+@click.option("--write", is_flag=True, help="Re-judge each run.json's verdict with the model finding")
+@params.json_out("Print JSON lines")
 def score_command(
-    model: Annotated[Path, typer.Argument(help="Model folder from `osptrack model train`")],
-    runs: Annotated[list[Path], typer.Argument(help="Run folders, or batch folders holding them")],
-    baseline: Annotated[
-        Path | None, typer.Option("--baseline", help="The --baseline the training dataset was built with")
-    ] = None,
-    threshold: Annotated[
-        float, typer.Option("--threshold", help="Score at which the run gets a model finding")
-    ] = 0.5,
-    write: Annotated[
-        bool, typer.Option("--write", help="Re-judge each run.json's verdict with the model finding")
-    ] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines")] = False,
+    model: Path,
+    runs: tuple[Path, ...],
+    baseline: Path | None,
+    threshold: float,
+    write: bool,
+    json_out: bool,
 ) -> None:
     """Score runs with a trained model; the score is one more verdict finding, never alone malicious."""
     from osptrack.classifier.finding import finding_for, score_run
@@ -149,7 +156,7 @@ def score_command(
         level = rejudge_run_dir(folder, [finding] if finding else []).level if write else None
         if json_out:
             row = {"run": str(folder), "score": round(score, 4), "finding": finding, "verdict": level}
-            typer.echo(orjson.dumps(row).decode())
+            click.echo(orjson.dumps(row).decode())
         else:
             table.add_row(str(folder), f"{score:.2f}", finding["title"] if finding else "", level or "")
     if write:

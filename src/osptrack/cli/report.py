@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
 
-import typer
+import click
 
+from osptrack.cli import params
+from osptrack.cli.base import Command
 from osptrack.errors import BadInput
 
 
-def report_command(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder (analyze --out, or one of a batch's)")],
-    format: Annotated[str, typer.Option("--format", help="sarif, markdown, html or json")] = "html",
-    out: Annotated[Path | None, typer.Option("--out", help="File to write [stdout]")] = None,
-) -> None:
+@click.command("report", cls=Command)
+@params.argument("run_dir", "A run folder (analyze --out, or one of a batch's)", type=params.PATH)
+@params.format_("sarif, markdown, html or json", "html")
+@params.out("File to write [stdout]", required=False)
+def report_command(run_dir: Path, format: str, out: Path | None) -> None:
     """Write the verdict, findings and evidence of one run in a format people or CI read."""
     from osptrack.report import FORMATS, render
     from osptrack.report.output import check_target, write_report
@@ -32,7 +33,3 @@ def report_command(
         sys.stdout.flush()
     else:
         write_report(out, data)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("report")(report_command)

@@ -24,7 +24,8 @@ import heapq
 import os
 import shlex
 import tempfile
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Container, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -160,7 +161,11 @@ class RunDigest:
     def events(self) -> int:
         return self.spool.count
 
-    def phase(self, phase: str, events: Iterable[Event], udp_sent: set[tuple[Any, Any]]) -> PhaseDigest:
+    def follow(self, phase: str, events: Iterable[Event], udp_sent: PhaseSends) -> FollowedPhase:
+        """`phase` in a thread, over events that come while the phase runs (a tracer's `follow`)."""
+        return FollowedPhase(self, phase, events, udp_sent)
+
+    def phase(self, phase: str, events: Iterable[Event], udp_sent: Container[tuple[Any, Any]]) -> PhaseDigest:
         digest = self.phases[phase] = PhaseDigest(phase)
         # the per-event loop of a run: bound methods, no call per consumer it can avoid
         spool_add, aggregate_add = self.spool.add, digest.aggregate.add
@@ -199,3 +204,62 @@ class RunDigest:
             "second_stage_executed": self.stage_executed,
             "second_stage": {"marker": self.marker, "writes": list(self.stage_writes)},
         }
+
+
+class PhaseSends:
+    """Where a phase's datagrams went (mark_lookup_probe's `udp_sent`), asked while the phase may
+    still run. A destination the fake network has already seen a datagram to is final (records
+    are only ever added); any other answer waits for the phase's end (`finish`), so every mark is
+    the one the finished phase gives. (No corpus package makes such a UDP connect: the wait is rare.)
+    """
+
+    def __init__(self, seen: Callable[[], set[tuple[Any, Any]]]) -> None:
+        self._seen = seen
+        self._final: set[tuple[Any, Any]] | None = None
+        self._ready = threading.Event()
+
+    def __contains__(self, key: object) -> bool:
+        if self._final is None and key in self._seen():
+            return True
+        self._ready.wait()
+        if self._final is None:
+            raise RuntimeError("the phase failed before its datagrams were known")
+        return key in self._final
+
+    def finish(self, final: set[tuple[Any, Any]] | None) -> None:
+        """The finished phase's destinations; None when the phase failed (a waiting digest raises)."""
+        self._final = final
+        self._ready.set()
+
+
+class FollowedPhase:
+    """RunDigest.phase running in a thread while the phase runs; `join` gives its PhaseDigest.
+
+    The thread shares the GIL with the registry service's and fake network's threads, which serve
+    the sandbox meanwhile: the reader sleeps at the end of the log and reads in bounded chunks,
+    so it takes the GIL in short turns (docs/performance.md measures the phase with and without).
+    """
+
+    def __init__(self, run: RunDigest, phase: str, events: Iterable[Event], udp_sent: PhaseSends) -> None:
+        self._result: PhaseDigest | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._digest,
+            args=(run, phase, events, udp_sent),
+            name=f"osptrack-digest-{phase}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _digest(self, run: RunDigest, phase: str, events: Iterable[Event], udp_sent: PhaseSends) -> None:
+        try:
+            self._result = run.phase(phase, events, udp_sent)
+        except BaseException as exc:  # handed to the thread that joins
+            self._error = exc
+
+    def join(self) -> PhaseDigest:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from typing import Any
 
 from osptrack import __version__, phase_notes, summary
 from osptrack import ecosystems as eco_registry
-from osptrack.digest import EventSpool, PhaseDigest, RunDigest
+from osptrack.digest import EventSpool, PhaseDigest, PhaseSends, RunDigest
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, expand_home
 from osptrack.errors import BadInput
 from osptrack.jsonio import atomic_write_json, write_jsonl
@@ -39,7 +40,7 @@ from osptrack.sandbox.limits import Limits
 from osptrack.sandbox.netns import Eth0, sweep_stale
 from osptrack.sandbox.persona import Persona, choose_persona, overlay_files, persona_binds, seed_home
 from osptrack.sandbox.preflight import check_sandbox
-from osptrack.sandbox.runner import PhaseOutcome, Workspace, run_phase
+from osptrack.sandbox.runner import PhaseOutcome, Workspace, run_phase, trace_log
 from osptrack.target import PackageRef
 from osptrack.trace.events import Event, EventLog
 from osptrack.trace.refine import INIT
@@ -64,6 +65,9 @@ class AnalyzeOptions:
     # osptrack.trace.tracers: auto (eBPF where possible), ebpf, strace; OSPTRACK_TRACER sets the
     # default (CI or a machine that must compare both)
     tracer: str = field(default_factory=default_name)
+    # digest each phase's trace while the phase runs (osptrack.trace.follow); False reads it after
+    # the phase, as before (the same records: tests/core/test_follow.py compares both)
+    follow_trace: bool = True
 
 
 @dataclass(frozen=True)
@@ -247,13 +251,29 @@ def _analyze(
             )
             command = [expand_home(a, persona.home) for a in command]
             trace = functools.partial(tracer.command, probes=probes)
-            outcome = run_phase(phase, spec, ws, command, trace, limits, net.enter_netns, run_id)
-            # Where datagrams went this phase: UDP flows, and DNS queries (answered, not flows).
-            sent = [r for r in net.records() if r.get("phase") == phase]
-            udp_sent = {(r.get("dst"), r.get("dst_port")) for r in sent if r.get("kind") == "udp"}
-            udp_sent |= {(r.get("server"), r.get("server_port")) for r in sent if r.get("kind") == "dns"}
             stats = tracer.new_stats()
-            ph = digest.phase(phase, tracer.parse(outcome.trace_log, phase, stats=stats), udp_sent)
+            sends = PhaseSends(functools.partial(_sent_so_far, net, phase))
+            done = threading.Event()  # set by run_phase once the tracer has exited
+            followed = None
+            if options.follow_trace:
+                log = trace_log(ws, phase)
+                followed = digest.follow(phase, tracer.follow(log, phase, stats, done), sends)
+            try:
+                outcome = run_phase(phase, spec, ws, command, trace, limits, net.enter_netns, run_id, done)
+            except BaseException:
+                sends.finish(None)
+                if followed is not None:
+                    with contextlib.suppress(BaseException):
+                        followed.join()  # ends at the log's end: run_phase has set `done`
+                raise
+            # Where datagrams went this phase: UDP flows, and DNS queries (answered, not flows).
+            sent = _phase_records(net, phase)
+            udp_sent = _udp_sent(sent)
+            if followed is not None:
+                sends.finish(udp_sent)
+                ph = followed.join()
+            else:
+                ph = digest.phase(phase, tracer.parse(outcome.trace_log, phase, stats=stats), udp_sent)
             status = _status(outcome)
             dns = [r for r in sent if r.get("kind") == "dns"]
             results[phase] = ph.aggregate.record(
@@ -344,6 +364,21 @@ def _analyze(
         verdict=verdict,
         phase_notes={p: info["phase_note"] for p, info in phases.items() if info.get("phase_note")},
     )
+
+
+def _phase_records(net: FakeNetwork, phase: str, settle: bool = True) -> list[dict[str, Any]]:
+    return [r for r in net.records(settle) if r.get("phase") == phase]
+
+
+def _sent_so_far(net: FakeNetwork, phase: str) -> set[tuple[Any, Any]]:
+    """`_udp_sent` while the phase may still run (what the fake network has seen yet)."""
+    return _udp_sent(_phase_records(net, phase, settle=False))
+
+
+def _udp_sent(sent: list[dict[str, Any]]) -> set[tuple[Any, Any]]:
+    """Where the phase's datagrams went: UDP flows, and DNS queries (answered, not flows)."""
+    udp_sent = {(r.get("dst"), r.get("dst_port")) for r in sent if r.get("kind") == "udp"}
+    return udp_sent | {(r.get("server"), r.get("server_port")) for r in sent if r.get("kind") == "dns"}
 
 
 def _registry_service(eco: Ecosystem, options: AnalyzeOptions, ref: PackageRef) -> RegistryService | None:

@@ -193,6 +193,11 @@ def _mark_spawn(now: float) -> None:
             fh.write(f"{now:.6f}\n")
 
 
+def trace_log(workspace: Workspace, name: str) -> Path:
+    """Where phase `name`'s tracer writes its log (a follower reads it from there meanwhile)."""
+    return workspace.logs / f"{name}.strace"
+
+
 def run_phase(
     name: str,
     spec: SandboxSpec,
@@ -202,9 +207,33 @@ def run_phase(
     limits: Limits,
     enter_netns: Callable[[], None] | None,
     run_id: str,
+    tracer_done: threading.Event | None = None,
 ) -> PhaseOutcome:
-    """Run `command` in the sandbox under strace; kill everything at the timeout."""
-    log = workspace.logs / f"{name}.strace"
+    """Run `command` in the sandbox under strace; kill everything at the timeout.
+
+    `tracer_done` is set once the tracer has exited (its log is complete), or run_phase fails:
+    what a follower of the log (osptrack.trace.follow) waits for to end at the end of the file.
+    """
+    try:
+        done = tracer_done or threading.Event()
+        return _run_phase(name, spec, workspace, command, trace_prefix, limits, enter_netns, run_id, done)
+    finally:
+        if tracer_done is not None:
+            tracer_done.set()
+
+
+def _run_phase(
+    name: str,
+    spec: SandboxSpec,
+    workspace: Workspace,
+    command: list[str],
+    trace_prefix: Callable[[Path], list[str]],
+    limits: Limits,
+    enter_netns: Callable[[], None] | None,
+    run_id: str,
+    tracer_done: threading.Event,
+) -> PhaseOutcome:
+    log = trace_log(workspace, name)
     write_etc(spec, workspace.etc)
     with (
         open(seccomp_filter_file(), "rb") as seccomp,
@@ -264,6 +293,7 @@ def run_phase(
                     proc.wait()
         finally:
             exited.close()
+        tracer_done.set()  # reaped (or killed): the tracer has written all it will
         wall = time.monotonic() - t0
         cg.kill_all()  # anything that outlived the command
         outcome = PhaseOutcome(

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from typing import Any
 
 from msgspec.structs import replace
@@ -69,7 +69,7 @@ def mark_lookup_probes(events: list[Event], udp_sent: set[tuple[Any, Any]]) -> l
     return [mark_lookup_probe(e, udp_sent) for e in events]
 
 
-def mark_lookup_probe(e: Event, udp_sent: set[tuple[Any, Any]]) -> Event:
+def mark_lookup_probe(e: Event, udp_sent: Container[tuple[Any, Any]]) -> Event:
     """`mark_lookup_probes` for one event: the event, or a copy with `lookup_probe` set."""
     if (
         e.kind == "network"

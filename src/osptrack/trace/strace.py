@@ -1332,23 +1332,37 @@ def parse_log(
     stats: ParseStats | None = None,
 ) -> Iterator[Event]:
     """Stream events from an strace log (path or lines). See the module docstring."""
-    parser = StraceParser(phase, initial_cwd=initial_cwd, stats=stats)
-    out = parser.out
-    feed = parser.feed
     if isinstance(source, str | Path):
         # strace escapes every non-ASCII byte, so latin-1 never fails and round-trips exactly.
         with open(source, encoding="latin-1", newline="\n") as fh:
-            for line in fh:
-                feed(line)
-                if len(out) >= _BATCH:
-                    yield from out
-                    out.clear()
-    else:
-        for line in source:
-            feed(line if line.endswith("\n") else line + "\n")
-            if len(out) >= _BATCH:
-                yield from out
-                out.clear()
+            yield from parse_file_lines(fh, phase, initial_cwd=initial_cwd, stats=stats)
+        return
+    parser = StraceParser(phase, initial_cwd=initial_cwd, stats=stats)
+    out = parser.out
+    feed = parser.feed
+    for line in source:
+        feed(line if line.endswith("\n") else line + "\n")
+        if len(out) >= _BATCH:
+            yield from out
+            out.clear()
+    parser.finish()
+    yield from out
+    out.clear()
+
+
+def parse_file_lines(
+    lines: Iterable[str], phase: str, *, initial_cwd: str | None = None, stats: ParseStats | None = None
+) -> Iterator[Event]:
+    """`parse_log` of a log's lines as its file gives them in text mode: each ends with a newline
+    but perhaps the last, a line the log was cut in (osptrack.trace.follow reads a growing log so)."""
+    parser = StraceParser(phase, initial_cwd=initial_cwd, stats=stats)
+    out = parser.out
+    feed = parser.feed
+    for line in lines:
+        feed(line)
+        if len(out) >= _BATCH:
+            yield from out
+            out.clear()
     parser.finish()
     yield from out
     out.clear()

@@ -16,7 +16,7 @@ import ipaddress
 import operator
 import posixpath
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,7 +202,7 @@ class EbpfLogReader:
     """Streams Events from one phase's log, in the order the calls started.
 
     Decoding is the host's share of tracing (a digest waits for it), so the hot part is lean:
-    entry and exit records, all but a handful of a log's, are decoded inline in `_decode` with
+    entry and exit records, all but a handful of a log's, are decoded inline in `_records` with
     precompiled structs; a call in flight is a list, not an object; a path's string, its join
     with the base and its quoted form are made once per distinct (base, path) bytes, and a
     probe of a path that cannot be sensitive is dropped before anything else is built.
@@ -220,13 +220,31 @@ class EbpfLogReader:
         self._nspid: dict[int, int] = {}  # namespace tid -> host tid (kill targets)
         self._tgid: dict[int, int] = {}
         self._paths: dict[object, tuple[str, str, str]] = {}  # see _path_of
+        self._broken = False  # a record of impossible size was met: the log ends there
 
     def read(self, path: Path) -> Iterator[Event]:
         yield from self._decode(path.read_bytes())
 
-    def _decode(self, data: bytes) -> list[Event]:
-        stats = self.stats
+    def read_chunks(self, chunks: Iterable[bytes]) -> Iterator[Event]:
+        """The events of a log handed over in pieces (a growing log as its writer appends,
+        osptrack.trace.follow): a record cut between two chunks is decoded once it is whole,
+        so the events are those of the whole file read at once."""
         out: list[Event] = []
+        rest = b""
+        for chunk in chunks:
+            if self._broken:
+                continue  # drained all the same, so the writer's follower ends
+            data = rest + chunk if rest else chunk
+            rest = data[self._records(data, out) :]
+        yield from self._end(out, cut=bool(rest))
+
+    def _decode(self, data: bytes) -> list[Event]:
+        out: list[Event] = []
+        return self._end(out, cut=self._records(data, out) < len(data))
+
+    def _records(self, data: bytes, out: list[Event]) -> int:
+        """Decode the whole records of `data` into `out`; the offset after the last of them."""
+        stats = self.stats
         append = out.append
         hdr, enter, exit_ = _HDR.unpack_from, _ENTER.unpack_from, _EXIT.unpack_from
         hsize, esize = _HDR.size, _ENTER.size
@@ -237,9 +255,11 @@ class EbpfLogReader:
             while pos + hsize <= n:
                 size, rtype, flags, nr, tid, tgid, ts, _, _ = hdr(data, pos)
                 end = pos + size
-                if size < hsize or end > n:
-                    stats.truncated = True
+                if size < hsize:
+                    stats.truncated = self._broken = True  # nothing after it can be read
                     break
+                if end > n:
+                    break  # cut: the rest is in the next chunk, or the log ends in it
                 records += 1
                 body = pos + hsize
                 if rtype == REC_EXIT:
@@ -275,12 +295,17 @@ class EbpfLogReader:
                 pos = end
         finally:
             stats.records += records
-        if pos < n:
-            stats.truncated = True
-        for tid in list(inflight):  # calls that never returned (the log was cut)
-            last = finish(tid, None, None)
+        return pos
+
+    def _end(self, out: list[Event], cut: bool) -> list[Event]:
+        """`out` completed by the calls still in flight, in the order the calls started."""
+        stats = self.stats
+        if cut:
+            stats.truncated = True  # the log ends inside a record
+        for tid in list(self._inflight):  # calls that never returned (the log was cut)
+            last = self._finish(tid, None, None)
             if last is not None:
-                append(last)
+                out.append(last)
         # Events are produced at each call's end; strace lists them where they started. The
         # sort is stable: calls that started at the same time stay in the order they ended.
         out.sort(key=_T)
@@ -292,7 +317,7 @@ class EbpfLogReader:
     def _record(
         self, rtype: int, flags: int, tid: int, tgid: int, t: float, data: bytes, body: int
     ) -> list[Event]:
-        """Every record but REC_ENTER and REC_EXIT (which _decode reads itself)."""
+        """Every record but REC_ENTER and REC_EXIT (which _records reads itself)."""
         if rtype == REC_RETRY:  # path arguments read again at exit (not paged in at entry)
             call = self._inflight.get(tid)
             if call is not None:

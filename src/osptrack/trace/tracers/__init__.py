@@ -3,12 +3,14 @@
 One small interface (`Tracer`), one module per implementation (`strace`, `ebpf`), chosen by
 name with `get(name)`; `auto` (the default) is eBPF where this kernel and machine allow it,
 strace otherwise, and `choose()` says why. Both produce the same `Event` schema, so nothing
-downstream of `parse` knows which one ran.
+downstream of `parse` knows which one ran. `follow` gives `parse`'s events while the phase
+still runs, so the run digests them meanwhile (osptrack.trace.follow).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,11 @@ class Tracer(Protocol):
 
     def parse(self, log: Path, phase: str, stats: ParseStats) -> Iterator[Event]:
         """The phase's events, in the order the calls started."""
+        ...
+
+    def follow(self, log: Path, phase: str, stats: ParseStats, done: threading.Event) -> Iterator[Event]:
+        """`parse`'s events, read while the tracer still writes `log` (osptrack.trace.follow):
+        the iterator ends once `done` is set (the tracer has exited) and the log is read."""
         ...
 
     def lost(self, stats: ParseStats) -> int:

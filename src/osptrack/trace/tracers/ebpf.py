@@ -18,12 +18,14 @@ import hashlib
 import os
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from osptrack.trace import follow
 from osptrack.trace.ebpf import loader_path
-from osptrack.trace.ebpf.log import LOG_MAGIC, EbpfStats, parse_log
+from osptrack.trace.ebpf.log import LOG_MAGIC, EbpfLogReader, EbpfStats, parse_log
 from osptrack.trace.events import Event
 from osptrack.trace.strace import ParseStats
 
@@ -126,6 +128,11 @@ class EbpfTracer:
 
     def parse(self, log: Path, phase: str, stats: ParseStats) -> Iterator[Event]:
         return parse_log(log, phase, stats=stats if isinstance(stats, EbpfStats) else None)
+
+    def follow(self, log: Path, phase: str, stats: ParseStats, done: threading.Event) -> Iterator[Event]:
+        # Records are decoded as they come; the events, sorted by start, come once the log is whole.
+        reader = EbpfLogReader(phase, stats if isinstance(stats, EbpfStats) else None)
+        return reader.read_chunks(follow.chunks(log, done))
 
     def lost(self, stats: ParseStats) -> int:
         return stats.lost if isinstance(stats, EbpfStats) else 0

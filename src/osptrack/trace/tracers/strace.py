@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from osptrack.trace import follow
 from osptrack.trace.events import Event
-from osptrack.trace.strace import ParseStats, parse_log, strace_command
+from osptrack.trace.strace import ParseStats, parse_file_lines, parse_log, strace_command
 
 
 class StraceTracer:
@@ -28,6 +30,9 @@ class StraceTracer:
 
     def parse(self, log: Path, phase: str, stats: ParseStats) -> Iterator[Event]:
         return parse_log(log, phase, stats=stats)
+
+    def follow(self, log: Path, phase: str, stats: ParseStats, done: threading.Event) -> Iterator[Event]:
+        return parse_file_lines(follow.lines(log, done), phase, stats=stats)
 
     def lost(self, stats: ParseStats) -> int:
         return 0  # ptrace stops the tracee: nothing is dropped (a flood is capped, and said so)

@@ -13,6 +13,13 @@ enum { F_TRUNCATED = 1, F_NOBASE = 2, F_RETRY = 4, F_UNREADABLE = 8, F_INTERP = 
 #define UNREADABLE_MARK 0xff /* one byte, then the NUL: not valid UTF-8, so not a real argument */
 enum { SP_NONE = 0, SP_EXEC = 1, SP_SOCKADDR = 2, SP_SENDMSG = 3, SP_LISTEN = 4, SP_OPEN = 5, SP_SYMLINK = 6 };
 
+/* A probe (stat, access, readlink) becomes an event only for a sensitive path
+ * (osptrack.trace.sensitive): one under /etc, or a home's (/root, /home/X) entry whose name is a
+ * dot and one of these 3 characters, then anything. Probes of an absolute path that is neither,
+ * with no ".", ".." or empty component, and of an empty path (AT_EMPTY_PATH), are not recorded
+ * (tests/trace/test_ebpf_probe_filter.py checks the list against SENSITIVE_PATHS). */
+#define SENSITIVE_DOT3 "aws", "azu", "bas", "bit", "car", "com", "con", "doc", "ele", "env", "eth", "gem", "git", "gnu", "kub", "loc", "mon", "moz", "net", "pyp", "ssh", "zsh"
+
 #define SPEC_SLOTS 512
 #define MAX_RUNS 64 /* runs one resident tracer follows at once (slot 0 is unused) */
 #define RINGBUF_BYTES (32 << 20)

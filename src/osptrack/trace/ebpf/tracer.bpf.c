@@ -104,6 +104,15 @@ struct {
 	__type(value, u64);
 } listen_fd SEC(".maps");
 
+// Probes whose entry was recorded (the filter below kept them): only their exit is recorded.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, u32);
+	__type(value, u8);
+} probe_kept SEC(".maps");
+
 static __always_inline void count_lost(u32 slot)
 {
 	u64 *n = bpf_map_lookup_elem(&lost, &slot);
@@ -329,6 +338,94 @@ static __always_inline u64 arg(struct pt_regs *regs, int i)
 	return 0;
 }
 
+// A probe's path string, read a byte at a time: its first three components (up to 8 bytes
+// each, and their lengths), and whether lexical normalisation could change them.
+struct scan {
+	struct enter_rec *r;
+	u32 off, len; // data[off + 1 .. off + len): the string after its leading '/', NUL included
+	u32 comp;     // the component being read, from 0
+	u32 pos;      // its bytes so far
+	u64 w[4];
+	u32 n[4];
+	u8 prev;
+	u8 unclear; // "..", or an empty or "." component: keep the probe
+};
+
+static long scan_step(u64 i, void *ctx)
+{
+	struct scan *s = ctx;
+	if (i + 1 >= s->len)
+		return 1;
+	u8 c = *at(s->r, s->off + 1 + i);
+	if (c == 0 || c == '/') {
+		if (s->pos == 0 || (s->pos == 1 && s->prev == '.'))
+			s->unclear = 1;
+		if (c == 0 || s->unclear)
+			return 1;
+		s->comp++;
+		s->pos = 0;
+	} else {
+		if (c == '.' && s->prev == '.') {
+			s->unclear = 1;
+			return 1;
+		}
+		if (s->comp < 3) {
+			if (s->pos < 8)
+				s->w[s->comp & 3] |= (u64)c << (8 * (s->pos & 7));
+			s->n[s->comp & 3] = s->pos + 1;
+		}
+		s->pos++;
+	}
+	s->prev = c;
+	return 0;
+}
+
+static const char dot3[][4] = {SENSITIVE_DOT3};
+
+// A home's entry that may be sensitive: "." and one of SENSITIVE_DOT3's names.
+static __always_inline int sensitive_dot(u64 w)
+{
+	if ((w & 0xff) != '.')
+		return 0;
+	u32 three = (w >> 8) & 0xffffff;
+	int k;
+#pragma unroll
+	for (k = 0; k < (int)(sizeof(dot3) / sizeof(dot3[0])); k++)
+		if (three == ((u32)dot3[k][0] | (u32)dot3[k][1] << 8 | (u32)dot3[k][2] << 16))
+			return 1;
+	return 0;
+}
+
+#define W3(a, b, c) ((u64)(a) | (u64)(b) << 8 | (u64)(c) << 16)
+#define W4(a, b, c, d) (W3(a, b, c) | (u64)(d) << 24)
+
+// Whether a probe's event could be recorded by the reader (see SENSITIVE_DOT3): 0 only when
+// it certainly would not be. The path is path 0, read at entry (not F_RETRY).
+static __noinline int probe_wanted(struct enter_rec *r)
+{
+	if (!r || r->h.flags & F_RETRY)
+		return 1;
+	u32 off = r->len[0], len = r->len[1];
+	if (off >= DATA_HALF || len == 0)
+		return 1;
+	u8 first = *at(r, off);
+	if (first == 0)
+		return 0; // AT_EMPTY_PATH: a stat of an open fd, never an event
+	if (first != '/')
+		return 1; // relative: the base would have to be parsed too (rare)
+	struct scan s = {.r = r, .off = off, .len = len};
+	bpf_loop(STR_MAX, scan_step, &s, 0);
+	if (s.unclear)
+		return 1;
+	if (s.n[0] == 3 && s.w[0] == W3('e', 't', 'c'))
+		return 1;
+	if (s.n[0] == 4 && s.w[0] == W4('r', 'o', 'o', 't'))
+		return s.comp >= 1 && sensitive_dot(s.w[1]);
+	if (s.n[0] == 4 && s.w[0] == W4('h', 'o', 'm', 'e'))
+		return s.comp >= 2 && sensitive_dot(s.w[2]);
+	return 0;
+}
+
 // One path argument: its base when relative, then the string itself.
 static __always_inline u32 put_path_arg(struct enter_rec *r, u32 off, int slot, s8 pi, s8 di,
 					struct task_struct *task)
@@ -373,6 +470,11 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 	int i;
 	for (i = 0; i < 6; i++)
 		r->args[i] = arg(regs, i);
+	if (sp->probe && sp->path0 >= 0) {
+		char first = 1;  // AT_EMPTY_PATH (a stat of an open fd): no event; skip its fd's walk too
+		if (!bpf_probe_read_user(&first, 1, (const char *)r->args[sp->path0 & 7]) && first == 0)
+			return 0;
+	}
 	for (i = 0; i < NLEN; i++)
 		r->len[i] = 0;
 	u32 off = 0, start;
@@ -418,6 +520,15 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 		u64 fd = r->args[0];
 		bpf_map_update_elem(&listen_fd, &tid, &fd, BPF_ANY);
 	}
+	if (sp->probe) {
+		// Most probes are of paths no event is made of: neither they nor their exit are
+		// recorded. The exit is recorded for the probes kept.
+		u32 tid = r->h.tid;
+		u8 one = 1;
+		if (!probe_wanted(r))
+			return 0;
+		bpf_map_update_elem(&probe_kept, &tid, &one, BPF_ANY);
+	}
 	if (r->h.flags & F_RETRY) {
 		struct retry_ptrs rp = {};
 		if (sp->path0 >= 0)
@@ -456,6 +567,11 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 			return 0;
 	}
 	u32 tid = (u32)bpf_get_current_pid_tgid();
+	if (sp->probe) {
+		if (!bpf_map_lookup_elem(&probe_kept, &tid))
+			return 0; // its entry was not recorded
+		bpf_map_delete_elem(&probe_kept, &tid);
+	}
 	struct retry_ptrs *rp = bpf_map_lookup_elem(&retry, &tid);
 	if (rp) {
 		u32 zero = 0;
@@ -620,6 +736,7 @@ int BPF_PROG(on_task_exit, struct task_struct *p, bool group_dead)
 	u32 slot = *ps;
 	bpf_map_delete_elem(&listen_fd, &tid);
 	bpf_map_delete_elem(&retry, &tid);
+	bpf_map_delete_elem(&probe_kept, &tid);
 	struct task_exit_rec *r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
 	if (!r) {
 		count_lost(slot);

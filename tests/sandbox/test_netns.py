@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,62 @@ def test_sweep_removes_only_abandoned_namespaces() -> None:
         thread.join()
         busy.delete()
         abandoned.delete()
+
+
+@needs_root_net
+def test_setup_spawns_three_processes_and_teardown_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The namespaces are made and removed in-process; only `ip -batch` (twice) and nft run."""
+    spawned: list[str] = []
+    base = subprocess.Popen.__init__
+
+    def counting(self: subprocess.Popen[str], args: list[str], *a: object, **k: object) -> None:
+        spawned.append(" ".join(args[:3]))
+        base(self, args, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", counting)
+    nic = Eth0("3c:21:9c:12:34:57", "192.168.1.43/24", "192.168.1.1")
+    ns = NetNamespace(f"c-{uuid.uuid4().hex[:10]}", eth0=nic)
+    ns.create()
+    made = list(spawned)
+    ns.delete()
+    assert sorted(made) == sorted(["nft -f -", f"ip -n {ns.name}", f"ip -n {ns.name}{NIC_SUFFIX}"])
+    assert spawned == made  # deleting spawned nothing
+    assert not ns.path.exists() and not (NETNS_DIR / (ns.name + NIC_SUFFIX)).exists()
+
+
+@needs_root_net
+def test_ipv6_is_off_in_the_peer_only() -> None:
+    """The peer's eth0 inherits disable_ipv6 from the peer's defaults; the run's namespace and
+    the host keep theirs."""
+    nic = Eth0("3c:21:9c:12:34:58", "192.168.1.44/24", "192.168.1.1")
+    host_default = Path("/proc/sys/net/ipv6/conf/default/disable_ipv6").read_text()
+
+    def sysctl(name: str, key: str) -> str:
+        return subprocess.run(
+            ["ip", "netns", "exec", name, "cat", f"/proc/sys/net/ipv6/conf/{key}/disable_ipv6"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    with NetNamespace(f"v-{uuid.uuid4().hex[:10]}", eth0=nic) as ns:
+        assert sysctl(ns.name + NIC_SUFFIX, "eth0") == "1"
+        assert sysctl(ns.name, "eth0") == "0"
+        assert sysctl(ns.name, "default") == "0"
+        assert "inet6 fd5e:1800::1/128" in _ip(ns, "-o", "addr", "show", "lo")
+    assert Path("/proc/sys/net/ipv6/conf/default/disable_ipv6").read_text() == host_default
+
+
+@needs_root_net
+def test_a_name_made_in_process_is_visible_to_iproute2_and_other_mount_namespaces() -> None:
+    with NetNamespace(f"i-{uuid.uuid4().hex[:10]}") as ns:
+        assert ns.name in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        # a fresh mount namespace (as `ip netns exec` makes) still reaches it through the name
+        out = subprocess.run(
+            ["unshare", "--mount", "ip", "-n", ns.name, "-o", "link"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "lo:" in out
+        assert os.stat(ns.path).st_ino != os.stat("/proc/self/ns/net").st_ino

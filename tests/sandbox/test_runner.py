@@ -103,3 +103,21 @@ def _cmdline(pid: str) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_workspace_home_is_a_bounded_private_tmpfs_removed_at_exit() -> None:
+    """The home tmpfs is mounted and detached by the syscalls themselves, with the same options
+    the `mount` command gave it."""
+    limits = Limits(home_bytes=8 << 20)
+    with Workspace(limits) as ws:
+        mounts = [
+            line.split()
+            for line in Path("/proc/self/mounts").read_text().splitlines()
+            if line.split()[1] == str(ws.home)
+        ]
+        assert len(mounts) == 1
+        source, _, fstype, opts = mounts[0][:4]
+        assert (source, fstype) == ("osptrack-home", "tmpfs")
+        assert {"nosuid", "nodev", "size=8192k", "mode=700", "uid=65534", "gid=65534"} <= set(opts.split(","))
+        root, home = ws.root, ws.home
+    assert not os.path.ismount(home) and not root.exists()

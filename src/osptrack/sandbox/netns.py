@@ -48,6 +48,12 @@ Lifecycle: names are unique per run id and creation is serialised with a file lo
 /run/netns races in iproute2), so parallel runs coexist. `delete()` removes the name; the kernel
 frees the namespace when the last socket/thread in it is gone. `sweep_stale()` removes the
 namespaces of runs that were killed before they could clean up.
+
+Cost: the namespaces are made and removed in-process, as `ip netns add/del` does it (a thread
+unshares and bind-mounts its namespace on the name; umount2 + unlink), and the configuration is
+two `ip -batch` processes and one `nft`, the last two at the same time: 3 processes per run
+instead of 9 (benchmarks/setup_cost.py counts them). The peer gets IPv6 disabled by default
+before its eth0 exists, so no sysctl process either.
 """
 
 from __future__ import annotations
@@ -55,11 +61,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import fcntl
 import ipaddress
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -67,6 +75,7 @@ from pathlib import Path
 from typing import Any
 
 from osptrack.errors import BadInput
+from osptrack.sandbox.mounts import MS_BIND, MS_REC, MS_SHARED, mount, umount_detach, unshare
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
@@ -189,7 +198,7 @@ def sweep_stale(min_age_s: float = 600.0, only: Iterable[str] | None = None) -> 
         if path.name.endswith(NIC_SUFFIX):  # no thread ever enters it: it goes with its namespace
             if not (NETNS_DIR / path.name.removesuffix(NIC_SUFFIX)).exists():
                 with contextlib.suppress(NetnsError):
-                    _run(["ip", "netns", "del", path.name])
+                    _remove_namespace(path)
             continue
         if wanted is not None and path.name not in wanted:
             continue
@@ -200,11 +209,11 @@ def sweep_stale(min_age_s: float = 600.0, only: Iterable[str] | None = None) -> 
         if now - st.st_mtime < min_age_s or (st.st_dev, st.st_ino) in in_use:
             continue
         with contextlib.suppress(NetnsError):
-            _run(["ip", "netns", "del", path.name])
+            _remove_namespace(path)
             removed.append(path.name)
         if (NETNS_DIR / (path.name + NIC_SUFFIX)).exists():
             with contextlib.suppress(NetnsError):
-                _run(["ip", "netns", "del", path.name + NIC_SUFFIX])
+                _remove_namespace(NETNS_DIR / (path.name + NIC_SUFFIX))
     return removed
 
 
@@ -219,6 +228,61 @@ def _run(argv: list[str], stdin: str | None = None) -> None:
     proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30, check=False)
     if proc.returncode != 0:
         raise NetnsError(f"{' '.join(argv)} failed: {proc.stderr.strip() or proc.returncode}")
+
+
+def _shared_netns_dir() -> None:
+    """What `ip netns add` does first: /run/netns is a shared mount point, so a name bound there
+    shows in mount namespaces made later too (`ip netns exec`, other tools)."""
+    NETNS_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    try:
+        mount("none", NETNS_DIR, "none", MS_SHARED | MS_REC)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # EINVAL: not a mount point yet
+            raise
+        mount(str(NETNS_DIR), NETNS_DIR, "none", MS_BIND | MS_REC)
+        mount("none", NETNS_DIR, "none", MS_SHARED | MS_REC)
+
+
+def _add_namespace(path: Path, sysctls: dict[str, str] | None = None) -> None:
+    """`ip netns add`, in-process: a short-lived thread unshares a new network namespace (only
+    that thread moves), writes `sysctls` there (/proc/sys/net is the calling thread's
+    namespace's) and bind-mounts it on `path`; the thread's exit leaves the mount holding it."""
+    failure: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            unshare(CLONE_NEWNET)
+            for key, value in (sysctls or {}).items():
+                Path("/proc/sys", key.replace(".", "/")).write_text(value)
+            mount("/proc/thread-self/ns/net", path, None, MS_BIND)
+        except BaseException as exc:
+            failure.append(exc)
+
+    try:
+        _shared_netns_dir()
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    except OSError as exc:
+        raise NetnsError(f"creating network namespace {path.name} failed: {exc}") from None
+    thread = threading.Thread(target=make, name=f"netns-add-{path.name}")
+    thread.start()
+    thread.join()
+    if failure:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise NetnsError(f"creating network namespace {path.name} failed: {failure[0]}")
+
+
+def _remove_namespace(path: Path) -> None:
+    """`ip netns del`, in-process: detach the bind mount (ignored if there is none, as ip does)
+    and remove the name."""
+    with contextlib.suppress(OSError):
+        umount_detach(path)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise NetnsError(f"removing network namespace {path.name} failed: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -248,7 +312,7 @@ class NetNamespace:
         with _creation_lock():
             if self.path.exists():
                 raise NetnsError(f"network namespace {self.name} already exists (another run with this id?)")
-            _run(["ip", "netns", "add", self.name])
+            _add_namespace(self.path)
         self._created = True
         try:
             self._configure()
@@ -257,48 +321,84 @@ class NetNamespace:
             raise
 
     def _configure(self) -> None:
-        # One `ip -batch` per namespace step instead of one `ip` per line: each process costs
-        # 5-10 ms, and this runs before every analysis (the family is inferred from each address).
-        lo = [
+        # nft (the rules) and ip (links, addresses, routes) touch different kernel state: nft is
+        # started first and runs while the peer and the routes are set up.
+        nft = self._start_nft()
+        try:
+            with contextlib.suppress(BrokenPipeError):  # nft failed early: its stderr says why
+                assert nft.stdin is not None
+                nft.stdin.write(nft_ruleset())  # a few hundred bytes: never fills the pipe
+                nft.stdin.flush()
+            self._addresses_and_routes()
+        finally:
+            try:
+                _, err = nft.communicate(timeout=30)  # closes its stdin: nft loads the rules
+            except subprocess.TimeoutExpired:
+                nft.kill()
+                nft.wait()
+                raise NetnsError("nft -f - did not finish within 30 s") from None
+        if nft.returncode != 0:
+            raise NetnsError(f"nft -f - failed: {err.strip() or nft.returncode}")
+
+    def _start_nft(self) -> subprocess.Popen[str]:
+        """`nft -f -` in the namespace: one process (not `ip netns exec`, which is two)."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return subprocess.Popen(
+                ["nft", "-f", "-"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                preexec_fn=lambda: setns_fd(fd),  # noqa: PLW1509 - one syscall before exec
+            )
+        finally:
+            os.close(fd)  # the child has joined (or failed) by the time Popen returns
+
+    def _addresses_and_routes(self) -> None:
+        # One `ip -batch` per namespace instead of one `ip` per line: each process costs 5-10 ms,
+        # and this runs before every analysis (the family is inferred from each address).
+        lines = [
             "link set lo up",
             f"addr add {LOCAL_ADDRESS_V4}/32 dev lo",
             f"addr add {LOCAL_ADDRESS_V6}/128 dev lo nodad",
             "route add local 0.0.0.0/0 dev lo",
             "route add local ::/0 dev lo",
         ]
-        if self.eth0 is None:
-            self._batch(lo)
-        else:
+        if self.eth0 is not None:
             nic, peer = self.eth0, self.name + NIC_SUFFIX
+            # The dead end speaks no IPv6 either (no fe80::, no multicast route): disabled in the
+            # peer before its eth0 exists, which inherits `default`.
+            no_v6 = {f"net.ipv6.conf.{k}.disable_ipv6": "1" for k in ("default", "all")}
             with _creation_lock():
-                _run(["ip", "netns", "add", peer])
-            self._batch([*lo, f"link add eth0 address {nic.mac} type veth peer name eth0 netns {peer}"])
-            # the dead end speaks no IPv6 either: no fe80::, no multicast route
-            _run(["ip", "netns", "exec", peer, "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=1"])
-            _run(["ip", "-n", peer, "link", "set", "eth0", "up"])
+                _add_namespace(NETNS_DIR / peer, no_v6)
+            # The pair is made from the peer's side, which brings its own end up in the same
+            # process; the other end, with the persona's MAC, lands in our namespace as eth0.
+            _run(
+                ["ip", "-n", peer, "-batch", "-"],
+                stdin=f"link add eth0 type veth peer name eth0 address {nic.mac} netns {self.name}\n"
+                "link set eth0 up\n",
+            )
             # The kernel merges the local and main tables into one longest-prefix lookup, so
             # eth0's connected /24 would beat `local 0.0.0.0/0` and send LAN destinations to the
             # peer, unanswered and unrecorded. Two local halves, one bit longer, keep them on lo.
             halves = (*_halves(nic.address), *_halves("fe80::/64"))
-            self._batch(
-                [
-                    f"addr add {nic.address} dev eth0",
-                    "link set eth0 up",
-                    f"route add default via {nic.gateway} dev eth0",
-                    *(f"route add local {half} dev lo table local" for half in halves),
-                ]
-            )
-        _run(["ip", "netns", "exec", self.name, "nft", "-f", "-"], stdin=nft_ruleset())
+            lines += [
+                f"addr add {nic.address} dev eth0",
+                "link set eth0 up",
+                f"route add default via {nic.gateway} dev eth0",
+                *(f"route add local {half} dev lo table local" for half in halves),
+            ]
+        self._batch(lines)
 
     def _batch(self, lines: list[str]) -> None:
         _run(["ip", "-n", self.name, "-batch", "-"], stdin="".join(f"{line}\n" for line in lines))
 
     def delete(self) -> None:
         """Remove the name. The kernel frees the namespace once no socket or thread refers to it."""
-        if self._created and self.path.exists():
-            _run(["ip", "netns", "del", self.name])
-        if self._created and (NETNS_DIR / (self.name + NIC_SUFFIX)).exists():
-            _run(["ip", "netns", "del", self.name + NIC_SUFFIX])
+        if self._created:
+            _remove_namespace(self.path)
+            _remove_namespace(NETNS_DIR / (self.name + NIC_SUFFIX))
         self._created = False
 
     def nsenter_argv(self) -> list[str]:

@@ -1,19 +1,28 @@
 """Benchmark `osptrack batch` on the shared corpus: --workers 1 and --workers 2, side by side.
 
-    .venv/bin/python benchmarks/batch.py                 # real analyses, 3 rounds (sandbox + strace)
+    .venv/bin/python benchmarks/batch.py                 # real analyses, all 24 packages, 3 rounds
     .venv/bin/python benchmarks/batch.py --repeat 5      # 5 rounds
-    .venv/bin/python benchmarks/batch.py --quick         # 3 rounds over the first 6 packages
+    .venv/bin/python benchmarks/batch.py --quick         # 3 rounds over the 8 QUICK packages
     .venv/bin/python benchmarks/batch.py --fake 1.5      # a fake analyzer that sleeps 1.5 s (labelled)
+    .venv/bin/python benchmarks/batch.py --orders given,longest-first --timeline   # 2 workers twice
 
-Each round runs --workers 1 and --workers 2 once, alternating which goes first (1,2 then 2,1 ...),
-so drift from other load and cache warmth hits both alike. The speed-up is reported as the
+Each round runs every side once (1 worker, and 2 workers per --orders entry), rotating which
+goes first, so drift from other load and cache warmth hits all alike. The speed-up is the
 median of the rounds' own throughput ratios (wall with 1 worker / wall with 2, paired within a
 round), with the ratio of the median walls beside it, and the load average before and after.
 
-Prints, per worker count: batch wall time, packages per minute, the slowest package, and the
-scheduler overhead per package = (workers x batch wall - sum of the analyses' own times) / count,
-i.e. the literal "wall - sum / count" for one worker, and per worker slot for two (idle slots at
-the tail of the batch count as overhead). Then the speed-up of 2 workers over 1.
+The package set must allow 2x at all: a batch cannot end before its longest analysis, so with
+2 workers the wall is at least max(longest, sum / 2). The script prints that bound from the
+1-worker times. The whole corpus (24 packages, longest core-js at about a tenth of the sum)
+allows 2x; so does QUICK (longest docopt at about a fifth). The corpus's first 6, the old
+--quick, held core-js at over half of the batch: at most about 1.6x whatever the scheduler did.
+
+Prints, per side: batch wall time, packages per minute, the slowest package, the scheduler
+overhead per package = (workers x batch wall - sum of the analyses' own times) / count, idle
+slot-seconds (workers x wall - sum of attempt walls: the tail and start-up), and CPU seconds
+(the batch, its zygote, workers and sandboxes, and the resident eBPF tracer), then each
+package's analysis time per side: a package slower with 2 workers than with 1 is contention
+(CPU, or something the two runs share), not scheduling.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -31,6 +41,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = REPO / ".." / "shared" / "corpus" / "manifest.json"
+# --quick: 8 packages (the ones docs/performance.md's overhead figures use) whose longest
+# analysis, docopt's sdist build, is about a fifth of the batch, so 2 workers can reach 2x; the
+# corpus's first 6 held core-js, more than half of that batch by itself (docs/batch.md).
+QUICK = ("six", "requests", "attrs", "docopt", "left-pad", "chalk", "lodash", "debug")
 
 
 def sleeping_analyze(ref: Any, options: Any, out: Path) -> Any:
@@ -45,33 +59,105 @@ def sleeping_analyze(ref: Any, options: Any, out: Path) -> Any:
     return None
 
 
-def one_round(targets: list[Any], workers: int, analyzer: str, analyze_options: Any) -> dict[str, Any]:
+def _tracer_cpu() -> dict[int, float]:
+    """CPU seconds per pid of the resident eBPF tracers (`osptrack-ebpf`, shared by all runs:
+    not a child of any worker, so no worker's rusage counts it)."""
+    found: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        if comm.startswith("osptrack-ebpf"):
+            found[int(stat.parent.name)] = (int(rest[11]) + int(rest[12])) / tick
+    return found
+
+
+def _tracer_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    # A tracer that started during the round counts whole; one that exited is lost (it idles out
+    # after 10 minutes without runs, so not during a benchmark).
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def _cpu_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime + me.ru_utime + me.ru_stime
+
+
+def one_round(
+    targets: list[Any], workers: int, analyzer: str, analyze_options: Any, order: str
+) -> dict[str, Any]:
     from osptrack.batch.runner import BatchOptions, run_batch
 
     out = Path(tempfile.mkdtemp(prefix=f"osptrack-bench-w{workers}-"))
     try:
         options = BatchOptions(
-            out=str(out), workers=workers, retries=0, analyzer=analyzer, analyze=analyze_options
+            out=str(out),
+            workers=workers,
+            retries=0,
+            analyzer=analyzer,
+            analyze=analyze_options,
+            **({"order": order} if order else {}),
         )
+        tracer0, cpu0 = _tracer_cpu(), _cpu_children()
         started = time.monotonic()
         summary = run_batch(targets, options)
         wall = time.monotonic() - started
+        tracer_cpu, cpu = _tracer_delta(tracer0, _tracer_cpu()), _cpu_children() - cpu0
     finally:
         shutil.rmtree(out, ignore_errors=True)
     attempts = summary.attempts
     analysis = sum(a.analysis_s for a in attempts)
     slowest = max(attempts, key=lambda a: a.wall_s)
+    timeline = sorted(
+        (
+            getattr(a, "started_s", 0.0) - started,
+            getattr(a, "started_s", 0.0) - started + a.wall_s,
+            a.target.label,
+            a.worker,
+        )
+        for a in attempts
+    )
     return {
         "workers": workers,
+        "order": order,
         "wall": wall,
         "finished": summary.finished,
         "failed": [f"{a.target.label}: {a.outcome} {a.error[:80]}" for a in summary.failed],
         "analysis_sum": analysis,
+        "analysis": {a.target.label: a.analysis_s for a in attempts},
+        "cpu_by_package": {
+            a.target.label: [getattr(a, "cpu_host_s", 0.0), getattr(a, "cpu_sandbox_s", 0.0)]
+            for a in attempts
+        },
         "overhead": (workers * wall - analysis) / max(1, len(attempts)),
         "process_overhead": statistics.median(a.wall_s - a.analysis_s for a in attempts),
+        # Slot-seconds with no attempt running: the tail, and the gaps between attempts.
+        "idle_slot_s": workers * wall - sum(a.wall_s for a in attempts),
+        "cpu_host": sum(getattr(a, "cpu_host_s", 0.0) for a in attempts),
+        "cpu_sandbox": sum(getattr(a, "cpu_sandbox_s", 0.0) for a in attempts),
+        "cpu_all": cpu,  # everything this process and its children used (batch, zygote, workers...)
+        "cpu_tracer": tracer_cpu,
         "slowest": f"{slowest.target.label} {slowest.wall_s:.1f} s (analysis {slowest.analysis_s:.1f} s)",
+        "timeline": timeline,
         "count": len(attempts),
     }
+
+
+def _name(side: tuple[int, str]) -> str:
+    workers, order = side
+    return f"{workers} worker{'s' if workers > 1 else ''}{f', {order}' if order else ''}"
+
+
+def _median_by_package(results: list[dict[str, Any]]) -> dict[str, float]:
+    per: dict[str, list[float]] = {}
+    for r in results:
+        for label, seconds in r["analysis"].items():
+            per.setdefault(label, []).append(seconds)
+    return {label: statistics.median(v) for label, v in per.items()}
 
 
 def main() -> int:
@@ -82,7 +168,15 @@ def main() -> int:
     parser.add_argument(
         "--repeat", type=int, default=3, help="rounds (>= 3 by default); each runs both worker counts"
     )
-    parser.add_argument("--quick", action="store_true", help="3 rounds over the manifest's first 6 packages")
+    parser.add_argument("--quick", action="store_true", help=f"3 rounds over {len(QUICK)} packages (QUICK)")
+    parser.add_argument("--names", help="only these corpus packages (comma-separated names)")
+    parser.add_argument(
+        "--orders",
+        default="",
+        help="comma-separated scheduling orders (BatchOptions.order) to run 2 workers with, each a"
+        " side of its own, e.g. 'given,longest-first'; default: the batch's own",
+    )
+    parser.add_argument("--timeline", action="store_true", help="print each round's attempts, start/end")
     parser.add_argument("--json", type=Path, help="write walls, ratios and load averages here")
     parser.add_argument(
         "--fake", type=float, default=None, metavar="S", help="sleep S seconds instead of analyze"
@@ -96,73 +190,123 @@ def main() -> int:
         print(f"skipped: {args.manifest.resolve()} not found (the shared corpus, ../shared, is absent)")
         return 0
     targets = load_targets(args.manifest.resolve()).targets
+    names = set(args.names.split(",")) if args.names else set(QUICK) if args.quick else None
+    if names is not None:
+        targets = [t for t in targets if t.name in names]
     if args.quick:
-        targets, args.repeat = targets[:6], 3
+        args.repeat = 3
     if args.fake is not None:
         os.environ["OSPTRACK_BENCH_FAKE_S"] = str(args.fake)
         analyzer = f"{Path(__file__).stem}:sleeping_analyze"
         mode = f"FAKE analyzer sleeping {args.fake:g} s per package (not the sandbox)"
     else:
         analyzer = "osptrack.run:analyze"
-        mode = "real analyze (bwrap sandbox + strace + fake network), phases install,import"
+        mode = "real analyze (bwrap sandbox + tracer + fake network), phases install,import"
     print(f"corpus: {len(targets)} packages from {args.manifest.resolve()}")
     print(f"mode:   {mode}; {os.cpu_count()} CPUs; {args.repeat} round(s) per worker count")
+    orders = args.orders.split(",") if args.orders else [""]
+    if args.orders:
+        print(f"orders: {', '.join(orders)} (2 workers; 1 worker runs with {orders[0]})")
     load_before = [round(x, 2) for x in os.getloadavg()]
     print("load average at start: {:.2f} {:.2f} {:.2f}".format(*load_before))
 
-    rounds: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    # Sides: 1 worker, and 2 workers once per --orders entry; their order rotates every round
+    # (each side goes first in turn) so drift from other load and cache warmth hits all alike.
+    sides: list[tuple[int, str]] = [(1, orders[0])] + [(2, o) for o in orders]
+    rounds: dict[tuple[int, str], list[dict[str, Any]]] = {side: [] for side in sides}
     for i in range(args.repeat):
-        for workers in (1, 2) if i % 2 == 0 else (2, 1):  # alternate who goes first: drift hits both
-            result = one_round(targets, workers, analyzer, AnalyzeOptions())
-            rounds[workers].append(result)
+        for workers, order in sides[i % len(sides) :] + sides[: i % len(sides)]:
+            result = one_round(targets, workers, analyzer, AnalyzeOptions(), order)
+            rounds[(workers, order)].append(result)
             print(
-                f"  round: workers={workers} wall={result['wall']:.1f} s finished={result['finished']}"
-                f" load={os.getloadavg()[0]:.1f}",
+                f"  round {i + 1}: workers={workers}{f' order={order}' if order else ''}"
+                f" wall={result['wall']:.1f} s finished={result['finished']}"
+                f" idle slots={result['idle_slot_s']:.1f} s cpu={result['cpu_all'] + result['cpu_tracer']:.1f} s"
+                f" (workers: host {result['cpu_host']:.1f}, sandbox {result['cpu_sandbox']:.1f};"
+                f" eBPF tracer {result['cpu_tracer']:.1f}) load={os.getloadavg()[0]:.1f}",
                 flush=True,
             )
+            if args.timeline:
+                for start, end, label, worker in result["timeline"]:
+                    print(f"      {start:7.2f} {end:7.2f}  {worker:<24} {label}")
 
     print()
-    header = f"{'workers':>7} {'wall s':>8} {'pkg/min':>8} {'overhead s/pkg':>15} {'proc s/pkg':>11}  slowest package"
+    header = (
+        f"{'side':>20} {'wall s':>8} {'pkg/min':>8} {'overhead s/pkg':>15} {'proc s/pkg':>11}"
+        f" {'idle slot s':>12} {'cpu s':>7} {'cpu/wall':>9}  slowest package"
+    )
     print(header)
-    medians: dict[int, float] = {}
-    for workers, all_results in rounds.items():
+    medians: dict[tuple[int, str], float] = {}
+    valid: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for side, all_results in rounds.items():
         # A round with failed packages did less work; it would flatter its wall time.
         results = [r for r in all_results if not r["failed"]] or all_results
+        valid[side] = results
         for r in all_results:
             for failure in r["failed"][:3]:
-                print(f"        excluded round (workers={workers}), failed: {failure}")
+                print(f"        excluded round ({_name(side)}), failed: {failure}")
         wall = statistics.median(r["wall"] for r in results)
-        medians[workers] = wall
+        medians[side] = wall
         finished = statistics.median(r["finished"] for r in results)
         overhead = statistics.median(r["overhead"] for r in results)
         proc = statistics.median(r["process_overhead"] for r in results)
+        idle = statistics.median(r["idle_slot_s"] for r in results)
+        cpu = statistics.median(r["cpu_all"] + r["cpu_tracer"] for r in results)
+        util = statistics.median((r["cpu_all"] + r["cpu_tracer"]) / r["wall"] for r in results)
         slowest = max(results, key=lambda r: r["wall"])["slowest"]
         print(
-            f"{workers:>7} {wall:>8.1f} {finished / wall * 60:>8.1f} {overhead:>15.3f} {proc:>11.3f}  {slowest}"
+            f"{_name(side):>20} {wall:>8.1f} {finished / wall * 60:>8.1f} {overhead:>15.3f} {proc:>11.3f}"
+            f" {idle:>12.1f} {cpu:>7.1f} {util:>9.2f}  {slowest}"
         )
     print()
-    paired = [
-        one["wall"] / two["wall"]
-        for one, two in zip(rounds[1], rounds[2], strict=True)
-        if not one["failed"] and not two["failed"]
-    ]
-    ratio = statistics.median(paired) if paired else float("nan")
+    base = sides[0]
+    one = _median_by_package(valid[base])
+    twos = {side: _median_by_package(valid[side]) for side in sides[1:]}
+    print(f"analysis s per package, median ({' / '.join(_name(side) for side in sides)}):")
+    for label in sorted(one, key=lambda k: -one[k]):
+        cells = " ".join(f"{two.get(label, float('nan')):6.2f}" for two in twos.values())
+        print(f"  {label:<36} {one[label]:6.2f} {cells}")
+    sum1 = sum(one.values())
+    for side, two in twos.items():
+        sum2 = sum(two.get(k, 0.0) for k in one)
+        print(f"  sum, {_name(side)}: {sum2:.2f} s against {sum1:.2f} s ({sum2 / sum1:.2f}x per analysis)")
+    longest = max(one.values())
+    bound = sum1 / max(longest, sum1 / 2)
     print(
-        f"throughput ratio, 2 workers over 1: median {ratio:.2f}x over {len(paired)} round(s)"
-        f" (rounds: {', '.join(f'{r:.2f}' for r in paired)}); ratio of median walls {medians[1] / medians[2]:.2f}x"
-        " (target >= 1.8x)"
+        f"  longest package {longest:.2f} s of {sum1:.2f} s: with 2 slots and 1-worker analysis times,"
+        f" no order beats {bound:.2f}x"
     )
+    print()
+    ratios: dict[str, Any] = {}
+    for side in sides[1:]:
+        paired = [
+            one_r["wall"] / two_r["wall"]
+            for one_r, two_r in zip(rounds[base], rounds[side], strict=True)
+            if not one_r["failed"] and not two_r["failed"]
+        ]
+        ratio = statistics.median(paired) if paired else float("nan")
+        ratios[_name(side)] = {
+            "rounds": paired,
+            "median": ratio,
+            "of_median_walls": medians[base] / medians[side],
+        }
+        print(
+            f"throughput ratio, {_name(side)} over 1 worker: median {ratio:.2f}x over {len(paired)} round(s)"
+            f" (rounds: {', '.join(f'{r:.2f}' for r in paired)});"
+            f" ratio of median walls {medians[base] / medians[side]:.2f}x (target >= 1.8x)"
+        )
     load_after = [round(x, 2) for x in os.getloadavg()]
     print("load average at end: {:.2f} {:.2f} {:.2f}".format(*load_after))
     if args.json:
         result = {
             "mode": mode,
+            "orders": orders,
             "packages": len(targets),
             "rounds": args.repeat,
-            "walls_s": {str(w): [r["wall"] for r in rs] for w, rs in rounds.items()},
-            "round_ratios": paired,
-            "median_ratio": ratio,
-            "ratio_of_median_walls": medians[1] / medians[2],
+            "walls_s": {_name(side): [r["wall"] for r in rs] for side, rs in rounds.items()},
+            "ratios": ratios,
+            "analysis_s": {_name(base): one} | {_name(side): two for side, two in twos.items()},
+            "rounds_detail": {_name(side): rs for side, rs in rounds.items()},
             "load_before": load_before,
             "load_after": load_after,
         }
@@ -170,6 +314,11 @@ def main() -> int:
     print("overhead s/pkg = (workers x wall - sum of analyze times) / packages;")
     print(
         "proc s/pkg     = median per attempt of (attempt wall - analyze time): worker start, staging, rename"
+    )
+    print("idle slot s    = workers x wall - sum of attempt walls: slots with nothing running (the tail)")
+    print(
+        "cpu s          = CPU of the batch, its zygote and workers and their sandboxes, plus the resident"
+        " eBPF tracer; cpu/wall > 1 means more than one core busy"
     )
     return 0
 

@@ -109,3 +109,10 @@ class AttemptResult:
     worker: str = ""
     error: str = ""
     timestamp: float = field(default_factory=time.time)
+    # Instrumentation for benchmarks/batch.py, not written to the manifest: when the scheduler
+    # started the attempt (time.monotonic(), one clock per machine), and the CPU seconds of the
+    # worker process itself (host side: staging, fake network, digesting the trace) and of the
+    # processes it waited for (the sandbox: bwrap, the package's processes, strace).
+    started_s: float = 0.0
+    cpu_host_s: float = 0.0
+    cpu_sandbox_s: float = 0.0

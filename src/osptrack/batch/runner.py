@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from osptrack.batch.manifest import Manifest, recovered_result, worker_name
 from osptrack.batch.model import CRASHED, FINISHED, INTERRUPTED, AttemptResult, BatchTarget
+from osptrack.batch.order import LONGEST_FIRST, ORDERS, schedule_order
 from osptrack.batch.store import Destination, phase_statuses
 from osptrack.batch.worker import DEFAULT_ANALYZER, Job, Launcher, SpawnLauncher, run_isolated
 from osptrack.batch.zygote import PreloadedLauncher
@@ -43,6 +44,7 @@ class BatchOptions:
     rerun: bool = False
     retry_errors: bool = False  # a run whose sandbox failed (a phase "error_analysis") is unfinished
     analyzer: str = DEFAULT_ANALYZER
+    order: str = LONGEST_FIRST  # order.py: largest archive first, so no slot idles at the tail
     # osptrack.run.AnalyzeOptions (or any frozen dataclass with phases, timeout_s and deps_dirs);
     # passed through to analyze untouched except for per-target deps_dirs.
     analyze: Any = field(default_factory=lambda: _default_analyze_options())
@@ -157,6 +159,8 @@ def _validate(options: BatchOptions) -> None:
         raise BadInput("--workers must be at least 1")
     if options.package_timeout_s is not None and options.package_timeout_s <= 0:
         raise BadInput("--package-timeout must be positive")
+    if options.order not in ORDERS:
+        raise BadInput(f"unknown batch order {options.order!r}; expected one of {', '.join(ORDERS)}")
     cluster = options.cluster
     if cluster is not None and not (cluster.startswith("local:") or "://" in cluster):
         raise BadInput(
@@ -209,9 +213,14 @@ def run_batch(
                 replace = {
                     t.rel_dir for t in targets if t.rel_dir in done_on_disk and _sandbox_failed(dest, t)
                 }
-            todo = [
-                t for t in targets if options.rerun or t.rel_dir not in done_on_disk or t.rel_dir in replace
-            ]
+            todo = schedule_order(
+                (
+                    t
+                    for t in targets
+                    if options.rerun or t.rel_dir not in done_on_disk or t.rel_dir in replace
+                ),
+                options.order,
+            )
             summary.already_finished = len(targets) - len(todo)
             listener.started(len(targets), summary.already_finished)
             if todo:

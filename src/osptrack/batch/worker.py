@@ -17,6 +17,7 @@ import ctypes
 import importlib
 import os
 import pickle
+import resource
 import shutil
 import signal
 import socket
@@ -186,13 +187,19 @@ def run_isolated(
         finally:
             returncode = launcher.reap(pid)
         wall = time.monotonic() - started
-        return _result(job, attempt_dir, outcome, returncode, wall, pid)
+        return _result(job, attempt_dir, outcome, returncode, wall, pid, started)
     finally:
         shutil.rmtree(attempt_dir, ignore_errors=True)
 
 
 def _result(
-    job: Job, attempt_dir: Path, outcome: str | None, returncode: int, wall: float, pid: int
+    job: Job,
+    attempt_dir: Path,
+    outcome: str | None,
+    returncode: int,
+    wall: float,
+    pid: int,
+    started: float = 0.0,
 ) -> AttemptResult:
     report: dict[str, Any] = {}
     report_file = attempt_dir / "report.json"
@@ -224,6 +231,9 @@ def _result(
         analysis_s=float(report.get("analysis_s") or 0.0),
         worker=str(report.get("worker") or f"{socket.gethostname()}:{pid}"),
         error=error,
+        started_s=started,
+        cpu_host_s=float(report.get("cpu_host_s") or 0.0),
+        cpu_sandbox_s=float(report.get("cpu_sandbox_s") or 0.0),
     )
 
 
@@ -298,8 +308,11 @@ def execute(job: Job, attempt_dir: Path) -> dict[str, Any]:
                 options, deps_dirs=tuple(options.deps_dirs) + tuple(Path(d) for d in target.deps_dirs)
             )
         t0 = time.perf_counter()
+        cpu0 = _cpu()
         outcome = analyze(ref, options, run_dir)
         report["analysis_s"] = time.perf_counter() - t0
+        cpu1 = _cpu()
+        report["cpu_host_s"], report["cpu_sandbox_s"] = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
         statuses = dict(getattr(outcome, "statuses", None) or {}) or phase_statuses(
             read_run_json(run_dir / RUN_JSON)
         )
@@ -318,6 +331,13 @@ def execute(job: Job, attempt_dir: Path) -> dict[str, Any]:
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return report
+
+
+def _cpu() -> tuple[float, float]:
+    """(this process, its reaped descendants) user+system CPU seconds."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, children.ru_utime + children.ru_stime
 
 
 def run_job_file(job_file: Path) -> int:

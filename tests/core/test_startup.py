@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 # Libraries only the dataset, hunt, model and report commands need; each costs 50-500 ms to import.
@@ -86,3 +89,137 @@ def test_setup_byte_compiles_the_installed_sources() -> None:
     pip_line = setup.index("pip install -q --disable-pip-version-check -e")
     compile_line = setup.index("bash scripts/compile-bytecode.sh .venv/bin/python src/osptrack")
     assert compile_line > pip_line  # after the editable install, which compiles nothing of src/
+
+
+# What an offline `analyze` of a PyPI or npm package loads only once a phase needs it (the
+# online machinery, the fake network's protocol responders and TLS, the DNS codec, the other
+# ecosystems and registry flavours): none of it may be imported before the first phase.
+LAZY = (
+    "cryptography",
+    "ssl",
+    "h11",
+    "wsproto",
+    "dnslib",
+    "urllib.request",
+    "http.client",
+    "semantic_version",
+    "yaml",
+    "osptrack.registry.rubygems",
+    "osptrack.registry.cratesio",
+    "osptrack.registry.packagist",
+    "osptrack.ecosystems.rubygems",
+    "osptrack.ecosystems.nuget",
+    "osptrack.sandbox.fakenet.responders.sniff",
+)
+NOT_LAZY_FOR = {"npm": ("osptrack.ecosystems.npm",)}
+
+# The CLI as a user runs it, stopped where the first phase would spawn: run_phase is replaced
+# (before osptrack.run binds it) by one that writes sys.modules and unwinds the run.
+FIRST_PHASE_PROBE = """
+import json, sys
+out = sys.argv[1]
+import osptrack.sandbox.runner as runner
+
+class FirstPhase(BaseException):
+    pass
+
+def first_phase(*args, **kwargs):
+    with open(out, "w") as fh:
+        json.dump(sorted(sys.modules), fh)
+    raise FirstPhase
+
+runner.run_phase = first_phase
+sys.argv = ["osptrack", "analyze", *sys.argv[2:]]
+from osptrack.entry import main
+try:
+    main()
+except (FirstPhase, SystemExit):
+    pass
+"""
+
+
+def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in names if n in modules or any(m.startswith(n + ".") for m in modules))
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("ecosystem", ["pypi", "npm"])
+def test_offline_analyze_imports_nothing_lazy_before_its_first_phase(tmp_path: Path, ecosystem: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the sandbox needs root")
+    sys.path.insert(0, str(REPO / "tests"))
+    from builders import make_npm, make_wheel
+
+    if ecosystem == "pypi":
+        archive = make_wheel(tmp_path, "lazy-probe", "1.0.0", {"lazy_probe/__init__.py": "x = 1\n"})
+    else:
+        archive = make_npm(tmp_path, "lazy-probe", "1.0.0", {"index.js": "module.exports = 1;\n"})
+    out = tmp_path / "modules.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FIRST_PHASE_PROBE,
+            str(out),
+            ecosystem,
+            str(archive),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.is_file(), f"the run did not reach its first phase: {proc.stderr[-2000:]}"
+    modules = set(json.loads(out.read_text()))
+    assert "osptrack.run" in modules and "osptrack.sandbox.fakenet.core" in modules
+    assert _loaded(modules, LAZY) == [], f"imported before the first phase of an offline {ecosystem} run"
+    assert _loaded(modules, NOT_LAZY_FOR.get(ecosystem, ())) == list(NOT_LAZY_FOR.get(ecosystem, ()))
+    assert not (tmp_path / "run").exists()  # the unwound run left nothing half-written
+
+
+# Each lazy path, exercised, imports what the test above says it defers: the names are real, and
+# the deferred code still works (a leaf is minted, a packument rendered, a query answered...).
+LAZY_PATHS = """
+import json, sys
+from pathlib import Path
+tmp = Path(sys.argv[1])
+from osptrack.sandbox.fakenet.ca import CertAuthority
+ca = CertAuthority.for_machine(folder=tmp / "ca")
+ca.server_context("lazy.example.com")
+from osptrack.sandbox.exfil import Scanner
+assert Scanner({"k": "osptrack-lazy-token-1234"}).decoders
+from osptrack.sandbox.fakenet.responders.dns import DnsResponder
+from osptrack.sandbox.fakenet.sinkholes import Sinkholes
+query = bytes.fromhex("abcd01000001000000000000076578616d706c6503636f6d0000010001")
+assert DnsResponder(Sinkholes(), lambda r: None).answer(query, "198.18.0.53", 53, 0.0, None)
+from osptrack.registry.npm import packument
+packument("x", [], "http://h/npm/")
+from osptrack.registry.upstream import Upstream, UpstreamError
+try:
+    Upstream(allowed_hosts=frozenset({"127.0.0.1"}), timeout_s=2).get("http://127.0.0.1:9/")
+except UpstreamError:
+    pass
+from osptrack.registry.service import flavour_for
+assert flavour_for("rubygems") and flavour_for("crates.io") and flavour_for("packagist")
+from osptrack import ecosystems
+ecosystems.supported()
+from osptrack.sandbox.fakenet import FakeNetwork
+assert FakeNetwork("lazy-probe", intercept_tls=False)._catchall.name == "sniff"  # made, not started
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_lazy_paths_import_what_they_defer(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", LAZY_PATHS, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    modules = set(json.loads(proc.stdout))
+    assert _loaded(modules, LAZY) == sorted(LAZY)
+
+
+def test_every_ecosystem_module_is_named_as_get_finds_it() -> None:
+    from osptrack import ecosystems
+
+    assert {name: eco.name for name, eco in ecosystems._all().items()} == {n: n for n in ecosystems.MODULES}

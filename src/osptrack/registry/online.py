@@ -11,14 +11,16 @@ and NuGet the package itself, when named, is fetched on the host as plain bytes 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.version import InvalidVersion, Version
 
-from osptrack.ecosystems import registry_api
 from osptrack.errors import BadInput
 from osptrack.registry.cache import ContentCache
-from osptrack.registry.service import RegistryConfig
 from osptrack.target import normalise_name
+
+if TYPE_CHECKING:
+    from osptrack.registry.service import RegistryConfig
 
 SERVED = ("pypi", "npm", "crates.io", "packagist", "rubygems")
 BY_NAME = ("pypi", "npm")  # the package itself, named, installed by name from the service
@@ -64,6 +66,8 @@ def _key(v: str) -> tuple[int, Version | str]:
 
 def fetch_target(ecosystem: str, name: str, version: str | None, config: RegistryConfig) -> Path:
     """Online, for an ecosystem without a registry service: the archive, downloaded and checked."""
+    from osptrack.ecosystems import registry_api  # urllib.request: only when something is fetched
+
     release = registry_api.resolve(ecosystem, name, version)  # BadInput names the registry's answer
     root = ContentCache(config.cache_root, config.cache_max_bytes).root
     dest = root / "archives" / ecosystem

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import queue
 import socket
 import threading
@@ -26,31 +27,43 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import h11
+from typing import TYPE_CHECKING, Any
 
 from osptrack.registry import NPM_REGISTRY_URL, PYPI_INDEX_URL, REGISTRY_URL
-from osptrack.registry import npm as npm_api
 from osptrack.registry import pypi as pypi_api
 from osptrack.registry.backends import BACKEND_NAMES
 from osptrack.registry.cache import ContentCache
-from osptrack.registry.cratesio import CratesIo
 from osptrack.registry.flavour import ArchiveFolders, Flavour, Miss, Page, Serve
 from osptrack.registry.local import LocalFolders
 from osptrack.registry.model import ClosureEntry, Dist
-from osptrack.registry.packagist import Packagist
-from osptrack.registry.rubygems import RubyGems
 from osptrack.registry.upstream import NotFound, Upstream, UpstreamError
 from osptrack.target import normalise_name
+
+if TYPE_CHECKING:
+    import h11
 
 IDLE_TIMEOUT_S = 30.0  # a keep-alive connection pip or npm left open
 FETCH_TIMEOUT_S = 300.0
 CHUNK = 256 * 1024
 MAX_ERRORS = 100
 WORKERS = 4
-# The ecosystems served through a `Flavour` (PyPI and npm are the service's own code).
-FLAVOURS: dict[str, Flavour] = {f.ecosystem: f for f in (CratesIo(), Packagist(), RubyGems())}
+# The ecosystems served through a `Flavour` (PyPI and npm are the service's own code): module
+# and class, imported only for the ecosystem a service serves (rubygems' pulls yaml and marshal).
+FLAVOUR_CLASSES = {
+    "crates.io": ("osptrack.registry.cratesio", "CratesIo"),
+    "packagist": ("osptrack.registry.packagist", "Packagist"),
+    "rubygems": ("osptrack.registry.rubygems", "RubyGems"),
+}
+
+
+def flavour_for(ecosystem: str) -> Flavour | None:
+    """The ecosystem's `Flavour`, or None for PyPI and npm (and anything not served)."""
+    found = FLAVOUR_CLASSES.get(ecosystem)
+    if found is None:
+        return None
+    module, name = found
+    flavour: Flavour = getattr(importlib.import_module(module), name)()
+    return flavour
 
 
 @dataclass(frozen=True)
@@ -118,7 +131,7 @@ class RegistryService:
         """`files`: single archives served as if they sat in a deps-dir (cargo's package itself,
         which cargo takes from its registry like any other crate)."""
         self.ecosystem = ecosystem
-        self.flavour = FLAVOURS.get(ecosystem)
+        self.flavour = flavour_for(ecosystem)
         self.online = online
         self.config = config or RegistryConfig()
         self.cache = ContentCache(self.config.cache_root, self.config.cache_max_bytes)
@@ -225,6 +238,8 @@ class RegistryService:
 
     def handle(self, conn: socket.socket, feed: Callable[[bytes], None] | None = None) -> None:
         """Serve HTTP/1.1 requests on `conn` (keep-alive) until the client closes or goes quiet."""
+        import h11  # with the first connection, in the phase: not before it
+
         h = h11.Connection(h11.SERVER)
         conn.settimeout(IDLE_TIMEOUT_S)
         while True:
@@ -268,6 +283,8 @@ class RegistryService:
                 return
 
     def _send(self, conn: socket.socket, h: h11.Connection, method: str, r: _Response) -> None:
+        import h11
+
         size = r.size if r.path is not None else len(r.body)
         headers = [("Content-Type", r.content_type), ("Content-Length", str(size)), ("Server", "nginx")]
         conn.sendall(h.send(h11.Response(status_code=r.status, headers=headers)) or b"")
@@ -321,6 +338,8 @@ class RegistryService:
     # ------------------------------------------------------------------ npm
 
     def _npm(self, rest: str) -> _Response:
+        from osptrack.registry import npm as npm_api  # semantic_version: npm's service only
+
         parsed = npm_api.parse_path(rest)
         if parsed is None:
             return _Response(404, npm_api.JSON_TYPE, b'{"error":"Not found"}')

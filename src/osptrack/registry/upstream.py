@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import ipaddress
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
 from osptrack import __version__
 from osptrack.registry.local import npm_version_fields, pypi_name_version
 from osptrack.registry.model import Dist
+
+if TYPE_CHECKING:
+    import urllib.request
 
 USER_AGENT = f"osptrack/{__version__} (package behaviour research)"
 MAX_PAGE_BYTES = 64 << 20  # the largest real packuments are tens of MB
@@ -70,6 +70,11 @@ class Upstream:
     # ------------------------------------------------------------------ fetching
 
     def get(self, url: str, accept: str | None = None, limit: int = MAX_PAGE_BYTES) -> bytes:
+        # http.client and urllib.request (~40 ms) load with the first fetch: an offline run never does
+        import http.client
+        import urllib.error
+        import urllib.request
+
         host = self._check_url(url)
         headers = {"User-Agent": USER_AGENT}
         if accept:
@@ -101,6 +106,8 @@ class Upstream:
 
     def _opener(self) -> urllib.request.OpenerDirector:
         """urllib's opener, with every redirect target checked as the first URL was."""
+        import urllib.request
+
         upstream = self
 
         class Redirects(urllib.request.HTTPRedirectHandler):

@@ -112,7 +112,9 @@ def _seccomp() -> Check:
 def _tracer() -> Check:
     """Which tracer `--tracer auto` will use, and why (eBPF where it loads, strace otherwise)."""
     from osptrack.trace.tracers import choose
+    from osptrack.trace.tracers.ebpf import refresh_check
 
+    refresh_check()  # live: runs keep the loader's answer per build and boot, doctor asks again
     choice = choose("auto")
     ok, why = choice.tracer.available()
     if not ok:

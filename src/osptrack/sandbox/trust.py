@@ -20,10 +20,15 @@ Only the CA *certificate* is handled here; its key stays in the FakeNetwork. Wha
   --user` would.
 
 Registry TLS stays verifiable: the bundles keep every real root and only gain the CA.
+
+The certificate is read with the small DER walker below (subject, subject key identifier), not
+with `cryptography`, whose import (~50-70 ms) would otherwise precede every run's first phase.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import functools
 import hashlib
@@ -34,9 +39,6 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 HOST_CERTS = Path("/etc/ssl/certs")
 SANDBOX_CERTS = "/etc/ssl/certs"
@@ -63,15 +65,105 @@ def subject_hash(cert_pem: bytes) -> str:
     trimmed, inner whitespace collapsed, ASCII lower-cased. Computed here rather than by running
     openssl, which cost ~100 ms per run under load.
     """
-    cert = x509.load_pem_x509_certificate(cert_pem)
     canon = b""
-    for rdn in cert.subject.rdns:
+    for rdn in _children(_subject(pem_to_der(cert_pem))):
         atvs = []
-        for attr in rdn:
-            value = " ".join(str(attr.value).split()).lower() if isinstance(attr.value, str) else ""
-            atvs.append(_der(0x30, _der_oid(attr.oid.dotted_string) + _der(0x0C, value.encode())))
+        for atv in _children(rdn):
+            oid, value = _children(atv)[:2]
+            text = _canonical(_string(value))
+            atvs.append(_der(0x30, oid + _der(0x0C, text.encode())))
         canon += _der(0x31, b"".join(sorted(atvs)))
     return hashlib.sha1(canon, usedforsecurity=False).digest()[:4][::-1].hex()
+
+
+_ASCII_SPACE = " \t\n\v\f\r"
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _canonical(text: str | None) -> str:
+    """OpenSSL's asn1_string_canon: ASCII whitespace trimmed and runs collapsed, ASCII lower-cased
+    (non-ASCII letters are kept as they are)."""
+    if text is None:
+        return ""
+    words = [
+        w for w in text.strip(_ASCII_SPACE).translate(str.maketrans(_ASCII_SPACE, " " * 6)).split(" ") if w
+    ]
+    return " ".join(words).translate(_ASCII_LOWER)
+
+
+def subject_key_id(cert_der: bytes) -> bytes | None:
+    """The certificate's subjectKeyIdentifier extension (2.5.29.14), or None."""
+    tbs = _children(_children(cert_der)[0])
+    for field_ in tbs:
+        if field_[0] != 0xA3:  # [3] extensions
+            continue
+        for ext in _children(_content(field_)):
+            parts = _children(ext)
+            if parts[0] == _der(0x06, bytes([0x55, 0x1D, 0x0E])):
+                return _content(_content(parts[-1]))  # OCTET STRING holding the OCTET STRING id
+    return None
+
+
+def pem_to_der(pem: bytes) -> bytes:
+    """The first certificate of a PEM text, as DER (ValueError if there is none)."""
+    begin, end = b"-----BEGIN CERTIFICATE-----", b"-----END CERTIFICATE-----"
+    start = pem.find(begin)
+    stop = pem.find(end, start + len(begin))
+    if start < 0 or stop < 0:
+        raise ValueError("no PEM certificate")
+    try:
+        return base64.b64decode(b"".join(pem[start + len(begin) : stop].split()), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"bad PEM certificate: {exc}") from None
+
+
+def _tlv(data: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, content start, end) of the DER element at `at`; ValueError if it runs past the data."""
+    if at + 2 > len(data):
+        raise ValueError("truncated DER")
+    tag, size, start = data[at], data[at + 1], at + 2
+    if size & 0x80:
+        n = size & 0x7F
+        if not 0 < n <= 4 or start + n > len(data):
+            raise ValueError("bad DER length")
+        size, start = int.from_bytes(data[start : start + n], "big"), start + n
+    if start + size > len(data):
+        raise ValueError("truncated DER")
+    return tag, start, start + size
+
+
+def _content(element: bytes) -> bytes:
+    _, start, end = _tlv(element, 0)
+    return element[start:end]
+
+
+def _children(element: bytes) -> list[bytes]:
+    """The whole (tag, length, value) elements inside a constructed DER element."""
+    _, at, end = _tlv(element, 0)
+    out = []
+    while at < end:
+        _, _, stop = _tlv(element, at)
+        out.append(element[at:stop])
+        at = stop
+    return out
+
+
+def _subject(cert_der: bytes) -> bytes:
+    """tbsCertificate's subject: after [0] version (optional), serial, signature, issuer, validity."""
+    fields = _children(_children(cert_der)[0])
+    if fields[0][0] == 0xA0:
+        fields = fields[1:]
+    return fields[4]
+
+
+# The directory-string types as cryptography decodes them (others, e.g. a BIT STRING, hash as "").
+_STRINGS = {0x0C: "utf-8", 0x13: "latin-1", 0x16: "latin-1", 0x14: "latin-1", 0x1A: "latin-1",
+            0x12: "latin-1", 0x1E: "utf-16-be", 0x1C: "utf-32-be"}  # fmt: skip
+
+
+def _string(element: bytes) -> str | None:
+    codec = _STRINGS.get(element[0])
+    return _content(element).decode(codec, errors="replace") if codec else None
 
 
 def _der(tag: int, body: bytes) -> bytes:
@@ -80,19 +172,6 @@ def _der(tag: int, body: bytes) -> bytes:
         return bytes([tag, n]) + body
     size = n.to_bytes((n.bit_length() + 7) // 8, "big")
     return bytes([tag, 0x80 | len(size)]) + size + body
-
-
-def _der_oid(dotted: str) -> bytes:
-    parts = [int(p) for p in dotted.split(".")]
-    out = bytearray([parts[0] * 40 + parts[1]])
-    for part in parts[2:]:
-        chunk = [part & 0x7F]
-        part >>= 7
-        while part:
-            chunk.append(0x80 | (part & 0x7F))
-            part >>= 7
-        out += bytes(reversed(chunk))
-    return _der(0x06, bytes(out))
 
 
 def _walk_bundles(root: Path) -> Iterator[Path]:
@@ -251,10 +330,12 @@ def _certs_skeleton(ca_hash: str) -> Path:
 
 def plant_mono(ca_pem: bytes, home: Path, owner: tuple[int, int] = (65534, 65534)) -> None:
     """Put the CA into Mono's per-user trust stores in the run's home (as `cert-sync --user` does)."""
-    cert = x509.load_pem_x509_certificate(ca_pem)
+    der = pem_to_der(ca_pem)
     digest = subject_hash(ca_pem)
-    ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex().upper()
-    files = {f".config/.mono/certs/Trust/ski-{ski}.cer": cert.public_bytes(serialization.Encoding.DER)}
+    ski = subject_key_id(der)
+    if ski is None:
+        raise ValueError("the CA certificate has no subject key identifier")
+    files = {f".config/.mono/certs/Trust/ski-{ski.hex().upper()}.cer": der}
     if digest:
         files[f".config/.mono/new-certs/Trust/{digest}.0"] = ca_pem
     for rel, data in files.items():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -67,7 +68,18 @@ class Scanner:
     ) -> None:
         self.tokens = TokenSet(tokens)
         self.limits = limits or Limits()
-        self.decoders = all_decoders() if decoders is None else decoders
+        self._decoders = decoders
+        self._decoders_lock = threading.Lock()
+
+    @property
+    def decoders(self) -> tuple[Decoder, ...]:
+        """The decoders, imported with the first scan (h11, the archive and compression readers):
+        a run's scanner is made before its first phase, its first scan comes during it."""
+        if self._decoders is None:
+            with self._decoders_lock:
+                if self._decoders is None:
+                    self._decoders = all_decoders()
+        return self._decoders
 
     def scan(
         self,

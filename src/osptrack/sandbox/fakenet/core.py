@@ -38,9 +38,7 @@ from osptrack.sandbox.fakenet.responders.base import (
     Route,
 )
 from osptrack.sandbox.fakenet.responders.dns import DnsResponder
-from osptrack.sandbox.fakenet.responders.doh import DohHandler
 from osptrack.sandbox.fakenet.responders.smtp import SMTP_PORTS, SmtpResponder
-from osptrack.sandbox.fakenet.responders.sniff import SniffResponder
 from osptrack.sandbox.fakenet.sinkholes import Sinkholes
 from osptrack.sandbox.fakenet.stages import new_marker
 from osptrack.sandbox.netns import (
@@ -125,13 +123,15 @@ class FakeNetwork:
         # start() appends (SMTP ports); the sniffer takes everything else.
         self.routes: list[Route] = list(routes)
         self._dns = DnsResponder(self.sinkholes, self._add)
-        # The run's CA: its key never leaves this process; sandbox/trust.py puts `ca.cert_pem`
-        # into the sandbox's trust stores. Services on routes may mint from it too (ca.server_context).
-        self.ca: CertAuthority | None = CertAuthority() if intercept_tls else None
+        # The machine's CA (ca.py): its keys never leave this process; sandbox/trust.py puts
+        # `ca.cert_pem` into the sandbox's trust stores. Services on routes may mint from it too
+        # (ca.server_context).
+        self.ca: CertAuthority | None = CertAuthority.for_machine() if intercept_tls else None
         self.marker = new_marker()  # what served second stages write: run.py looks for it in events
         self.capture_bytes = capture_bytes
         self._budget = CaptureBudget(capture_budget)
-        self._catchall: Responder = SniffResponder(ca=self.ca, doh=DohHandler(self._dns), marker=self.marker)
+        self._catchall_responder: Responder | None = None  # the sniffer: made with the first connection
+        self._catchall_lock = threading.Lock()
         self._phase: str | None = None
         self._records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -444,6 +444,21 @@ class FakeNetwork:
             if route.matches(dst, dst_port):
                 return route.responder
         return self._catchall
+
+    @property
+    def _catchall(self) -> Responder:
+        """The sniffer with its HTTP (h11), WebSocket (wsproto), DoH and TLS responders, imported
+        and made with the first connection that needs them (~40 ms of imports an offline run's
+        start-up need not wait for)."""
+        with self._catchall_lock:
+            if self._catchall_responder is None:
+                from osptrack.sandbox.fakenet.responders.doh import DohHandler
+                from osptrack.sandbox.fakenet.responders.sniff import SniffResponder
+
+                self._catchall_responder = SniffResponder(
+                    ca=self.ca, doh=DohHandler(self._dns), marker=self.marker
+                )
+            return self._catchall_responder
 
     def _tcp_connection(self, conn: socket.socket, role: str, t: float, phase: str | None) -> None:
         flow = Flow(conn, "", 0, t, phase, self, Capture(t, self.capture_bytes, self._budget))

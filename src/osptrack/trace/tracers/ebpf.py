@@ -15,8 +15,10 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import json
 import os
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -39,17 +41,102 @@ def _check() -> tuple[bool, str]:
         return False, "loading BPF programs needs root"
     if not Path("/sys/kernel/btf/vmlinux").exists():
         return False, "the kernel has no BTF (/sys/kernel/btf/vmlinux)"
-    try:
-        done = subprocess.run([str(loader), "--check"], capture_output=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, f"{loader} --check failed: {exc}"
-    if done.returncode != 0:
+    cache = _check_cache(loader)
+    answer = _read_cached(cache) if cache is not None else None
+    if answer is None:
+        try:
+            done = subprocess.run([str(loader), "--check"], capture_output=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return False, f"{loader} --check failed: {exc}"
         last = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-        return False, f"the kernel refused the BPF programs: {last[0]}"
-    if done.stdout.split() != [b"ok", f"{LOG_MAGIC:x}".encode()]:
+        answer = (done.returncode, done.stdout.decode(errors="replace"), last[0])
+        if done.returncode == 0 and cache is not None:
+            _write_cached(cache, answer)
+    returncode, stdout, last_line = answer
+    if returncode != 0:
+        return False, f"the kernel refused the BPF programs: {last_line}"
+    if stdout.split() != ["ok", f"{LOG_MAGIC:x}"]:
         # Built from older sources (bin/ is not in git): its logs would not read here.
         return False, f"{loader} is from another build of osptrack (bash scripts/setup.sh rebuilds it)"
     return True, f"kernel {os.uname().release} loads the tracepoint programs"
+
+
+# `osptrack-ebpf --check` loads and attaches the programs: ~80 ms per process. Its answer holds
+# for one loader build on one boot of the kernel, so a successful one is kept, keyed by both, in
+# RUN_DIR (/run: gone at reboot; root's only). A refusal is not kept: it may be transient (memory,
+# a busy kernel), and costs only machines that trace with strace anyway. `osptrack doctor` asks
+# the loader again (refresh_check).
+CHECK_FORMAT = 1
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def _check_cache(loader: Path) -> Path | None:
+    """Where the answer for this loader build and boot is kept (None if either is unknown)."""
+    try:
+        st = loader.stat()
+        boot = BOOT_ID.read_text().strip()
+    except OSError:
+        return None
+    build = f"{loader.resolve()}:{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_size}"
+    key = hashlib.sha256(f"{CHECK_FORMAT}\n{build}\n{boot}".encode()).hexdigest()[:16]
+    return RUN_DIR / f"ebpf-check-{key}.json"
+
+
+def _root_only(st: os.stat_result) -> bool:
+    return st.st_uid == 0 and not st.st_mode & 0o022
+
+
+def _read_cached(path: Path) -> tuple[int, str, str] | None:
+    """The kept answer; None unless folder and file are root's, writable by nobody else, and whole."""
+    try:
+        folder = os.lstat(path.parent)
+        if not stat.S_ISDIR(folder.st_mode) or not _root_only(folder):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or not _root_only(st) or st.st_size > 4096:
+            return None
+        doc = json.loads(os.read(fd, 4096))
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    if not isinstance(doc, dict):
+        return None
+    code, out, last = doc.get("returncode"), doc.get("stdout"), doc.get("stderr_last")
+    if not isinstance(code, int) or not isinstance(out, str) or not isinstance(last, str):
+        return None
+    return code, out, last
+
+
+def _write_cached(path: Path, answer: tuple[int, str, str]) -> None:
+    """Atomically (temp file, rename). Other builds' answers stay (several checkouts share the
+    machine, each with its loader); /run is emptied at boot and each answer is ~80 bytes."""
+    returncode, stdout, last = answer
+    data = json.dumps({"returncode": returncode, "stdout": stdout, "stderr_last": last}).encode()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError:  # a read-only /run: ask the loader next time
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def refresh_check() -> None:
+    """Forget the kept answer, in this process and on disk: the next check asks the loader."""
+    _check.cache_clear()
+    loader = loader_path()
+    cache = _check_cache(loader) if loader is not None else None
+    if cache is not None:
+        with contextlib.suppress(OSError):
+            cache.unlink()
 
 
 RUN_DIR = Path(os.environ.get("OSPTRACK_EBPF_RUN_DIR", "/run/osptrack"))

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dnslib import AAAA, QTYPE, RCODE, RR, A, DNSRecord
-
 from osptrack.sandbox.fakenet.responders.base import Flow
 from osptrack.sandbox.fakenet.sinkholes import Sinkholes
 
@@ -38,6 +36,9 @@ class DnsResponder:
         self, data: bytes, server: str, server_port: int, t: float, phase: str | None, via: str | None = None
     ) -> bytes | None:
         """The reply to one DNS message (None if it is not a query), logging each question."""
+        # dnslib loads with the first query, inside the phase, not before it (~5-10 ms)
+        from dnslib import AAAA, QTYPE, RCODE, RR, A, DNSRecord
+
         try:
             request = DNSRecord.parse(data)
         except Exception:  # dnslib raises its own DNSError and struct errors on junk

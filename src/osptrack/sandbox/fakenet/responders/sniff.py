@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import ssl
 
-from osptrack.sandbox.fakenet.ca import CertAuthority
+from osptrack.sandbox.fakenet.ca import CertAuthority  # no cryptography at import (ca.py)
 from osptrack.sandbox.fakenet.protocols import HTTP_REQUEST_LINE
 from osptrack.sandbox.fakenet.responders.base import Flow
 from osptrack.sandbox.fakenet.responders.doh import DohHandler

@@ -25,7 +25,7 @@ import ssl
 import time
 from collections.abc import Callable
 
-from osptrack.sandbox.fakenet.ca import CertAuthority
+from osptrack.sandbox.fakenet.ca import CertAuthority  # no cryptography at import (ca.py)
 from osptrack.sandbox.fakenet.protocols import parse_tls_sni, tls_handshake
 from osptrack.sandbox.fakenet.responders.base import Flow
 

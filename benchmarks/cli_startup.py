@@ -21,7 +21,10 @@ e.g. `git -C /work/main worktree add --detach ../base main` and `--src base=../b
   before the package's first process exists.
 - `in-process analyze() -> first phase`: the same from a call of osptrack.run.analyze in this
   (warm) process: the run's own set-up, without interpreter, imports and CLI. The difference
-  between the two is what the CLI's start-up adds.
+  between the two is what the CLI's start-up adds. A `--src` side's in-process row runs in a
+  worker process of its own (PYTHONPATH=PATH), started once and kept warm like this one.
+- `import closure (-X importtime total)`: `python -X importtime -c "import osptrack.cli.analyze,
+  osptrack.run"`, the sum of the two top-level entries (the modules an analyze imports up front).
 
 The analyze rows need root (the sandbox) and the shared corpus (../shared); without either they
 are skipped with a message.
@@ -100,7 +103,54 @@ def in_process_to_first_phase(scratch: Path) -> float:
     return first_mark(mark) - started
 
 
+def import_total(src: Path | None) -> Callable[[], float]:
+    code = "import osptrack.cli.analyze, osptrack.run"
+    argv, env = [sys.executable, "-X", "importtime", "-c", code], side_env(src)
+
+    def run() -> float:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=True, env=env)
+        tops = [line.split("|") for line in proc.stderr.splitlines() if line.startswith("import time:")]
+        return (
+            sum(int(t[1]) for t in tops if t[2].rstrip() in (" osptrack.cli.analyze", " osptrack.run")) / 1e6
+        )
+
+    return run
+
+
+class Worker:
+    """A warm process of another checkout (PYTHONPATH=src) that times in-process analyze() calls."""
+
+    def __init__(self, src: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker"], env=side_env(src), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, bufsize=1,
+        )  # fmt: skip
+
+    def __call__(self, scratch: Path) -> float:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{scratch}\n")
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit("the in-process worker of a --src side died (see its stderr above)")
+        return float(line)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(60)
+
+
+def worker() -> None:
+    for line in sys.stdin:
+        scratch = Path(line.strip()) / f"worker-{os.getpid()}"
+        scratch.mkdir(exist_ok=True)
+        print(in_process_to_first_phase(scratch), flush=True)
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--worker"]:
+        worker()
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -127,12 +177,14 @@ def main() -> None:
     print(
         f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, {os.cpu_count()} cores"
     )
+    workers: list[Worker] = []
     with tempfile.TemporaryDirectory(prefix="osptrack-startup-") as tmp:
         scratch = Path(tmp)
         cases: dict[str, Callable[[], float]] = {"python -c pass": timed([sys.executable, "-c", "pass"])}
         for tag, src in sides.items():
             cases[f"osptrack --version{tag}"] = timed([str(OSPTRACK), "--version"], src)
             cases[f"osptrack --help{tag}"] = timed([str(OSPTRACK), "--help"], src)
+            cases[f"import closure (-X importtime total){tag}"] = import_total(src)
         if os.geteuid() != 0:
             print("skipped analyze rows: the sandbox needs root")
         elif not SIX.is_file():
@@ -141,12 +193,20 @@ def main() -> None:
             for tag, src in sides.items():
                 cases[f"analyze -> first phase (CLI){tag}"] = lambda src=src: cli_to_first_phase(scratch, src)
             cases["analyze() -> first phase (in-process)"] = lambda: in_process_to_first_phase(scratch)
+            for tag, src in sides.items():
+                if src is not None:
+                    workers.append(Worker(src))
+                    cases[f"analyze() -> first phase (in-process){tag}"] = lambda w=workers[-1]: w(scratch)
         names = list(cases)
         samples: dict[str, list[float]] = {n: [] for n in names}
-        for i in range(rounds):
-            k = i % len(names)
-            for name in names[k:] + names[:k]:  # rotate the order each round
-                samples[name].append(cases[name]())
+        try:
+            for i in range(rounds):
+                k = i % len(names)
+                for name in names[k:] + names[:k]:  # rotate the order each round
+                    samples[name].append(cases[name]())
+        finally:
+            for w in workers:
+                w.close()
     load_after = os.getloadavg()
     result: dict[str, object] = {"rounds": rounds, "load_before": load_before, "load_after": load_after}
     for name in names:
@@ -161,6 +221,8 @@ def main() -> None:
         for tag in list(sides)[1:]:
             other = statistics.median(samples[f"analyze -> first phase (CLI){tag}"])
             print(f"{'this checkout minus' + tag:40s} median {(cli - other) * 1000:+6.0f} ms")
+            other_in = statistics.median(samples[f"analyze() -> first phase (in-process){tag}"])
+            print(f"{'  in-process, minus' + tag:40s} median {(inproc - other_in) * 1000:+6.0f} ms")
     print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

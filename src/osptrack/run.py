@@ -201,7 +201,8 @@ def _analyze(
         stack.callback(spool.close)  # a failed run's folder is removed; its file must be closed
         if registry is not None:
             stack.enter_context(registry)  # before the network: its fetch threads stay on the host
-        ws = stack.enter_context(Workspace(limits))
+        workspace = Workspace(limits)  # its folder is removed in a thread once the phases are done
+        ws = stack.enter_context(workspace)
         net = stack.enter_context(
             FakeNetwork(
                 run_id=run_id,
@@ -347,6 +348,7 @@ def _analyze(
     if verdict is not None:
         run_info["verdict"] = verdict
     _write_run_folder(out, staging, result, records, run_info)
+    workspace.wait_removed()  # nothing of the run is left behind when analyze returns
     statuses = {p: r["Status"] for p, r in results.items()}
     counts = {
         p: {k: len(r.get(k) or []) for k in ("Files", "Sockets", "Commands", "DNS")}
@@ -429,7 +431,7 @@ def _stage_input(
         pkg_file = eco.staged_name(ref.archive, Metadata(ref.name, ref.version or ""))
         _stage_file(ref.archive, ws.input / "pkg" / pkg_file)
         archive = f"/input/pkg/{pkg_file}"
-    shutil.copytree(HARNESS_DIR, ws.input / "harness", ignore=shutil.ignore_patterns("__pycache__"))
+    _stage_tree(HARNESS_DIR, ws.input / "harness")
     deps: list[str] = []
     # pip and npm get their dependencies from the registry service, which reads the folders on
     # the host; the other ecosystems' installers read them from /input/deps.
@@ -448,6 +450,20 @@ def _stage_input(
         name=ref.name, version=ref.version or "", archive=archive, deps=tuple(deps), home=persona.home
     )
     return layout, ()
+
+
+def _stage_tree(src: Path, dest: Path) -> None:
+    """The harness folder, file by file like the archives (hard links where it can: a copy of
+    its 21 files was most of the staging time), without __pycache__."""
+    dest.mkdir()
+    dest.chmod(0o755)
+    for path in sorted(src.iterdir()):
+        if path.name == "__pycache__" or path.is_symlink():
+            continue
+        if path.is_dir():
+            _stage_tree(path, dest / path.name)
+        elif path.is_file():
+            _stage_file(path, dest / path.name)
 
 
 def _stage_file(src: Path, dest: Path) -> None:

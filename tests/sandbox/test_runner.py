@@ -120,4 +120,44 @@ def test_workspace_home_is_a_bounded_private_tmpfs_removed_at_exit() -> None:
         assert (source, fstype) == ("osptrack-home", "tmpfs")
         assert {"nosuid", "nodev", "size=8192k", "mode=700", "uid=65534", "gid=65534"} <= set(opts.split(","))
         root, home = ws.root, ws.home
+    assert ws.wait_removed(30)
     assert not os.path.ismount(home) and not root.exists()
+
+
+def test_workspace_folder_goes_in_the_background_and_at_once_after_a_failure() -> None:
+    limits = Limits(home_bytes=8 << 20)
+    with Workspace(limits) as ws:
+        (ws.logs / "install.strace").write_bytes(b"x" * 100_000)
+        home = ws.home
+    assert not os.path.ismount(home)  # unmounted before __exit__ returns
+    assert ws.wait_removed(30) and not ws.root.exists()
+    with pytest.raises(RuntimeError), Workspace(limits) as failed:
+        raise RuntimeError("a phase failed")
+    assert not failed.root.exists()  # removed before the exception left the with-block
+
+
+def test_etc_is_written_once_per_run_unless_it_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import osptrack.sandbox.runner as runner_mod
+
+    writes: list[Path] = []
+    base = runner_mod.write_etc
+    monkeypatch.setattr(runner_mod, "write_etc", lambda spec, etc: (writes.append(etc), base(spec, etc)))
+    limits = Limits()
+    with Workspace(limits) as ws:
+        specs = [
+            SandboxSpec(
+                home=ws.home,
+                input_dir=ws.input,
+                etc_files=default_etc_files(resolver),
+                env={"PATH": "/usr/bin:/bin", "HOME": "/root"},
+            )
+            for resolver in ("127.0.0.53", "127.0.0.53", "10.0.0.53")
+        ]
+        for i, spec in enumerate(specs):
+            run_id = f"t{os.getpid()}x{time.monotonic_ns()}"
+            outcome = run_phase(
+                "install", spec, ws, ["/bin/cat", "/etc/resolv.conf"], plain_strace, limits, None, run_id
+            )
+            resolver = "10.0.0.53" if i == 2 else "127.0.0.53"
+            assert f"nameserver {resolver}".encode() in outcome.stdout
+    assert len(writes) == 2  # the second phase's identical files were not written again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -161,3 +162,15 @@ def test_etc_is_written_once_per_run_unless_it_changes(monkeypatch: pytest.Monke
             resolver = "10.0.0.53" if i == 2 else "127.0.0.53"
             assert f"nameserver {resolver}".encode() in outcome.stdout
     assert len(writes) == 2  # the second phase's identical files were not written again
+
+
+@pytest.mark.skipif(not os.path.islink("/etc/localtime"), reason="the host's /etc/localtime is no symlink")
+def test_etc_symlinks_into_usr_stay_symlinks() -> None:
+    """/etc/localtime bound as a copy made ICU (node, npm) read all of /usr/share/zoneinfo to
+    name the zone; the sandbox gets the host's symlink instead, with the same content."""
+    script = "readlink /etc/localtime; sha256sum < /etc/localtime; test -L /etc/localtime && echo link"
+    out = run(script, Limits()).stdout.decode().split("\n")
+    host = Path("/etc/localtime")
+    assert out[0] == os.readlink(host)
+    assert out[1].split()[0] == hashlib.sha256(host.read_bytes()).hexdigest()
+    assert out[2] == "link"

@@ -305,6 +305,21 @@ def default_etc_files(resolver: str, hostname: str = "build") -> dict[str, str]:
     }
 
 
+def _usr_symlink(path: str) -> str | None:
+    """The link text of a host /etc entry that is a symlink into /usr (which the sandbox has),
+    so the sandbox gets the same symlink rather than a bound copy of its target.
+
+    A bind follows the link: /etc/localtime became a regular file, and ICU (node, npm) then
+    finds the zone's name by reading every file under /usr/share/zoneinfo and comparing it,
+    about 1,400 traced reads per node process. A workstation's /etc/localtime is a symlink."""
+    if not os.path.islink(path):
+        return None
+    target = os.path.realpath(path)
+    if not target.startswith("/usr/") or not os.path.isfile(target):
+        return None
+    return os.readlink(path)
+
+
 def bwrap_argv(
     spec: SandboxSpec, etc_dir: Path, seccomp_fd: int, command: list[str], init_fd: int | None = None
 ) -> list[str]:
@@ -346,8 +361,12 @@ def bwrap_argv(
     argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(spec.tmp_bytes), "--tmpfs", "/dev/shm"]
     argv += ["--remount-ro", "/dev", "--tmpfs", "/etc"]
     for name in HOST_ETC + spec.extra_etc:
-        if os.path.lexists(f"/etc/{name}"):
-            argv += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+        host = f"/etc/{name}"
+        link = _usr_symlink(host)
+        if link is not None:
+            argv += ["--symlink", link, host]
+        elif os.path.lexists(host):
+            argv += ["--ro-bind", host, host]
     for name in sorted(spec.etc_files):
         argv += ["--ro-bind", str(etc_dir / name), f"/etc/{name}"]
     argv += ["--remount-ro", "/etc"]

@@ -111,6 +111,8 @@ def worker(archive: Path, eco: str, scratch: Path) -> None:
                 "setup": state["first"] - t0,
                 "teardown": end - state["last_end"],
                 **{f"phase_{p}": i["wall_s"] for p, i in info["phases"].items()},
+                **{f"events_{p}": i["events"] for p, i in info["phases"].items()},
+                "tracer": sorted({i["tracer"] for i in info["phases"].values()}),
                 **times,
                 "spawns": sum(spawns.values()),
                 "spawned": dict(spawns),
@@ -169,7 +171,7 @@ def main() -> None:
         )
     entries = [e for e in json.loads(manifest.read_text())["packages"] if e["name"] in args.names.split(",")]
     sides = list(srcs)
-    print(f"load average before: {os.getloadavg()} (2 cores, shared)", flush=True)
+    print(f"load average before: {os.getloadavg()} (2 cores, shared); times in ms", flush=True)
     report: dict[str, Any] = {"load_before": os.getloadavg(), "packages": {}}
     for entry in entries:
         runs: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
@@ -179,13 +181,17 @@ def main() -> None:
                 runs[side].append(sample(side, srcs[side], entry))
         report["packages"][entry["name"]] = runs
         for side, rs in runs.items():
-            keys = [k for k in rs[0] if k != "spawned"]
+            keys = [k for k in rs[0] if k not in ("spawned", "tracer")]
             med = {k: statistics.median(r[k] for r in rs) for k in keys}
             cols = "  ".join(
-                f"{k} {v * 1000:.0f}" if k != "spawns" else f"spawns {v:.0f}" for k, v in med.items()
+                f"{k} {v:.0f}" if k == "spawns" or k.startswith("events") else f"{k} {v * 1000:.0f}"
+                for k, v in med.items()
             )
             print(f"{entry['name']:9} {side:6} ms: {cols}", flush=True)
-            print(f"{'':9} {side:6} spawned outside phases: {rs[-1]['spawned']}", flush=True)
+            tracers = sorted({t for r in rs for t in r["tracer"]})
+            print(
+                f"{'':9} {side:6} spawned outside phases: {rs[-1]['spawned']}; tracer {tracers}", flush=True
+            )
     report["load_after"] = os.getloadavg()
     print(f"load average after: {os.getloadavg()}")
     if args.json:

@@ -362,9 +362,9 @@ def bwrap_argv(
     argv += ["--remount-ro", "/dev", "--tmpfs", "/etc"]
     for name in HOST_ETC + spec.extra_etc:
         host = f"/etc/{name}"
-        link = _usr_symlink(host)
-        if link is not None:
-            argv += ["--symlink", link, host]
+        target = _usr_symlink(host)
+        if target is not None:
+            argv += ["--symlink", target, host]
         elif os.path.lexists(host):
             argv += ["--ro-bind", host, host]
     for name in sorted(spec.etc_files):

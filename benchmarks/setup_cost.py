@@ -15,6 +15,10 @@ worktree of main), alternated round by round in rotating order; medians per side
 
     .venv/bin/python benchmarks/setup_cost.py [--repeat 7 | --quick] [--names left-pad,six] \
         [--src base=/work/wt/x-base/src] [--json PATH]
+    .venv/bin/python benchmarks/setup_cost.py --micro 9 [--repeat 7] [--src base=...]
+
+`--micro N` times the fake network's start/close and the workspace's enter/exit alone (N of
+each per worker, medians of the workers' medians), where the run's totals are too noisy.
 """
 
 from __future__ import annotations
@@ -121,6 +125,39 @@ def worker(archive: Path, eco: str, scratch: Path) -> None:
     )
 
 
+def micro_worker(rounds: int) -> None:
+    """In a fresh process: FakeNetwork (with the persona's eth0) start/close and Workspace
+    enter/exit, `rounds` times after one warm-up; medians in seconds as JSON."""
+    import uuid
+
+    from osptrack.sandbox.fakenet import FakeNetwork
+    from osptrack.sandbox.limits import Limits
+    from osptrack.sandbox.netns import Eth0
+    from osptrack.sandbox.runner import Workspace
+
+    nic = Eth0("3c:21:9c:12:34:56", "192.168.1.42/24", "192.168.1.1")
+    times: dict[str, list[float]] = collections.defaultdict(list)
+    for i in range(rounds + 1):
+        t0 = time.monotonic()
+        net = FakeNetwork(run_id=f"bench-{uuid.uuid4().hex[:10]}", eth0=nic)
+        net.start()
+        t1 = time.monotonic()
+        net.close()
+        t2 = time.monotonic()
+        ws = Workspace(Limits())
+        ws.__enter__()
+        (ws.logs / "install.strace").write_bytes(b"x" * (1 << 20))  # a small trace log
+        t3 = time.monotonic()
+        ws.__exit__(None, None, None)
+        t4 = time.monotonic()
+        getattr(ws, "wait_removed", lambda: None)()
+        if i:
+            for key, took in (("net_start", t1 - t0), ("net_close", t2 - t1), ("ws_enter", t3 - t2)):
+                times[key].append(took)
+            times["ws_exit"].append(t4 - t3)
+    print(json.dumps({k: statistics.median(v) for k, v in times.items()}))
+
+
 def sample(side: str, src: Path, entry: dict[str, Any]) -> dict[str, Any]:
     scratch = Path(tempfile.mkdtemp(prefix="osptrack-setup-cost-"))
     try:
@@ -146,6 +183,27 @@ def sample(side: str, src: Path, entry: dict[str, Any]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def micro(sides: list[str], srcs: dict[str, Path], repeat: int, n: int) -> None:
+    runs: dict[str, list[dict[str, float]]] = {s: [] for s in sides}
+    for i in range(repeat):
+        k = i % len(sides)
+        for side in sides[k:] + sides[:k]:
+            proc = subprocess.run(
+                [sys.executable, __file__, "--micro-worker", str(n)],
+                env={**os.environ, "PYTHONPATH": str(srcs[side])},
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise SystemExit(f"{side}: micro worker failed:\n{proc.stderr[-2000:]}")
+            runs[side].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    for side, rs in runs.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        print(f"{side:6} ms: " + "  ".join(f"{k} {v * 1000:.1f}" for k, v in med.items()), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
@@ -153,10 +211,20 @@ def main() -> None:
     parser.add_argument("--names", default="left-pad,six")
     parser.add_argument("--src", action="append", default=[], metavar="LABEL=PATH")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--micro",
+        type=int,
+        metavar="N",
+        help="instead: FakeNetwork start/close and Workspace enter/exit alone, N per worker, per round",
+    )
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--micro-worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(Path(args.worker[0]), args.worker[1], Path(args.worker[2]))
+        return
+    if args.micro_worker:
+        micro_worker(args.micro_worker)
         return
     manifest = CORPUS / "manifest.json"
     if not manifest.exists():
@@ -169,9 +237,13 @@ def main() -> None:
         raise SystemExit(
             f"setup_cost.py: error: not a source tree (no osptrack/ in it): {', '.join(missing)}"
         )
-    entries = [e for e in json.loads(manifest.read_text())["packages"] if e["name"] in args.names.split(",")]
     sides = list(srcs)
     print(f"load average before: {os.getloadavg()} (2 cores, shared); times in ms", flush=True)
+    if args.micro:
+        micro(sides, srcs, repeat, args.micro)
+        print(f"load average after: {os.getloadavg()}")
+        return
+    entries = [e for e in json.loads(manifest.read_text())["packages"] if e["name"] in args.names.split(",")]
     report: dict[str, Any] = {"load_before": os.getloadavg(), "packages": {}}
     for entry in entries:
         runs: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}

@@ -24,6 +24,14 @@ before and after (the figures depend on it: say so when quoting them).
 created in a pid namespace (a loop of /bin/true, translated or not, parse included), how late
 the wait notices a command's exit, and what a phase's four settles cost after a DNS lookup and
 a TCP flow.
+
+`--flags` measures strace's own flags, one at a time against the shipped argv (FLAG_VARIANTS):
+each variant is a whole in-process `analyze()` with the strace backend's argv rewritten, the
+variants shuffled every round; it prints the medians of the run's total and of its phases' own
+wall time (run.json), and each variant's difference from `shipped`. Variants that change what
+the log says (-y, -X raw, ...) are there to price what the records need, not to be shipped.
+
+    .venv/bin/python benchmarks/strace_levers.py --flags [--variants shipped,-y,...] [--repeat 5] [--names six,left-pad]
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -109,6 +118,156 @@ CONFIGS: dict[str, tuple[str, ...]] = {
     "old-settle": ("settle",),
     "old": ("pidns", "wait", "settle"),
 }
+
+
+# ---------------------------------------------------------------- strace's own flags (--flags)
+
+
+def _swap(old: str, *new: str) -> Callable[[list[str]], list[str]]:
+    def edit(argv: list[str]) -> list[str]:
+        i = argv.index(old)
+        return [*argv[:i], *new, *argv[i + 1 :]]
+
+    return edit
+
+
+def _drop_pair(flag: str) -> Callable[[list[str]], list[str]]:
+    """Leave out `flag VALUE` (e.g. `-s 4096`)."""
+
+    def edit(argv: list[str]) -> list[str]:
+        i = argv.index(flag)
+        return [*argv[:i], *argv[i + 2 :]]
+
+    return edit
+
+
+def _untrace(*names: str) -> Callable[[list[str]], list[str]]:
+    def edit(argv: list[str]) -> list[str]:
+        i = next(i for i, a in enumerate(argv) if a.startswith("trace="))
+        kept = [n for n in argv[i][len("trace=") :].split(",") if n.lstrip("?") not in names]
+        return [*argv[:i], "trace=" + ",".join(kept), *argv[i + 1 :]]
+
+    return edit
+
+
+def _string_limit(n: int) -> Callable[[list[str]], list[str]]:
+    def edit(argv: list[str]) -> list[str]:
+        i = argv.index("-s")
+        return [*argv[: i + 1], str(n), *argv[i + 2 :]]
+
+    return edit
+
+
+# name -> how it rewrites the shipped argv (osptrack.trace.strace.strace_command's).
+FLAG_VARIANTS: dict[str, Callable[[list[str]], list[str]]] = {
+    "shipped": lambda argv: argv,
+    "no-seccomp-bpf": _swap("--seccomp-bpf"),  # every syscall stops the tracee
+    "-y": _swap("-yy", "-y"),  # paths only: no socket details, no device numbers
+    "fds=path+socket": _swap("-yy", "--decode-fds=path,socket"),  # -yy without the device stat
+    "no-fds": _swap("-yy"),  # no fd decoding at all (relative paths stay relative)
+    "-s256": _string_limit(256),
+    "no-v": _swap("-v"),
+    "-Xraw": _swap("-q", "-q", "-X", "raw"),
+    "no-ttt": _swap("-ttt"),
+    "no-exit_group": _untrace("exit_group"),
+    "no-signals": _drop_pair("-e"),  # the first -e is signal=...: then strace's default (all)
+}
+
+
+def flag_command(edit: Callable[[list[str]], list[str]]) -> Callable[..., list[str]]:
+    def command(log_path: Path, *args: Any, **kwargs: Any) -> list[str]:
+        return edit(strace.strace_command(log_path, *args, **kwargs))
+
+    return command
+
+
+def flagged(entry: dict, scratch: Path, variant: str) -> tuple[float, float, float]:
+    """(wall total, the phases' own wall time, CPU seconds) of one analyze() with `variant`'s argv.
+
+    CPU is this process's plus its reaped children's (strace, which reaps the sandbox's tree):
+    what tracing costs the machine, much less moved by the other sessions' load than wall time."""
+    from overhead import timed_analyze  # sibling script: benchmarks/ is sys.path[0]
+
+    before = _cpu()
+    with _patched(strace_backend, "strace_command", flag_command(FLAG_VARIANTS[variant])):
+        total = timed_analyze(entry, scratch, tracer="strace")
+    cpu = _cpu() - before
+    run = json.loads((scratch / "run" / "run.json").read_text())
+    return total, sum(p["wall_s"] for p in run["phases"].values()), cpu
+
+
+def _cpu() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def flags(entries: list[dict], variants: list[str], repeat: int) -> None:
+    rng = random.Random(61)
+    for entry in entries:
+        times: dict[str, list[tuple[float, float, float]]] = {v: [] for v in variants}
+        for _ in range(repeat):
+            for variant in rng.sample(variants, len(variants)):
+                scratch = Path(tempfile.mkdtemp(prefix="osptrack-levers-"))
+                try:
+                    times[variant].append(flagged(entry, scratch, variant))
+                finally:
+                    shutil.rmtree(scratch, ignore_errors=True)
+        med = {v: tuple(statistics.median(x[i] for x in xs) for i in range(3)) for v, xs in times.items()}
+        base = med.get("shipped")
+        for v, (total, phases, cpu) in med.items():
+            line = f"{entry['ecosystem']:5} {entry['name']:10} {v:16} wall {total:.3f}s  phases {phases:.3f}s  cpu {cpu:.3f}s"
+            if base is not None and v != "shipped":
+                line += (
+                    f"  vs shipped: wall {1000 * (total - base[0]):+5.0f} ms, phases {1000 * (phases - base[1]):+5.0f} ms,"
+                    f" cpu {1000 * (cpu - base[2]):+5.0f} ms"
+                )
+            print(line, flush=True)
+
+
+# A fixed syscall mix like an interpreter's imports: absolute and missing stats, opens of files and
+# directories, dirfd-relative opens, readlinks, one /dev/null open. Runs in a pid namespace.
+FLAG_WORKLOAD = """
+import os
+for i in range(1500):
+    os.stat('/usr/lib/python3/dist-packages'); os.path.exists('/usr/lib/nope%d' % i)
+    with open('/usr/lib/os-release') as f: f.read()
+    fd = os.open('/usr/lib', os.O_RDONLY | os.O_DIRECTORY); os.close(os.open('os-release', os.O_RDONLY, dir_fd=fd)); os.close(fd)
+    os.path.realpath('/usr/lib/os-release')
+    if i % 100 == 0: open('/dev/null', 'w').close()
+"""
+
+
+def flag_component(variant: str, scratch: Path) -> tuple[float, float, int]:
+    """(wall, CPU of strace and the tracee, log lines) of FLAG_WORKLOAD under `variant`'s argv."""
+    log = scratch / "trace.log"
+    argv = flag_command(FLAG_VARIANTS[variant])(log)
+    before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
+    subprocess.run([*argv, *_bwrap(f'exec /usr/bin/python3 -c "{FLAG_WORKLOAD}"')], check=True, timeout=300)
+    wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    with open(log, encoding="latin-1") as fh:
+        lines = sum(1 for _ in fh)
+    return wall, cpu, lines
+
+
+def flag_components(variants: list[str], repeat: int) -> None:
+    rng = random.Random(62)
+    times: dict[str, list[tuple[float, float, int]]] = {v: [] for v in variants}
+    for _ in range(repeat):
+        for variant in rng.sample(variants, len(variants)):
+            with tempfile.TemporaryDirectory(prefix="osptrack-levers-") as tmp:
+                times[variant].append(flag_component(variant, Path(tmp)))
+    base = None
+    for v, xs in times.items():
+        wall, cpu = statistics.median(x[0] for x in xs), statistics.median(x[1] for x in xs)
+        lines = statistics.median(x[2] for x in xs)
+        if v == "shipped":
+            base = (wall, cpu)
+        line = f"{v:16} wall {wall:.3f}s  cpu {cpu:.3f}s  lines {lines:.0f}  cpu/line {1e6 * cpu / lines:5.1f} us"
+        if base is not None and v != "shipped":
+            line += f"  vs shipped: wall {100 * (wall / base[0] - 1):+5.1f}%, cpu {100 * (cpu / base[1] - 1):+5.1f}%"
+        print(line, flush=True)
 
 
 # ---------------------------------------------------------------- one measurement
@@ -234,8 +393,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 rounds of six only")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare install on tmpfs")
     parser.add_argument("--components", action="store_true", help="each lever alone, not whole runs")
+    parser.add_argument("--flags", action="store_true", help="strace's own flags, one at a time")
+    parser.add_argument("--variants", default=",".join(FLAG_VARIANTS), help="with --flags: which variants")
     args = parser.parse_args()
-    if args.components:
+    if args.components and not args.flags:
         print(f"components, {args.repeat} rounds, cpus={os.cpu_count()}, before: {load()}", flush=True)
         components(args.repeat)
         print(f"after: {load()} (the machine is shared: figures under load, medians of {args.repeat})")
@@ -245,6 +406,24 @@ def main() -> None:
     entries = json.loads((CORPUS / "manifest.json").read_text())["packages"]
     names = args.names.split(",")
     entries = sorted((e for e in entries if e["name"] in names), key=lambda e: names.index(e["name"]))
+    if args.flags and args.components:
+        variants = args.variants.split(",")
+        print(f"flag components, {args.repeat} rounds, cpus={os.cpu_count()}, before: {load()}", flush=True)
+        flag_components(variants, args.repeat)
+        print(f"after: {load()} (the machine is shared: figures under load, medians of {args.repeat})")
+        return
+    if args.flags:
+        variants = args.variants.split(",")
+        unknown = [v for v in variants if v not in FLAG_VARIANTS]
+        if unknown:
+            raise SystemExit(f"unknown variants {unknown} (one of: {', '.join(FLAG_VARIANTS)})")
+        print(
+            f"flags, {len(entries)} packages, {args.repeat} rounds, cpus={os.cpu_count()}, before: {load()}",
+            flush=True,
+        )
+        flags(entries, variants, args.repeat)
+        print(f"after: {load()} (the machine is shared: figures under load, medians of {args.repeat})")
+        return
     found = None if args.no_bare else _bare()
     print(
         f"{len(entries)} packages, {args.repeat} rounds, cpus={os.cpu_count()}, before: {load()}", flush=True

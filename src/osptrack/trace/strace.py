@@ -91,6 +91,7 @@ from pathlib import Path
 from msgspec.structs import replace
 
 from osptrack.trace.events import KIND_FILE, KIND_NETWORK, KIND_PROCESS, Event
+from osptrack.trace.sensitive import SENSITIVE_PATHS
 from osptrack.trace.sensitive import category as sensitive_category
 
 FILE_SYSCALLS = (
@@ -249,6 +250,17 @@ _PROBE_DIRFD_RE = re.compile(
     r"((?:AT_FDCWD|-?\d+)(?:<[^<>]*(?:<[^<>]*>)?>(?:\(deleted\))?)?), (" + _STR + r")(\.\.\.)?"
 )
 _PROBE_PATH_RE = re.compile(r"(" + _STR + r")(\.\.\.)?")
+# A whole probe line up to its path, when the path has no escapes and the dirfd annotation no
+# nested <...>: most of an interpreter's trace, and nearly all of it is dropped unemitted, so
+# it is decided here without the line split (see StraceParser._probe_fast).
+_PROBE_LINE_RE = re.compile(
+    r"(\d+) +\d+\.\d+ (stat|lstat|newfstatat|statx|access|faccessat2?|readlink(?:at)?)\("
+    r'(?:(AT_FDCWD|-?\d+)(?:<([^<>]*)>)?, )?"([^"\\]*)",'
+)
+# Every sensitive path (osptrack.trace.sensitive) lies under one of these: others need no lookup.
+_SENSITIVE_ROOTS = tuple(
+    {"/root/", "/home/"} | {p[: p.index("/", 1) + 1] for _, p in SENSITIVE_PATHS if p.startswith("/")}
+)
 # A listening socket's annotation: TCP:[127.0.0.1:8080], TCPv6:[[::1]:8080]
 _LISTEN_ANNO_RE = re.compile(r"(TCP|UDP|TCPv6|UDPv6):\[(?:\[([^\]]*)\]|([0-9.]+)):(\d+)\]$")
 
@@ -505,8 +517,9 @@ class StraceParser:
         self.stats = stats if stats is not None else ParseStats()
         self.out: list[Event] = []
         self._procs: dict[int, _Proc] = {}
-        # pid -> (t, partial body, name, slot) for calls printed as `<unfinished ...>`
-        self._pending: dict[int, tuple[float, str, str, _Slot]] = {}
+        # pid -> (t, partial body, name, slot) for calls printed as `<unfinished ...>`; slot None
+        # for a probe already decided at its entry to be dropped (_probe_fast)
+        self._pending: dict[int, tuple[float, str, str, _Slot | None]] = {}
         self._seen_any = False
         self._queue: deque[Event | _Slot] = deque()
         self._slot: _Slot | None = None  # set while a resumed call is being parsed
@@ -571,6 +584,9 @@ class StraceParser:
             except (ValueError, IndexError, KeyError, TypeError, AttributeError):
                 self._drop(line)
             return
+        m = _PROBE_LINE_RE.match(line)
+        if m is not None and self._probe_fast(m, line):
+            return
         parts = line.split(None, 2)
         if len(parts) < 3:
             self._drop(line)
@@ -615,6 +631,34 @@ class StraceParser:
             # A line we misread must not end the parse; it is evidence of a weird log, counted.
             self._drop(line)
 
+    def _probe_fast(self, m: re.Match[str], line: str) -> bool:
+        """Drop a probe of a path that is not sensitive, from its line's start; False when the
+        line needs the full parse (sensitive, or a relative path without a named base).
+
+        Same effects as the full parse of a dropped probe: the pid is registered, AT_FDCWD's
+        annotation teaches the cwd, `ignored` counts it; an unfinished one reserves no place in
+        the output (it will emit nothing), and its resumed line is dropped with it."""
+        pid_s, name, dirfd, anno, path = m.groups()
+        if path:
+            if anno is not None and "\\" in anno:
+                anno = _unescape(anno)
+            if path[0] != "/":
+                if anno is None or anno[:1] != "/":
+                    return False
+                path = anno.rstrip("/") + "/" + path
+            if "/." in path or "//" in path:
+                path = posixpath.normpath(path)
+            if path.startswith(_SENSITIVE_ROOTS) and sensitive_category(path) is not None:
+                return False
+        pid = int(pid_s)
+        proc = self._procs.get(pid) or self._proc(pid)
+        if path and dirfd == "AT_FDCWD" and anno is not None and anno[:1] == "/":
+            proc.cwd = anno
+        self.stats.ignored += 1
+        if line.endswith(" <unfinished ...>"):
+            self._pending[pid] = (0.0, "", name, None)
+        return True
+
     def finish(self) -> None:
         for pid in list(self._pending):
             self._flush_unfinished(pid)
@@ -640,7 +684,8 @@ class StraceParser:
         if pending is not None and pending[2] == name:
             del self._pending[pid]
             t0, partial, _, slot = pending
-            self._call_into(slot, pid, t0, name, partial + rest, line)
+            if slot is not None:  # else a probe dropped at its entry, counted then
+                self._call_into(slot, pid, t0, name, partial + rest, line)
             return
         if not rest.startswith(")"):
             self._drop(line)
@@ -706,7 +751,8 @@ class StraceParser:
     def _flush_unfinished(self, pid: int) -> None:
         t0, partial, name, slot = self._pending.pop(pid)
         self.stats.unfinished += 1
-        self._call_into(slot, pid, t0, name, partial + ") = ?", partial)
+        if slot is not None:
+            self._call_into(slot, pid, t0, name, partial + ") = ?", partial)
 
     # ------------------------------------------------------------ syscall level
 

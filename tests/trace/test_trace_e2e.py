@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from osptrack.trace.aggregate import phase_record
-from osptrack.trace.strace import ParseStats, parse_log, strace_command
+from osptrack.trace.strace import TRACED_SYSCALLS, ParseStats, parse_log, strace_command
 
 pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
 
@@ -164,3 +164,46 @@ def test_tree_without_pid_translation_matches_stracesown_translation(tmp_path: P
     assert sorted(tree(ours), key=str) == sorted(tree(exact), key=str)
     clones = [e for e in ours if e.op == "clone" and e.ret]
     assert len(clones) >= 4 * 16 + 4 + 62 and all(e.child_pid for e in clones)
+
+
+def test_seccomp_bpf_still_follows_grandchildren_and_records_errno(tmp_path: Path):
+    """--seccomp-bpf stops the tracee only at traced syscalls; with -f it must still follow a
+    grandchild's fork and exec (the filter is inherited, strace attaches to each new child),
+    record a failed exec's and a failed open's errno, and print only the traced calls."""
+    log = tmp_path / "trace.log"
+    argv = strace_command(log, string_limit=256)
+    assert "--seccomp-bpf" in argv and "-f" in argv
+    script = (
+        "/bin/sh -c '/nonexistent-osptrack-bin; cat /nonexistent-osptrack-file; exit 0' 2>/dev/null; exit 0"
+    )
+    proc = subprocess.run(
+        [*argv, "/bin/sh", "-c", script], env={"PATH": "/usr/bin:/bin"}, capture_output=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+
+    stats = ParseStats()
+    events = list(parse_log(log, "install", stats=stats))
+    assert stats.dropped == 0, stats.dropped_samples
+    root = next(e for e in events if e.op == "exec" and e.ret == 0)
+    inner = next(
+        e
+        for e in events
+        if e.op == "exec" and e.ret == 0 and e.argv and e.argv[0] == "/bin/sh" and e.pid != root.pid
+    )
+    assert inner.ppid == root.pid
+    cat = next(
+        e for e in events if e.op == "exec" and e.ret == 0 and e.argv == ["cat", "/nonexistent-osptrack-file"]
+    )
+    assert cat.ppid == inner.pid  # the grandchild, followed through its parent's fork
+    failed_exec = [
+        e for e in events if e.op == "exec" and e.path and e.path.endswith("/nonexistent-osptrack-bin")
+    ]
+    assert failed_exec and all(e.errno == "ENOENT" for e in failed_exec)
+    assert all(e.ppid == inner.pid for e in failed_exec)
+    failed_open = [e for e in events if e.path == "/nonexistent-osptrack-file" and e.kind == "file"]
+    assert failed_open and failed_open[0].errno == "ENOENT" and failed_open[0].pid == cat.pid
+    traced = set(TRACED_SYSCALLS)
+    names = {
+        m.group(1) for m in re.finditer(r"^\d+ +[\d.]+ (\w+)\(", log.read_text(encoding="latin-1"), re.M)
+    }
+    assert names and names <= traced, names - traced

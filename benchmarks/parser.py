@@ -11,6 +11,12 @@
 3. Times, side by side and median of --runs: reading the lines alone, and parse_log over them
    (every event consumed). Peak RSS of one full parse is measured in a fresh subprocess.
 Target: >= 30 MB/s.
+
+    .venv/bin/python benchmarks/parser.py --logs A.strace B.strace ... [--runs 5]
+
+times parse_log on real logs instead (e.g. a run's logs/*.strace, kept by copying them before
+the run ends): median CPU per log and per line. For an A/B of two checkouts, run it with
+PYTHONPATH=OTHER/src and with this one, alternating.
 """
 
 from __future__ import annotations
@@ -109,13 +115,41 @@ def peak_rss_mb(path: Path) -> float:
     return int(out.stdout.strip()) / 1024
 
 
+def time_logs(logs: list[Path], runs: int) -> None:
+    import osptrack.trace.strace as module
+
+    print(f"parser: {module.__file__}")
+    for log in logs:
+        cpu = []
+        stats = ParseStats()
+        for _ in range(runs):
+            stats = ParseStats()
+            t0 = time.process_time()
+            parse_all_stats(log, stats)
+            cpu.append(time.process_time() - t0)
+        med = statistics.median(cpu)
+        print(
+            f"{log.name:28} lines {stats.lines:7} events {stats.events:7}  median CPU {1000 * med:7.1f} ms"
+            f"  {1e6 * med / max(stats.lines, 1):5.2f} us/line  (runs: {', '.join(f'{1000 * x:.0f}' for x in cpu)})"
+        )
+
+
+def parse_all_stats(path: Path, stats: ParseStats) -> None:
+    for _ in parse_log(path, "install", stats=stats):
+        pass
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mb", type=float, default=100.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--source-log", type=Path, help="use this strace log instead of capturing one")
     ap.add_argument("--keep", type=Path, help="keep the logs in this folder")
+    ap.add_argument("--logs", type=Path, nargs="+", help="time parse_log on these real logs only")
     args = ap.parse_args()
+    if args.logs:
+        time_logs(args.logs, args.runs)
+        return
 
     with tempfile.TemporaryDirectory() as td:
         tmp = args.keep or Path(td)

@@ -81,6 +81,7 @@ _SIGNAMES = {
     26: "SIGVTALRM", 27: "SIGPROF", 28: "SIGWINCH", 29: "SIGIO", 30: "SIGPWR", 31: "SIGSYS",
 }  # fmt: skip
 AT_FDCWD = -100
+_AT_FDCWD_ARG = AT_FDCWD & 0xFFFFFFFFFFFFFFFF  # as a syscall argument (u64)
 AT_REMOVEDIR = 0x200
 O_ACCMODE, O_CREAT, O_TRUNC, O_APPEND = 3, 0o100, 0o1000, 0o2000
 O_DIRECTORY, O_PATH = 0o200000, 0o10000000
@@ -454,7 +455,7 @@ class EbpfLogReader:
         if ret is not None and -4096 < ret < 0:
             err = errno_mod.errorcode.get(-ret) or _KERNEL_ERRNOS.get(-ret, f"E{-ret}")
             ret = -1
-        proc = self._proc(tid)
+        proc = self._procs.get(tid) or self._proc(tid)
         trunc = bool(cflags & F_TRUNCATED)
         phase = self.phase
 
@@ -617,6 +618,8 @@ def _signed(value: int) -> int:
 
 
 def _dirfd(value: int) -> str:
+    if value == _AT_FDCWD_ARG:  # the commonest by far
+        return "AT_FDCWD"
     fd = _signed(value)
     return "AT_FDCWD" if fd == AT_FDCWD else str(fd)
 

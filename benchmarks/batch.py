@@ -60,18 +60,25 @@ def sleeping_analyze(ref: Any, options: Any, out: Path) -> Any:
 
 
 def _tracer_cpu() -> dict[int, float]:
-    """CPU seconds per pid of the resident eBPF tracers (`osptrack-ebpf`, shared by all runs:
-    not a child of any worker, so no worker's rusage counts it)."""
+    """CPU seconds per pid of this checkout's resident eBPF tracer (`osptrack-ebpf`, shared by
+    all runs: not a child of any worker, so no worker's rusage counts it). Other checkouts'
+    tracers (other sessions' tests) are left out: their loader is another file."""
+    from osptrack.trace.ebpf import loader_path
+
+    loader = loader_path()
     found: dict[int, float] = {}
+    if loader is None:
+        return found
     tick = os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
+            if os.readlink(stat.parent / "exe") != str(loader.resolve()):
+                continue
             text = stat.read_text()
         except OSError:
             continue
-        comm, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
-        if comm.startswith("osptrack-ebpf"):
-            found[int(stat.parent.name)] = (int(rest[11]) + int(rest[12])) / tick
+        rest = text[text.rindex(")") + 2 :].split()
+        found[int(stat.parent.name)] = (int(rest[11]) + int(rest[12])) / tick
     return found
 
 

@@ -2,7 +2,8 @@
 
 Its behaviour is chosen by the package name, so one batch can mix outcomes:
 `hang-*` never returns, `crash-*` kills its own process, `fail-*` raises, `flaky-*` fails on its
-first attempt only, `slow-*` sleeps FAKE_SLOW_SLEEP (if set), anything else succeeds after FAKE_SLEEP seconds. It records its pid and the
+first attempt only, `slow-*` sleeps FAKE_SLOW_SLEEP (if set), `cacheprobe-*` notes which of the analysis's
+per-process caches were already filled when it started, anything else succeeds after FAKE_SLEEP seconds. It records its pid and the
 staged archive in FAKE_STATE_DIR so tests can check for orphans and for what it was given.
 Harmless: it only writes files under `out` and FAKE_STATE_DIR.
 """
@@ -52,6 +53,16 @@ def _note(kind: str, text: str) -> None:
             fh.write(text + "\n")
 
 
+def _warm_caches() -> dict[str, int]:
+    """Which per-process caches of the analysis are already filled in this worker."""
+    from osptrack.sandbox import trust
+    from osptrack.trace.tracers import ebpf
+    from osptrack.verdict import engine
+
+    caches = {"ebpf_check": ebpf._check, "rules": engine.load_rules, "bundles": trust._system_bundles}
+    return {name: fn.cache_info().currsize for name, fn in caches.items()}
+
+
 def analyze(ref: PackageRef, options: FakeOptions, out: Path) -> FakeOutcome:
     _note("pids", str(os.getpid()))
     _note("ppids", str(os.getppid()))  # the scheduler process (a Dask worker, or the batch)
@@ -62,6 +73,8 @@ def analyze(ref: PackageRef, options: FakeOptions, out: Path) -> FakeOutcome:
         _note("archive_dirs", str(Path(ref.archive).parent))
     _note("deps", f"{ref.name} {','.join(str(d) for d in options.deps_dirs)}")
     name = ref.name.split("/")[-1]
+    if name.startswith("cacheprobe"):
+        _note("caches", orjson.dumps(_warm_caches()).decode())
     if name.startswith("hang"):
         try:
             while True:

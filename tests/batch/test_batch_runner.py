@@ -251,6 +251,16 @@ def test_fsspec_manifest_is_rewritten_whole(tmp_path: Path) -> None:
         fsspec.filesystem("memory").rm("/osptrack-test-manifest", recursive=True)
 
 
+def test_forked_workers_inherit_the_caches_every_analysis_fills(
+    tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OSPTRACK_TRACER", "auto")  # the default, which checks eBPF
+    summary = run(tmp_path / "out", [make_target("npm", "cacheprobe-a", "1.0.0")], workers=1)
+    assert summary.finished == 1
+    caches = orjson.loads((state / "caches.log").read_text())
+    assert caches == {"ebpf_check": 1, "rules": 1, "bundles": 1}  # filled in the zygote, before the fork
+
+
 def test_workers_fall_back_to_fresh_interpreters_when_the_zygote_is_gone(tmp_path: Path, state: Path) -> None:
     from osptrack.batch.worker import Job, run_isolated
     from osptrack.batch.zygote import PreloadedLauncher

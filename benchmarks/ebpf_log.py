@@ -87,7 +87,8 @@ def record(names: list[str], logs: Path) -> list[Path]:
         for name in names:
             current[0] = name
             with tempfile.TemporaryDirectory() as tmp:
-                timed_analyze(entries[name], Path(tmp), tracer="ebpf")
+                # read after the phase (follow_trace=False), so each log passes through parse()
+                timed_analyze(entries[name], Path(tmp), tracer="ebpf", follow_trace=False)
     finally:
         backend.EbpfTracer.parse = parse  # type: ignore[method-assign]
     return kept
@@ -127,7 +128,11 @@ def main() -> int:
         "--record", help="corpus names to analyse with the eBPF tracer first, keeping the logs"
     )
     parser.add_argument(
-        "--logs", type=Path, default=Path("/tmp/osptrack-ebpf-logs"), help="where --record keeps logs"
+        "--logs",
+        dest="keep",
+        type=Path,
+        default=Path("/tmp/osptrack-ebpf-logs"),
+        help="where --record keeps logs",
     )
     parser.add_argument("--json", type=Path, help="write every sample and the load averages here")
     args = parser.parse_args()
@@ -140,7 +145,7 @@ def main() -> int:
         sides[name] = Path(path).resolve()
     logs = list(args.logs)
     if args.record:
-        logs += record(args.record.split(","), args.logs)
+        logs += record(args.record.split(","), args.keep)
     missing = [str(p) for p in logs if not p.is_file()]
     if not logs or missing:
         print(f"ebpf_log.py: error: no log given, or not found: {', '.join(missing)}", file=sys.stderr)

@@ -5,8 +5,10 @@
 Each round runs every command once, in a rotated order (drift from other load hits all alike);
 medians (with min and max) of --repeat rounds, and the load average before and after.
 `--src NAME=PATH` (repeatable) adds the osptrack commands of another checkout's src as a side
-(the same venv's console script, PYTHONPATH=PATH), alternated with this one's in every round:
-e.g. `git -C /work/main worktree add --detach ../base main` and `--src base=../base/src`.
+(PYTHONPATH=PATH), alternated with this one's in every round:
+e.g. `git -C /work/main worktree add --detach ../base main` and `--src base=../base/src`. Every
+side runs the console script's code (osptrack.entry.run, or main in a checkout without run) with
+this venv's python.
 
 - `python -c pass`: the interpreter's own floor (the venv's python, `-S` off, as the script runs).
 - `osptrack --version`: answered by osptrack.entry before click and rich load (target <= 120 ms).
@@ -45,7 +47,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-OSPTRACK = Path(sys.executable).with_name("osptrack")
+# The console script's own code, with a fallback for checkouts from before osptrack.entry.run, so
+# that every side (this checkout and any --src) is started the same way, by this venv's python.
+CONSOLE_SCRIPT = """import sys
+try:
+    from osptrack.entry import run as entry
+except ImportError:
+    from osptrack.entry import main as entry
+sys.exit(entry())
+"""
 SIX = REPO / ".." / "shared" / "corpus" / "pypi" / "six" / "six-1.16.0-py2.py3-none-any.whl"
 MARK_ENV = "OSPTRACK_SPAWN_MARK"  # osptrack.sandbox.runner.SPAWN_MARK_ENV (not imported: see below)
 
@@ -72,12 +82,19 @@ def first_mark(mark: Path) -> float:
     return float(mark.read_text().split()[0])
 
 
+def osptrack(scratch: Path) -> list[str]:
+    script = scratch / "osptrack"
+    if not script.exists():
+        script.write_text(CONSOLE_SCRIPT)
+    return [sys.executable, str(script)]
+
+
 def cli_to_first_phase(scratch: Path, src: Path | None = None) -> float:
     mark = scratch / "mark"
     mark.unlink(missing_ok=True)
     out = scratch / "cli-run"
     shutil.rmtree(out, ignore_errors=True)
-    argv = [str(OSPTRACK), "analyze", "pypi", str(SIX), "--deps-dir", str(SIX.parent), "--out", str(out)]
+    argv = [*osptrack(scratch), "analyze", "pypi", str(SIX), "--deps-dir", str(SIX.parent), "--out", str(out)]
     env = {**side_env(src), MARK_ENV: str(mark)}
     started = time.monotonic()
     proc = subprocess.run(argv, env=env, capture_output=True, check=False)
@@ -182,8 +199,8 @@ def main() -> None:
         scratch = Path(tmp)
         cases: dict[str, Callable[[], float]] = {"python -c pass": timed([sys.executable, "-c", "pass"])}
         for tag, src in sides.items():
-            cases[f"osptrack --version{tag}"] = timed([str(OSPTRACK), "--version"], src)
-            cases[f"osptrack --help{tag}"] = timed([str(OSPTRACK), "--help"], src)
+            cases[f"osptrack --version{tag}"] = timed([*osptrack(scratch), "--version"], src)
+            cases[f"osptrack --help{tag}"] = timed([*osptrack(scratch), "--help"], src)
             cases[f"import closure (-X importtime total){tag}"] = import_total(src)
         if os.geteuid() != 0:
             print("skipped analyze rows: the sandbox needs root")

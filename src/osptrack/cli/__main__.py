@@ -1,3 +1,3 @@
-from osptrack.cli import main
+from osptrack.entry import run
 
-main()
+run()

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # Inherited by every sub-context: -h works everywhere, and defaults show in every help.
 CONTEXT_SETTINGS: dict[str, Any] = {
@@ -73,3 +76,23 @@ class LazyGroup(Group):
                 raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
             self.add_command(command, cmd_name)
         return self.commands.get(cmd_name)
+
+
+class LazyConsole:
+    """rich's Console, made (and rich imported) at a command's first print: `osptrack --help`,
+    which imports every command module, then loads no rich at all."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs
+        self._console: Console | None = None
+
+    def get(self) -> Console:
+        """The Console itself (for rich's own classes that take one, e.g. Progress)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._kwargs)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import click
 import orjson
-from rich.console import Console
-from rich.table import Table
 
 from osptrack.cli import params
-from osptrack.cli.base import Group
+from osptrack.cli.base import Group, LazyConsole
 from osptrack.errors import BadInput
 
 
@@ -20,7 +18,7 @@ def app() -> None:
     """Build, describe and de-noise the labelled dataset."""
 
 
-console = Console()
+console = LazyConsole()
 
 
 @app.command("build")
@@ -87,7 +85,7 @@ def build_command(
     for path in summary.outputs:
         console.print(f"  {path}", highlight=False)
     if summary.rejected:
-        err = Console(stderr=True)
+        err = LazyConsole(stderr=True)
         err.print(f"warning: skipped {len(summary.rejected)} unreadable input(s), e.g.:", highlight=False)
         for message in summary.rejected[:5]:
             err.print(f"  {message}", highlight=False, markup=False)
@@ -99,6 +97,8 @@ def build_command(
 @params.json_out("Print the figures as JSON")
 def stats_command(folder: Path, plots: Path | None, json_out: bool) -> None:
     """Table II (ecosystem x Label x Sub_Label), events per report, and noise-reduction figures."""
+    from rich.table import Table
+
     from osptrack.dataset.stats import compute_stats, write_plots
     from osptrack.outputs import check_output_dir
 
@@ -164,6 +164,8 @@ def stats_command(folder: Path, plots: Path | None, json_out: bool) -> None:
 @params.json_out("Print every feature as JSON")
 def compare_command(folder: Path, by: str, plots: Path | None, top: int, json_out: bool) -> None:
     """Per-feature distributions by label or ecosystem: quartiles, Cliff's delta, the most separating features."""
+    from rich.table import Table
+
     from osptrack.dataset.compare import compare, write_plots
 
     if top < 1:

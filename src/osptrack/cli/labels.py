@@ -6,11 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from osptrack.cli import params
-from osptrack.cli.base import Group
+from osptrack.cli.base import Group, LazyConsole
 
 # The library (pyarrow, orjson, regex tables) is imported inside each command, so registering this
 # group costs `osptrack --help` nothing.
@@ -23,8 +21,8 @@ def app() -> None:
     """Known-malicious labels from OSV and other sources."""
 
 
-console = Console()
-err_console = Console(stderr=True)
+console = LazyConsole()
+err_console = LazyConsole(stderr=True)
 
 
 def _pct(part: int, whole: int) -> str:
@@ -101,6 +99,8 @@ def lookup_command(ecosystem: str, name: str, version: str | None, labels: Path)
 @params.labels_file("labels.parquet", default=Path("labels.parquet"))
 def stats_command(labels: Path) -> None:
     """Records per ecosystem, version coverage, sub-label counts and coverage."""
+    from rich.table import Table
+
     from osptrack.labels.stats import compute_stats
 
     stats = compute_stats(labels)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
-from rich.console import Console
-from rich.table import Table
 
 from osptrack.cli import params
-from osptrack.cli.base import Group
+from osptrack.cli.base import Group, LazyConsole
 from osptrack.errors import BadInput
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @click.group("model", cls=Group)
@@ -20,7 +21,7 @@ def app() -> None:
     """Train and evaluate a classifier on a dataset."""
 
 
-console = Console(highlight=False)
+console = LazyConsole(highlight=False)
 
 
 def _fmt(m: dict[str, Any]) -> str:
@@ -31,6 +32,8 @@ def _fmt(m: dict[str, Any]) -> str:
 
 
 def _metrics_table(title: str, blocks: dict[str, dict[str, Any]]) -> Table:
+    from rich.table import Table
+
     from osptrack.classifier.metrics import METRICS
 
     t = Table(title=title)
@@ -129,6 +132,8 @@ def score_command(
     json_out: bool,
 ) -> None:
     """Score runs with a trained model; the score is one more verdict finding, never alone malicious."""
+    from rich.table import Table
+
     from osptrack.classifier.finding import finding_for, score_run
     from osptrack.classifier.train import load_model
     from osptrack.report.index import run_folders

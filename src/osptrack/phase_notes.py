@@ -7,52 +7,56 @@ registry service could not serve. Patterns are data, one table per ecosystem; th
 
 from __future__ import annotations
 
+import functools
 import re
 
+
 # (pattern over the phase's stderr+stdout, note with {1}-style groups)
-_RULES: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
-    "pypi": (
-        (
-            # newer pip names the backend; Debian's pip 23 prints the hook's traceback, whose
-            # last line names the module that failed to import
-            re.compile(
-                r"BackendUnavailable: (?:Cannot import '([\w.]+)'"
-                r"|Traceback[\s\S]*?ModuleNotFoundError: No module named '([\w.]+)')"
+@functools.cache  # compiled with the first failed phase's note, not at start-up
+def _rules() -> dict[str, tuple[tuple[re.Pattern[str], str], ...]]:
+    return {
+        "pypi": (
+            (
+                # newer pip names the backend; Debian's pip 23 prints the hook's traceback, whose
+                # last line names the module that failed to import
+                re.compile(
+                    r"BackendUnavailable: (?:Cannot import '([\w.]+)'"
+                    r"|Traceback[\s\S]*?ModuleNotFoundError: No module named '([\w.]+)')"
+                ),
+                "build backend {0} absent: the sdist was never built",
             ),
-            "build backend {0} absent: the sdist was never built",
+            (
+                re.compile(r"No matching distribution found for ([^\s;]+)"),
+                "resolution failed: no distribution of {0} in the registry (the package's code did not run)",
+            ),
+            (
+                re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'"),
+                "module {0} missing: the code that imports it stopped there",
+            ),
+            (
+                re.compile(r"ResolutionImpossible"),
+                "resolution failed: conflicting requirements (the package's code did not run)",
+            ),
         ),
-        (
-            re.compile(r"No matching distribution found for ([^\s;]+)"),
-            "resolution failed: no distribution of {0} in the registry (the package's code did not run)",
+        "npm": (
+            (
+                re.compile(r"No matching version found for (\S+)"),  # also after npm's "notarget"
+                "resolution failed: no version of {0} in the registry (no lifecycle script ran)",
+            ),
+            (
+                re.compile(r"404 Not Found - GET \S*/npm/(\S+?)(?: |$)"),
+                "resolution failed: {0} is not in the registry (no lifecycle script ran)",
+            ),
+            (
+                re.compile(r"Cannot find module '([^']+)'"),
+                "module {0} missing: the code that requires it stopped there",
+            ),
+            (
+                re.compile(r"ENOTCACHED"),
+                "resolution failed: a dependency was not cached (no lifecycle script ran)",
+            ),
         ),
-        (
-            re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'"),
-            "module {0} missing: the code that imports it stopped there",
-        ),
-        (
-            re.compile(r"ResolutionImpossible"),
-            "resolution failed: conflicting requirements (the package's code did not run)",
-        ),
-    ),
-    "npm": (
-        (
-            re.compile(r"No matching version found for (\S+)"),  # also after npm's "notarget"
-            "resolution failed: no version of {0} in the registry (no lifecycle script ran)",
-        ),
-        (
-            re.compile(r"404 Not Found - GET \S*/npm/(\S+?)(?: |$)"),
-            "resolution failed: {0} is not in the registry (no lifecycle script ran)",
-        ),
-        (
-            re.compile(r"Cannot find module '([^']+)'"),
-            "module {0} missing: the code that requires it stopped there",
-        ),
-        (
-            re.compile(r"ENOTCACHED"),
-            "resolution failed: a dependency was not cached (no lifecycle script ran)",
-        ),
-    ),
-}
+    }
 
 
 def note(
@@ -62,7 +66,7 @@ def note(
     if status == "completed":
         return None
     text = _text(stderr) + "\n" + _text(stdout)
-    for pattern, template in _RULES.get(ecosystem, ()):
+    for pattern, template in _rules().get(ecosystem, ()):
         m = pattern.search(text)
         if m:
             return template.format(*(g.strip("'\"") for g in m.groups() if g is not None))

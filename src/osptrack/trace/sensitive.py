@@ -8,6 +8,7 @@ ending in `/` is a folder and covers everything under it. Categories match the d
 
 from __future__ import annotations
 
+import functools
 import re
 from functools import lru_cache
 
@@ -57,6 +58,7 @@ SENSITIVE_PATHS: tuple[tuple[str, str], ...] = (
 _HOME = r"(?:/root|/home/[^/]+)"
 
 
+@functools.cache  # compiled with the first path looked up, in the phase (a few ms of start-up)
 def _compile() -> re.Pattern[str]:
     parts = []
     for i, (_, path) in enumerate(SENSITIVE_PATHS):
@@ -67,13 +69,10 @@ def _compile() -> re.Pattern[str]:
     return re.compile("^(?:" + "|".join(parts) + ")$", re.S)
 
 
-_RE = _compile()
-
-
 @lru_cache(maxsize=4096)
 def category(path: str) -> str | None:
     """The category of a sensitive path, or None."""
-    m = _RE.match(path)
+    m = _compile().match(path)
     if m is None or m.lastgroup is None:
         return None
     return SENSITIVE_PATHS[int(m.lastgroup[1:])][0]

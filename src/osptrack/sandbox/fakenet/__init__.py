@@ -24,7 +24,7 @@ What the sandbox sees (see netns.py for the plumbing):
   DNS over TCP is answered too. Names are logged lower-cased without the trailing dot.
 * Reserved names (.invalid, .test, .example, .localhost, .onion) get NXDOMAIN, still logged.
 * TCP to any other address/port is accepted and sniffed (responders/sniff.py). TLS is
-  intercepted with a leaf from the run's CA (`net.ca`, ca.py; minted per SNI, cached) and the
+  intercepted with a leaf from the machine's CA (`net.ca`, ca.py; minted per SNI, cached) and the
   decrypted stream served like a plain one; a client that rejects the certificate is recorded
   as such (`tls.rejected`). HTTP is served by h11 (responders/http.py) with INetSim-style
   answers (answers.py): scripts that write the run's marker (`net.marker`, stages.py), ELF/PE

@@ -250,3 +250,16 @@ def test_a_name_made_in_process_is_visible_to_iproute2_and_other_mount_namespace
         ).stdout
         assert "lo:" in out
         assert os.stat(ns.path).st_ino != os.stat("/proc/self/ns/net").st_ino
+
+
+@needs_root_net
+def test_delete_after_a_concurrent_sweep_took_the_peer_does_not_fail() -> None:
+    """Another run's sweep_stale() removes a `.nic` whose main name is gone: deleting the main
+    name first left a window in which the peer vanished before its own `ip netns del`."""
+    nic = Eth0("3c:21:9c:12:34:59", "192.168.1.45/24", "192.168.1.1")
+    ns = NetNamespace(f"r-{uuid.uuid4().hex[:10]}", eth0=nic)
+    ns.create()
+    peer = NETNS_DIR / (ns.name + NIC_SUFFIX)
+    subprocess.run(["ip", "netns", "del", peer.name], check=True)  # what the sweep does
+    ns.delete()
+    assert not ns.path.exists() and not peer.exists()

@@ -171,6 +171,9 @@ FLAG_VARIANTS: dict[str, Callable[[list[str]], list[str]]] = {
     "no-ttt": _swap("-ttt"),
     "no-exit_group": _untrace("exit_group"),
     "no-signals": _drop_pair("-e"),  # the first -e is signal=...: then strace's default (all)
+    # The shipped argv, the log written to a tmpfs (/dev/shm) instead of the run's work root
+    # (ext4 here): strace writes each line in two write()s. Only with --components.
+    "log-tmpfs": lambda argv: argv,
 }
 
 
@@ -237,9 +240,21 @@ for i in range(1500):
 """
 
 
-def flag_component(variant: str, scratch: Path) -> tuple[float, float, int]:
-    """(wall, CPU of strace and the tracee, log lines) of FLAG_WORKLOAD under `variant`'s argv."""
-    log = scratch / "trace.log"
+def flag_component(variant: str) -> tuple[float, float, int]:
+    """(wall, CPU of strace and the tracee, log lines) of FLAG_WORKLOAD under `variant`'s argv;
+    the log goes where a run writes its logs (the work root), or to /dev/shm for `log-tmpfs`."""
+    from osptrack.sandbox.runner import work_root
+
+    logs = Path(
+        tempfile.mkdtemp(prefix="osptrack-levers-", dir="/dev/shm" if variant == "log-tmpfs" else work_root())
+    )
+    try:
+        return _flag_component(variant, logs / "trace.log")
+    finally:
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+def _flag_component(variant: str, log: Path) -> tuple[float, float, int]:
     argv = flag_command(FLAG_VARIANTS[variant])(log)
     before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     subprocess.run([*argv, *_bwrap(f'exec /usr/bin/python3 -c "{FLAG_WORKLOAD}"')], check=True, timeout=300)
@@ -256,8 +271,7 @@ def flag_components(variants: list[str], repeat: int) -> None:
     times: dict[str, list[tuple[float, float, int]]] = {v: [] for v in variants}
     for _ in range(repeat):
         for variant in rng.sample(variants, len(variants)):
-            with tempfile.TemporaryDirectory(prefix="osptrack-levers-") as tmp:
-                times[variant].append(flag_component(variant, Path(tmp)))
+            times[variant].append(flag_component(variant))
     base = None
     for v, xs in times.items():
         wall, cpu = statistics.median(x[0] for x in xs), statistics.median(x[1] for x in xs)

@@ -22,14 +22,20 @@ CONTEXT_SETTINGS: dict[str, Any] = {
 }
 
 
+def first_paragraph(help: str | None) -> str | None:
+    """A docstring's first paragraph on one line: the summary `osptrack --help` lists."""
+    if not help:
+        return None
+    return " ".join(inspect.cleandoc(help).split("\n\n", 1)[0].split())
+
+
 class Command(click.Command):
     """click cuts a command's summary at about 45 characters; osptrack's are one sentence, kept whole."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.short_help is None and self.help:
-            first = inspect.cleandoc(self.help).split("\n\n", 1)[0]
-            self.short_help = " ".join(first.split())
+        if self.short_help is None:
+            self.short_help = first_paragraph(self.help)
 
 
 class Group(click.Group):
@@ -43,8 +49,8 @@ class Group(click.Group):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("no_args_is_help", False)
         super().__init__(*args, **kwargs)
-        if self.short_help is None and self.help:
-            self.short_help = " ".join(inspect.cleandoc(self.help).split("\n\n", 1)[0].split())
+        if self.short_help is None:
+            self.short_help = first_paragraph(self.help)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)

@@ -14,15 +14,6 @@ from osptrack.batch.runner import BatchOptions, run_batch
 from osptrack.errors import BadInput
 
 
-@pytest.fixture()
-def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "state"
-    folder.mkdir()
-    monkeypatch.setenv("FAKE_STATE_DIR", str(folder))
-    monkeypatch.setenv("FAKE_SLEEP", "0")
-    return folder
-
-
 def _archive(folder: Path, name: str, size: int) -> str:
     path = folder / f"{name}-1.0.0.tgz"
     path.write_bytes(b"x" * size)  # the fake analyzer only hashes it; the order only stats it

@@ -20,15 +20,6 @@ from osptrack.batch.store import Destination
 from osptrack.errors import BadInput
 
 
-@pytest.fixture()
-def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "state"
-    folder.mkdir()
-    monkeypatch.setenv("FAKE_STATE_DIR", str(folder))
-    monkeypatch.setenv("FAKE_SLEEP", "0")
-    return folder
-
-
 def run(out: Path, targets: list[BatchTarget], **kw: object) -> BatchSummary:
     options = BatchOptions(
         out=str(out),

@@ -28,7 +28,10 @@ def start_batch(
     if slow_sleep is not None:
         env["FAKE_SLOW_SLEEP"] = str(slow_sleep)
     (tmp_path / "state").mkdir(exist_ok=True)
-    cmd = [sys.executable, "-c", "from osptrack.cli import main; main()", "batch", str(targets), "--out", str(out),
+    # Ctrl-C as from a terminal: a shell that started us in the background (`cmd &`, CI runners)
+    # leaves SIGINT ignored, which the batch would inherit and rightly keep ignoring.
+    code = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); from osptrack.cli import main; main()"
+    cmd = [sys.executable, "-c", code, "batch", str(targets), "--out", str(out),
            "--workers", "2", "--retries", "0", "--analyzer", "fake_analyzer:analyze"]  # fmt: skip
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 

@@ -120,7 +120,9 @@ def test_a_syscall_flood_is_cut_at_the_trace_log_cap(tmp_path: Path) -> None:
     assert res.statuses["import"] == "error_analysis" and not phase["timed_out"]
     assert phase["wall_s"] < 15
     size = (res.out / "events.jsonl").stat().st_size
-    assert size < 4 * cap
+    # eBPF's log is denser than strace's (probes of plain paths are dropped in the kernel, so more
+    # of its bytes become events): bounded by the cap, not by a fixed JSON-per-log-byte ratio.
+    assert size < 8 * cap
     record("syscall_flood", wall_s=phase["wall_s"], events=phase["events"], events_jsonl_bytes=size)
 
 

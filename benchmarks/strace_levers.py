@@ -170,7 +170,13 @@ FLAG_VARIANTS: dict[str, Callable[[list[str]], list[str]]] = {
     "-Xraw": _swap("-q", "-q", "-X", "raw"),
     "no-ttt": _swap("-ttt"),
     "no-exit_group": _untrace("exit_group"),
-    "no-signals": _drop_pair("-e"),  # the first -e is signal=...: then strace's default (all)
+    "no-signals": _drop_pair("-e"),
+    # Pricing only (records lost): what the probes, the tree's two calls, and every traced call cost.
+    "no-probes": _untrace(*strace.PROBE_SYSCALLS),
+    "no-tree": _untrace(*strace.TREE_SYSCALLS),
+    "follow-only": lambda argv: [
+        a if not a.startswith("trace=") else "trace=exit_group" for a in argv
+    ],  # the first -e is signal=...: then strace's default (all)
     # The shipped argv, the log written to a tmpfs (/dev/shm) instead of the run's work root
     # (ext4 here): strace writes each line in two write()s. Only with --components.
     "log-tmpfs": lambda argv: argv,

@@ -231,7 +231,7 @@ def _analyze(
             command = eco.command(phase, layout, False)
             if command is None:
                 continue
-            probes = _probes_needed(eco, phase, layout, registry)
+            probes = _probes_needed(eco, phase, layout, registry, ws.input)
             spec = SandboxSpec(
                 home=ws.home,
                 input_dir=ws.input,
@@ -508,11 +508,19 @@ def _infrastructure(net: FakeNetwork) -> set[tuple[str, int]]:
     return ignored
 
 
-def _probes_needed(eco: Ecosystem, phase: str, layout: Layout, registry: RegistryService | None) -> bool:
-    """False only for a phase that provably runs no package code (PyPI.probes_needed)."""
+def _probes_needed(
+    eco: Ecosystem, phase: str, layout: Layout, registry: RegistryService | None, input_dir: Path
+) -> bool:
+    """False only for a phase that provably runs no package code (PyPI.probes_needed,
+    Npm.probes_needed): what the registry service can hand the installer runs none."""
     needed = getattr(eco, "probes_needed", None)
     if needed is None or registry is None:
         return True
+    if eco.name == "npm":
+        if phase != "install":
+            return True
+        archive = input_dir / layout.archive.removeprefix("/input/") if layout.archive else None
+        return bool(needed(phase, layout, registry.npm_install_code(archive, layout.name) is None))
     return bool(needed(phase, layout, registry.serves_only_wheels()))
 
 

@@ -174,6 +174,23 @@ def _read_tar(archive: Path, want: Callable[[str], bool]) -> tuple[str, bytes] |
     return None
 
 
+def tar_members(archive: Path, want: Callable[[str], bool]) -> Iterator[tuple[str, bytes | None]]:
+    """Every member of a tarball in order, with its bytes when `want(name)` says so (a regular
+    file; None otherwise), under the same caps as read_member. Raises BadInput past
+    MAX_MEMBERS_SCANNED, so a caller that must see every member never sees a partial list."""
+    with _one_line_errors(archive), _open_tar(archive) as tf:
+        for i, member in enumerate(tf):
+            if i >= MAX_MEMBERS_SCANNED:
+                raise BadInput(f"{archive.name}: more than {MAX_MEMBERS_SCANNED} members")
+            data = None
+            if member.isfile() and want(member.name):
+                if member.size > MAX_MEMBER_BYTES:
+                    raise BadInput(f"{archive.name}: metadata member {member.name!r} is too large")
+                fh = tf.extractfile(member)
+                data = fh.read() if fh else None
+            yield member.name, data
+
+
 def depth(member: str) -> int:
     return member.strip("/").count("/")
 

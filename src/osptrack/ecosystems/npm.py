@@ -104,6 +104,13 @@ class Npm(Ecosystem):
             return ["node", f"{layout.harness}/npm_execute.js", layout.name, PROJECT]
         return None
 
+    def probes_needed(self, phase: str, layout: Layout, runs_no_package_code: bool) -> bool:
+        """Whether the phase must trace the probe syscalls (stat/access/readlink): it can run code
+        of a package. npm installing a closure with no lifecycle script, no binding.gyp and only
+        registry dependencies runs none (registry/npm_code.py); its ~4,400 statx are npm's own
+        module loading, most of what strace costs on an npm install."""
+        return not (phase == "install" and runs_no_package_code)
+
     def chdir(self) -> str:
         return PROJECT
 

@@ -189,6 +189,23 @@ class RegistryService:
         cached = [d.filename for dists in self._cache_by_name().values() for d in dists]
         return all(name.endswith(".whl") for name in (*local, *cached))
 
+    def npm_install_code(self, archive: Path | None, name: str) -> str | None:
+        """npm offline: why installing `archive` (or, with None, the served `name`) can run code
+        of some package, or None when it provably runs none (registry/npm_code.py). Online,
+        upstream may serve anything."""
+        if self.ecosystem != "npm" or self.online or not isinstance(self.local, LocalFolders):
+            return "not an offline npm registry"
+        from osptrack.registry import npm_code
+
+        local = self.local
+
+        def dists_of(dep: str) -> list[Path]:
+            dists = [*local.dists(dep), *self._cache_by_name().get(dep, [])]
+            return [d.path for d in dists if d.path is not None]
+
+        roots = [archive] if archive is not None else dists_of(name.lower())
+        return npm_code.closure_code(roots, dists_of)
+
     # ------------------------------------------------------------------ what run.json gets
 
     @property

@@ -383,3 +383,38 @@ def test_an_exec_records_argv_the_entry_could_not_read(tmp_path: Path):
     assert execs[str(script)].argv == ["script0", "one", "two words"] and execs[str(script)].ret == 0
     failed = execs["/nonexistent/prog"]
     assert failed.errno == "ENOENT" and failed.argv == [UNREADABLE, UNREADABLE]
+
+
+def _voluntary_switches(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("voluntary_ctxt")))
+
+
+@needs_ebpf
+def test_records_wake_the_resident_tracer_in_bulk_and_the_log_is_whole_at_the_end(tmp_path: Path):
+    # 20,000 kept probes (/etc is sensitive: entry and exit recorded, ~2.5 MB). Woken per record
+    # that found it caught up, the resident tracer slept and woke thousands of times (1,500 per
+    # corpus package); woken in bulk, a few per 512 KiB plus its timer. Every call is still in
+    # the log once the client returns: the end of the run does not wait on a wake-up.
+    loader = loader_path()
+    assert loader is not None
+    server = ebpf_backend.ensure_server(loader)
+    pid = next(
+        int(p.parent.name)
+        for p in Path("/proc").glob("[0-9]*/cmdline")
+        if p.exists()
+        and p.read_bytes().split(b"\0")[:3] == [str(loader).encode(), b"--serve", str(server).encode()]
+    )
+    log = tmp_path / "t.log"
+    code = "import os\nfor i in range(20000): os.access('/etc/shadow', 0)"
+    before = _voluntary_switches(pid)
+    proc = subprocess.run(
+        [*get("ebpf").command(log, user=None), PY, "-c", code], capture_output=True, timeout=120
+    )
+    woken = _voluntary_switches(pid) - before
+    assert proc.returncode == 0, proc.stderr
+    stats = EbpfStats()
+    events = list(parse_log(log, "install", stats=stats))
+    assert stats.lost == 0
+    assert sum(1 for e in events if e.path == "/etc/shadow" and e.syscall == "access") == 20000
+    assert woken < 400, woken

@@ -358,6 +358,8 @@ static int serve(const char *path, long idle_s)
 				finishing |= runs[s].finishing;
 			}
 		}
+		/* Records wake this loop only in bulk (tracer.bpf.c wake_flags): the timeout drains a
+		 * trickle, and a run's end comes as its client's message, after which all is consumed. */
 		poll(fds, n, finishing ? 10 : 500);
 		ring_buffer__consume(rb);
 		if (fds[1].revents & POLLIN) {

@@ -23,6 +23,7 @@ enum { SP_NONE = 0, SP_EXEC = 1, SP_SOCKADDR = 2, SP_SENDMSG = 3, SP_LISTEN = 4,
 #define SPEC_SLOTS 512
 #define MAX_RUNS 64 /* runs one resident tracer follows at once (slot 0 is unused) */
 #define RINGBUF_BYTES (32 << 20)
+#define WAKE_FRACTION 64 /* the tracer is woken once this share of the ring buffer waits (512 KiB; tracer.bpf.c wake_flags) */
 #define DATA_HALF 16384
 #define STR_MAX 4096 /* like strace -s 4096 */
 #define ARRAY_MAX 256

@@ -1,3 +1,3 @@
 from osptrack.entry import run
 
-run()
+run(server=False)  # `python -m osptrack.cli` stays a direct process (tests, debugging)

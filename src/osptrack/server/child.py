@@ -99,44 +99,55 @@ def setup(
     random.seed()  # forked children would otherwise share the server's sequence
 
 
-def run(mask: list[int]) -> None:
-    """The console script's main() and exit path (osptrack.entry.run); never returns."""
+def run(mask: list[int], ignored: list[int]) -> None:
+    """The console script's main() and exit path (osptrack.entry.run); never returns.
+
+    One difference from a direct run, on purpose: SIGTERM and SIGHUP (what the server sends when
+    the client went away, what the kernel sends when the server dies, or forwarded) stop the run
+    as Ctrl-C does, so its sandbox is cleaned up, and the child then dies of that signal as a
+    direct run would have at once, leaving its sandbox behind."""
     from osptrack import entry
 
+    stopped: list[int] = []
+
+    def stop(sig: int, frame: object) -> None:
+        if not stopped:
+            stopped.append(sig)
+            raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if sig not in ignored:
+            signal.signal(sig, stop)
     code = 1
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         code = entry.call_main()
-        entry.end(code)  # the fast exit; returns only when it cannot take it
+        if not stopped:
+            entry.end(code)  # the fast exit; returns only when it cannot take it
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if not isinstance(exc.code, int | None):
             print(exc.code, file=sys.stderr)
     except KeyboardInterrupt:
-        traceback.print_exc()
-        _die_by(signal.SIGINT)  # what CPython does with an uncaught KeyboardInterrupt
+        if not stopped:
+            traceback.print_exc()
+            stopped.append(signal.SIGINT)  # as CPython ends on an uncaught KeyboardInterrupt
     except BaseException:
         sys.excepthook(*sys.exc_info())
         code = 1
-    _finish(code)
+    _finish(code, stopped[0] if stopped else None)
 
 
-def _die_by(sig: int) -> None:
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-        sys.stderr.flush()
-    signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
-    os.kill(os.getpid(), sig)
-    os._exit(128 + sig)
-
-
-def _finish(code: int) -> None:
+def _finish(code: int, sig: int | None) -> None:
     """What the interpreter's exit does that is seen from outside (threads joined, atexit,
-    flushed streams), without the teardown: this process is a fork of the server."""
+    flushed streams), without the teardown: this process is a fork of the server. Then exit
+    with `code`, or die of `sig`."""
     import atexit
     import threading
 
+    for sig_ in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(sig_, signal.SIG_IGN)  # a second one must not cut the exit short
     with contextlib.suppress(BaseException):
         shutdown = getattr(threading, "_shutdown", None)
         if shutdown is not None:
@@ -150,4 +161,8 @@ def _finish(code: int) -> None:
             stream.flush()
         except (OSError, ValueError):
             code = code or 120  # as CPython when flushing stdout fails at exit
+    if sig is not None:
+        signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        os.kill(os.getpid(), sig)
     os._exit(code & 0xFF)

@@ -59,7 +59,7 @@ def _rlimits() -> dict[int, tuple[int, int]]:
     return out
 
 
-def request(argv: list[str], key: dict[str, object]) -> dict[str, object]:
+def request(argv: list[str], key: dict[str, object], ignored: list[int]) -> dict[str, object]:
     umask = os.umask(0o22)
     os.umask(umask)
     return {
@@ -69,7 +69,7 @@ def request(argv: list[str], key: dict[str, object]) -> dict[str, object]:
         "rlimits": _rlimits(),
         "nice": os.getpriority(os.PRIO_PROCESS, 0),
         "affinity": sorted(os.sched_getaffinity(0)),
-        "ignored": _ignored_signals(),
+        "ignored": ignored,
         "mask": sorted(int(s) for s in _signal.pthread_sigmask(_signal.SIG_BLOCK, [])),
         "key": key,
     }
@@ -78,6 +78,7 @@ def request(argv: list[str], key: dict[str, object]) -> dict[str, object]:
 def serve(argv: list[str]) -> int | None:
     """The wait status of the run the server did for `argv`, or None: run it here."""
     if os.environ.get(OFF_ENV) == "0":
+        _note("direct: OSPTRACK_SERVER=0")
         return None
     if os.geteuid() != 0:
         _note("direct: not root")
@@ -96,7 +97,8 @@ def serve(argv: list[str]) -> int | None:
             spawn(path)
             _note("direct: started a server")
             return None
-        reply = _hand_over(sock, argv, key)
+        ignored = _ignored_signals()
+        reply = _hand_over(sock, argv, key, ignored)
         if reply is None or reply.get("accepted") is not True:
             reason = (
                 "no answer" if reply is None else str(reply.get("refused") or reply.get("stale") and "stale")
@@ -106,12 +108,14 @@ def serve(argv: list[str]) -> int | None:
             _note(f"direct: {reason}")
             return None
         _note("served")
-        return _follow(sock)
+        return _follow(sock, ignored)
     finally:
         sock.close()
 
 
-def _hand_over(sock: object, argv: list[str], key: dict[str, object]) -> dict[str, object] | None:
+def _hand_over(
+    sock: object, argv: list[str], key: dict[str, object], ignored: list[int]
+) -> dict[str, object] | None:
     """Send the request; the server's first answer, or None if there was none."""
     cwd = -1
     try:
@@ -119,7 +123,7 @@ def _hand_over(sock: object, argv: list[str], key: dict[str, object]) -> dict[st
         for fd in (0, 1, 2):
             os.fstat(fd)  # a closed standard fd: a direct run handles that as it does today
         sock.settimeout(ACCEPT_TIMEOUT_S)  # type: ignore[attr-defined]
-        protocol.send(sock, request(argv, key), (cwd, 0, 1, 2))  # type: ignore[arg-type]
+        protocol.send(sock, request(argv, key, ignored), (cwd, 0, 1, 2))  # type: ignore[arg-type]
         reply, fds = protocol.recv(sock)  # type: ignore[arg-type]
         for fd in fds:
             os.close(fd)
@@ -132,7 +136,7 @@ def _hand_over(sock: object, argv: list[str], key: dict[str, object]) -> dict[st
             os.close(cwd)
 
 
-def _follow(sock: object) -> int:
+def _follow(sock: object, ignored: list[int]) -> int:
     """After acceptance: forward signals, wait for the exit status. A server gone before it
     sent one is reported on one line, and the run counts as failed (70, EX_SOFTWARE)."""
 
@@ -143,7 +147,8 @@ def _follow(sock: object) -> int:
             pass
 
     for sig in FORWARDED:
-        _signal.signal(sig, forward)
+        if sig not in ignored:  # ignored here, so ignored by the child too: nothing to forward
+            _signal.signal(sig, forward)
     while True:
         try:
             message, fds = protocol.recv(sock)  # type: ignore[arg-type]

@@ -207,7 +207,7 @@ class Server:
             with contextlib.suppress(BaseException):
                 os.write(ready_w, f"e{type(exc).__name__}: {exc}".encode()[:200])
             os._exit(0)
-        child.run([int(s) for s in req["mask"]])
+        child.run([int(s) for s in req["mask"]], [int(s) for s in req["ignored"]])
 
     def step(self, poller: select.poll, fd: int) -> None:
         job = self.jobs[fd]

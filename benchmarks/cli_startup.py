@@ -21,6 +21,14 @@ this venv's python.
   interpreter, imports, the CLI framework, resolving the archive, the registry service, the workspace tmpfs,
   the fake network's namespace and CA, staging and the persona's home: all a user waits for
   before the package's first process exists.
+- `analyze -> first phase (CLI, warm server)`: the same command handed to the warm resident
+  analyze server (osptrack.server), what a user's second and later runs cost; the benchmark starts
+  the server before the first round and checks that every sample was served. The direct rows run
+  with OSPTRACK_SERVER=0.
+- `analyze -> first phase (CLI, cold: starts a server)`: a first run, with no server for it yet
+  (an empty OSPTRACK_SERVER_DIR each time): the client spawns a server, then runs direct while
+  the server preloads beside it; the server is stopped after the sample. Its whole wall time
+  is printed beside the direct run's.
 - `in-process analyze() -> first phase`: the same from a call of osptrack.run.analyze in this
   (warm) process: the run's own set-up, without interpreter, imports and CLI. The difference
   between the two is what the CLI's start-up adds. A `--src` side's in-process row runs in a
@@ -35,9 +43,11 @@ are skipped with a message.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -60,8 +70,42 @@ SIX = REPO / ".." / "shared" / "corpus" / "pypi" / "six" / "six-1.16.0-py2.py3-n
 MARK_ENV = "OSPTRACK_SPAWN_MARK"  # osptrack.sandbox.runner.SPAWN_MARK_ENV (not imported: see below)
 
 
-def side_env(src: Path | None) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(src)} if src is not None else dict(os.environ)
+def side_env(src: Path | None, server: bool = False) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(src)} if src is not None else dict(os.environ)
+    env.pop("OSPTRACK_SERVER", None)
+    if not server:
+        env["OSPTRACK_SERVER"] = "0"  # the direct path (the server has rows of its own)
+    return env
+
+
+NOTE = Path(tempfile.gettempdir()) / f"osptrack-startup-note-{os.getpid()}"
+TOTALS: dict[str, list[float]] = {}  # whole wall time of an analyze, by mode
+
+
+def last_note() -> str:
+    lines = NOTE.read_text().splitlines() if NOTE.exists() else []
+    return lines[-1] if lines else ""
+
+
+def warm_server(scratch: Path, timeout_s: float = 120.0) -> None:
+    """Start this checkout's analyze server (the first run spawns it) and wait until it serves."""
+    deadline = time.monotonic() + timeout_s
+    env = {**side_env(None, server=True), "OSPTRACK_SERVER_NOTE": str(NOTE)}
+    while last_note() != "served":
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the analyze server did not start: {last_note()!r}")
+        subprocess.run([*osptrack(scratch), "analyze", "cobol", "x==1"], env=env, capture_output=True)
+        time.sleep(0.2)
+
+
+def stop_server(folder: Path) -> None:
+    """Stop the server a cold sample started (by the pid it recorded) before the next sample."""
+    deadline = time.monotonic() + 10
+    while not list(folder.glob("analyze-*.pid")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for pid_file in folder.glob("analyze-*.pid"):
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
 
 def timed(argv: list[str], src: Path | None = None) -> Callable[[], float]:
@@ -89,17 +133,31 @@ def osptrack(scratch: Path) -> list[str]:
     return [sys.executable, str(script)]
 
 
-def cli_to_first_phase(scratch: Path, src: Path | None = None) -> float:
+def cli_to_first_phase(scratch: Path, src: Path | None = None, mode: str = "direct") -> float:
+    """mode: direct (OSPTRACK_SERVER=0), server (the warm server), cold (no server yet)."""
     mark = scratch / "mark"
     mark.unlink(missing_ok=True)
     out = scratch / "cli-run"
     shutil.rmtree(out, ignore_errors=True)
     argv = [*osptrack(scratch), "analyze", "pypi", str(SIX), "--deps-dir", str(SIX.parent), "--out", str(out)]
-    env = {**side_env(src), MARK_ENV: str(mark)}
+    env = {**side_env(src, server=mode != "direct"), MARK_ENV: str(mark), "OSPTRACK_SERVER_NOTE": str(NOTE)}
+    folder = None
+    if mode == "cold":
+        folder = Path(tempfile.mkdtemp(prefix="osps-bench-", dir="/tmp"))
+        env.update(OSPTRACK_SERVER_DIR=str(folder / "run"), OSPTRACK_SERVER_IDLE_EXIT="30")
     started = time.monotonic()
     proc = subprocess.run(argv, env=env, capture_output=True, check=False)
+    total = time.monotonic() - started
+    if folder is not None:
+        stop_server(folder / "run")
+        shutil.rmtree(folder, ignore_errors=True)
     if proc.returncode != 0:
         raise SystemExit(f"osptrack analyze exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
+    expected = {"server": "served", "cold": "direct: started a server"}.get(mode)
+    if expected is not None and last_note() != expected:
+        raise SystemExit(f"analyze ({mode}) ran as {last_note()!r}, not {expected!r}")
+    if src is None:
+        TOTALS.setdefault(mode, []).append(total)
     return first_mark(mark) - started
 
 
@@ -209,6 +267,12 @@ def main() -> None:
         else:
             for tag, src in sides.items():
                 cases[f"analyze -> first phase (CLI){tag}"] = lambda src=src: cli_to_first_phase(scratch, src)
+            warm_server(scratch)
+            cases["analyze -> first phase (CLI, warm server)"] = lambda: cli_to_first_phase(
+                scratch, None, "server"
+            )
+            cold = "analyze -> first phase (CLI, cold: starts a server)"
+            cases[cold] = lambda: cli_to_first_phase(scratch, None, "cold")
             cases["analyze() -> first phase (in-process)"] = lambda: in_process_to_first_phase(scratch)
             for tag, src in sides.items():
                 if src is not None:
@@ -240,6 +304,12 @@ def main() -> None:
             print(f"{'this checkout minus' + tag:40s} median {(cli - other) * 1000:+6.0f} ms")
             other_in = statistics.median(samples[f"analyze() -> first phase (in-process){tag}"])
             print(f"{'  in-process, minus' + tag:40s} median {(inproc - other_in) * 1000:+6.0f} ms")
+    for mode, totals in TOTALS.items():
+        ms = [t * 1000 for t in totals]
+        result[f"analyze total ({mode})"] = {"median_ms": statistics.median(ms), "samples_ms": ms}
+        print(
+            f"{'analyze whole run (CLI, ' + mode + ')':40s} median {statistics.median(ms):6.0f} ms  (n={len(ms)})"
+        )
     print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

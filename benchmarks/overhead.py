@@ -9,7 +9,11 @@ order rotated from round to round (drift from other load hits every side alike):
 - in-process: `osptrack.run.analyze()` called in this process (imports, the CLI framework and the seccomp
   compile are paid once, not per package);
 - CLI: `.venv/bin/osptrack analyze ECO ARCHIVE --deps-dir DIR --out OUT`, a fresh process per
-  package, as a user runs it (interpreter start-up, imports, the CLI framework included).
+  package, as a user runs it (interpreter start-up, imports, the CLI framework included), with
+  OSPTRACK_SERVER=0: the direct path;
+- cli-server: the same command handed to the warm resident analyze server (osptrack.server),
+  which is what a user's second and later runs get; the benchmark starts the server before the
+  first round and checks, after every sample, that the run was served.
 
 Both osptrack sides write their run folder to a temp folder on the host's disk, as a user's
 `./osptrack-runs` would be. Prints per-package medians, the median ratio per ecosystem and over
@@ -185,13 +189,51 @@ def rotated_samples(
     return samples
 
 
+SERVER_NOTE = Path(tempfile.gettempdir()) / f"osptrack-bench-server-note-{os.getpid()}"
+
+
+def server_env(served: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "OSPTRACK_SERVER"}
+    if not served:
+        env["OSPTRACK_SERVER"] = "0"
+    env["OSPTRACK_SERVER_NOTE"] = str(SERVER_NOTE)
+    return env
+
+
+def last_note() -> str:
+    lines = SERVER_NOTE.read_text().splitlines() if SERVER_NOTE.exists() else []
+    return lines[-1] if lines else ""
+
+
+def warm_server(timeout_s: float = 120.0) -> None:
+    """Start the analyze server (a usage error: the first run spawns it) and wait until it serves."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        subprocess.run([str(OSPTRACK), "analyze", "cobol", "x==1"], env=server_env(True), capture_output=True)
+        if last_note() == "served":
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the analyze server did not start: {last_note()!r}")
+        time.sleep(0.2)
+
+
 def cli(entry: dict[str, Any], scratch: Path) -> float:
+    return cli_run(entry, scratch, served=False)
+
+
+def cli_server(entry: dict[str, Any], scratch: Path) -> float:
+    return cli_run(entry, scratch, served=True)
+
+
+def cli_run(entry: dict[str, Any], scratch: Path, served: bool) -> float:
     archive = CORPUS / entry["archive"]
     argv = [str(OSPTRACK), "analyze", entry["ecosystem"], str(archive), "--deps-dir", str(archive.parent)]
     argv += ["--timeout", "300", "--out", str(scratch / "run"), "--format", "json"]
     t0 = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, check=False, timeout=900)
+    proc = subprocess.run(argv, capture_output=True, check=False, timeout=900, env=server_env(served))
     took = time.monotonic() - t0
+    if served and last_note() != "served":
+        raise SystemExit(f"{entry['name']}: the cli-server side was not served ({last_note()!r})")
     if proc.returncode != 0:
         raise SystemExit(
             f"{entry['name']}: osptrack analyze exited {proc.returncode}: {proc.stderr[-400:]!r}"
@@ -233,7 +275,9 @@ def main() -> int:
         "bare": bare,
         "in-process": in_process,
         "cli": cli,
+        "cli-server": cli_server,
     }
+    warm_server()
     load_before = loadavg()
     rows: list[dict[str, Any]] = []
     with tmpfs_root() as fast:
@@ -249,6 +293,7 @@ def main() -> int:
                 "median_s": med,
                 "ratio_in_process": med["in-process"] / med["bare"],
                 "ratio_cli": med["cli"] / med["bare"],
+                "ratio_cli_server": med["cli-server"] / med["bare"],
                 "samples_s": samples,
                 "load_1min": loadavg()[0],
             }
@@ -256,6 +301,7 @@ def main() -> int:
             print(
                 f"{entry['ecosystem']:5} {entry['name']:16} bare {med['bare']:6.2f}s  in-process {med['in-process']:6.2f}s"
                 f" ({row['ratio_in_process']:4.2f}x)  cli {med['cli']:6.2f}s ({row['ratio_cli']:4.2f}x)"
+                f"  cli-server {med['cli-server']:6.2f}s ({row['ratio_cli_server']:4.2f}x)"
                 f"  load {row['load_1min']:.1f}",
                 flush=True,
             )
@@ -268,8 +314,13 @@ def main() -> int:
             continue
         ip = statistics.median(r["ratio_in_process"] for r in members)
         c = statistics.median(r["ratio_cli"] for r in members)
-        summary[group] = {"median_ratio_in_process": ip, "median_ratio_cli": c, "n": len(members)}
-        print(f"median ratio {group:5}: in-process {ip:.2f}x   CLI {c:.2f}x   (n={len(members)})")
+        cs = statistics.median(r["ratio_cli_server"] for r in members)
+        summary[group] = {
+            "median_ratio_in_process": ip, "median_ratio_cli": c, "median_ratio_cli_server": cs, "n": len(members),
+        }  # fmt: skip
+        print(
+            f"median ratio {group:5}: in-process {ip:.2f}x   CLI {c:.2f}x   CLI via server {cs:.2f}x   (n={len(members)})"
+        )
     print(f"repeat={repeat}, cpus={os.cpu_count()}; load average before {load_before}, after {load_after}")
     if args.json:
         result = {

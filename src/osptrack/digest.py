@@ -25,13 +25,14 @@ import os
 import shlex
 import tempfile
 import threading
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Container, Iterable
 from pathlib import Path
 from typing import IO, Any
 
 import msgspec
 
 from osptrack.ecosystems.base import Ecosystem
+from osptrack.phase_sends import PhaseSends as PhaseSends  # re-exported: imported from here
 from osptrack.summary import EventSummary
 from osptrack.trace.aggregate import PhaseAggregator
 from osptrack.trace.alive import AliveTracker
@@ -204,32 +205,6 @@ class RunDigest:
             "second_stage_executed": self.stage_executed,
             "second_stage": {"marker": self.marker, "writes": list(self.stage_writes)},
         }
-
-
-class PhaseSends:
-    """Where a phase's datagrams went (mark_lookup_probe's `udp_sent`), asked while the phase may
-    still run. A destination the fake network has already seen a datagram to is final (records
-    are only ever added); any other answer waits for the phase's end (`finish`), so every mark is
-    the one the finished phase gives. (No corpus package makes such a UDP connect: the wait is rare.)
-    """
-
-    def __init__(self, seen: Callable[[], set[tuple[Any, Any]]]) -> None:
-        self._seen = seen
-        self._final: set[tuple[Any, Any]] | None = None
-        self._ready = threading.Event()
-
-    def __contains__(self, key: object) -> bool:
-        if self._final is None and key in self._seen():
-            return True
-        self._ready.wait()
-        if self._final is None:
-            raise RuntimeError("the phase failed before its datagrams were known")
-        return key in self._final
-
-    def finish(self, final: set[tuple[Any, Any]] | None) -> None:
-        """The finished phase's destinations; None when the phase failed (a waiting digest raises)."""
-        self._final = final
-        self._ready.set()
 
 
 class FollowedPhase:

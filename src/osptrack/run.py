@@ -9,23 +9,23 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib
 import os
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from osptrack import __version__, phase_notes, summary
+from osptrack import __version__
 from osptrack import ecosystems as eco_registry
-from osptrack.digest import EventSpool, PhaseDigest, PhaseSends, RunDigest
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata, expand_home
 from osptrack.errors import BadInput
-from osptrack.jsonio import atomic_write_json, write_jsonl
 from osptrack.outputs import check_output_dir, replace_dir
+from osptrack.phase_sends import PhaseSends
 from osptrack.registry import REGISTRY_ADDRESS, REGISTRY_HOST
 from osptrack.registry.backends import seed_folders as backend_folders
 from osptrack.registry.online import cached_version, fetch_target, installs_by_name, registry_served
@@ -42,10 +42,51 @@ from osptrack.sandbox.persona import Persona, choose_persona, overlay_files, per
 from osptrack.sandbox.preflight import check_sandbox
 from osptrack.sandbox.runner import PhaseOutcome, Workspace, run_phase, trace_log
 from osptrack.target import PackageRef
-from osptrack.trace.events import Event, EventLog
-from osptrack.trace.refine import INIT
-from osptrack.trace.strace import ParseStats
+from osptrack.trace.common import INIT, ParseStats
 from osptrack.trace.tracers import Tracer, choose, default_name
+
+if TYPE_CHECKING:  # loaded once the first phase runs (DEFERRED): see _LazyDigest
+    from collections.abc import Iterable
+
+    from osptrack.digest import PhaseDigest, RunDigest
+    from osptrack.trace.events import Event, EventLog
+
+# What a run needs only once its first phase has started: the digest of the trace (msgspec, the
+# events, the roles' classifier, the summary), the verdict rules, the run folder's writers. A
+# cold `osptrack analyze` imports them in the first phase's digest thread while the sandbox runs
+# (the main thread waits on it then), not before the first phase (docs/performance.md, "What a
+# cold analyze imports before its first phase"). A process that forks or serves runs (the batch
+# zygote, a resident server) imports them up front with preload().
+DEFERRED = (
+    "osptrack.digest",
+    "osptrack.summary",
+    "osptrack.phase_notes",
+    "osptrack.jsonio",
+    "osptrack.trace.events",
+    "osptrack.verdict",
+    "osptrack.verdict.engine",
+)
+
+
+def _import_deferred() -> None:
+    """DEFERRED and the verdict's parsed rules, for the end of the run; an error here is the
+    run's to meet and report where it uses them (a rule file's error goes to run.json)."""
+    with contextlib.suppress(Exception):
+        for name in DEFERRED:
+            importlib.import_module(name)
+        from osptrack.verdict.engine import load_rules
+
+        load_rules()
+
+
+def preload() -> None:
+    """Import what `analyze` otherwise loads during its first phase (DEFERRED), and the tracer
+    backends' readers: for a process that runs many analyses (forks them, or serves them)."""
+    for name in DEFERRED:
+        importlib.import_module(name)
+    from osptrack.trace.ebpf import log  # noqa: F401
+    from osptrack.trace.tracers import strace  # noqa: F401
+
 
 PHASES = ("install", "import", "execute")
 DEFAULT_PHASES = ("install", "import")
@@ -196,9 +237,9 @@ def _analyze(
     tails: dict[str, list[str]] = {}
     registry = _registry_service(eco, options, ref)
     routes = registry_routes(registry.handle, *REGISTRY_ADDRESS) if registry else []
-    spool = EventSpool(staging / "events.jsonl")
     with contextlib.ExitStack() as stack:
-        stack.callback(spool.close)  # a failed run's folder is removed; its file must be closed
+        digests = _LazyDigest()
+        stack.callback(digests.close)  # a failed run's folder is removed; its file must be closed
         if registry is not None:
             stack.enter_context(registry)  # before the network: its fetch threads stay on the host
         workspace = Workspace(limits)  # its folder is removed in a thread once the phases are done
@@ -213,7 +254,7 @@ def _analyze(
                 eth0=Eth0(persona.mac, persona.address, persona.gateway),
             )
         )
-        digest = RunDigest(eco, baits.paths, net.marker, spool)
+        digests.define(eco, baits.paths, net.marker, staging / "events.jsonl")
         layout, binds = _stage_input(ws, eco, ref, options, persona)
         seed_home(persona, ws.home, HOST_UID, HOST_GID)
         baits.plant(ws.home, HOST_UID, HOST_GID)
@@ -258,7 +299,8 @@ def _analyze(
             followed = None
             if options.follow_trace:
                 log = trace_log(ws, phase)
-                followed = digest.follow(phase, tracer.follow(log, phase, stats, done), sends)
+                reader = functools.partial(tracer.follow, log, phase, stats, done)
+                followed = _Followed(digests, phase, reader, sends, log, done)
             try:
                 outcome = run_phase(phase, spec, ws, command, trace, limits, net.enter_netns, run_id, done)
             except BaseException:
@@ -274,7 +316,7 @@ def _analyze(
                 sends.finish(udp_sent)
                 ph = followed.join()
             else:
-                ph = digest.phase(phase, tracer.parse(outcome.trace_log, phase, stats=stats), udp_sent)
+                ph = digests.get().phase(phase, tracer.parse(outcome.trace_log, phase, stats=stats), udp_sent)
             status = _status(outcome)
             dns = [r for r in sent if r.get("kind") == "dns"]
             results[phase] = ph.aggregate.record(
@@ -298,12 +340,19 @@ def _analyze(
             if net.ca is not None:
                 trust.append_to_home_bundles(net.ca.cert_pem, ws.home)  # certifi the phase installed
             missing = registry.missing(phase) if registry is not None else []
+            from osptrack import phase_notes
+
             note = phase_notes.note(eco.name, status, outcome.stderr, outcome.stdout, missing)
             if note:
                 phases[phase]["phase_note"] = note
         records = net.records()
         exfil = net.exfiltration()  # every captured byte of each flow, then the DNS queries together
         net_health = net.health()
+    from osptrack import summary
+    from osptrack.trace.events import EventLog
+
+    digest = digests.get()  # made already, unless no phase ran
+    spool = digest.spool
     events_path = spool.close()  # in time order: evidence refs are its line numbers
     events = digest.summary
     bait_reads = events.bait_reads()
@@ -368,6 +417,92 @@ def _analyze(
     )
 
 
+class _LazyDigest:
+    """The run's RunDigest (and its EventSpool, events.jsonl), made by the first thread that needs
+    it: the first phase's digest thread (_Followed), once the phase is spawned, so osptrack.digest
+    and msgspec load while the sandbox runs instead of before it starts (DEFERRED)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._make: Callable[[], RunDigest] | None = None
+        self._digest: RunDigest | None = None
+
+    def define(self, eco: Ecosystem, bait_paths: Sequence[str], marker: str, events_path: Path) -> None:
+        def make() -> RunDigest:
+            from osptrack.digest import EventSpool, RunDigest
+
+            digest = RunDigest(eco, bait_paths, marker, EventSpool(events_path))
+            # the rest of DEFERRED (the verdict's rules, the writers) beside the digest's thread
+            threading.Thread(target=_import_deferred, name="osptrack-imports", daemon=True).start()
+            return digest
+
+        self._make = make
+
+    def get(self) -> RunDigest:
+        with self._lock:
+            if self._digest is None:
+                assert self._make is not None, "define() first"
+                self._digest = self._make()
+            return self._digest
+
+    def close(self) -> None:
+        """Close events.jsonl if it was opened (a failed run's folder is removed)."""
+        with self._lock:
+            if self._digest is not None:
+                self._digest.spool.close()
+
+
+class _Followed:
+    """RunDigest.follow (digest.FollowedPhase) for one phase, with the digest's imports and the
+    run's digest made in its thread, once the tracer has created the phase's log: the phase is
+    spawned by then, and the main thread waits on it (the imports take no GIL from the spawn)."""
+
+    def __init__(
+        self,
+        digests: _LazyDigest,
+        phase: str,
+        events: Callable[[], Iterable[Event]],
+        sends: PhaseSends,
+        log: Path,
+        done: threading.Event,
+    ) -> None:
+        self._result: PhaseDigest | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._digest,
+            args=(digests, phase, events, sends, log, done),
+            name=f"osptrack-digest-{phase}",
+        )
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _digest(
+        self,
+        digests: _LazyDigest,
+        phase: str,
+        events: Callable[[], Iterable[Event]],
+        sends: PhaseSends,
+        log: Path,
+        done: threading.Event,
+    ) -> None:
+        try:
+            while not os.path.exists(log) and not done.wait(SPAWN_POLL_S):
+                pass
+            self._result = digests.get().phase(phase, events(), sends)
+        except BaseException as exc:  # handed to the thread that joins
+            self._error = exc
+
+    def join(self) -> PhaseDigest:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+
+SPAWN_POLL_S = 0.005  # how often the digest thread looks for the phase's trace log
+
+
 def _phase_records(net: FakeNetwork, phase: str, settle: bool = True) -> list[dict[str, Any]]:
     return [r for r in net.records(settle) if r.get("phase") == phase]
 
@@ -405,7 +540,7 @@ def _judge(
 ) -> dict[str, Any] | None:
     """The verdict for run.json. A rule bug must not cost the run: it is recorded and the run kept
     (`osptrack report` judges again from the folder)."""
-    from osptrack.verdict import RunData, judge
+    from osptrack.verdict import RunData, judge  # loaded during the first phase (DEFERRED)
 
     try:
         run = RunData(run_info=run_info, events=events, records=records, result=result, argv=argv)
@@ -588,6 +723,8 @@ def _write_run_folder(
     run_info: dict[str, Any],
 ) -> None:
     """Complete the staging folder (events.jsonl is already there) and rename it into place."""
+    from osptrack.jsonio import atomic_write_json, write_jsonl
+
     out = check_output_dir(out, "run")  # the user may have put files there meanwhile
     atomic_write_json(tmp / "result.json", result)
     write_jsonl(tmp / "network.jsonl", records)

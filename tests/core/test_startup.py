@@ -110,8 +110,22 @@ LAZY = (
     "osptrack.ecosystems.rubygems",
     "osptrack.ecosystems.nuget",
     "osptrack.sandbox.fakenet.responders.sniff",
+    # loaded once the first phase runs (osptrack.run.DEFERRED, in its digest thread), or with the
+    # first record (the exfiltration scanner) or request (email's parser for Requires-Python)
+    "msgspec",
+    "osptrack.trace.events",
+    "osptrack.trace.strace",
+    "osptrack.trace.ebpf.log",
+    "osptrack.digest",
+    "osptrack.summary",
+    "osptrack.phase_notes",
+    "osptrack.verdict",
+    "osptrack.sandbox.exfil",
+    "concurrent.futures",
+    "email.parser",
 )
-NOT_LAZY_FOR = {"npm": ("osptrack.ecosystems.npm",)}
+# The PyPI ecosystem reads the archive's METADATA before the run (email's header parser)
+NOT_LAZY_FOR = {"npm": ("osptrack.ecosystems.npm",), "pypi": ("email.parser",)}
 
 # The CLI as a user runs it, stopped where the first phase would spawn: run_phase is replaced
 # (before osptrack.run binds it) by one that writes sys.modules and unwinds the run.
@@ -141,7 +155,7 @@ except (FirstPhase, SystemExit):
 """
 
 
-def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+def _loaded(modules: set[str], names: tuple[str, ...] | list[str]) -> list[str]:
     return sorted(n for n in names if n in modules or any(m.startswith(n + ".") for m in modules))
 
 
@@ -176,7 +190,8 @@ def test_offline_analyze_imports_nothing_lazy_before_its_first_phase(tmp_path: P
     assert out.is_file(), f"the run did not reach its first phase: {proc.stderr[-2000:]}"
     modules = set(json.loads(out.read_text()))
     assert "osptrack.run" in modules and "osptrack.sandbox.fakenet.core" in modules
-    assert _loaded(modules, LAZY) == [], f"imported before the first phase of an offline {ecosystem} run"
+    lazy = [n for n in LAZY if n not in NOT_LAZY_FOR.get(ecosystem, ())]
+    assert _loaded(modules, lazy) == [], f"imported before the first phase of an offline {ecosystem} run"
     assert _loaded(modules, NOT_LAZY_FOR.get(ecosystem, ())) == list(NOT_LAZY_FOR.get(ecosystem, ()))
     assert not (tmp_path / "run").exists()  # the unwound run left nothing half-written
 
@@ -208,7 +223,18 @@ assert flavour_for("rubygems") and flavour_for("crates.io") and flavour_for("pac
 from osptrack import ecosystems
 ecosystems.supported()
 from osptrack.sandbox.fakenet import FakeNetwork
-assert FakeNetwork("lazy-probe", intercept_tls=False)._catchall.name == "sniff"  # made, not started
+net = FakeNetwork("lazy-probe", intercept_tls=False, tokens={"k": "osptrack-lazy-token-1234"})
+assert net._catchall.name == "sniff" and net._scanner is not None  # made, not started
+from osptrack.registry.service import _HostWorkers
+assert not _HostWorkers(0).submit(lambda: 1).done()  # a Future (no worker to run it)
+from osptrack.registry.local import requires_python
+import zipfile
+whl = tmp / "lazy_probe-1.0-py3-none-any.whl"
+with zipfile.ZipFile(whl, "w") as zf:
+    zf.writestr("lazy_probe-1.0.dist-info/METADATA", "Name: lazy-probe\\nVersion: 1.0\\nRequires-Python: >=3.8\\n")
+assert requires_python(whl) == ">=3.8"
+import osptrack.run
+osptrack.run.preload()  # what a phase's digest thread and the batch zygote import
 print(json.dumps(sorted(sys.modules)))
 """
 
@@ -226,3 +252,13 @@ def test_every_ecosystem_module_is_named_as_get_finds_it() -> None:
     from osptrack import ecosystems
 
     assert {name: eco.name for name, eco in ecosystems._all().items()} == {n: n for n in ecosystems.MODULES}
+
+
+def test_the_simple_pages_escape_as_html_escape_does() -> None:
+    # registry/pypi.py escapes without the html package (its entity table loads at import)
+    import html
+
+    from osptrack.registry.pypi import _escape
+
+    for text in ("plain", "a&b<c>d\"e'f", "&amp;", "<script>", "", "naïve-名前", "\"'<>&" * 3):
+        assert _escape(text) == html.escape(text)

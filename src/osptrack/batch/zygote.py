@@ -156,10 +156,13 @@ def _warm_caches() -> None:
 
 
 def preload(analyzer: str) -> None:
-    """The analyzer, osptrack.run (whose AnalyzeOptions every job unpickles) and the caches.
+    """The analyzer, osptrack.run (whose AnalyzeOptions every job unpickles) with the modules it
+    defers to its first phase (osptrack.run.DEFERRED), and the caches.
     A failure here shows up in each attempt's report instead."""
     with contextlib.suppress(Exception):
-        import osptrack.run  # noqa: F401
+        import osptrack.run
+
+        osptrack.run.preload()  # what a cold analyze imports only during its first phase
     with contextlib.suppress(Exception):
         resolve_analyzer(analyzer)
     with contextlib.suppress(Exception):

@@ -16,17 +16,10 @@ so sdists build with pip's build isolation as against the real registry, and
 
 from __future__ import annotations
 
-import email.parser
 import os
 import re
 from pathlib import Path
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
 from packaging.version import InvalidVersion, Version
 
 from osptrack.ecosystems.archives import (
@@ -91,6 +84,8 @@ class PyPI(Ecosystem):
                     f"{archive.name}: an sdist without PKG-INFO whose file name is not NAME-VERSION"
                 )
             return fallback
+        import email.parser  # ~5 ms of imports an npm run need not pay
+
         headers = email.parser.BytesHeaderParser().parsebytes(found[1])
         # str(): undecodable bytes come back as an email Header object, not a str.
         name, version = (str(headers.get("Name") or "").strip(), str(headers.get("Version") or "").strip())
@@ -127,6 +122,8 @@ class PyPI(Ecosystem):
         """The compressed tag set (py2.py3-none-any) from the WHEEL file's Tag lines."""
         wheel_file = metadata_member.rsplit("/", 1)[0] + "/WHEEL"
         found = read_member(archive, lambda n: n == wheel_file)
+        import email.parser
+
         headers = email.parser.BytesHeaderParser().parsebytes(found[1]) if found else None
         tags = (
             [str(t).strip().split("-") for t in (headers.get_all("Tag") or []) if headers] if headers else []
@@ -139,6 +136,14 @@ class PyPI(Ecosystem):
 
     @staticmethod
     def _from_filename(archive: Path) -> Metadata | None:
+        # packaging.utils loads packaging.tags (logging, sysconfig...): ~10 ms a run needs only here
+        from packaging.utils import (
+            InvalidSdistFilename,
+            InvalidWheelFilename,
+            parse_sdist_filename,
+            parse_wheel_filename,
+        )
+
         try:
             if archive.name.endswith(".whl"):
                 name, ver, _, _ = parse_wheel_filename(archive.name)

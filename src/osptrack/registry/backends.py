@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
+from osptrack.target import normalise_name
 
 # The backends of most sdists on PyPI, plus what they import at build time.
 BUILD_BACKENDS = (
@@ -29,7 +29,9 @@ BUILD_BACKENDS = (
     "trove-classifiers==2024.9.12",  # hatchling
     "editables==0.5",  # hatchling's editable builds
 )
-BACKEND_NAMES = frozenset(str(canonicalize_name(spec.partition("==")[0])) for spec in BUILD_BACKENDS)
+BACKEND_NAMES = frozenset(
+    normalise_name("pypi", spec.partition("==")[0]) for spec in BUILD_BACKENDS
+)  # PEP 503
 
 
 def backends_dir() -> Path:

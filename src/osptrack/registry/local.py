@@ -10,7 +10,6 @@ directory listing (pypi) or one manifest read per tarball (npm) at start.
 from __future__ import annotations
 
 import base64
-import email.parser
 import hashlib
 import json
 import re
@@ -20,13 +19,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
 from packaging.version import InvalidVersion
 
 from osptrack.ecosystems.archives import container_of, depth, read_member
@@ -70,6 +62,15 @@ def digests(path: Path) -> tuple[str, str, str, int]:
 
 def pypi_name_version(filename: str) -> tuple[str, str] | None:
     """(normalised project name, version) from a wheel or sdist file name, or None."""
+    # packaging.utils loads packaging.tags (logging, sysconfig...): once a folder is indexed
+    from packaging.utils import (
+        InvalidSdistFilename,
+        InvalidWheelFilename,
+        canonicalize_name,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
+
     try:
         if filename.endswith(".whl"):
             name, ver, _, _ = parse_wheel_filename(filename)
@@ -93,6 +94,8 @@ def requires_python(path: Path, filename: str | None = None) -> str | None:
         return None
     if found is None:
         return None
+    import email.parser  # ~5 ms: only once a request asks
+
     value = email.parser.BytesHeaderParser().parsebytes(found[1]).get("Requires-Python")
     text = " ".join(str(value or "").split())
     return text or None

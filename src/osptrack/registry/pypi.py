@@ -6,7 +6,6 @@ host name the client used; the fragment carries the sha256 that pip checks the d
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable
 
 from packaging.version import InvalidVersion, Version
@@ -17,6 +16,18 @@ from osptrack.registry.model import Dist
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "text/html; charset=utf-8"
 API_VERSION = "1.1"
+
+
+def _escape(text: str) -> str:
+    """html.escape(text) (quote=True), without the html package, whose entity table a run's
+    start-up otherwise imports (this module loads before the first phase)."""
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("'", "&#x27;")
+    )
 
 
 def file_path(dist: Dist) -> str:
@@ -80,20 +91,20 @@ def project_html(name: str, dists: Iterable[Dist]) -> bytes:
         "<!DOCTYPE html>",
         "<html><head>",
         f'<meta name="pypi:repository-version" content="{API_VERSION}">',
-        f"<title>Links for {html.escape(name)}</title></head><body>",
-        f"<h1>Links for {html.escape(name)}</h1>",
+        f"<title>Links for {_escape(name)}</title></head><body>",
+        f"<h1>Links for {_escape(name)}</h1>",
     ]
     for d in dists:
-        attrs = f'href="../../{html.escape(file_path(d))}#sha256={d.sha256}"'
+        attrs = f'href="../../{_escape(file_path(d))}#sha256={d.sha256}"'
         if d.requires_python:
-            attrs += f' data-requires-python="{html.escape(d.requires_python)}"'
+            attrs += f' data-requires-python="{_escape(d.requires_python)}"'
         if d.yanked:
             attrs += ' data-yanked=""'
-        lines.append(f"<a {attrs}>{html.escape(d.filename)}</a><br/>")
+        lines.append(f"<a {attrs}>{_escape(d.filename)}</a><br/>")
     lines.append("</body></html>")
     return ("\n".join(lines) + "\n").encode()
 
 
 def root_html(names: Iterable[str]) -> bytes:
-    links = "".join(f'<a href="{html.escape(n)}/">{html.escape(n)}</a><br/>\n' for n in sorted(names))
+    links = "".join(f'<a href="{_escape(n)}/">{_escape(n)}</a><br/>\n' for n in sorted(names))
     return f'<!DOCTYPE html>\n<html><head><meta name="pypi:repository-version" content="{API_VERSION}"><title>Simple index</title></head><body>\n{links}</body></html>\n'.encode()

@@ -24,7 +24,6 @@ import socket
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,8 @@ from osptrack.registry.upstream import NotFound, Upstream, UpstreamError
 from osptrack.target import normalise_name
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import h11
 
 IDLE_TIMEOUT_S = 30.0  # a keep-alive connection pip or npm left open
@@ -97,6 +98,9 @@ class _HostWorkers:
             t.start()
 
     def submit(self, fn: Callable[[], Any]) -> Future[Any]:
+        # concurrent.futures loads logging (~5 ms); only a run that fetches (--online) needs it
+        from concurrent.futures import Future
+
         fut: Future[Any] = Future()
         self._queue.put((fn, fut))
         return fut

@@ -32,10 +32,9 @@ from typing import Any
 import msgspec
 
 from osptrack.jsonio import atomic_write_bytes
-
-KIND_FILE = "file"
-KIND_PROCESS = "process"
-KIND_NETWORK = "network"
+from osptrack.trace.common import KIND_FILE as KIND_FILE  # re-exported: where most code imports them
+from osptrack.trace.common import KIND_NETWORK as KIND_NETWORK
+from osptrack.trace.common import KIND_PROCESS as KIND_PROCESS
 
 FILE_OPS = (
     "read", "write", "delete", "create", "rename", "mkdir", "chmod", "link", "truncate", "exec",

@@ -13,10 +13,8 @@ from typing import Any
 
 from msgspec.structs import replace
 
+from osptrack.trace.common import INIT as INIT  # used here, and imported from here
 from osptrack.trace.events import Event
-
-# The sandbox's pid 1 (sandbox/bwrap.py SandboxSpec.init; run.py passes it).
-INIT = "/input/harness/_sandbox_init.py"
 
 
 def without_sandbox_setup(events: Iterable[Event]) -> list[Event]:

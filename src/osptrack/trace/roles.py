@@ -29,9 +29,13 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from osptrack.homepath import home_relative
-from osptrack.trace.events import KIND_PROCESS, Event
+from osptrack.trace.common import KIND_PROCESS
+
+if TYPE_CHECKING:  # the ecosystems' rule tables load before the first phase; msgspec need not
+    from osptrack.trace.events import Event
 
 ROOT = ""  # the parent name of rules for the command the sandbox launcher (bwrap) execs
 

@@ -85,11 +85,11 @@ import re
 import shutil
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from msgspec.structs import replace
 
+from osptrack.trace.common import ARG_CAP, ParseStats  # also imported from here
 from osptrack.trace.events import KIND_FILE, KIND_NETWORK, KIND_PROCESS, Event
 from osptrack.trace.sensitive import SENSITIVE_PATHS
 from osptrack.trace.sensitive import category as sensitive_category
@@ -138,7 +138,6 @@ _LEGACY_SYSCALLS = frozenset(
 RECORDED_SIGNALS = ("SIGSYS", "SIGSEGV", "SIGBUS", "SIGILL", "SIGABRT", "SIGXCPU", "SIGXFSZ")
 
 ENV_CAP = 256  # entries kept per execve environment
-ARG_CAP = 512  # characters kept per raw argument string in `args`
 HOLD_CAP = 20_000  # events held back (unfinished call / unknown parent) before giving up order
 OPEN_CAP = 4096  # returned clones whose child has not shown up, kept before dropping the oldest
 _DROPPED_SAMPLES = 5
@@ -185,18 +184,6 @@ def strace_command(log_path: Path, string_limit: int = 4096, probes: bool = True
         str(log_path),
         "--",
     ]
-
-
-@dataclass
-class ParseStats:
-    lines: int = 0
-    events: int = 0
-    dropped: int = 0  # lines we could not understand
-    ignored: int = 0  # understood, deliberately not emitted (exit_group, chdir, SIGCHLD, ...)
-    unfinished: int = 0  # calls that never resumed (emitted with ret=None when parsable)
-    pid_guesses: int = 0  # children whose parent the log could not prove (chosen by pid order)
-    truncated: bool = False  # the log's last line was cut off (no newline)
-    dropped_samples: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- lexical helpers

@@ -23,9 +23,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from osptrack.sandbox.exfil import Scanner, find_tunnels
 from osptrack.sandbox.fakenet.ca import CertAuthority
 from osptrack.sandbox.fakenet.protocols import parse_http_request, parse_tls_sni
 from osptrack.sandbox.fakenet.responders.base import (
@@ -49,6 +48,9 @@ from osptrack.sandbox.netns import (
     NetNamespace,
     setns_fd,
 )
+
+if TYPE_CHECKING:
+    from osptrack.sandbox.exfil import Scanner
 
 FIRST_BYTES = 4096
 
@@ -112,7 +114,9 @@ class FakeNetwork:
         self.max_connection_s = max_connection_s
         self.max_records = max_records
         self.max_connections = max_connections
-        self._scanner = Scanner(tokens) if tokens else None
+        self._tokens = dict(tokens) if tokens else None
+        self._scanner_made: Scanner | None = None  # made with the first record (see _scanner)
+        self._scanner_lock = threading.Lock()
         self._findings: list[dict[str, Any]] = []
         self.errors = 0  # packets/connections whose handling failed (they are still counted here)
         self.error_reasons: collections.Counter[str] = collections.Counter()  # why, where known
@@ -223,8 +227,11 @@ class FakeNetwork:
         with self._lock:
             findings = [dict(f) for f in self._findings]
             dns = [r for r in self._records if r.get("kind") == "dns"]
-        if self._scanner is not None and dns:
-            tunnels, errors = find_tunnels(dns, self._scanner, findings)
+        scanner = self._scanner
+        if scanner is not None and dns:
+            from osptrack.sandbox.exfil import find_tunnels
+
+            tunnels, errors = find_tunnels(dns, scanner, findings)
             self._count_errors(errors)
             findings += tunnels
         return sorted(findings, key=lambda f: f["t"])
@@ -446,6 +453,20 @@ class FakeNetwork:
         return self._catchall
 
     @property
+    def _scanner(self) -> Scanner | None:
+        """The exfiltration scanner for the run's tokens (None without tokens), imported and made
+        with the first record: during the first phase, in a responder's thread, rather than
+        before it."""
+        if self._tokens is None:
+            return None
+        with self._scanner_lock:
+            if self._scanner_made is None:
+                from osptrack.sandbox.exfil import Scanner
+
+                self._scanner_made = Scanner(self._tokens)
+            return self._scanner_made
+
+    @property
     def _catchall(self) -> Responder:
         """The sniffer with its HTTP (h11), WebSocket (wsproto), DoH and TLS responders, imported
         and made with the first connection that needs them (~40 ms of imports an offline run's
@@ -534,9 +555,10 @@ class FakeNetwork:
 
     def _add(self, record: dict[str, Any], window: bytes | None = None) -> None:
         findings: list[dict[str, Any]] = []
-        if self._scanner is not None:
+        scanner = self._scanner
+        if scanner is not None:
             # Never raises: a scanner failure is counted with its reason and the record kept.
-            findings, errors = self._scanner.scan_record(record, window)
+            findings, errors = scanner.scan_record(record, window)
             self._count_errors(errors)
         with self._lock:
             if len(self._records) < self.max_records:

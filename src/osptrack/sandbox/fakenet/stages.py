@@ -31,9 +31,10 @@ from __future__ import annotations
 import secrets
 import struct
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from osptrack.trace.events import Event
+if TYPE_CHECKING:  # the fake network starts before the first phase; msgspec loads after
+    from osptrack.trace.events import Event
 
 SCRIPT_SUFFIXES = {
     ".sh": "sh",

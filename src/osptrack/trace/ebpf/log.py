@@ -17,18 +17,16 @@ import operator
 import posixpath
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from msgspec.structs import replace
 
-from osptrack.trace.ebpf import HERE
+from osptrack.trace.common import ARG_CAP
+from osptrack.trace.ebpf import HERE, LOG_MAGIC, EbpfStats
 from osptrack.trace.events import KIND_FILE, KIND_NETWORK, KIND_PROCESS, Event
 from osptrack.trace.sensitive import category as sensitive_category
-from osptrack.trace.strace import ARG_CAP, ParseStats
 
-LOG_MAGIC = 0x4B525450534F0003
 (REC_HEADER, REC_ENTER, REC_EXIT, REC_FORK, REC_TASK_EXIT, REC_SIGNAL, REC_LOST, REC_RETRY, REC_ARGV) = range(1, 10)  # fmt: skip
 F_TRUNCATED, F_NOBASE, F_RETRY, F_UNREADABLE, F_INTERP = 1, 2, 4, 8, 16
 _UNREADABLE_MARK = b"\xff"  # record.h's UNREADABLE_MARK: a string the kernel could not read
@@ -97,14 +95,6 @@ _KERNEL_ERRNOS = {
     514: "ERESTARTNOHAND",
     516: "ERESTART_RESTARTBLOCK",
 }
-
-
-@dataclass
-class EbpfStats(ParseStats):
-    """ParseStats plus what only this backend knows: records the kernel could not deliver."""
-
-    lost: int = 0  # ring buffer full, or the traced-task map full: the trace is incomplete
-    records: int = 0
 
 
 class _Proc:

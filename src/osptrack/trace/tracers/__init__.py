@@ -14,10 +14,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from osptrack.trace.events import Event
-from osptrack.trace.strace import ParseStats
+from osptrack.trace.common import ParseStats
+
+if TYPE_CHECKING:  # the run chooses its tracer before the first phase; msgspec loads after
+    from osptrack.trace.events import Event
 
 NAMES = ("auto", "ebpf", "strace")
 

@@ -24,12 +24,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from osptrack.trace import follow
-from osptrack.trace.ebpf import loader_path
-from osptrack.trace.ebpf.log import LOG_MAGIC, EbpfLogReader, EbpfStats, parse_log
-from osptrack.trace.events import Event
-from osptrack.trace.strace import ParseStats
+from osptrack.trace.common import ParseStats
+from osptrack.trace.ebpf import LOG_MAGIC, EbpfStats, loader_path
+
+if TYPE_CHECKING:
+    from osptrack.trace.events import Event
 
 
 @functools.cache
@@ -213,11 +215,17 @@ class EbpfTracer:
     def new_stats(self) -> ParseStats:
         return EbpfStats()
 
+    # The reader (and msgspec) loads with the first log read: in the digest's thread, while the
+    # phase runs, not before it starts.
     def parse(self, log: Path, phase: str, stats: ParseStats) -> Iterator[Event]:
+        from osptrack.trace.ebpf.log import parse_log
+
         return parse_log(log, phase, stats=stats if isinstance(stats, EbpfStats) else None)
 
     def follow(self, log: Path, phase: str, stats: ParseStats, done: threading.Event) -> Iterator[Event]:
         # Records are decoded as they come; the events, sorted by start, come once the log is whole.
+        from osptrack.trace.ebpf.log import EbpfLogReader
+
         reader = EbpfLogReader(phase, stats if isinstance(stats, EbpfStats) else None)
         return reader.read_chunks(follow.chunks(log, done))
 

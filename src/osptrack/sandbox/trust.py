@@ -36,9 +36,12 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import orjson
 
 HOST_CERTS = Path("/etc/ssl/certs")
 SANDBOX_CERTS = "/etc/ssl/certs"
@@ -174,12 +177,18 @@ def _der(tag: int, body: bytes) -> bytes:
     return bytes([tag, 0x80 | len(size)]) + size + body
 
 
-def _walk_bundles(root: Path) -> Iterator[Path]:
-    """Bundle files (`certifi/cacert.pem`, Composer's `res/cacert.pem`) under `root`, no symlinks followed."""
+def _walk_bundles(root: Path, listed: dict[str, int] | None = None) -> Iterator[Path]:
+    """Bundle files (`certifi/cacert.pem`, Composer's `res/cacert.pem`) under `root`, no symlinks
+    followed; `listed` gets each folder listed, with its mtime (ns)."""
     seen = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        if listed is not None:
+            with contextlib.suppress(OSError):
+                listed[dirpath] = os.stat(dirpath, follow_symlinks=False).st_mtime_ns
         seen += len(dirnames) + len(filenames)
         if seen > _MAX_WALK:
+            if listed is not None:
+                listed[f"{root}/\0cut short"] = -1  # no stat succeeds: such a walk is never reused
             return
         dirnames[:] = [d for d in dirnames if d not in ("__pycache__", "node_modules", ".git")]
         for name in filenames:
@@ -259,12 +268,64 @@ def build(
 
 @functools.cache
 def _system_bundles() -> tuple[str, ...]:
-    """certifi/Composer bundles on the host's /usr (the sandbox's /usr); it does not change while we run."""
+    """certifi/Composer bundles on the host's /usr (the sandbox's /usr); it does not change while we run.
+
+    The walk (~570 folders, 15-50 ms) is remembered on disk with the mtime of every folder it
+    listed: a bundle added, removed or renamed anywhere changes its folder's mtime, so an
+    unchanged set of mtimes (one stat per folder, ~1 ms) is an unchanged answer."""
+    memo = _cache_root() / "system-bundles.json"
+    remembered = _remembered_bundles(memo)
+    if remembered is not None:
+        return remembered
+    started = time.time()
     found: list[str] = []
+    listed: dict[str, int] = {}
     for root in SYSTEM_BUNDLE_ROOTS:
         if Path(root).is_dir():
-            found += [str(p) for p in _walk_bundles(Path(root)) if str(p) not in found]
+            found += [str(p) for p in _walk_bundles(Path(root), listed) if str(p) not in found]
+    # a folder changed in the second before the walk may have changed after its listing, within
+    # its mtime's granularity (git's "racy" timestamps): such a walk is not remembered
+    if all(mtime < (started - 2) * 1e9 for mtime in listed.values()):
+        _remember(
+            memo, {"format": 1, "roots": list(SYSTEM_BUNDLE_ROOTS), "folders": listed, "bundles": found}
+        )
     return tuple(found)
+
+
+def _remembered_bundles(memo: Path) -> tuple[str, ...] | None:
+    """The remembered walk, if every folder it listed still has its mtime; else None."""
+    try:
+        saved = orjson.loads(memo.read_bytes())
+        if saved["format"] != 1 or saved["roots"] != list(SYSTEM_BUNDLE_ROOTS):
+            return None
+        for folder, mtime in saved["folders"].items():
+            if os.stat(folder, follow_symlinks=False).st_mtime_ns != mtime:
+                return None
+        bundles = tuple(str(p) for p in saved["bundles"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # ValueError: bad JSON too
+        return None
+    for path in bundles:  # what the walk would yield: a bundle file under a root, no symlink
+        p = Path(path)
+        if (
+            p.name not in BUNDLE_NAMES
+            or p.parent.name not in ("certifi", "res")
+            or not any(path.startswith(root.rstrip("/") + "/") for root in SYSTEM_BUNDLE_ROOTS)
+            or p.is_symlink()
+            or not p.is_file()
+        ):
+            return None
+    return bundles
+
+
+def _remember(memo: Path, value: object) -> None:
+    """Write `value` as JSON atomically (concurrent runs read a whole file or none); a read-only
+    cache is no error: the next run computes it again."""
+    with contextlib.suppress(OSError):
+        memo.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        with tempfile.NamedTemporaryFile("wb", dir=memo.parent, prefix=f".{memo.stem}-", delete=False) as fh:
+            fh.write(orjson.dumps(value))
+        os.chmod(fh.name, 0o644)
+        os.replace(fh.name, memo)
 
 
 def _with_ca(bundle: bytes, ca_pem: bytes) -> bytes:
@@ -283,14 +344,35 @@ def _certs_skeleton(ca_hash: str) -> Path:
     Keyed by the host folder's listing, so a change of the host's roots makes a new one. Built in
     a temp folder and renamed into place, so concurrent runs never see half of one.
     """
+    root = _cache_root()
+    memo = root / f"certs-key-{ca_hash}.json"
+    out = _remembered_skeleton(memo)
+    if out is not None:
+        return out
+    started = time.time()
+    try:
+        folder_mtime = HOST_CERTS.stat().st_mtime_ns
+    except OSError:
+        folder_mtime = None
     entries = sorted(HOST_CERTS.iterdir()) if HOST_CERTS.is_dir() else []
     listing = "\n".join(
         f"{e.name}>{os.readlink(e) if e.is_symlink() else e.stat().st_mtime_ns}" for e in entries
     )
     key = hashlib.sha256(f"{listing}\n{CA_FILE}\n{ca_hash}".encode()).hexdigest()[:16]
-    root = _cache_root()
     out = root / f"certs-{key}"
+    # The key again from one stat of the folder and of its few entries that are not links (a
+    # link is replaced, never changed in place, which changes the folder's mtime); not for a
+    # folder changed in the last seconds, whose listing may have missed a change (racy mtime).
+    files = {e.name: e.stat().st_mtime_ns for e in entries if not e.is_symlink()}
+    if folder_mtime is not None and all(t < (started - 2) * 1e9 for t in (folder_mtime, *files.values())):
+        remember = functools.partial(
+            _remember, memo, {"format": 1, "folder": folder_mtime, "files": files, "key": key}
+        )
+    else:
+        remember = None
     if out.is_dir():
+        if remember is not None:
+            remember()
         return out
     root.mkdir(parents=True, exist_ok=True, mode=0o755)
     tmp = Path(tempfile.mkdtemp(prefix=".certs-", dir=root))
@@ -325,7 +407,25 @@ def _certs_skeleton(ca_hash: str) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if remember is not None:
+        remember()
     return out
+
+
+def _remembered_skeleton(memo: Path) -> Path | None:
+    """The skeleton `_certs_skeleton` made for an unchanged /etc/ssl/certs, or None."""
+    try:
+        saved = orjson.loads(memo.read_bytes())
+        if saved["format"] != 1 or HOST_CERTS.stat().st_mtime_ns != saved["folder"]:
+            return None
+        for name, mtime in saved["files"].items():
+            if (HOST_CERTS / name).stat(follow_symlinks=False).st_mtime_ns != mtime:
+                return None
+        key = str(saved["key"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # ValueError: bad JSON too
+        return None
+    out = _cache_root() / f"certs-{key}"
+    return out if len(key) == 16 and key.isalnum() and out.is_dir() else None
 
 
 def plant_mono(ca_pem: bytes, home: Path, owner: tuple[int, int] = (65534, 65534)) -> None:

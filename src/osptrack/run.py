@@ -68,15 +68,19 @@ DEFERRED = (
 )
 
 
-def _import_deferred() -> None:
-    """DEFERRED and the verdict's parsed rules, for the end of the run; an error here is the
-    run's to meet and report where it uses them (a rule file's error goes to run.json)."""
+def _import_deferred(extra: Sequence[str] = ()) -> None:
+    """DEFERRED, the verdict's parsed rules and the caller's `extra` modules, for the end of the
+    run; an error here is the run's to meet and report where it uses them (a rule file's error
+    goes to run.json)."""
     with contextlib.suppress(Exception):
         for name in DEFERRED:
             importlib.import_module(name)
         from osptrack.verdict.engine import load_rules
 
         load_rules()
+    for name in extra:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
 
 
 def preload() -> None:
@@ -191,11 +195,14 @@ def _registry_version(eco: Ecosystem, ref: PackageRef, options: AnalyzeOptions) 
     return found
 
 
-def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -> RunOutcome:
+def analyze(
+    ref: PackageRef, options: AnalyzeOptions, out: Path | None = None, *, imports: Sequence[str] = ()
+) -> RunOutcome:
     """Analyse one package; write the complete run folder atomically to `out`.
 
     `out` must be missing, empty or an earlier run folder (osptrack.outputs): checked before any
-    work, and again just before the new run replaces it.
+    work, and again just before the new run replaces it. `imports`: modules the caller uses once
+    the run is over (the CLI's table), imported while the first phase runs (see DEFERRED).
     """
     if out is not None:
         check_output_dir(out, "run")
@@ -209,7 +216,7 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
         check_output_dir(out, "run")
     staging, made_parent = _staging_dir(out)
     try:
-        return _analyze(eco, ref, options, out, staging, tracer)
+        return _analyze(eco, ref, options, out, staging, tracer, tuple(imports))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if made_parent:
@@ -219,7 +226,13 @@ def analyze(ref: PackageRef, options: AnalyzeOptions, out: Path | None = None) -
 
 
 def _analyze(
-    eco: Ecosystem, ref: PackageRef, options: AnalyzeOptions, out: Path, staging: Path, tracer: Tracer
+    eco: Ecosystem,
+    ref: PackageRef,
+    options: AnalyzeOptions,
+    out: Path,
+    staging: Path,
+    tracer: Tracer,
+    imports: tuple[str, ...] = (),
 ) -> RunOutcome:
     """The run, assembled in `staging` (beside `out`) and renamed into place at the end.
 
@@ -238,7 +251,7 @@ def _analyze(
     registry = _registry_service(eco, options, ref)
     routes = registry_routes(registry.handle, *REGISTRY_ADDRESS) if registry else []
     with contextlib.ExitStack() as stack:
-        digests = _LazyDigest()
+        digests = _LazyDigest(imports)
         stack.callback(digests.close)  # a failed run's folder is removed; its file must be closed
         if registry is not None:
             stack.enter_context(registry)  # before the network: its fetch threads stay on the host
@@ -422,7 +435,8 @@ class _LazyDigest:
     it: the first phase's digest thread (_Followed), once the phase is spawned, so osptrack.digest
     and msgspec load while the sandbox runs instead of before it starts (DEFERRED)."""
 
-    def __init__(self) -> None:
+    def __init__(self, imports: tuple[str, ...] = ()) -> None:
+        self._imports = imports  # the caller's, for after the run (analyze's `imports`)
         self._lock = threading.Lock()
         self._make: Callable[[], RunDigest] | None = None
         self._digest: RunDigest | None = None
@@ -433,7 +447,9 @@ class _LazyDigest:
 
             digest = RunDigest(eco, bait_paths, marker, EventSpool(events_path))
             # the rest of DEFERRED (the verdict's rules, the writers) beside the digest's thread
-            threading.Thread(target=_import_deferred, name="osptrack-imports", daemon=True).start()
+            threading.Thread(
+                target=_import_deferred, args=(self._imports,), name="osptrack-imports", daemon=True
+            ).start()
             return digest
 
         self._make = make

@@ -107,7 +107,9 @@ def analyze_command(
         capture_bytes=capture_bytes,
         tracer=tracer or default_name(),
     )
-    outcome = analyze(ref, options, out)
+    # what the command prints with, imported while the first phase runs instead of after the run
+    after = ("rich.console", "rich.table") if format == "table" else ("osptrack.report.view",)
+    outcome = analyze(ref, options, out, imports=after)
     verdict = _verdict(outcome)
     if format == "json":
         print_json(outcome, verdict)

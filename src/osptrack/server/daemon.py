@@ -270,7 +270,9 @@ def preload() -> None:
     environment or the machine's state are filled by each child, as a direct run fills them."""
     import osptrack.cli  # noqa: F401
     import osptrack.cli.analyze  # noqa: F401
-    import osptrack.run  # noqa: F401
+    import osptrack.run
+
+    osptrack.run.preload()  # what a direct run imports only once its first phase runs
 
 
 def main(path: str, idle_s: float) -> None:

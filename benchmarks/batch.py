@@ -5,9 +5,11 @@
     .venv/bin/python benchmarks/batch.py --quick         # 3 rounds over the 8 QUICK packages
     .venv/bin/python benchmarks/batch.py --fake 1.5      # a fake analyzer that sleeps 1.5 s (labelled)
     .venv/bin/python benchmarks/batch.py --orders given,longest-first --timeline   # 2 workers twice
+    .venv/bin/python benchmarks/batch.py --quick --loader main=/path/to/osptrack-ebpf  # another loader build too
 
-Each round runs every side once (1 worker, and 2 workers per --orders entry), rotating which
-goes first, so drift from other load and cache warmth hits all alike. The speed-up is the
+Each round runs every side once (1 worker, and 2 workers per --orders entry; all of them again
+per --loader NAME=PATH, another build of the eBPF loader with its own resident tracer), rotating
+which goes first, so drift from other load and cache warmth hits all alike. The speed-up is the
 median of the rounds' own throughput ratios (wall with 1 worker / wall with 2, paired within a
 round), with the ratio of the median walls beside it, and the load average before and after.
 
@@ -95,11 +97,19 @@ def _cpu_children() -> float:
 
 
 def one_round(
-    targets: list[Any], workers: int, analyzer: str, analyze_options: Any, order: str
+    targets: list[Any],
+    workers: int,
+    analyzer: str,
+    analyze_options: Any,
+    order: str,
+    loader: str | None = None,
 ) -> dict[str, Any]:
     from osptrack.batch.runner import BatchOptions, run_batch
 
     out = Path(tempfile.mkdtemp(prefix=f"osptrack-bench-w{workers}-"))
+    saved = os.environ.get("OSPTRACK_EBPF_LOADER")
+    if loader:  # the batch's zygote and workers inherit it; _tracer_cpu follows it too
+        os.environ["OSPTRACK_EBPF_LOADER"] = loader
     try:
         options = BatchOptions(
             out=str(out),
@@ -116,6 +126,10 @@ def one_round(
         tracer_cpu, cpu = _tracer_delta(tracer0, _tracer_cpu()), _cpu_children() - cpu0
     finally:
         shutil.rmtree(out, ignore_errors=True)
+        if saved is None:
+            os.environ.pop("OSPTRACK_EBPF_LOADER", None)
+        else:
+            os.environ["OSPTRACK_EBPF_LOADER"] = saved
     attempts = summary.attempts
     analysis = sum(a.analysis_s for a in attempts)
     slowest = max(attempts, key=lambda a: a.wall_s)
@@ -154,9 +168,12 @@ def one_round(
     }
 
 
-def _name(side: tuple[int, str]) -> str:
-    workers, order = side
-    return f"{workers} worker{'s' if workers > 1 else ''}{f', {order}' if order else ''}"
+Side = tuple[int, str, str]  # workers, scheduling order, loader name ("" for this tree's)
+
+
+def _name(side: Side) -> str:
+    workers, order, loader = side
+    return f"{workers} worker{'s' if workers > 1 else ''}{f', {order}' if order else ''}{f', {loader}' if loader else ''}"
 
 
 def _median_by_package(results: list[dict[str, Any]]) -> dict[str, float]:
@@ -184,6 +201,13 @@ def main() -> int:
         " side of its own, e.g. 'given,longest-first'; default: the batch's own",
     )
     parser.add_argument("--timeline", action="store_true", help="print each round's attempts, start/end")
+    parser.add_argument(
+        "--loader",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also run every side traced by this build of osptrack-ebpf (e.g. main's), alternated",
+    )
     parser.add_argument("--json", type=Path, help="write walls, ratios and load averages here")
     parser.add_argument(
         "--fake", type=float, default=None, metavar="S", help="sleep S seconds instead of analyze"
@@ -219,14 +243,17 @@ def main() -> int:
 
     # Sides: 1 worker, and 2 workers once per --orders entry; their order rotates every round
     # (each side goes first in turn) so drift from other load and cache warmth hits all alike.
-    sides: list[tuple[int, str]] = [(1, orders[0])] + [(2, o) for o in orders]
-    rounds: dict[tuple[int, str], list[dict[str, Any]]] = {side: [] for side in sides}
+    loaders = {"": ""} | dict(spec.split("=", 1) for spec in args.loader)
+    sides: list[Side] = [
+        side for name in loaders for side in [(1, orders[0], name)] + [(2, o, name) for o in orders]
+    ]
+    rounds: dict[Side, list[dict[str, Any]]] = {side: [] for side in sides}
     for i in range(args.repeat):
-        for workers, order in sides[i % len(sides) :] + sides[: i % len(sides)]:
-            result = one_round(targets, workers, analyzer, AnalyzeOptions(), order)
-            rounds[(workers, order)].append(result)
+        for workers, order, name in sides[i % len(sides) :] + sides[: i % len(sides)]:
+            result = one_round(targets, workers, analyzer, AnalyzeOptions(), order, loaders[name] or None)
+            rounds[(workers, order, name)].append(result)
             print(
-                f"  round {i + 1}: workers={workers}{f' order={order}' if order else ''}"
+                f"  round {i + 1}: workers={workers}{f' order={order}' if order else ''}{f' loader={name}' if name else ''}"
                 f" wall={result['wall']:.1f} s finished={result['finished']}"
                 f" idle slots={result['idle_slot_s']:.1f} s cpu={result['cpu_all'] + result['cpu_tracer']:.1f} s"
                 f" (workers: host {result['cpu_host']:.1f}, sandbox {result['cpu_sandbox']:.1f};"
@@ -243,8 +270,8 @@ def main() -> int:
         f" {'idle slot s':>12} {'cpu s':>7} {'cpu/wall':>9}  slowest package"
     )
     print(header)
-    medians: dict[tuple[int, str], float] = {}
-    valid: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    medians: dict[Side, float] = {}
+    valid: dict[Side, list[dict[str, Any]]] = {}
     for side, all_results in rounds.items():
         # A round with failed packages did less work; it would flatter its wall time.
         results = [r for r in all_results if not r["failed"]] or all_results
@@ -285,22 +312,25 @@ def main() -> int:
     )
     print()
     ratios: dict[str, Any] = {}
-    for side in sides[1:]:
+    for side in sides:
+        if side[0] == 1:
+            continue
+        own = (1, orders[0], side[2])  # 1 worker traced by the same loader
         paired = [
             one_r["wall"] / two_r["wall"]
-            for one_r, two_r in zip(rounds[base], rounds[side], strict=True)
+            for one_r, two_r in zip(rounds[own], rounds[side], strict=True)
             if not one_r["failed"] and not two_r["failed"]
         ]
         ratio = statistics.median(paired) if paired else float("nan")
         ratios[_name(side)] = {
             "rounds": paired,
             "median": ratio,
-            "of_median_walls": medians[base] / medians[side],
+            "of_median_walls": medians[own] / medians[side],
         }
         print(
-            f"throughput ratio, {_name(side)} over 1 worker: median {ratio:.2f}x over {len(paired)} round(s)"
+            f"throughput ratio, {_name(side)} over {_name(own)}: median {ratio:.2f}x over {len(paired)} round(s)"
             f" (rounds: {', '.join(f'{r:.2f}' for r in paired)});"
-            f" ratio of median walls {medians[base] / medians[side]:.2f}x (target >= 1.8x)"
+            f" ratio of median walls {medians[own] / medians[side]:.2f}x (target >= 1.8x)"
         )
     load_after = [round(x, 2) for x in os.getloadavg()]
     print("load average at end: {:.2f} {:.2f} {:.2f}".format(*load_after))

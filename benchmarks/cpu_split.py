@@ -117,10 +117,9 @@ def _daemon_pid(loader: Path) -> int | None:
     target = str(loader.resolve())
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            if (
-                os.readlink(stat.parent / "exe") == target
-                and b"--serve" in (stat.parent / "cmdline").read_bytes()
-            ):
+            if os.readlink(stat.parent / "exe") == target and b"--serve" in (
+                stat.parent / "cmdline"
+            ).read_bytes().split(b"\0"):
                 return int(stat.parent.name)
         except OSError:
             continue

@@ -462,12 +462,16 @@ static __always_inline u32 put_path_arg(struct enter_rec *r, u32 off, int slot, 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 {
-	u32 slot = slot_of_current();
-	if (!slot || id < 0 || id >= SPEC_SLOTS)
+	// Every syscall of the machine comes here: the syscall's spec (an array slot) first, since
+	// most calls (read, write, mmap, futex...) are not traced; the task's hash lookup after.
+	if (id < 0 || id >= SPEC_SLOTS)
 		return 0;
 	u32 key = id;
 	struct spec *sp = bpf_map_lookup_elem(&specs, &key);
 	if (!sp || !sp->wanted)
+		return 0;
+	u32 slot = slot_of_current();
+	if (!slot)
 		return 0;
 	if (sp->probe) {
 		u8 *skip = bpf_map_lookup_elem(&no_probes, &slot);
@@ -564,15 +568,15 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 {
-	u32 slot = slot_of_current();
-	if (!slot)
-		return 0;
-	long id = BPF_CORE_READ(regs, orig_ax);
+	long id = regs->orig_ax;  // a BTF pointer: a direct load, no helper call (as on_enter's order)
 	if (id < 0 || id >= SPEC_SLOTS)
 		return 0;
 	u32 key = id;
 	struct spec *sp = bpf_map_lookup_elem(&specs, &key);
 	if (!sp || !sp->wanted)
+		return 0;
+	u32 slot = slot_of_current();
+	if (!slot)
 		return 0;
 	if (sp->probe) {
 		u8 *skip = bpf_map_lookup_elem(&no_probes, &slot);

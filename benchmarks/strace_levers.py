@@ -9,7 +9,9 @@ helpers' load hit all of them), each a whole in-process `osptrack.run.analyze()`
   set_tid_address/set_robust_list the new tree uses): what that lever saves;
 - `old-wait`: as `new`, but the exit polled with Popen.wait(timeout) (sleeps of up to 50 ms);
 - `old-settle`: as `new`, but settle() waits for two idle dispatcher rounds, as it did;
-- `old`: all three old forms together (the state before the levers);
+- `old-npmprobes`: as `new`, but every npm install traced with its probe syscalls, as before
+  `Npm.probes_needed` (registry/npm_code.py) left them out of installs that run no package code;
+- `old`: all the old forms together (the state before the levers);
 - `bare` (unless --no-bare): benchmarks/overhead.py's bare install + import, run on tmpfs
   (/dev/shm), so the ratios are against the fair floor of issue 14.
 
@@ -17,7 +19,7 @@ Prints, per package, the median of each configuration, each lever's saving (its 
 `new`) and the ratios against bare, then the medians over the packages, and the load average
 before and after (the figures depend on it: say so when quoting them).
 
-    .venv/bin/python benchmarks/strace_levers.py [--repeat 5] [--names six,left-pad,requests,lodash] [--quick]
+    .venv/bin/python benchmarks/strace_levers.py [--repeat 5] [--names six,left-pad,requests,lodash] [--configs new,old-npmprobes] [--quick]
     .venv/bin/python benchmarks/strace_levers.py --components [--repeat 9]
 
 `--components` measures each lever alone, much less exposed to load: strace's cost per process
@@ -51,6 +53,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from osptrack.ecosystems.npm import Npm
 from osptrack.sandbox import runner
 from osptrack.sandbox.fakenet import core
 from osptrack.trace import strace
@@ -110,13 +113,16 @@ LEVERS: dict[str, Callable[[ExitStack], None]] = {
     "pidns": lambda s: s.enter_context(_patched(strace_backend, "strace_command", _translated_command)),
     "wait": lambda s: s.enter_context(_patched(runner._ExitWatch, "__init__", _polling_watch_init)),
     "settle": lambda s: s.enter_context(_patched(core.FakeNetwork, "settle", _old_settle)),
+    # npm installs traced with their probes whatever the closure (before Npm.probes_needed).
+    "npmprobes": lambda s: s.enter_context(_patched(Npm, "probes_needed", lambda self, *a: True)),
 }
-CONFIGS: dict[str, tuple[str, ...]] = {
+CONFIGS: dict[str, tuple[str, ...]] = {  # --configs picks some (`new` always)
     "new": (),
     "old-pidns": ("pidns",),
     "old-wait": ("wait",),
     "old-settle": ("settle",),
-    "old": ("pidns", "wait", "settle"),
+    "old-npmprobes": ("npmprobes",),
+    "old": ("pidns", "wait", "settle", "npmprobes"),
 }
 
 
@@ -171,6 +177,8 @@ FLAG_VARIANTS: dict[str, Callable[[list[str]], list[str]]] = {
     "no-ttt": _swap("-ttt"),
     "no-exit_group": _untrace("exit_group"),
     "no-signals": _drop_pair("-e"),
+    # strace as before its TZ was pinned: glibc stats /etc/localtime for each line's stamp.
+    "tz-unpinned": lambda argv: [a for a in argv[argv.index("TZ=UTC") + 1 :] if a != "TZ" and a != "-E"],
     # Pricing only (records lost): what the probes, the tree's two calls, and every traced call cost.
     "no-probes": _untrace(*strace.PROBE_SYSCALLS),
     "no-tree": _untrace(*strace.TREE_SYSCALLS),
@@ -412,6 +420,9 @@ def main() -> None:
     parser.add_argument("--names", default=DEFAULT_NAMES, help="comma-separated corpus names")
     parser.add_argument("--quick", action="store_true", help="2 rounds of six only")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare install on tmpfs")
+    parser.add_argument(
+        "--configs", default=",".join(CONFIGS), help="whole-run configurations (`new` always)"
+    )
     parser.add_argument("--components", action="store_true", help="each lever alone, not whole runs")
     parser.add_argument("--flags", action="store_true", help="strace's own flags, one at a time")
     parser.add_argument("--variants", default=",".join(FLAG_VARIANTS), help="with --flags: which variants")
@@ -450,14 +461,22 @@ def main() -> None:
     )
     with ExitStack() as stack:
         bare_root = stack.enter_context(found[1]()) if found is not None else None
-        rows = measure(entries, args.repeat, found[0] if found else None, bare_root)
-    report(rows, args.repeat)
+        configs = ["new", *(c for c in args.configs.split(",") if c != "new")]
+        unknown = [c for c in configs if c not in CONFIGS]
+        if unknown:
+            raise SystemExit(f"unknown configs {unknown} (one of: {', '.join(CONFIGS)})")
+        rows = measure(entries, args.repeat, found[0] if found else None, bare_root, configs)
+    report(rows, args.repeat, configs)
 
 
 def measure(
-    entries: list[dict], repeat: int, bare: Callable[[dict, Path], float] | None, bare_root: Path | None
+    entries: list[dict],
+    repeat: int,
+    bare: Callable[[dict, Path], float] | None,
+    bare_root: Path | None,
+    configs: list[str],
 ) -> list[tuple[str, dict[str, float]]]:
-    kinds = [*CONFIGS, *(["bare"] if bare is not None else [])]
+    kinds = [*configs, *(["bare"] if bare is not None else [])]
     rng = random.Random(14)
     rows = []
     for entry in entries:
@@ -479,25 +498,27 @@ def measure(
         med = {k: statistics.median(v) for k, v in times.items()}
         rows.append((entry["name"], med))
         saved = "  ".join(
-            f"{k[4:]} {1000 * (med[k] - med['new']):+5.0f} ms" for k in CONFIGS if k.startswith("old-")
+            f"{k[4:]} {1000 * (med[k] - med['new']):+5.0f} ms" for k in configs if k.startswith("old-")
         )
-        line = f"{entry['ecosystem']:5} {entry['name']:10} new {med['new']:.3f}s  old {med['old']:.3f}s  saved: {saved}"
-        line += f"  all {1000 * (med['old'] - med['new']):+5.0f} ms"
+        line = f"{entry['ecosystem']:5} {entry['name']:10} new {med['new']:.3f}s  saved: {saved}"
+        if "old" in med:
+            line += f"  all {1000 * (med['old'] - med['new']):+5.0f} ms"
         if "bare" in med:
-            line += f"  | bare(tmpfs) {med['bare']:.3f}s  ratio old {med['old'] / med['bare']:.2f}"
-            line += f" new {med['new'] / med['bare']:.2f}"
+            line += f"  | bare(tmpfs) {med['bare']:.3f}s  ratio " + " ".join(
+                f"{k} {med[k] / med['bare']:.2f}" for k in configs
+            )
         print(line, flush=True)
     return rows
 
 
-def report(rows: list[tuple[str, dict[str, float]]], repeat: int) -> None:
+def report(rows: list[tuple[str, dict[str, float]]], repeat: int, configs: list[str]) -> None:
     print()
-    for kind in CONFIGS:
+    for kind in configs:
         if kind.startswith("old"):
             saving = statistics.median(1000 * (m[kind] - m["new"]) for _, m in rows)
-            print(f"median saving of {kind[4:] or 'all three':9}: {saving:+.0f} ms")
+            print(f"median saving of {kind[4:] or 'all':9}: {saving:+.0f} ms")
     if all("bare" in m for _, m in rows):
-        for kind in ("old", "new"):
+        for kind in configs:
             ratio = statistics.median(m[kind] / m["bare"] for _, m in rows)
             print(f"median ratio against bare on tmpfs, {kind:3}: {ratio:.2f}")
     print(f"after: {load()} (the machine is shared: figures under load, medians of {repeat})")

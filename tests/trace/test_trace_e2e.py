@@ -207,3 +207,18 @@ def test_seccomp_bpf_still_follows_grandchildren_and_records_errno(tmp_path: Pat
         m.group(1) for m in re.finditer(r"^\d+ +[\d.]+ (\w+)\(", log.read_text(encoding="latin-1"), re.M)
     }
     assert names and names <= traced, names - traced
+
+
+def test_strace_stamps_lines_without_a_localtime_stat_each_and_the_command_sees_no_tz(tmp_path: Path):
+    """glibc's localtime() with TZ unset stats /etc/localtime on every call, and strace stamps
+    every line with it: strace_command pins strace's TZ, and the traced command does not get it."""
+    log, outer = tmp_path / "trace.log", tmp_path / "strace-of-strace.log"
+    code = "import os\nfor i in range(200): os.stat('/')\nprint(os.environ.get('TZ'))"
+    argv = ["strace", "-e", "trace=newfstatat,stat", "-o", str(outer), *strace_command(log), PY, "-c", code]
+    proc = subprocess.run(argv, env={"PATH": "/usr/bin:/bin"}, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert proc.stdout.decode().strip() == "None"  # the traced command's environment has no TZ
+    lines = sum(1 for _ in log.open(encoding="latin-1"))
+    assert lines >= 200
+    localtime = sum('"/etc/localtime"' in line for line in outer.open(encoding="latin-1"))
+    assert localtime <= 4, f"{localtime} stats of /etc/localtime by strace for {lines} lines"

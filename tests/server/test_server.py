@@ -246,3 +246,14 @@ def test_server_killed_mid_run_fails_the_client_on_one_line(
     assert "Traceback" not in stderr and set(lines[1:]) <= {"osptrack: interrupted"}, stderr
     wait_for(lambda: not alive(child), timeout=60)  # its parent-death signal is SIGTERM
     wait_for(lambda: leftovers(work) == [], timeout=30)
+
+
+@pytest.mark.sandbox
+def test_sigterm_cleans_up_and_the_client_dies_of_it(servers: Servers, tmp_path: Path, work: Path) -> None:
+    """The child's signal death is the client's, as the shell would see it from a direct run."""
+    proc, work, out = start_slow(servers, tmp_path, work)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM, stderr
+    assert "Traceback" not in stderr
+    assert leftovers(work) == [] and not out.exists()  # stopped as Ctrl-C stops it, first

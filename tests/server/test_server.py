@@ -257,3 +257,40 @@ def test_sigterm_cleans_up_and_the_client_dies_of_it(servers: Servers, tmp_path:
     assert proc.returncode == -signal.SIGTERM, stderr
     assert "Traceback" not in stderr
     assert leftovers(work) == [] and not out.exists()  # stopped as Ctrl-C stops it, first
+
+
+def on_a_tty(servers: Servers, args: tuple[str, ...], cwd: Path, **extra: str) -> bytes:
+    """What `osptrack ARGS` prints on a 50-column terminal (stdout and stderr both the pty)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 50, 0, 0))
+    env = {k: v for k, v in servers.env(**extra).items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen(servers.argv(*args), cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: every holder of the slave has closed it
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    return b"".join(chunks)
+
+
+def test_a_terminal_is_the_clients(servers: Servers, tmp_path: Path) -> None:
+    """The child writes to the client's terminal and sees its size (help wrapped at 50 columns)."""
+    servers.warm(tmp_path)
+    served = on_a_tty(servers, ("analyze", "--help"), tmp_path)
+    assert servers.notes()[-1] == "served"
+    direct = on_a_tty(servers, ("analyze", "--help"), tmp_path, OSPTRACK_SERVER="0")
+    assert served == direct
+    lines = served.decode().splitlines()
+    assert lines[0].startswith("Usage: osptrack analyze") and max(len(line) for line in lines) <= 50

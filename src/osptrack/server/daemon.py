@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import os
 import select
 import signal
@@ -297,6 +298,10 @@ def main(path: str, idle_s: float) -> None:
     finally:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    # The preloaded objects go to the collector's permanent generation: the children's
+    # collections then neither scan them nor touch their pages (each touch a copy-on-write fault).
+    gc.collect()
+    gc.freeze()
     print(f"osptrack analyze server {os.getpid()} listening on {path}", file=sys.stderr, flush=True)
     try:
         server.serve()

@@ -97,6 +97,9 @@ def setup(
     _stdio(template)
     sys.argv = [str(a) for a in req["argv"]]
     random.seed()  # forked children would otherwise share the server's sequence
+    platform = sys.modules.get("platform")
+    if platform is not None and hasattr(platform, "_uname_cache"):
+        platform._uname_cache = None  # type: ignore[attr-defined]  # filled at import by a preloaded module: hostname, release
 
 
 def run(mask: list[int], ignored: list[int]) -> None:

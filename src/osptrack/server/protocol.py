@@ -23,9 +23,10 @@ MAX_FDS = 8
 _INT = 4  # sizeof(int): SCM_RIGHTS carries C ints
 DEFAULT_DIR = "/run/osptrack"  # the resident eBPF tracer's folder: root's only, gone at reboot
 IDLE_EXIT_S = 600  # as the eBPF tracer's
-# Read by the interpreter at start, or by a preloaded module at import: a client whose values
-# differ needs another server (the rest of the environment is the child's, replaced per request).
-KEY_ENV_PREFIXES = ("PYTHON", "LC_", "LANG", "OSPTRACK_EBPF_RUN_DIR")
+# Read by the interpreter at start, or by a preloaded module at import (OpenSSL reads its
+# configuration when cryptography loads it): a client whose values differ needs another server
+# (the rest of the environment is the child's, replaced per request).
+KEY_ENV_PREFIXES = ("PYTHON", "LC_", "LANG", "OSPTRACK_EBPF_RUN_DIR", "OPENSSL_")
 NAMESPACES = ("mnt", "net", "pid", "user", "uts", "ipc", "cgroup")
 
 

@@ -294,3 +294,24 @@ def test_a_terminal_is_the_clients(servers: Servers, tmp_path: Path) -> None:
     assert served == direct
     lines = served.decode().splitlines()
     assert lines[0].startswith("Usage: osptrack analyze") and max(len(line) for line in lines) <= 50
+
+
+def test_a_renamed_cwd_is_still_the_clients(servers: Servers, tmp_path: Path) -> None:
+    """The cwd travels as an fd: a relative path resolves as in a direct run after the folder was
+    renamed under the shell (whose $PWD, in the environment sent, still names the old path)."""
+    servers.warm(tmp_path)
+    before, after = tmp_path / "before", tmp_path / "after"
+    results = []
+    for extra in ({}, {"OSPTRACK_SERVER": "0"}):
+        before.mkdir()
+        (before / "junk-1.0.tar.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+        argv = " ".join(servers.argv("analyze", "pypi", "./junk-1.0.tar.gz"))
+        script = f"cd {before} && mv {before} {after} && exec {argv}"
+        proc = subprocess.run(
+            ["bash", "-c", script], env=servers.env(**extra), capture_output=True, text=True, timeout=120
+        )
+        results.append((proc.returncode, proc.stderr))
+        shutil.rmtree(after)
+    assert servers.notes()[-2:] == ["served", "direct: OSPTRACK_SERVER=0"]
+    assert results[0] == results[1]
+    assert results[0][0] == 2 and "not a readable archive" in results[0][1], results

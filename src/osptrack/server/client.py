@@ -98,8 +98,10 @@ def serve(argv: list[str]) -> int | None:
             _note("direct: started a server")
             return None
         ignored = _ignored_signals()
+        relay = _Relay(sock, ignored)  # from before the request: a Ctrl-C just after acceptance
         reply = _hand_over(sock, argv, key, ignored)
         if reply is None or reply.get("accepted") is not True:
+            relay.give_back()  # and a signal caught meanwhile goes to this process, as direct
             reason = (
                 "no answer" if reply is None else str(reply.get("refused") or reply.get("stale") and "stale")
             )
@@ -108,7 +110,8 @@ def serve(argv: list[str]) -> int | None:
             _note(f"direct: {reason}")
             return None
         _note("served")
-        return _follow(sock, ignored)
+        relay.accepted()
+        return _follow(sock)
     finally:
         sock.close()
 
@@ -136,19 +139,46 @@ def _hand_over(
             os.close(cwd)
 
 
-def _follow(sock: object, ignored: list[int]) -> int:
-    """After acceptance: forward signals, wait for the exit status. A server gone before it
-    sent one is reported on one line, and the run counts as failed (70, EX_SOFTWARE)."""
+class _Relay:
+    """SIGINT, SIGTERM and SIGHUP (those not ignored) sent over the socket once the server has
+    accepted; caught before that, kept, and sent or given back to this process."""
 
-    def forward(sig: int, frame: object) -> None:
+    def __init__(self, sock: object, ignored: list[int]) -> None:
+        self.sock = sock
+        self.pending: list[int] = []
+        self.is_accepted = False
+        self.previous = {}
+        for sig in FORWARDED:
+            if sig not in ignored:  # ignored here, so ignored by the child too: nothing to forward
+                self.previous[sig] = _signal.signal(sig, self.handle)
+
+    def handle(self, sig: int, frame: object) -> None:
+        if self.is_accepted:
+            self.send(sig)
+        else:
+            self.pending.append(sig)
+
+    def send(self, sig: int) -> None:
         try:  # noqa: SIM105 - contextlib costs the client ~5 ms of imports
-            protocol.send(sock, {"signal": int(sig)})  # type: ignore[arg-type]
+            protocol.send(self.sock, {"signal": int(sig)})  # type: ignore[arg-type]
         except OSError:
             pass
 
-    for sig in FORWARDED:
-        if sig not in ignored:  # ignored here, so ignored by the child too: nothing to forward
-            _signal.signal(sig, forward)
+    def accepted(self) -> None:
+        self.is_accepted = True
+        for sig in self.pending:
+            self.send(sig)
+
+    def give_back(self) -> None:
+        for sig, handler in self.previous.items():
+            _signal.signal(sig, handler)
+        for sig in self.pending:
+            os.kill(os.getpid(), sig)
+
+
+def _follow(sock: object) -> int:
+    """After acceptance: wait for the exit status (signals go through _Relay). A server gone
+    before it sent one is reported on one line, and the run counts as failed (70, EX_SOFTWARE)."""
     while True:
         try:
             message, fds = protocol.recv(sock)  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 """Start-up cost of the `osptrack` command: `--version`, `--help`, and exec-to-first-phase of `analyze`.
 
     .venv/bin/python benchmarks/cli_startup.py [--repeat 10 | --quick] [--json PATH] [--src old=PATH]
+        [--direct-only]
 
 Each round runs every command once, in a rotated order (drift from other load hits all alike);
 medians (with min and max) of --repeat rounds, and the load average before and after.
@@ -233,6 +234,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 rounds")
     parser.add_argument("--json", type=Path, help="write the medians and every sample here")
     parser.add_argument(
+        "--direct-only",
+        action="store_true",
+        help="no warm-server or cold-start rows: what a process with no server costs (per --src side)",
+    )
+    parser.add_argument(
         "--src", action="append", default=[], metavar="NAME=PATH", help="another checkout's src, as a side"
     )
     args = parser.parse_args()
@@ -267,12 +273,13 @@ def main() -> None:
         else:
             for tag, src in sides.items():
                 cases[f"analyze -> first phase (CLI){tag}"] = lambda src=src: cli_to_first_phase(scratch, src)
-            warm_server(scratch)
-            cases["analyze -> first phase (CLI, warm server)"] = lambda: cli_to_first_phase(
-                scratch, None, "server"
-            )
-            cold = "analyze -> first phase (CLI, cold: starts a server)"
-            cases[cold] = lambda: cli_to_first_phase(scratch, None, "cold")
+            if not args.direct_only:
+                warm_server(scratch)
+                cases["analyze -> first phase (CLI, warm server)"] = lambda: cli_to_first_phase(
+                    scratch, None, "server"
+                )
+                cold = "analyze -> first phase (CLI, cold: starts a server)"
+                cases[cold] = lambda: cli_to_first_phase(scratch, None, "cold")
             cases["analyze() -> first phase (in-process)"] = lambda: in_process_to_first_phase(scratch)
             for tag, src in sides.items():
                 if src is not None:

@@ -19,11 +19,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from packaging.version import InvalidVersion
+from packaging.version import InvalidVersion, Version
 
 from osptrack.ecosystems.archives import container_of, depth, read_member
 from osptrack.errors import BadInput
 from osptrack.registry.model import Dist
+from osptrack.target import normalise_name
 
 PYPI_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2")
 NPM_SUFFIXES = (".tgz", ".tar.gz")
@@ -60,9 +61,52 @@ def digests(path: Path) -> tuple[str, str, str, int]:
     return h256.hexdigest(), "sha512-" + base64.b64encode(h512.digest()).decode(), h1.hexdigest(), size
 
 
+# A wheel file name's parts in the plain form packaging.utils.parse_wheel_filename accepts: an
+# escaped name (its own rule), an optional build tag starting with a digit, and a tag triple
+# whose interpreters are identifiers and whose members are not empty.
+_WHEEL_NAME = re.compile(r"[\w._]+\Z")
+_WHEEL_BUILD = re.compile(r"\d")
+_SDIST_NAME = re.compile(r"[A-Za-z0-9._-]+\Z")
+_WHEEL_TAGS = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?:-[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*){2}\Z"
+)
+
+
+def _plain_name_version(filename: str) -> tuple[str, str] | None:
+    """pypi_name_version for the names packaging would surely accept (every wheel and sdist
+    file name on PyPI today), without packaging.utils: its import loads packaging.tags, logging
+    and sysconfig (~10 ms, 60-150 ms under load) before a run indexing a folder can start. None:
+    let packaging decide (any other form, and every file name it rejects)."""
+    if filename.endswith(".whl"):
+        stem = filename[:-4]
+        dashes = stem.count("-")
+        if dashes not in (4, 5):
+            return None
+        parts = stem.split("-", dashes - 2)
+        if "__" in parts[0] or not _WHEEL_NAME.match(parts[0]) or not _WHEEL_TAGS.match(parts[-1]):
+            return None
+        if dashes == 5 and not _WHEEL_BUILD.match(parts[2]):
+            return None
+        name_part, version_part = parts[0], parts[1]
+    elif filename.endswith((".tar.gz", ".zip")):
+        stem = filename[: -len(".tar.gz")] if filename.endswith(".tar.gz") else filename[: -len(".zip")]
+        name_part, _, version_part = stem.rpartition("-")
+        if not _SDIST_NAME.match(name_part):
+            return None
+    else:
+        return None
+    try:
+        version = Version(version_part)
+    except InvalidVersion:
+        return None
+    return normalise_name("pypi", name_part), str(version)
+
+
 def pypi_name_version(filename: str) -> tuple[str, str] | None:
     """(normalised project name, version) from a wheel or sdist file name, or None."""
-    # packaging.utils loads packaging.tags (logging, sysconfig...): once a folder is indexed
+    plain = _plain_name_version(filename)
+    if plain is not None:
+        return plain
     from packaging.utils import (
         InvalidSdistFilename,
         InvalidWheelFilename,

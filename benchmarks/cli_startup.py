@@ -22,6 +22,12 @@ this venv's python.
   interpreter, imports, the CLI framework, resolving the archive, the registry service, the workspace tmpfs,
   the fake network's namespace and CA, staging and the persona's home: all a user waits for
   before the package's first process exists.
+- `the same, CPU time (user+sys)`: the CPU the direct command (and the processes it reaped: ip,
+  nft) spent until the first phase would spawn, read by a probe that replaces run_phase and
+  unwinds the run. On a loaded machine the wall time is this plus waiting for a core, so this
+  row separates two trees' start-up where the wall time cannot; it does not show what overlaps
+  (the fake network's start beside the staging), which only the wall time does.
+- `--direct-only` leaves out the two rows below (no server started).
 - `analyze -> first phase (CLI, warm server)`: the same command handed to the warm resident
   analyze server (osptrack.server), what a user's second and later runs cost; the benchmark starts
   the server before the first round and checks that every sample was served. The direct rows run
@@ -162,6 +168,46 @@ def cli_to_first_phase(scratch: Path, src: Path | None = None, mode: str = "dire
     return first_mark(mark) - started
 
 
+# The same command with run_phase replaced (before osptrack.run binds it) by one that reports the
+# process's CPU time so far (its own and its reaped children's: ip, nft) and unwinds the run.
+CPU_PROBE = """
+import os, sys
+import osptrack.sandbox.runner as runner
+class FirstPhase(BaseException):
+    pass
+def first_phase(*args, **kwargs):
+    t = os.times()
+    sys.stderr.write(f"first-phase-cpu {t.user + t.system + t.children_user + t.children_system}\\n")
+    for arg in (*args, *kwargs.values()):  # run_phase's promise: the tracer is over
+        if hasattr(arg, "set") and hasattr(arg, "is_set"):
+            arg.set()
+    raise FirstPhase
+runner.run_phase = first_phase
+sys.argv = ["osptrack", *sys.argv[1:]]
+from osptrack.entry import main
+try:
+    main()
+except (FirstPhase, SystemExit):
+    pass
+"""
+
+
+def cli_cpu_to_first_phase(scratch: Path, src: Path | None = None) -> float:
+    """CPU seconds a direct `osptrack analyze` spends before its first phase would spawn: steadier
+    than wall time on a loaded machine (the wall time is this CPU plus waiting, for the CPU and
+    for the processes and the kernel)."""
+    out = scratch / "cpu-run"
+    shutil.rmtree(out, ignore_errors=True)
+    argv = [sys.executable, "-c", CPU_PROBE, "analyze", "pypi", str(SIX), "--deps-dir", str(SIX.parent)]
+    proc = subprocess.run(
+        [*argv, "--out", str(out)], env=side_env(src), capture_output=True, text=True, check=False
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("first-phase-cpu ")]
+    if not lines:
+        raise SystemExit(f"the CPU probe did not reach the first phase: {proc.stderr[-500:]}")
+    return float(lines[-1].split()[1])
+
+
 def in_process_to_first_phase(scratch: Path) -> float:
     from osptrack.run import AnalyzeOptions, analyze
     from osptrack.target import parse_target
@@ -273,6 +319,9 @@ def main() -> None:
         else:
             for tag, src in sides.items():
                 cases[f"analyze -> first phase (CLI){tag}"] = lambda src=src: cli_to_first_phase(scratch, src)
+                cases[f"  the same, CPU time (user+sys){tag}"] = lambda src=src: cli_cpu_to_first_phase(
+                    scratch, src
+                )
             if not args.direct_only:
                 warm_server(scratch)
                 cases["analyze -> first phase (CLI, warm server)"] = lambda: cli_to_first_phase(

@@ -257,16 +257,18 @@ def _analyze(
             stack.enter_context(registry)  # before the network: its fetch threads stay on the host
         workspace = Workspace(limits)  # its folder is removed in a thread once the phases are done
         ws = stack.enter_context(workspace)
-        net = stack.enter_context(
-            FakeNetwork(
-                run_id=run_id,
-                routes=routes,
-                static_names={REGISTRY_HOST: REGISTRY_ADDRESS[0]},
-                tokens=baits.values(),
-                capture_bytes=options.capture_bytes,
-                eth0=Eth0(persona.mac, persona.address, persona.gateway),
-            )
+        net = FakeNetwork(
+            run_id=run_id,
+            routes=routes,
+            static_names={REGISTRY_HOST: REGISTRY_ADDRESS[0]},
+            tokens=baits.values(),
+            capture_bytes=options.capture_bytes,
+            eth0=Eth0(persona.mac, persona.address, persona.gateway),
         )
+        # Its namespace (ip, nft: time spent waiting on processes) is made in a thread while
+        # this one stages the input, seeds the home and builds the trust stores, none of which
+        # needs the network; joined before the first phase.
+        network = stack.enter_context(_Starting(net))
         digests.define(eco, baits.paths, net.marker, staging / "events.jsonl")
         layout, binds = _stage_input(ws, eco, ref, options, persona)
         seed_home(persona, ws.home, HOST_UID, HOST_GID)
@@ -277,6 +279,7 @@ def _analyze(
             prepare(ws.home, HOST_UID, HOST_GID)
         ro_binds = (*binds, *eco.ro_binds(), *persona_binds())  # the persona's site-packages' certifi too
         stores = trust.build(net.ca.cert_pem, ws.root / "trust", ro_binds, ws.home) if net.ca else None
+        network.wait()
         for phase in options.phases:
             net.set_phase(phase)
             if registry is not None:
@@ -428,6 +431,35 @@ def _analyze(
         verdict=verdict,
         phase_notes={p: info["phase_note"] for p, info in phases.items() if info.get("phase_note")},
     )
+
+
+class _Starting:
+    """`net.start()` in a thread from `__enter__`; `wait()` joins it and raises what it raised;
+    `__exit__` joins it, then closes the network (FakeNetwork.close is safe after a failed start)."""
+
+    def __init__(self, net: FakeNetwork) -> None:
+        self._net = net
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, name="osptrack-fakenet-start", daemon=True)
+
+    def _start(self) -> None:
+        try:
+            self._net.start()
+        except BaseException as exc:  # handed to the thread that waits
+            self._error = exc
+
+    def __enter__(self) -> _Starting:
+        self._thread.start()
+        return self
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join()
+        self._net.close()
 
 
 class _LazyDigest:

@@ -1,0 +1,52 @@
+"""run.py starts the fake network in a thread while it stages the run (`_Starting`): its error
+reaches the run, and the network is closed only once its start is over, whatever happens."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from osptrack.run import _Starting
+
+
+class FakeNet:
+    def __init__(self, fail: bool = False, delay: float = 0.0) -> None:
+        self.fail, self.delay = fail, delay
+        self.events: list[str] = []
+        self.thread: str | None = None
+
+    def start(self) -> None:
+        self.thread = threading.current_thread().name
+        time.sleep(self.delay)
+        self.events.append("started")
+        if self.fail:
+            raise OSError("nft failed")
+
+    def close(self) -> None:
+        self.events.append("closed")
+
+
+def test_start_runs_in_another_thread_and_wait_joins_it() -> None:
+    net = FakeNet(delay=0.2)
+    with _Starting(net) as starting:  # type: ignore[arg-type]
+        assert net.events == []  # __enter__ did not wait for it
+        starting.wait()
+        assert net.events == ["started"]
+    assert net.thread != threading.current_thread().name
+    assert net.events == ["started", "closed"]
+
+
+def test_a_failed_start_is_raised_by_wait() -> None:
+    net = FakeNet(fail=True)
+    with pytest.raises(OSError, match="nft failed"), _Starting(net) as starting:  # type: ignore[arg-type]
+        starting.wait()
+    assert net.events == ["started", "closed"]
+
+
+def test_close_waits_for_a_start_still_running_when_the_run_fails() -> None:
+    net = FakeNet(delay=0.3)
+    with pytest.raises(ValueError), _Starting(net):  # type: ignore[arg-type]
+        raise ValueError("staging failed")  # before wait(): the start is still running
+    assert net.events == ["started", "closed"]  # closed after it started, never during

@@ -3,7 +3,7 @@ run the console script's main() and exit as it does.
 
 Everything the client's process has that a fresh interpreter would have inherited or computed is
 set here: environment (wholesale), cwd (fchdir on the client's fd, so a renamed or unreadable
-cwd still works), umask, fds 0/1/2, rlimits, nice value, CPU affinity, the signal dispositions
+cwd still works), umask, fds 0/1/2, rlimits, nice value, CPU affinity and scheduling policy, the signal dispositions
 and mask a fresh interpreter sets up from what it inherited, sys.stdin/stdout/stderr made anew
 for the new fds, sys.argv, and a re-seeded `random`. What the server is keyed on (interpreter,
 flags, sys.path, PYTHON*/locale variables, namespaces, cgroup: protocol.key_material) is already
@@ -94,6 +94,9 @@ def setup(
             resource.setrlimit(num, (soft, hard))
     os.setpriority(os.PRIO_PROCESS, 0, int(req["nice"]))
     os.sched_setaffinity(0, list(req["affinity"]))
+    policy, priority = req["sched"]
+    if (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) != (policy, priority):
+        os.sched_setscheduler(0, int(policy), os.sched_param(int(priority)))
     _stdio(template)
     sys.argv = [str(a) for a in req["argv"]]
     random.seed()  # forked children would otherwise share the server's sequence

@@ -69,6 +69,7 @@ def request(argv: list[str], key: dict[str, object], ignored: list[int]) -> dict
         "rlimits": _rlimits(),
         "nice": os.getpriority(os.PRIO_PROCESS, 0),
         "affinity": sorted(os.sched_getaffinity(0)),
+        "sched": (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority),
         "ignored": ignored,
         "mask": sorted(int(s) for s in _signal.pthread_sigmask(_signal.SIG_BLOCK, [])),
         "key": key,
@@ -94,8 +95,7 @@ def serve(argv: list[str]) -> int | None:
         try:
             sock.connect(path)
         except OSError:
-            spawn(path)
-            _note("direct: started a server")
+            _note("direct: started a server" if spawn(path) else "direct: a server is starting")
             return None
         ignored = _ignored_signals()
         relay = _Relay(sock, ignored)  # from before the request: a Ctrl-C just after acceptance
@@ -194,18 +194,21 @@ def _follow(sock: object) -> int:
             return status if isinstance(status, int) else 70 << 8
 
 
-def spawn(path: str) -> None:
+def spawn(path: str) -> bool:
     """Start a server for `path`, detached (own session, stdio to a log beside the socket), and
-    do not wait for it: it binds the socket itself. A failure leaves the run direct, as it is."""
+    do not wait for it: it preloads, then binds the socket itself. False when none was started
+    (one is starting already, or the folder is unusable): the run stays direct, as it is."""
     folder = os.path.dirname(path)
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         st = os.lstat(folder)
         if st.st_uid != 0 or (st.st_mode & 0o170000) != 0o040000:
-            return  # someone else's folder, or a symlink: no root socket there
+            return False  # someone else's folder, or a symlink: no root socket there
         os.chmod(folder, 0o700)  # root's only, as the eBPF tracer's
+        if _starting(path):
+            return False  # still preloading: one starter is enough
     except OSError:
-        return
+        return False
     import subprocess  # only here: the spawn path is once per idle period
 
     idle = os.environ.get(IDLE_ENV) or str(protocol.IDLE_EXIT_S)
@@ -229,3 +232,18 @@ def spawn(path: str) -> None:
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
+    return True
+
+
+def _starting(path: str) -> bool:
+    """Whether a server for `path` holds its start lock (daemon.start_lock) right now."""
+    import fcntl
+
+    fd = os.open(path[: -len(".sock")] + ".start", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # releases it at once
+    return False

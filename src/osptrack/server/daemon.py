@@ -276,10 +276,43 @@ def preload() -> None:
     osptrack.run.preload()  # what a direct run imports only once its first phase runs
 
 
+def start_lock(path: str) -> int | None:
+    """The starter's lock for `path` (held from start to listening), or None if another holds it."""
+    fd = os.open(path[: -len(".sock")] + ".start", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    for _ in range(5):  # a client's probe (client._starting) holds it for microseconds
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError:
+            time.sleep(0.02)
+    os.close(fd)
+    return None
+
+
 def main(path: str, idle_s: float) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    lock = start_lock(path)
+    if lock is None:
+        return  # another server for this key is starting
     server = Server(path, idle_s)
+    # Preload first, at idle CPU priority, and only then listen: the run that spawned this
+    # server (and any that start meanwhile) run direct at full speed, and none waits on a
+    # server that is still importing.
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    try:
+        preload()
+    except Exception as exc:
+        print(f"osptrack analyze server: preload failed: {exc}", file=sys.stderr)
+    finally:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, policy, param)
+    # The preloaded objects go to the collector's permanent generation: the children's
+    # collections then neither scan them nor touch their pages (each touch a copy-on-write fault).
+    gc.collect()
+    gc.freeze()
     if not server.bind():
         return
 
@@ -288,20 +321,7 @@ def main(path: str, idle_s: float) -> None:
         os._exit(0)  # the children get SIGTERM from their parent-death signal
 
     signal.signal(signal.SIGTERM, stop)
-    niceness = os.getpriority(os.PRIO_PROCESS, 0)
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, niceness + 10)  # the spawning run competes for the CPU
-    try:
-        preload()
-    except Exception as exc:
-        print(f"osptrack analyze server: preload failed: {exc}", file=sys.stderr)
-    finally:
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, 0, niceness)
-    # The preloaded objects go to the collector's permanent generation: the children's
-    # collections then neither scan them nor touch their pages (each touch a copy-on-write fault).
-    gc.collect()
-    gc.freeze()
+    os.close(lock)
     print(f"osptrack analyze server {os.getpid()} listening on {path}", file=sys.stderr, flush=True)
     try:
         server.serve()

@@ -11,6 +11,8 @@ helpers' load hit all of them), each a whole in-process `osptrack.run.analyze()`
 - `old-settle`: as `new`, but settle() waits for two idle dispatcher rounds, as it did;
 - `old-npmprobes`: as `new`, but every npm install traced with its probe syscalls, as before
   `Npm.probes_needed` (registry/npm_code.py) left them out of installs that run no package code;
+- `old-tz`: as `new`, but strace's TZ unpinned (glibc stats /etc/localtime for each stamped line);
+- `old-npmprobes+tz`: both, the state before this session's two strace levers;
 - `old`: all the old forms together (the state before the levers);
 - `bare` (unless --no-bare): benchmarks/overhead.py's bare install + import, run on tmpfs
   (/dev/shm), so the ratios are against the fair floor of issue 14.
@@ -98,6 +100,12 @@ def _polling_watch_init(self: runner._ExitWatch, proc: subprocess.Popen[bytes]) 
     self.proc, self.fd = proc, None  # no pidfd: _ExitWatch falls back to Popen.wait(timeout)
 
 
+def _then(
+    command: Callable[..., list[str]], edit: Callable[[list[str]], list[str]]
+) -> Callable[..., list[str]]:
+    return lambda log_path, *args, **kwargs: edit(command(log_path, *args, **kwargs))
+
+
 @contextmanager
 def _patched(obj: object, name: str, value: object) -> Iterator[None]:
     old = getattr(obj, name)
@@ -113,6 +121,14 @@ LEVERS: dict[str, Callable[[ExitStack], None]] = {
     "pidns": lambda s: s.enter_context(_patched(strace_backend, "strace_command", _translated_command)),
     "wait": lambda s: s.enter_context(_patched(runner._ExitWatch, "__init__", _polling_watch_init)),
     "settle": lambda s: s.enter_context(_patched(core.FakeNetwork, "settle", _old_settle)),
+    # strace's TZ unpinned (a stat of /etc/localtime per stamped line), over whatever argv is patched in.
+    "tz": lambda s: s.enter_context(
+        _patched(
+            strace_backend,
+            "strace_command",
+            _then(strace_backend.strace_command, FLAG_VARIANTS["tz-unpinned"]),
+        )
+    ),
     # npm installs traced with their probes whatever the closure (before Npm.probes_needed).
     "npmprobes": lambda s: s.enter_context(_patched(Npm, "probes_needed", lambda self, *a: True)),
 }
@@ -122,7 +138,9 @@ CONFIGS: dict[str, tuple[str, ...]] = {  # --configs picks some (`new` always)
     "old-wait": ("wait",),
     "old-settle": ("settle",),
     "old-npmprobes": ("npmprobes",),
-    "old": ("pidns", "wait", "settle", "npmprobes"),
+    "old-tz": ("tz",),
+    "old-npmprobes+tz": ("npmprobes", "tz"),  # this session's two strace levers together
+    "old": ("pidns", "wait", "settle", "npmprobes", "tz"),
 }
 
 
@@ -179,6 +197,14 @@ FLAG_VARIANTS: dict[str, Callable[[list[str]], list[str]]] = {
     "no-signals": _drop_pair("-e"),
     # strace as before its TZ was pinned: glibc stats /etc/localtime for each line's stamp.
     "tz-unpinned": lambda argv: [a for a in argv[argv.index("TZ=UTC") + 1 :] if a != "TZ" and a != "-E"],
+    # Every status but `detached`: strace then stages each call's line in memory and writes it
+    # once at its exit (one write, no <unfinished ...>/resumed pair), in exit order.
+    "staged": lambda argv: [
+        *argv[: argv.index("-o")],
+        "-e",
+        "status=successful,failed,unfinished,unavailable",
+        *argv[argv.index("-o") :],
+    ],
     # Pricing only (records lost): what the probes, the tree's two calls, and every traced call cost.
     "no-probes": _untrace(*strace.PROBE_SYSCALLS),
     "no-tree": _untrace(*strace.TREE_SYSCALLS),

@@ -29,6 +29,11 @@ created in a pid namespace (a loop of /bin/true, translated or not, parse includ
 the wait notices a command's exit, and what a phase's four settles cost after a DNS lookup and
 a TCP flow.
 
+`--capture DIR` keeps each phase's strace log of an analyze() per package and prints its calls
+per syscall (each call is two stops), `bwrap` counting those of bwrap's own set-up.
+
+    .venv/bin/python benchmarks/strace_levers.py --capture DIR [--names six,left-pad]
+
 `--flags` measures strace's own flags, one at a time against the shipped argv (FLAG_VARIANTS):
 each variant is a whole in-process `analyze()` with the strace backend's argv rewritten, the
 variants shuffled every round; it prints the medians of the run's total and of its phases' own
@@ -41,9 +46,11 @@ the log says (-y, -X raw, ...) are there to price what the records need, not to 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import statistics
@@ -324,6 +331,66 @@ def flag_components(variants: list[str], repeat: int) -> None:
         print(line, flush=True)
 
 
+# ---------------------------------------------------------------- where the stops go (--capture)
+
+_CALL = re.compile(r"^(\d+)\s+[\d.]+\s+(?:<\.\.\. (\w+) resumed>|(\w+)\()")
+
+
+def count_log(log: Path) -> tuple[collections.Counter[str], int, int]:
+    """(calls per syscall, with `name(EMPTY)` for fd stats, and `bwrap` for the calls bwrap
+    makes before it execs the sandbox's init; pids; lines). Each call is two stops (seccomp
+    entry, syscall exit); a resumed half is counted with its call."""
+    calls: collections.Counter[str] = collections.Counter()
+    pids: set[str] = set()
+    lines = 0
+    setup: str | None = None  # bwrap's namespace child, until it execs the init
+    with open(log, encoding="latin-1") as fh:
+        for line in fh:
+            lines += 1
+            m = _CALL.match(line)
+            if not m or m.group(2):
+                continue
+            pid, name = m.group(1), m.group(3)
+            if name == "clone" and setup is None and "CLONE_NEWPID" in line:
+                setup = line.rsplit("= ", 1)[-1].strip()
+            pids.add(pid)
+            calls[name] += 1
+            if "AT_EMPTY_PATH" in line:
+                calls[name + "(EMPTY)"] += 1
+            if pid == setup:
+                if name == "execve":
+                    setup = ""
+                else:
+                    calls["bwrap"] += 1
+    return calls, len(pids), lines
+
+
+def capture(entries: list[dict], out: Path) -> None:
+    """analyze() each entry under strace, keeping each phase's log in `out`; print the counts."""
+    from overhead import timed_analyze  # sibling script: benchmarks/ is sys.path[0]
+
+    from osptrack import run as run_module
+
+    out.mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        name = entry["name"]
+        keep = lambda ws, phase, name=name: out / f"{name}.{phase}.strace"  # noqa: E731
+        scratch = Path(tempfile.mkdtemp(prefix="osptrack-levers-"))
+        try:
+            with _patched(runner, "trace_log", keep), _patched(run_module, "trace_log", keep):
+                took = timed_analyze(entry, scratch, tracer="strace")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        for log in sorted(out.glob(f"{name}.*.strace")):
+            calls, pids, lines = count_log(log)
+            total = sum(v for k, v in calls.items() if "(" not in k and k != "bwrap")
+            top = ", ".join(f"{k} {v}" for k, v in calls.most_common(8))
+            print(
+                f"{log.name:28} {took:6.2f}s  lines {lines:6}  calls {total:6}  pids {pids:3}  {top}",
+                flush=True,
+            )
+
+
 # ---------------------------------------------------------------- one measurement
 
 
@@ -449,6 +516,7 @@ def main() -> None:
     parser.add_argument(
         "--configs", default=",".join(CONFIGS), help="whole-run configurations (`new` always)"
     )
+    parser.add_argument("--capture", type=Path, help="keep each phase's strace log here and count its calls")
     parser.add_argument("--components", action="store_true", help="each lever alone, not whole runs")
     parser.add_argument("--flags", action="store_true", help="strace's own flags, one at a time")
     parser.add_argument("--variants", default=",".join(FLAG_VARIANTS), help="with --flags: which variants")
@@ -463,6 +531,10 @@ def main() -> None:
     entries = json.loads((CORPUS / "manifest.json").read_text())["packages"]
     names = args.names.split(",")
     entries = sorted((e for e in entries if e["name"] in names), key=lambda e: names.index(e["name"]))
+    if args.capture is not None:
+        print(f"capture, {len(entries)} packages, before: {load()}", flush=True)
+        capture(entries, args.capture)
+        return
     if args.flags and args.components:
         variants = args.variants.split(",")
         print(f"flag components, {args.repeat} rounds, cpus={os.cpu_count()}, before: {load()}", flush=True)

@@ -76,6 +76,35 @@ def test_what_counts_as_code(tmp_path: Path, members: dict[str, str], reason: st
     assert why is not None and reason in why, why
 
 
+def test_a_manifest_that_is_a_link_counts_as_code(tmp_path: Path) -> None:
+    import tarfile
+
+    path = tmp_path / "x.tgz"
+    with targz_writer(path) as tf:
+        _add(tf, "package/package.json", manifest().encode())
+        _add(tf, "package/scripted.json", manifest(scripts={"postinstall": "x"}).encode())
+        link = tarfile.TarInfo("package/node_modules/b/package.json")
+        link.type, link.linkname = tarfile.LNKTYPE, "package/scripted.json"
+        tf.addfile(link)
+    why, _ = npm_code.scan(path)
+    assert why is not None and "not a regular file" in why, why
+
+
+def test_every_manifest_s_dependencies_are_walked(tmp_path: Path) -> None:
+    """A bundled dependency's own dependencies, and a duplicate top manifest (extraction keeps
+    the last), name packages npm may fetch."""
+    path = tarball(tmp_path / "x.tgz", {
+        "package/package.json": manifest(dependencies={"a": "1"}),
+        "package/node_modules/b/package.json": manifest(dependencies={"c": "^2"}),
+    })  # fmt: skip
+    assert sorted(npm_code.scan(path)[1]) == ["a", "c"]
+    twice = tmp_path / "twice.tgz"
+    with targz_writer(twice) as tf:
+        _add(tf, "package/package.json", manifest(dependencies={"a": "1"}).encode())
+        _add(tf, "package/package.json", manifest(dependencies={"d": "1"}).encode())
+    assert sorted(npm_code.scan(twice)[1]) == ["a", "d"]
+
+
 def test_a_file_that_is_no_tarball_counts_as_code(tmp_path: Path) -> None:
     junk = tmp_path / "x.tgz"
     junk.write_bytes(b"\x1f\x8bnot really gzip")

@@ -66,6 +66,8 @@ def _scan(path: Path) -> tuple[str | None, tuple[str, ...]]:
     def wanted(name: str) -> bool:
         return name.endswith("/package.json") or name == "package.json"
 
+    # Every package.json's dependencies, not only the top one's: a bundled dependency's own
+    # dependencies come from the registry, and a duplicate member is what extraction keeps.
     names: list[str] = []
     top_seen = False
     try:
@@ -73,18 +75,20 @@ def _scan(path: Path) -> tuple[str | None, tuple[str, ...]]:
             base = member.rstrip("/").rsplit("/", 1)[-1]
             if base == "binding.gyp":
                 return f"{path.name}: {member} (npm runs node-gyp rebuild)", ()
-            if data is None:
+            if not wanted(member):
                 continue
+            if data is None:  # a link or device in place of a manifest: unknowable here
+                return f"{path.name}: {member} is not a regular file", ()
             why, deps = _manifest(path.name, member, data)
             if why is not None:
                 return why, ()
-            if depth(member) == 1 and not top_seen:  # package/package.json: what npm resolves
-                top_seen, names = True, deps
+            names += deps
+            top_seen = top_seen or depth(member) == 1  # package/package.json: what npm installs
     except BadInput as exc:
         return str(exc), ()
     if not top_seen:
         return f"{path.name}: no package.json", ()
-    return None, tuple(names)
+    return None, tuple(dict.fromkeys(names))
 
 
 def _manifest(archive: str, member: str, data: bytes) -> tuple[str | None, list[str]]:

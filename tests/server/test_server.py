@@ -315,3 +315,18 @@ def test_a_renamed_cwd_is_still_the_clients(servers: Servers, tmp_path: Path) ->
     assert servers.notes()[-2:] == ["served", "direct: OSPTRACK_SERVER=0"]
     assert results[0] == results[1]
     assert results[0][0] == 2 and "not a readable archive" in results[0][1], results
+
+
+def test_the_server_keeps_nothing_per_request(servers: Servers, tmp_path: Path) -> None:
+    """Its open fds and children are the same after requests as before (no leak per run)."""
+    server = servers.warm(tmp_path)
+    servers.run("analyze", "cobol", "x==1", cwd=tmp_path)  # the first served run: lazily opened fds
+
+    def held() -> tuple[int, list[int]]:
+        return len(os.listdir(f"/proc/{server}/fd")), analysis_children(server)
+
+    before = held()
+    for _ in range(5):
+        assert servers.run("analyze", "cobol", "x==1", cwd=tmp_path).returncode == 2
+    assert servers.notes()[-5:] == ["served"] * 5
+    assert held() == before and before[1] == []

@@ -103,6 +103,12 @@ def _old_settle(self: core.FakeNetwork, timeout: float | None = None) -> bool:
     return settled
 
 
+def _old_settle_patches(stack: ExitStack) -> None:
+    """The old settle, and the dispatcher's idle rounds it counts (it now blocks between events)."""
+    stack.enter_context(_patched(core, "DISPATCH_TIMEOUT_S", core.IDLE_ROUND_S))
+    stack.enter_context(_patched(core.FakeNetwork, "settle", _old_settle))
+
+
 def _polling_watch_init(self: runner._ExitWatch, proc: subprocess.Popen[bytes]) -> None:
     self.proc, self.fd = proc, None  # no pidfd: _ExitWatch falls back to Popen.wait(timeout)
 
@@ -127,7 +133,7 @@ LEVERS: dict[str, Callable[[ExitStack], None]] = {
     # The strace backend builds its argv through this name (osptrack.trace.tracers.strace).
     "pidns": lambda s: s.enter_context(_patched(strace_backend, "strace_command", _translated_command)),
     "wait": lambda s: s.enter_context(_patched(runner._ExitWatch, "__init__", _polling_watch_init)),
-    "settle": lambda s: s.enter_context(_patched(core.FakeNetwork, "settle", _old_settle)),
+    "settle": lambda s: _old_settle_patches(s),
     # strace's TZ unpinned (a stat of /etc/localtime per stamped line), over whatever argv is patched in.
     "tz": lambda s: s.enter_context(
         _patched(
@@ -461,7 +467,7 @@ def settle_component(old: bool, scratch: Path) -> float:
     net = core.FakeNetwork(run_id=f"lv-{os.getpid()}-{time.monotonic_ns() % 10**8}")
     with ExitStack() as stack:
         if old:
-            stack.enter_context(_patched(core.FakeNetwork, "settle", _old_settle))
+            _old_settle_patches(stack)
         with net:
             code = (
                 "import socket; socket.getaddrinfo('files.example.org', 443); "

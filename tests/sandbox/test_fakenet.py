@@ -331,6 +331,24 @@ def test_cleanup_after_exception_leaves_nothing() -> None:
 
 
 @needs_root_net
+def test_an_idle_dispatcher_sleeps_until_traffic_or_close() -> None:
+    # Its select() used to time out every 10 ms (IDLE_ROUND_S) to notice close(): 100 wake-ups a
+    # second for nothing, in every run. It now blocks until a listener or close()'s pipe is ready.
+    with FakeNetwork(run_id=f"i-{uuid.uuid4().hex[:10]}") as net:
+        dispatcher = net.threads_alive()[0]
+        rounds = net._idle_rounds
+        time.sleep(0.5)
+        assert net._idle_rounds - rounds <= 1, net._idle_rounds - rounds  # ~50 before
+        net.set_phase("install")
+        code = "import socket; print(socket.getaddrinfo('late.example.org', 80)[0][4][0])"
+        proc = run_inside(net, code)
+        assert proc.returncode == 0, proc.stderr
+        assert _of(net.records(), kind="dns", qname="late.example.org")  # still served after sleeping
+        t0 = time.monotonic()
+    assert time.monotonic() - t0 < 5.0 and not dispatcher.is_alive()  # close() woke it at once
+
+
+@needs_root_net
 def test_parallel_networks_are_isolated() -> None:
     ids = [f"p{i}-{uuid.uuid4().hex[:8]}" for i in range(2)]
     with FakeNetwork(run_id=ids[0]) as a, FakeNetwork(run_id=ids[1]) as b:

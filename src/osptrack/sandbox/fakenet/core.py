@@ -62,7 +62,12 @@ IP_RECVORIGDSTADDR = 20
 IPV6_RECVORIGDSTADDR = 74
 IPV6_TRANSPARENT = 75
 
-IDLE_ROUND_S = 0.01  # dispatcher select timeout: how soon close() is noticed
+# The dispatcher's select() blocks until a listener or close()'s wake-up pipe is readable: a
+# timeout of IDLE_ROUND_S woke it 100 times a second for nothing, about 10 ms of CPU per second of
+# every run beside the package (docs/performance.md, "Batch: where a worker's CPU goes").
+# benchmarks/strace_levers.py's replay of the old settle, which counts idle rounds, sets it back.
+DISPATCH_TIMEOUT_S: float | None = None
+IDLE_ROUND_S = 0.01  # the select timeout before that
 SETTLE_POLL_S = 0.001  # settle() re-checks this often while traffic is still in flight
 RECORDING_WAIT_S = 120.0  # settle() waits this long at most for flows still being scanned
 
@@ -140,6 +145,7 @@ class FakeNetwork:
         self._records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake: tuple[int, int] | None = None  # close() writes to [1]; the dispatcher selects [0]
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._dispatcher: threading.Thread | None = None
@@ -283,6 +289,7 @@ class FakeNetwork:
             self.netns.create()
             self._netns_fd = os.open(self.netns.path, os.O_RDONLY | os.O_CLOEXEC)
             self.routes.extend(self._builtin_routes())
+            self._wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self._dispatcher = threading.Thread(
                 target=self._serve, name=f"fakenet-{self.netns.name}", daemon=True
             )
@@ -302,6 +309,9 @@ class FakeNetwork:
     def close(self) -> None:
         """Stop everything and delete the namespace. Safe to call twice and after a failed start."""
         self._stop.set()
+        if self._wake is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._wake[1], b"x")
         with self._lock:
             conns = list(self._open_conns)
         for conn in conns:
@@ -309,6 +319,10 @@ class FakeNetwork:
                 conn.shutdown(socket.SHUT_RDWR)
         if self._dispatcher is not None:
             self._dispatcher.join(10)
+        if self._wake is not None and (self._dispatcher is None or not self._dispatcher.is_alive()):
+            for fd in self._wake:
+                os.close(fd)
+            self._wake = None
         for thread in list(self._handlers):
             thread.join(10)
         if self._netns_fd is not None:
@@ -368,8 +382,12 @@ class FakeNetwork:
         try:
             for listener in listeners:
                 selector.register(listener.sock, selectors.EVENT_READ, listener)
+            assert self._wake is not None
+            selector.register(self._wake[0], selectors.EVENT_READ, None)
             while not self._stop.is_set():
-                events = selector.select(IDLE_ROUND_S)
+                events = [
+                    (key, ev) for key, ev in selector.select(DISPATCH_TIMEOUT_S) if key.data is not None
+                ]
                 if not events:
                     self._idle_rounds += (
                         1  # only benchmarks/strace_levers.py's replay of the old settle reads it

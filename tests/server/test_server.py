@@ -179,12 +179,14 @@ def work() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def start_slow(servers: Servers, tmp_path: Path, work: Path) -> tuple[subprocess.Popen[str], Path, Path]:
+def start_slow(
+    servers: Servers, tmp_path: Path, work: Path, **extra: str
+) -> tuple[subprocess.Popen[str], Path, Path]:
     """A served analyze whose import phase sleeps; returns once that phase has started."""
     wheel = slow_wheel(tmp_path, "osptrack-server-slow")
     mark = tmp_path / "mark"
-    servers.warm(tmp_path)
-    env = servers.env(OSPTRACK_WORKDIR=str(work), OSPTRACK_SPAWN_MARK=str(mark))
+    servers.warm(tmp_path, **extra)
+    env = servers.env(OSPTRACK_WORKDIR=str(work), OSPTRACK_SPAWN_MARK=str(mark), **extra)
     proc = subprocess.Popen(
         servers.argv("analyze", "pypi", str(wheel), "--out", str(tmp_path / "out")), cwd=tmp_path, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,
@@ -330,3 +332,36 @@ def test_the_server_keeps_nothing_per_request(servers: Servers, tmp_path: Path) 
         assert servers.run("analyze", "cobol", "x==1", cwd=tmp_path).returncode == 2
     assert servers.notes()[-5:] == ["served"] * 5
     assert held() == before and before[1] == []
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+@pytest.mark.sandbox
+def test_a_stale_server_finishes_its_runs_quietly(servers: Servers, tmp_path: Path, work: Path) -> None:
+    """Edited code while a run is going: the next request runs direct, the running one finishes
+    (here: is stopped by Ctrl-C as usual), and the stale server neither serves nor spins."""
+    tree = Path(tempfile.mkdtemp(prefix="osps-src-", dir="/tmp"))  # readable by the sandbox's user
+    tree.chmod(0o755)
+    try:
+        shutil.copytree(SRC / "osptrack", tree / "osptrack", ignore=shutil.ignore_patterns("__pycache__"))
+        env = {"PYTHONPATH": str(tree)}
+        proc, work, out = start_slow(servers, tmp_path, work, **env)
+        server = max(servers.pids().values())
+        target = tree / "osptrack" / "summary.py"
+        target.write_text(target.read_text() + "\n# edited\n")
+        assert servers.run("analyze", "cobol", "x==1", cwd=tmp_path, **env).returncode == 2
+        assert servers.notes()[-1] == "direct: stale"
+        before = cpu_s(server)
+        time.sleep(2.0)
+        assert cpu_s(server) - before < 0.5  # waiting on its running child, not polling a backlog
+        assert alive(server) and len(analysis_children(server)) == 1
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+        assert proc.returncode == 130
+        wait_for(lambda: not alive(server), timeout=30)  # and then it leaves
+        assert leftovers(work) == []
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)

@@ -113,7 +113,11 @@ class Server:
             for fd in events:  # the jobs' first: an accept may reuse the numbers of fds they close
                 if fd != self.listener.fileno() and fd in self.jobs:
                     self.step(poller, fd)
-            if self.listener.fileno() in events and not self.stopping:
+            if self.stopping and self.listener.fileno() >= 0:
+                # Stale: no new requests (those already queued read EOF and run direct).
+                poller.unregister(self.listener.fileno())
+                self.listener.close()
+            elif self.listener.fileno() in events:
                 self.accept(poller)
             if self.jobs:
                 self.last_activity = time.monotonic()
@@ -180,7 +184,14 @@ class Server:
             self.in_child(req, fds, me, conn, (ready_r, go_w), ready_w, go_r)
         for fd in (*fds, ready_w, go_r):
             os.close(fd)
-        job = Job(conn=conn, pid=pid, pidfd=os.pidfd_open(pid), ready=ready_r, go=go_w)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            os.close(go_w)  # the child reads EOF and exits before running anything
+            os.close(ready_r)
+            os.waitpid(pid, 0)
+            raise
+        job = Job(conn=conn, pid=pid, pidfd=pidfd, ready=ready_r, go=go_w)
         for fd in (conn.fileno(), job.pidfd, ready_r):
             self.jobs[fd] = job
             poller.register(fd, select.POLLIN)

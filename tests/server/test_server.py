@@ -197,6 +197,17 @@ def start_slow(
     return proc, work, tmp_path / "out"
 
 
+def uncaught(stderr: str) -> list[str]:
+    """Tracebacks of exceptions that reached the top, not the "Exception ignored in" reports
+    CPython prints when a KeyboardInterrupt lands inside an at-fork hook (logging's lock), which
+    a direct run's Ctrl-C can print just the same."""
+    lines = stderr.splitlines()
+    return [
+        line for i, line in enumerate(lines)
+        if line.startswith("Traceback") and not (i and lines[i - 1].startswith("Exception ignored"))
+    ]  # fmt: skip
+
+
 def leftovers(work: Path) -> list[str]:
     return [p.name for p in work.iterdir()] if work.exists() else []
 
@@ -214,7 +225,7 @@ def test_ctrl_c_stops_the_analysis_and_cleans_up(servers: Servers, tmp_path: Pat
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, (stderr, _)
     assert time.monotonic() - started < 30
-    assert stderr.strip().splitlines()[-1] == "osptrack: interrupted" and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == "osptrack: interrupted" and not uncaught(stderr)
     assert leftovers(work) == [] and not out.exists()
 
 
@@ -245,7 +256,7 @@ def test_server_killed_mid_run_fails_the_client_on_one_line(
     # own "interrupted" to the same stderr as it cleans up.
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert lines[0] == "osptrack: error: the analyze server exited before the run finished", stderr
-    assert "Traceback" not in stderr and set(lines[1:]) <= {"osptrack: interrupted"}, stderr
+    assert not uncaught(stderr) and lines[-1] == "osptrack: interrupted", stderr
     wait_for(lambda: not alive(child), timeout=60)  # its parent-death signal is SIGTERM
     wait_for(lambda: leftovers(work) == [], timeout=30)
 
@@ -257,7 +268,7 @@ def test_sigterm_cleans_up_and_the_client_dies_of_it(servers: Servers, tmp_path:
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGTERM, stderr
-    assert "Traceback" not in stderr
+    assert not uncaught(stderr), stderr
     assert leftovers(work) == [] and not out.exists()  # stopped as Ctrl-C stops it, first
 
 

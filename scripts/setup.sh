@@ -40,6 +40,17 @@ if [ -r /sys/kernel/btf/vmlinux ]; then
   fi
 fi
 
+# The sandbox's pid 1 and the phase launcher (src/osptrack/sandbox/native/), static C binaries:
+# without them (no compiler or static libc), runs use their Python fallbacks, which cost tens of
+# milliseconds more per phase (docs/performance.md, "The phases").
+dpkg-query -W -f='${Status}' libc6-dev 2>/dev/null | grep -q "install ok installed" || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libc6-dev >/dev/null
+}
+NATIVE_SRC=src/osptrack/sandbox/native
+if [ ! -x "$NATIVE_SRC/bin/osptrack-init" ] || [ ! -x "$NATIVE_SRC/bin/osptrack-launch" ] || [ -n "$(find "$NATIVE_SRC" -maxdepth 1 \( -name '*.c' -o -name build.sh \) -newer "$NATIVE_SRC/bin/osptrack-launch")" ]; then
+  bash "$NATIVE_SRC/build.sh" || echo "setup: the sandbox init and launcher did not build; runs use their Python fallbacks"
+fi
+
 # Toolchains of the other four ecosystems (ruby, php/composer, rust, mono/nuget).
 bash scripts/setup-toolchains.sh
 

@@ -31,7 +31,7 @@ from osptrack.registry.backends import seed_folders as backend_folders
 from osptrack.registry.online import cached_version, fetch_target, installs_by_name, registry_served
 from osptrack.registry.service import RegistryConfig, RegistryService
 from osptrack.registry.upstream import UpstreamError
-from osptrack.sandbox import persona_node, trust
+from osptrack.sandbox import native, persona_node, trust
 from osptrack.sandbox.baits import Baits, make_baits
 from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SECCOMP_DENY, SandboxSpec
 from osptrack.sandbox.fakenet import MAX_CAPTURE, FakeNetwork
@@ -42,7 +42,7 @@ from osptrack.sandbox.persona import Persona, choose_persona, overlay_files, per
 from osptrack.sandbox.preflight import check_sandbox
 from osptrack.sandbox.runner import PhaseOutcome, Workspace, run_phase, trace_log
 from osptrack.target import PackageRef
-from osptrack.trace.common import INIT, ParseStats
+from osptrack.trace.common import ParseStats
 from osptrack.trace.tracers import Tracer, choose, default_name
 
 if TYPE_CHECKING:  # loaded once the first phase runs (DEFERRED): see _LazyDigest
@@ -271,6 +271,7 @@ def _analyze(
         network = stack.enter_context(_Starting(net))
         digests.define(eco, baits.paths, net.marker, staging / "events.jsonl")
         layout, binds = _stage_input(ws, eco, ref, options, persona)
+        init = _stage_init(ws)
         seed_home(persona, ws.home, HOST_UID, HOST_GID)
         baits.plant(ws.home, HOST_UID, HOST_GID)
         persona_node.seed_home(ws.home, persona.home, HOST_UID, HOST_GID)  # after ~/.npmrc's bait
@@ -305,7 +306,7 @@ def _analyze(
                 uid=persona.uid,
                 gid=persona.gid,
                 overlay=overlay_files(persona),
-                init=INIT,
+                init=init,
             )
             command = [expand_home(a, persona.home) for a in command]
             trace = functools.partial(tracer.command, probes=probes)
@@ -318,7 +319,9 @@ def _analyze(
                 reader = functools.partial(tracer.follow, log, phase, stats, done)
                 followed = _Followed(digests, phase, reader, sends, log, done)
             try:
-                outcome = run_phase(phase, spec, ws, command, trace, limits, net.enter_netns, run_id, done)
+                outcome = run_phase(
+                    phase, spec, ws, command, trace, limits, net.enter_netns, run_id, done, net.netns_fd
+                )
             except BaseException:
                 sends.finish(None)
                 if followed is not None:
@@ -633,6 +636,18 @@ def _stage_input(
         name=ref.name, version=ref.version or "", archive=archive, deps=tuple(deps), home=persona.home
     )
     return layout, ()
+
+
+def _stage_init(ws: Workspace) -> str:
+    """The sandbox's pid 1 beside the harness: the built binary where it is (a hard link), else
+    the harness's Python init, already staged."""
+    binary = native.init_path()
+    if binary is None:
+        return native.PYTHON_INIT
+    dest = ws.input / "harness" / Path(native.BINARY_INIT).name
+    _stage_file(binary, dest)
+    dest.chmod(0o755)  # a copy (another filesystem) is made 0644; a hard link is 0755 already
+    return native.BINARY_INIT
 
 
 def _stage_tree(src: Path, dest: Path) -> None:

@@ -10,8 +10,9 @@ Layout inside the sandbox:
                                   the phases of one run
   overlay files                   persona answers bound over single files: /sys/class/dmi/id/*,
                                   /proc/cpuinfo without `hypervisor`, systemd-detect-virt
-pid 1 is `init` (SandboxSpec.init): the harness's _sandbox_init.py, which looks like /sbin/init and
-runs the command. The environment is bwrap's own (no --setenv), so no value is on any argv.
+pid 1 is `init` (SandboxSpec.init): osptrack.sandbox.native's static binary (or, where it is not
+built, the harness's _sandbox_init.py), which looks like /sbin/init and runs the command.
+The environment is bwrap's own (no --setenv), so no value is on any argv.
   /tmp, /var/tmp, /dev/shm        fresh tmpfs per phase, each with the /tmp quota; /dev read-only
   /input                          read-only: the archive, dependency folders, harness scripts
 Nothing else of the host is visible: not /work, /root, /opt, /home, /var, /run or /sys.
@@ -384,5 +385,7 @@ def bwrap_argv(
         argv.append("--as-pid-1")  # the init below is pid 1, not bwrap's reaper (its argv is ours)
     argv += ["--seccomp", str(seccomp_fd), "--"]
     if spec.init is not None and init_fd is not None:
-        return [*argv, "/usr/bin/python3", "-I", "-S", spec.init, str(init_fd)]
+        if spec.init.endswith(".py"):  # the Python init, where the built one is missing
+            return [*argv, "/usr/bin/python3", "-I", "-S", spec.init, str(init_fd)]
+        return [*argv, spec.init, str(init_fd)]
     return [*argv, *command]

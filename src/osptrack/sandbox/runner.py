@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from osptrack.sandbox import native
 from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SandboxSpec, bwrap_argv, seccomp_filter_file, write_etc
 from osptrack.sandbox.limits import Limits, LiveProcess, RunCgroup
 from osptrack.sandbox.mounts import MS_NODEV, MS_NOSUID, mount, umount_detach
@@ -237,15 +238,19 @@ def run_phase(
     enter_netns: Callable[[], None] | None,
     run_id: str,
     tracer_done: threading.Event | None = None,
+    netns_fd: int | None = None,
 ) -> PhaseOutcome:
     """Run `command` in the sandbox under strace; kill everything at the timeout.
 
     `tracer_done` is set once the tracer has exited (its log is complete), or run_phase fails:
     what a follower of the log (osptrack.trace.follow) waits for to end at the end of the file.
+    `netns_fd`, an fd of the namespace `enter_netns` joins, lets the built launcher join it
+    (osptrack.sandbox.native): the phase is then spawned without a preexec_fn.
     """
     try:
         done = tracer_done or threading.Event()
-        return _run_phase(name, spec, workspace, command, trace_prefix, limits, enter_netns, run_id, done)
+        join = _Join(enter_netns, netns_fd)
+        return _run_phase(name, spec, workspace, command, trace_prefix, limits, join, run_id, done)
     finally:
         if tracer_done is not None:
             tracer_done.set()
@@ -258,7 +263,7 @@ def _run_phase(
     command: list[str],
     trace_prefix: Callable[[Path], list[str]],
     limits: Limits,
-    enter_netns: Callable[[], None] | None,
+    join: _Join,
     run_id: str,
     tracer_done: threading.Event,
 ) -> PhaseOutcome:
@@ -281,22 +286,33 @@ def _run_phase(
         init_cmd.seek(0)
         fds = (seccomp.fileno(), init_cmd.fileno())
         argv = [*trace_prefix(log), *bwrap_argv(spec, workspace.etc, seccomp.fileno(), command, fds[1])]
-        cg.attach_fds()
-
-        def enter_sandbox() -> None:  # runs in the child between fork and exec
-            # If osptrack dies (SIGKILL, OOM, a killed batch worker), strace must die with it:
-            # otherwise the sandbox runs on untimed. bwrap's --die-with-parent then ends the
-            # sandbox's pid namespace, and every process in it.
-            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            if os.getppid() != parent:  # the parent died before prctl took effect
-                os._exit(1)
-            if enter_netns is not None:
-                enter_netns()
-            cg.attach_in_child()
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_bytes, limits.file_size_bytes))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
+        cg_fds = cg.attach_fds()
         parent = os.getpid()
+        launcher = join.launcher()
+        preexec: Callable[[], None] | None = None
+        if launcher is not None:
+            # vfork+exec of the launcher, which does in C what enter_sandbox does below.
+            netns = -1 if join.fd is None else join.fd
+            cgs = ",".join(map(str, cg_fds)) or "-"
+            argv = [str(launcher), str(parent), str(netns), str(limits.file_size_bytes), cgs, "--", *argv]
+            fds = (*fds, *cg_fds, *(() if join.fd is None else (join.fd,)))
+        else:
+
+            def enter_sandbox() -> None:  # runs in the child between fork and exec
+                # If osptrack dies (SIGKILL, OOM, a killed batch worker), strace must die with it:
+                # otherwise the sandbox runs on untimed. bwrap's --die-with-parent then ends the
+                # sandbox's pid namespace, and every process in it.
+                _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() != parent:  # the parent died before prctl took effect
+                    os._exit(1)
+                if join.enter is not None:
+                    join.enter()
+                cg.attach_in_child()
+                resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_bytes, limits.file_size_bytes))
+                resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+            preexec = enter_sandbox
+
         started = time.time()
         t0 = time.monotonic()
         _mark_spawn(t0)
@@ -306,7 +322,7 @@ def _run_phase(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             pass_fds=fds,
-            preexec_fn=enter_sandbox,  # noqa: PLW1509 - setns/cgroup must precede exec
+            preexec_fn=preexec,  # noqa: PLW1509 - setns/cgroup must precede exec (no launcher built)
             start_new_session=True,
             env=spec.env,  # bwrap hands its environment on: no value goes on an argv
         )
@@ -350,6 +366,20 @@ def _run_phase(
             with contextlib.suppress(OSError):
                 stream.close()  # type: ignore[union-attr]
     return outcome
+
+
+@dataclass(frozen=True)
+class _Join:
+    """How the phase joins the run's network namespace: `enter` in a preexec_fn, or the built
+    launcher given the namespace's fd (a phase with no namespace to join needs no fd)."""
+
+    enter: Callable[[], None] | None
+    fd: int | None
+
+    def launcher(self) -> Path | None:
+        if self.enter is not None and self.fd is None:
+            return None  # only a preexec_fn knows how to join it
+        return native.launch_path()
 
 
 class _ExitWatch:

@@ -11,8 +11,10 @@ KIND_FILE = "file"
 KIND_PROCESS = "process"
 KIND_NETWORK = "network"
 
-# The sandbox's pid 1 (sandbox/bwrap.py SandboxSpec.init; run.py passes it, trace.refine drops it).
+# The sandbox's pid 1 (sandbox/bwrap.py SandboxSpec.init; run.py passes one, trace.refine drops
+# both): the built one (osptrack.sandbox.native) or, where it is not built, the Python one.
 INIT = "/input/harness/_sandbox_init.py"
+INITS = (INIT, "/input/harness/_sandbox_init")
 
 ARG_CAP = 512  # characters kept per raw argument string in an event's `args`
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from osptrack.trace.common import INIT as INIT  # used here, and imported from here
+from osptrack.trace.common import INIT as INIT  # imported from here
+from osptrack.trace.common import INITS
 from osptrack.trace.events import Event
 
 
@@ -28,7 +29,7 @@ def iter_without_sandbox_setup(events: Iterable[Event]) -> Iterator[Event]:
     Told by place, not by name: the trace's first process (strace's child, which execs bwrap) and
     what it clones are the launcher until one of them execs the command; that exec is kept, and
     so is a failed one (bwrap's PATH search). A package's own program named bwrap is untouched.
-    The sandbox's init (pid 1, `INIT`) is part of the launcher: its exec and its own calls are
+    The sandbox's init (pid 1, one of `INITS`) is part of the launcher: its exec and its own calls are
     dropped, and the command its child execs is kept as bwrap's exec of it, as it was before
     the init existed, so what reads the events (roles, baselines) sees one launcher.
     """
@@ -47,7 +48,7 @@ def iter_without_sandbox_setup(events: Iterable[Event]) -> Iterator[Event]:
                 setup.add(e.child_pid)
             continue
         if e.kind == "process" and e.op == "exec" and not _is_bwrap(e.path):
-            if e.ok and e.argv and INIT in e.argv[:4]:
+            if e.ok and e.argv and any(i in e.argv[:4] for i in INITS):
                 continue  # the init: still the launcher
             if launcher is not None and not _is_bwrap(e.exe):
                 e = replace(e, exe=launcher[0], comm=launcher[1])

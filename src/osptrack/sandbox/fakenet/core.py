@@ -270,6 +270,11 @@ class FakeNetwork:
     def nsenter_argv(self) -> list[str]:
         return self.netns.nsenter_argv()
 
+    @property
+    def netns_fd(self) -> int | None:
+        """The namespace's fd (opened in `start()`), for a launcher that joins it itself."""
+        return self._netns_fd
+
     def enter_netns(self) -> None:
         """subprocess preexec_fn: join the namespace. Uses an fd opened in `start()` so the
         forked child only makes one syscall (preexec_fn in a threaded parent must stay minimal)."""

@@ -16,6 +16,11 @@ and the run's set-up (analyze() -> first spawn), between (phase end -> next spaw
 
     .venv/bin/python benchmarks/phase_cost.py [--repeat 5 | --quick] [--names left-pad,six] \
         [--src base=/path/to/other/checkout/src] [--json PATH]
+    .venv/bin/python benchmarks/phase_cost.py --spawn 20 [--names left-pad]
+
+`--spawn N` instead times a no-op phase (`/bin/true`) N rounds, inside one warm analyze of the
+first package (its install phase's sandbox, network and tracer), with the launcher built or not
+(vfork+exec against a preexec_fn's fork) and the C or the Python init, the four alternated.
 """
 
 from __future__ import annotations
@@ -65,6 +70,70 @@ def _marks(events: list[Any], started: float, wall: float) -> dict[str, float]:
         "command": t["init_exit"] - t["command"],
         "after": wall - t["init_exit"],
     }
+
+
+def spawn_worker(archive: Path, eco: str, rounds: int) -> None:
+    """In a fresh process: one analyze whose install phase first runs the no-op variants."""
+    import dataclasses
+
+    import osptrack.run as run
+    from osptrack.run import AnalyzeOptions, analyze
+    from osptrack.sandbox import native
+    from osptrack.target import parse_target
+    from osptrack.trace.tracers import choose
+
+    options = AnalyzeOptions(timeout_s=300, deps_dirs=(archive.parent,))
+    tracer = choose(options.tracer).tracer
+    base_phase = run.run_phase
+    samples: dict[str, list[dict[str, float]]] = {}
+    launcher = os.environ.get("OSPTRACK_LAUNCH_BINARY")
+
+    def set_launcher(built: bool) -> None:  # native.launch_path() reads the variable at each phase
+        if not built:
+            os.environ["OSPTRACK_LAUNCH_BINARY"] = ""
+        elif launcher is None:
+            os.environ.pop("OSPTRACK_LAUNCH_BINARY", None)
+        else:
+            os.environ["OSPTRACK_LAUNCH_BINARY"] = launcher
+
+    def run_phase(name: str, spec: Any, ws: Any, command: Any, trace: Any, *rest: Any) -> Any:
+        if name == "install" and not samples:
+            python_init = dataclasses.replace(spec, init=native.PYTHON_INIT)
+            variants = {
+                "launcher + C init": (True, spec),
+                "launcher + Python init": (True, python_init),
+                "preexec fork + C init": (False, spec),
+                "preexec fork + Python init": (False, python_init),
+            }
+            limits, enter, run_id = rest[0], rest[1], rest[2]
+            fd = rest[4] if len(rest) > 4 else None
+            for i in range(rounds + 1):
+                order = list(variants)[i % 4 :] + list(variants)[: i % 4]
+                for label in order:
+                    built, sp = variants[label]
+                    set_launcher(built)
+                    t0 = time.monotonic()
+                    out = base_phase(
+                        f"noop{i}", sp, ws, ["/bin/true"], trace, limits, enter, run_id, None, fd
+                    )
+                    wall = time.monotonic() - t0
+                    if out.exit_code != 0:
+                        raise SystemExit(f"{label}: {out.stderr[-300:]!r}")
+                    if i == 0:
+                        continue  # warm-up round
+                    events = list(tracer.parse(out.trace_log, "noop", stats=tracer.new_stats()))
+                    marks = _marks(events, out.started, out.wall_s)
+                    samples.setdefault(label, []).append({"wall": wall, **marks})
+            set_launcher(True)
+        return base_phase(name, spec, ws, command, trace, *rest)
+
+    run.run_phase = run_phase  # type: ignore[assignment]
+    scratch = Path(tempfile.mkdtemp(prefix="osptrack-phase-cost-"))
+    try:
+        analyze(parse_target(eco, str(archive)), options, scratch / "run")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(json.dumps(samples))
 
 
 def worker(archive: Path, eco: str) -> None:
@@ -166,6 +235,38 @@ def bare_steps(entry: dict[str, Any], fast: Path) -> dict[str, float]:
     return {"total": total, "install": times[0], "import": times[1]}
 
 
+def spawn(entry: dict[str, Any], rounds: int, json_out: Path | None) -> None:
+    load_before = os.getloadavg()
+    print(f"load average before: {load_before} ({os.cpu_count()} cores, shared); a no-op phase, "
+          f"{rounds} rounds in {entry['name']}'s install sandbox; ms, medians", flush=True)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--spawn-worker",
+            str(CORPUS / entry["archive"]),
+            entry["ecosystem"],
+            str(rounds),
+        ],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"spawn worker failed:\n{proc.stderr[-2000:]}")
+    samples = json.loads(proc.stdout.strip().splitlines()[-1])
+    for label, rs in samples.items():
+        steps = "  ".join(f"{k} {v * 1000:.1f}" for k in STEPS if (v := _med(rs, k)) is not None)
+        print(f"{label:28} wall {(_med(rs, 'wall') or 0) * 1000:6.1f}: {steps}")
+    load_after = os.getloadavg()
+    print(f"load average after: {load_after}")
+    if json_out:
+        json_out.write_text(
+            json.dumps({"load_before": load_before, "load_after": load_after, "samples": samples})
+        )
+
+
 def _med(samples: list[dict[str, Any]], key: str) -> float | None:
     values = [s[key] for s in samples if key in s]
     return statistics.median(values) if values else None
@@ -178,10 +279,15 @@ def main() -> None:
     parser.add_argument("--names", default=DEFAULT_NAMES)
     parser.add_argument("--src", action="append", default=[], metavar="LABEL=PATH")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--spawn", type=int, metavar="N", help="instead: a no-op phase's variants, N rounds")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--spawn-worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(Path(args.worker[0]), args.worker[1])
+        return
+    if args.spawn_worker:
+        spawn_worker(Path(args.spawn_worker[0]), args.spawn_worker[1], int(args.spawn_worker[2]))
         return
     manifest = CORPUS / "manifest.json"
     if not manifest.exists():
@@ -207,6 +313,9 @@ def main() -> None:
         print(f"phase_cost.py: error: not in the corpus: {', '.join(unknown)}", file=sys.stderr)
         raise SystemExit(2)
     overhead.fresh_bytecode()
+    if args.spawn:
+        spawn(entries[0], args.spawn, args.json)
+        return
     report: dict[str, Any] = {"load_before": os.getloadavg(), "packages": {}}
     print(
         f"load average before: {report['load_before']} ({os.cpu_count()} cores, shared); ms, medians of {repeat}"

@@ -14,6 +14,8 @@
  * Unlike the Python init, the command inherits default signal dispositions: CPython ignores
  * SIGPIPE and SIGXFSZ at start-up and os.execvpe kept them ignored; a login shell, and the bare
  * side of benchmarks/overhead.py (subprocess restores them), have them at their defaults.
+ * And the environment is exactly the one bwrap was given: CPython's locale coercion (PEP 538)
+ * added LC_CTYPE=C.UTF-8 to the Python init's own, which it handed on to every command.
  *
  * Built by scripts/setup.sh (static, so its exec loads no shared library in the sandbox). */
 #define _GNU_SOURCE

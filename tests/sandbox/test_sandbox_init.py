@@ -234,3 +234,11 @@ def test_a_phase_is_spawned_by_the_launcher_or_else_a_preexec_fn(
     # the same limits either way: 1 MiB in bash's 1024-byte blocks, no core, the write cut at the limit
     assert outcome.stdout.decode().split()[:2] == ["1024", "0"], outcome.stderr
     assert outcome.stdout.decode().split()[2] != "0"
+
+
+def test_the_built_init_hands_on_exactly_its_environment(tmp_path: Path) -> None:
+    """No LC_CTYPE=C.UTF-8 of CPython's locale coercion (PEP 538), which the Python init added
+    when the persona's LANG names a locale the sandbox lacks."""
+    env = {"PATH": "/usr/bin:/bin", "LANG": "xx_XX.UTF-8", "OSPTRACK_X": "1"}
+    proc = _run(_c_init(), tmp_path, ["/usr/bin/env"], env=env)
+    assert sorted(proc.stdout.decode().splitlines()) == sorted(f"{k}={v}" for k, v in env.items())

@@ -14,7 +14,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion
 
-from osptrack.registry.local import _plain_name_version, pypi_name_version
+from osptrack.registry.local import plain_name_version, pypi_name_version
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "pypi"
 
@@ -54,7 +54,7 @@ def _filenames() -> list[str]:
 def test_the_fast_path_agrees_with_packaging_or_defers() -> None:
     taken = 0
     for filename in _filenames():
-        fast = _plain_name_version(filename)
+        fast = plain_name_version(filename)
         if fast is not None:
             taken += 1
             assert fast == _packaging(filename), filename
@@ -69,4 +69,14 @@ def test_every_plain_wheel_and_sdist_takes_the_fast_path() -> None:
         "docopt-0.6.2.tar.gz",
         "Foo_Bar-2.0-1-cp311-abi3-linux_x86_64.whl",
     ):
-        assert _plain_name_version(filename) is not None, filename
+        assert plain_name_version(filename) is not None, filename
+
+
+def test_the_pypi_ecosystems_file_name_fallback_agrees_with_packaging() -> None:
+    # ecosystems/pypi.py names a misnamed or metadata-less archive by its file name the same way
+    from osptrack.ecosystems.pypi import PyPI
+
+    for filename in _filenames():
+        got = PyPI._from_filename(Path(filename))
+        want = _packaging(filename)
+        assert (None if got is None else (got.name, got.version)) == want, filename

@@ -72,7 +72,7 @@ _WHEEL_TAGS = re.compile(
 )
 
 
-def _plain_name_version(filename: str) -> tuple[str, str] | None:
+def plain_name_version(filename: str) -> tuple[str, str] | None:
     """pypi_name_version for the names packaging would surely accept (every wheel and sdist
     file name on PyPI today), without packaging.utils: its import loads packaging.tags, logging
     and sysconfig (~10 ms, 60-150 ms under load) before a run indexing a folder can start. None:
@@ -104,7 +104,7 @@ def _plain_name_version(filename: str) -> tuple[str, str] | None:
 
 def pypi_name_version(filename: str) -> tuple[str, str] | None:
     """(normalised project name, version) from a wheel or sdist file name, or None."""
-    plain = _plain_name_version(filename)
+    plain = plain_name_version(filename)
     if plain is not None:
         return plain
     from packaging.utils import (

@@ -253,10 +253,6 @@ def _analyze(
     with contextlib.ExitStack() as stack:
         digests = _LazyDigest(imports)
         stack.callback(digests.close)  # a failed run's folder is removed; its file must be closed
-        if registry is not None:
-            stack.enter_context(registry)  # before the network: its fetch threads stay on the host
-        workspace = Workspace(limits)  # its folder is removed in a thread once the phases are done
-        ws = stack.enter_context(workspace)
         net = FakeNetwork(
             run_id=run_id,
             routes=routes,
@@ -266,9 +262,18 @@ def _analyze(
             eth0=Eth0(persona.mac, persona.address, persona.gateway),
         )
         # Its namespace (ip, nft: time spent waiting on processes) is made in a thread while
-        # this one stages the input, seeds the home and builds the trust stores, none of which
-        # needs the network; joined before the first phase.
-        network = stack.enter_context(_Starting(net))
+        # this one starts the registry service, mounts the workspace, stages the input, seeds
+        # the home and builds the trust stores, none of which needs the network; joined before
+        # the first phase. Closed in the same order as before (first), and at once if the run
+        # fails before it is entered.
+        network = _Starting(net)
+        network.begin()
+        stack.callback(network.__exit__)
+        if registry is not None:
+            stack.enter_context(registry)  # its fetch threads are this (host) thread's
+        workspace = Workspace(limits)  # its folder is removed in a thread once the phases are done
+        ws = stack.enter_context(workspace)
+        stack.enter_context(network)
         digests.define(eco, baits.paths, net.marker, staging / "events.jsonl")
         layout, binds = _stage_input(ws, eco, ref, options, persona)
         init = _stage_init(ws)
@@ -437,8 +442,9 @@ def _analyze(
 
 
 class _Starting:
-    """`net.start()` in a thread from `__enter__`; `wait()` joins it and raises what it raised;
-    `__exit__` joins it, then closes the network (FakeNetwork.close is safe after a failed start)."""
+    """`net.start()` in a thread from `begin()` (or `__enter__`); `wait()` joins it and raises what
+    it raised; `__exit__` joins it, then closes the network (FakeNetwork.close is safe twice and
+    after a failed start)."""
 
     def __init__(self, net: FakeNetwork) -> None:
         self._net = net
@@ -451,8 +457,12 @@ class _Starting:
         except BaseException as exc:  # handed to the thread that waits
             self._error = exc
 
+    def begin(self) -> None:
+        if self._thread.ident is None:
+            self._thread.start()
+
     def __enter__(self) -> _Starting:
-        self._thread.start()
+        self.begin()
         return self
 
     def wait(self) -> None:

@@ -50,3 +50,14 @@ def test_close_waits_for_a_start_still_running_when_the_run_fails() -> None:
     with pytest.raises(ValueError), _Starting(net):  # type: ignore[arg-type]
         raise ValueError("staging failed")  # before wait(): the start is still running
     assert net.events == ["started", "closed"]  # closed after it started, never during
+
+
+def test_begin_starts_once_and_a_network_closed_twice_is_fine() -> None:
+    net = FakeNet(delay=0.1)
+    starting = _Starting(net)  # type: ignore[arg-type]
+    starting.begin()
+    starting.begin()  # run.py begins it before the registry and the workspace, enters it after
+    with starting:
+        starting.wait()
+    starting.__exit__(None, None, None)  # the early callback for a run that failed in between
+    assert net.events == ["started", "closed", "closed"]

@@ -236,9 +236,18 @@ def test_a_phase_is_spawned_by_the_launcher_or_else_a_preexec_fn(
     assert outcome.stdout.decode().split()[2] != "0"
 
 
-def test_the_built_init_hands_on_exactly_its_environment(tmp_path: Path) -> None:
-    """No LC_CTYPE=C.UTF-8 of CPython's locale coercion (PEP 538), which the Python init added
-    when the persona's LANG names a locale the sandbox lacks."""
-    env = {"PATH": "/usr/bin:/bin", "LANG": "xx_XX.UTF-8", "OSPTRACK_X": "1"}
-    proc = _run(_c_init(), tmp_path, ["/usr/bin/env"], env=env)
-    assert sorted(proc.stdout.decode().splitlines()) == sorted(f"{k}={v}" for k, v in env.items())
+def test_the_built_init_hands_on_the_environment_the_python_one_does(tmp_path: Path) -> None:
+    """CPython's locale coercion (PEP 538) adds LC_CTYPE=C.UTF-8 when the locale LANG names does
+    not load and LC_ALL is unset; the Python init handed it on, and so does the built one."""
+    for env in (
+        {"PATH": "/usr/bin:/bin", "LANG": "xx_XX.UTF-8", "OSPTRACK_X": "1"},
+        {"PATH": "/usr/bin:/bin", "LANG": "xx_XX.UTF-8", "LC_ALL": "C.UTF-8"},
+        {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+    ):
+        seen = [
+            _run(init, tmp_path, ["/usr/bin/env"], env=env).stdout.decode() for init in (_c_init(), PY_INIT)
+        ]
+        assert seen[0] == seen[1], env
+    assert seen[0].splitlines()[-1] == "LANG=C.UTF-8"  # a locale that loads: nothing added
+    coerced = _run(_c_init(), tmp_path, ["/usr/bin/env"], env={"PATH": "/usr/bin", "LANG": "xx_XX.UTF-8"})
+    assert coerced.stdout.decode().splitlines()[-1] == "LC_CTYPE=C.UTF-8"

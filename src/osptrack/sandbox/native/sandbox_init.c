@@ -14,12 +14,16 @@
  * Unlike the Python init, the command inherits default signal dispositions: CPython ignores
  * SIGPIPE and SIGXFSZ at start-up and os.execvpe kept them ignored; a login shell, and the bare
  * side of benchmarks/overhead.py (subprocess restores them), have them at their defaults.
- * And the environment is exactly the one bwrap was given: CPython's locale coercion (PEP 538)
- * added LC_CTYPE=C.UTF-8 to the Python init's own, which it handed on to every command.
+ * The environment is the Python init's too: CPython's locale coercion (PEP 538) adds
+ * LC_CTYPE=C.UTF-8 (at the end) when LC_ALL is unset and the locale the environment names does
+ * not load (the persona's LANG=en_US.UTF-8 in a sandbox without its locale data), and the Python
+ * init handed that on to every command; coerce_locale() does the same. Without it, npm's installs
+ * measured 0.35-0.95 s slower (node's ICU with an en_US locale).
  *
  * Built by scripts/setup.sh (static, so its exec loads no shared library in the sandbox). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +80,23 @@ static void disguise(int argc, char **argv, char **old_env) {
     }
     prctl(PR_SET_NAME, "systemd", 0, 0, 0);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* PEP 538 as CPython applies it at start-up: a C/POSIX LC_CTYPE (or one that does not load),
+ * LC_ALL unset, and C.UTF-8 available: LC_CTYPE=C.UTF-8 in the environment. */
+static void coerce_locale(void) {
+    const char *all = getenv("LC_ALL");
+    if (all && *all) return;
+    const char *ctype = setlocale(LC_CTYPE, "");
+    if (ctype && strcmp(ctype, "C") != 0 && strcmp(ctype, "POSIX") != 0) return;
+    static const char *targets[] = {"C.UTF-8", "C.utf8", "UTF-8"};
+    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+        if (setlocale(LC_CTYPE, targets[i])) {
+            setenv("LC_CTYPE", targets[i], 1);
+            break;
+        }
+    }
+    setlocale(LC_CTYPE, "C");
 }
 
 /* os.execvpe: a name with a slash is run as is; else each PATH entry in turn (os.defpath when
@@ -135,6 +156,8 @@ int main(int argc, char **argv) {
     char **env = copy_environ();
     if (!env) return 1;
     environ = env; /* getenv("PATH") below reads the copies */
+    coerce_locale();
+    env = environ; /* setenv may have grown it */
     disguise(argc, argv, old_env);
     pid_t child = fork();
     if (child < 0) return 1;

@@ -214,6 +214,38 @@ def test_setup_spawns_three_processes_and_teardown_none(monkeypatch: pytest.Monk
     assert not ns.path.exists() and not (NETNS_DIR / (ns.name + NIC_SUFFIX)).exists()
 
 
+_forks_with_hooks: list[str] = []
+_count_forks = threading.Event()
+os.register_at_fork(before=lambda: _count_forks.is_set() and _forks_with_hooks.append("fork"))
+
+
+@needs_root_net
+def test_setup_forks_nothing_that_runs_python_at_fork_hooks() -> None:
+    """No preexec_fn fork while the set-up runs beside the main thread's imports: such a fork
+    runs the at-fork hooks, and a module that registers its pair (logging) during the fork left
+    an unpaired release ("cannot release un-acquired lock") in the run's stderr."""
+    nic = Eth0("3c:21:9c:12:34:58", "192.168.1.44/24", "192.168.1.1")
+    ns = NetNamespace(f"f-{uuid.uuid4().hex[:10]}", eth0=nic)
+    _count_forks.set()
+    try:
+        ns.create()
+    finally:
+        _count_forks.clear()
+    try:
+        ruleset = subprocess.run(
+            ["ip", "netns", "exec", ns.name, "nft", "list", "ruleset"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "tproxy to :" in ruleset  # nft still loaded its rules in the run's namespace
+        host = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+        assert f"tproxy to :{DNS_PORT}" not in host  # and not in the host's
+    finally:
+        ns.delete()
+    assert _forks_with_hooks == []
+
+
 @needs_root_net
 def test_ipv6_is_off_in_the_peer_only() -> None:
     """The peer's eth0 inherits disable_ipv6 from the peer's defaults; the run's namespace and

@@ -341,19 +341,35 @@ class NetNamespace:
             raise NetnsError(f"nft -f - failed: {err.strip() or nft.returncode}")
 
     def _start_nft(self) -> subprocess.Popen[str]:
-        """`nft -f -` in the namespace: one process (not `ip netns exec`, which is two)."""
-        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            return subprocess.Popen(
-                ["nft", "-f", "-"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-                preexec_fn=lambda: setns_fd(fd),  # noqa: PLW1509 - one syscall before exec
-            )
-        finally:
-            os.close(fd)  # the child has joined (or failed) by the time Popen returns
+        """`nft -f -` in the namespace: one process (not `ip netns exec`, which is two), spawned
+        by a short-lived thread that joined the namespace first (a child starts in its creator
+        thread's namespaces), so no preexec_fn. A preexec_fn fork runs Python's at-fork hooks,
+        and this runs beside the main thread's imports: when logging was first imported between
+        the hooks before and after that fork, its unpaired lock release printed "cannot release
+        un-acquired lock" into the run's stderr."""
+        spawned: list[subprocess.Popen[str] | BaseException] = []
+
+        def spawn() -> None:
+            try:
+                enter_netns(self.path)
+                spawned.append(
+                    subprocess.Popen(
+                        ["nft", "-f", "-"],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                    )
+                )
+            except BaseException as exc:
+                spawned.append(exc)
+
+        thread = threading.Thread(target=spawn, name=f"nft-{self.name}")
+        thread.start()
+        thread.join()
+        if isinstance(spawned[0], BaseException):
+            raise spawned[0]
+        return spawned[0]
 
     def _addresses_and_routes(self) -> None:
         # One `ip -batch` per namespace instead of one `ip` per line: each process costs 5-10 ms,

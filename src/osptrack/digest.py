@@ -24,7 +24,6 @@ import heapq
 import os
 import shlex
 import tempfile
-import threading
 from collections.abc import Container, Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +32,7 @@ import msgspec
 
 from osptrack.ecosystems.base import Ecosystem
 from osptrack.phase_sends import PhaseSends as PhaseSends  # re-exported: imported from here
+from osptrack.result_thread import ResultThread
 from osptrack.summary import EventSummary
 from osptrack.trace.aggregate import PhaseAggregator
 from osptrack.trace.alive import AliveTracker
@@ -207,7 +207,7 @@ class RunDigest:
         }
 
 
-class FollowedPhase:
+class FollowedPhase(ResultThread[PhaseDigest]):
     """RunDigest.phase running in a thread while the phase runs; `join` gives its PhaseDigest.
 
     The thread shares the GIL with the registry service's and fake network's threads, which serve
@@ -216,25 +216,4 @@ class FollowedPhase:
     """
 
     def __init__(self, run: RunDigest, phase: str, events: Iterable[Event], udp_sent: PhaseSends) -> None:
-        self._result: PhaseDigest | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._digest,
-            args=(run, phase, events, udp_sent),
-            name=f"osptrack-digest-{phase}",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def _digest(self, run: RunDigest, phase: str, events: Iterable[Event], udp_sent: PhaseSends) -> None:
-        try:
-            self._result = run.phase(phase, events, udp_sent)
-        except BaseException as exc:  # handed to the thread that joins
-            self._error = exc
-
-    def join(self) -> PhaseDigest:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
+        super().__init__(lambda: run.phase(phase, events, udp_sent), f"osptrack-digest-{phase}")

@@ -31,6 +31,7 @@ from osptrack.registry.backends import seed_folders as backend_folders
 from osptrack.registry.online import cached_version, fetch_target, installs_by_name, registry_served
 from osptrack.registry.service import RegistryConfig, RegistryService
 from osptrack.registry.upstream import UpstreamError
+from osptrack.result_thread import ResultThread
 from osptrack.sandbox import native, persona_node, trust
 from osptrack.sandbox.baits import Baits, make_baits
 from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SECCOMP_DENY, SandboxSpec
@@ -513,7 +514,7 @@ class _LazyDigest:
                 self._digest.spool.close()
 
 
-class _Followed:
+class _Followed(ResultThread["PhaseDigest"]):
     """RunDigest.follow (digest.FollowedPhase) for one phase, with the digest's imports and the
     run's digest made in its thread, once the tracer has created the phase's log: the phase is
     spawned by then, and the main thread waits on it (the imports take no GIL from the spawn)."""
@@ -527,38 +528,12 @@ class _Followed:
         log: Path,
         done: threading.Event,
     ) -> None:
-        self._result: PhaseDigest | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._digest,
-            args=(digests, phase, events, sends, log, done),
-            name=f"osptrack-digest-{phase}",
-        )
-        self._thread.daemon = True
-        self._thread.start()
-
-    def _digest(
-        self,
-        digests: _LazyDigest,
-        phase: str,
-        events: Callable[[], Iterable[Event]],
-        sends: PhaseSends,
-        log: Path,
-        done: threading.Event,
-    ) -> None:
-        try:
+        def digest() -> PhaseDigest:
             while not os.path.exists(log) and not done.wait(SPAWN_POLL_S):
                 pass
-            self._result = digests.get().phase(phase, events(), sends)
-        except BaseException as exc:  # handed to the thread that joins
-            self._error = exc
+            return digests.get().phase(phase, events(), sends)
 
-    def join(self) -> PhaseDigest:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
+        super().__init__(digest, f"osptrack-digest-{phase}")
 
 
 SPAWN_POLL_S = 0.005  # how often the digest thread looks for the phase's trace log

@@ -1,0 +1,34 @@
+"""A daemon thread whose function's result, or exception, the thread that joins it gets.
+
+Light on purpose (threading only): run.py uses it before the digest's imports are loaded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class ResultThread(Generic[T]):
+    def __init__(self, work: Callable[[], T], name: str) -> None:
+        self._work = work
+        self._result: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._work()
+        except BaseException as exc:  # handed to the thread that joins
+            self._error = exc
+
+    def join(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result

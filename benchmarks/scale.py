@@ -5,7 +5,8 @@ in a temp folder. Then, alternately and `--repeat` times:
 
 - bare: `pip install --target` (or `npm install --offline`) into tmpfs (/dev/shm) as `nobody`, then
   the import harness, no sandbox and no tracing (as benchmarks/overhead.py's bare side, on tmpfs);
-- osptrack: the real CLI, `osptrack analyze pypi WHEEL --out DIR`, in a subprocess.
+- osptrack: the real CLI, `osptrack analyze pypi WHEEL --out DIR`, in a subprocess, direct
+  (OSPTRACK_SERVER=0), so that the analysis is in the process tree whose memory is sampled.
 
 Reported per size (medians): wall time of each side, the ratio, the trace size (strace log lines
 and bytes, summed over the phases, from run.json), events, and peak memory of the osptrack side:
@@ -170,8 +171,11 @@ def traced(ecosystem: str, archive: Path) -> dict[str, float]:
         out = scratch / "run"
         cli = ROOT / ".venv" / "bin" / "osptrack"
         t0 = time.monotonic()
+        # Direct, not through the analyze server: a served analysis runs as the server's child,
+        # outside the tree the sampler measures (it would report the client's few MiB).
+        env = {**os.environ, "OSPTRACK_SERVER": "0"}
         proc = subprocess.Popen([str(cli), "analyze", ecosystem, str(archive), "--out", str(out)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)  # fmt: skip
         sampler = TreeSampler(proc.pid)
         sampler.start()
         _, err = proc.communicate(timeout=1800)

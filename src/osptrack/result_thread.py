@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -26,9 +26,12 @@ class ResultThread(Generic[T]):
         except BaseException as exc:  # handed to the thread that joins
             self._error = exc
 
+    def finish(self) -> None:
+        """Wait for the thread and leave its exception, if any, unraised (clean-up paths)."""
+        self._thread.join()
+
     def join(self) -> T:
         self._thread.join()
         if self._error is not None:
             raise self._error
-        assert self._result is not None
-        return self._result
+        return cast(T, self._result)

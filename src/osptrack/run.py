@@ -449,30 +449,23 @@ class _Starting:
 
     def __init__(self, net: FakeNetwork) -> None:
         self._net = net
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._start, name="osptrack-fakenet-start", daemon=True)
-
-    def _start(self) -> None:
-        try:
-            self._net.start()
-        except BaseException as exc:  # handed to the thread that waits
-            self._error = exc
+        self._thread: ResultThread[None] | None = None
 
     def begin(self) -> None:
-        if self._thread.ident is None:
-            self._thread.start()
+        if self._thread is None:
+            self._thread = ResultThread(self._net.start, "osptrack-fakenet-start")
 
     def __enter__(self) -> _Starting:
         self.begin()
         return self
 
     def wait(self) -> None:
+        assert self._thread is not None, "begin() first"
         self._thread.join()
-        if self._error is not None:
-            raise self._error
 
     def __exit__(self, *exc: object) -> None:
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.finish()
         self._net.close()
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pyzipper
 
 from builders import targz_bytes
+from processes import alive as alive  # re-exported: the batch tests import it from here
 
 PASSWORD = b"infected"
 
@@ -42,15 +43,6 @@ def sdist(name: str, version: str, setup_py: str | None = None) -> bytes:
             or f"from setuptools import setup\nsetup(name={name!r}, version={version!r})\n",
         }
     )
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie answers kill(0) but runs nothing)."""
-    try:
-        os.kill(pid, 0)
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (ProcessLookupError, OSError, IndexError):
-        return False
 
 
 def encrypted_zip(path: Path, members: dict[str, bytes], aes: bool = True) -> Path:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from collections_builder import alive
+
+from processes import alive, wait_for
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,14 +42,6 @@ def rows(out: Path) -> list[dict[str, str]]:
         return []
     with open(out / "manifest.csv", newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 def worker_pids(tmp_path: Path) -> list[int]:

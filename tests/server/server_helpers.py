@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from processes import alive as alive  # re-exported for test_server.py
+from processes import wait_for as wait_for
+
 # The console script's own code (the venv's bin/osptrack), so every run is what a user's is.
 CONSOLE_SCRIPT = "import sys\nfrom osptrack.entry import run\nsys.exit(run())\n"
 
@@ -81,22 +84,6 @@ def default_sigint() -> None:
     # Ctrl-C as from a terminal: a backgrounded shell (CI) leaves SIGINT ignored, which a direct
     # run keeps ignored, and so does the server's child (it copies the client's dispositions).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (ProcessLookupError, OSError, IndexError):
-        return False
-
-
-def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 @pytest.fixture

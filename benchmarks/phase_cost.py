@@ -12,7 +12,9 @@ sides differ only by their code. Per side and phase it reports, from the phase's
 - init: -> the command's exec; command: -> the init's exit; after: -> run_phase returns;
 
 and the run's set-up (analyze() -> first spawn), between (phase end -> next spawn) and teardown
-(last phase -> analyze() returns). Medians; the load average before and after.
+(last phase -> analyze() returns). Under `OSPTRACK_TRACER=strace`, also **set-up calls**: the
+traced calls bwrap makes before it execs the sandbox's init (each one two ptrace stops; the
+mount layout's binds are most of them). Medians; the load average before and after.
 
     .venv/bin/python benchmarks/phase_cost.py [--repeat 5 | --quick] [--names left-pad,six] \
         [--src base=/path/to/other/checkout/src] [--json PATH]
@@ -70,6 +72,22 @@ def _marks(events: list[Any], started: float, wall: float) -> dict[str, float]:
         "command": t["init_exit"] - t["command"],
         "after": wall - t["init_exit"],
     }
+
+
+def setup_calls(log: Path) -> int | None:
+    """Traced calls in a strace log between bwrap's execve and the init's (None: not told)."""
+    calls = 0
+    with open(log, encoding="latin-1") as fh:
+        for i, line in enumerate(fh):
+            if i == 0:
+                if "bwrap" not in line:
+                    return None
+                continue
+            if "execve(" in line and "_sandbox_init" in line:
+                return calls
+            if "resumed>" not in line and "+++" not in line and "---" not in line:
+                calls += 1
+    return None
 
 
 def spawn_worker(archive: Path, eco: str, rounds: int) -> None:
@@ -179,6 +197,8 @@ def worker(archive: Path, eco: str) -> None:
                 events = list(tracer.parse(log, name, stats=tracer.new_stats()))
                 sample[f"{name}.wall"] = wall
                 sample.update({f"{name}.{k}": v for k, v in _marks(events, started, wall).items()})
+                if tracer.name == "strace" and (calls := setup_calls(log)) is not None:
+                    sample[f"{name}.setup-calls"] = calls
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if line.strip() == "warm":
@@ -351,6 +371,8 @@ def main() -> None:
                         f"{k} {v * 1000:.0f}" for k in STEPS if (v := _med(rs, f"{phase}.{k}")) is not None
                     )
                     wall = (_med(rs, f"{phase}.wall") or 0) * 1000
+                    calls = _med(rs, f"{phase}.setup-calls")
+                    steps += "" if calls is None else f"  set-up calls {calls:.0f}"
                     print(
                         f"  {label:6} {phase:7} {wall:.0f} (bare {bare[phase] * 1000:.0f}): {steps}",
                         flush=True,

@@ -287,6 +287,7 @@ def _analyze(
         ro_binds = (*binds, *eco.ro_binds(), *persona_binds())  # the persona's site-packages' certifi too
         stores = trust.build(net.ca.cert_pem, ws.root / "trust", ro_binds, ws.home) if net.ca else None
         network.wait()
+        etc_files = persona.etc_files(net.resolver_address)  # one machine-id for the run's phases
         for phase in options.phases:
             net.set_phase(phase)
             if registry is not None:
@@ -299,7 +300,7 @@ def _analyze(
             spec = SandboxSpec(
                 home=ws.home,
                 input_dir=ws.input,
-                etc_files=persona.etc_files(net.resolver_address),
+                etc_files=etc_files,
                 env={
                     **_sandbox_env(eco, layout, baits, persona),
                     **(stores.env if stores else {}),

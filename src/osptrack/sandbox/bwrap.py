@@ -2,9 +2,10 @@
 
 Layout inside the sandbox:
   /usr (+ merged-usr symlinks)   read-only, the system toolchains (Debian's python3, node, ...)
-  /etc                            a tmpfs with generated passwd/hosts/resolv.conf plus the few
-                                  host files toolchains need (certificates, alternatives), then
-                                  remounted read-only
+  /etc                            read-only: the run's own folder (generated passwd/hosts/
+                                  resolv.conf, copies of the few host files toolchains need,
+                                  the host's symlinks into /usr), with the host folders it needs
+                                  (certificates, alternatives) bound in it
   /home/<user> (SandboxSpec.home_path)  the run's home: a host tmpfs with a size quota, seeded
                                   as a lived-in home with baits (persona.py); it persists across
                                   the phases of one run
@@ -22,8 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import os
+import shutil
 import socket
 import tempfile
 from dataclasses import dataclass, field
@@ -244,9 +247,21 @@ _SECCOMP_PATH: Path | None = None
 
 
 def write_etc(spec: SandboxSpec, etc_dir: Path) -> None:
+    """The run's /etc, bound read-only as one folder: the generated files, copies of the host's
+    files and its symlinks into /usr (HOST_ETC), and mount points for the host folders bwrap
+    binds in it (`etc_binds`). One bind instead of a tmpfs, a remount and a bind per entry: each
+    bind is a realpath of its source and target, a mount and a read of /proc/self/mountinfo in
+    bwrap's traced set-up (docs/performance.md, "bwrap's set-up")."""
     etc_dir.mkdir(parents=True, exist_ok=True)
+    # As bwrap's tmpfs was: the sandbox's user's, 0755 (read-only all the same).
+    os.chown(etc_dir, HOST_UID, HOST_GID)
+    etc_dir.chmod(0o755)
+    for name in HOST_ETC + spec.extra_etc:
+        if name not in spec.etc_files:
+            _write_host_etc(name, etc_dir / name)
     for name, content in spec.etc_files.items():
         (etc_dir / name).write_text(content)
+    _make_mount_points(spec, etc_dir, "/etc", etc_binds(etc_dir, spec))
     overlay = overlay_dir(etc_dir)
     overlay.mkdir(exist_ok=True)
     for inside, (content, mode) in spec.overlay.items():
@@ -254,6 +269,54 @@ def write_etc(spec: SandboxSpec, etc_dir: Path) -> None:
         path.write_text(content)
         path.chmod(mode)
     _write_usr_local(spec, etc_dir)
+
+
+def _write_host_etc(name: str, path: Path) -> None:
+    """Host /etc entry `name` in the run's /etc as the per-entry binds showed it: a symlink into
+    /usr stays a symlink (the sandbox's user's, as bwrap's --symlink made it), a folder becomes a
+    mount point for its bind, a file a copy (mode, owner and mtime kept); one the host lacks is
+    absent."""
+    host = f"/etc/{name}"
+    if path.is_symlink() or path.is_file():
+        path.unlink()  # from an earlier write; a folder is a mount point
+    target = _usr_symlink(host)
+    if target is not None:
+        path.symlink_to(target)
+        os.lchown(path, HOST_UID, HOST_GID)
+    elif os.path.isdir(host):
+        path.mkdir(exist_ok=True)
+    elif os.path.exists(host):
+        shutil.copy2(host, path)
+        st = os.stat(host)
+        os.chown(path, st.st_uid, st.st_gid)
+
+
+def etc_binds(etc_dir: Path, spec: SandboxSpec) -> list[str]:
+    """The host /etc folders bound into the run's /etc: those write_etc made mount points for."""
+    return [
+        f"/etc/{name}"
+        for name in HOST_ETC + spec.extra_etc
+        if name not in spec.etc_files and (etc_dir / name).is_dir() and not (etc_dir / name).is_symlink()
+    ]
+
+
+def _make_mount_points(spec: SandboxSpec, root: Path, prefix: str, bound: list[str]) -> None:
+    """Mount points, in the read-only folder `root` bound at `prefix`, for the binds and overlay
+    files below it (bwrap cannot make them in a read-only mount); those inside one of the
+    `bound` host folders must be there already, as under the per-entry binds."""
+    points = [(inside, Path(host).is_dir()) for host, inside in spec.ro_binds]
+    points += [(inside, False) for inside in spec.overlay]
+    for inside, is_dir in points:
+        if not inside.startswith(prefix + "/") or any(inside.startswith(b + "/") for b in bound):
+            continue
+        point = root / inside.removeprefix(prefix + "/")
+        if point.exists() or point.is_symlink():
+            continue
+        if is_dir:
+            point.mkdir(parents=True, exist_ok=True)
+        else:
+            point.parent.mkdir(parents=True, exist_ok=True)
+            point.touch()
 
 
 def overlay_dir(etc_dir: Path) -> Path:
@@ -278,17 +341,7 @@ def _write_usr_local(spec: SandboxSpec, etc_dir: Path) -> None:
         (root / name).mkdir(parents=True, exist_ok=True)
     (root / "man").unlink(missing_ok=True)
     (root / "man").symlink_to("share/man")
-    points = [(inside, Path(host).is_dir()) for host, inside in spec.ro_binds]
-    points += [(inside, False) for inside in spec.overlay]
-    for inside, is_dir in points:
-        if not inside.startswith(USR_LOCAL + "/"):
-            continue
-        point = root / inside.removeprefix(USR_LOCAL + "/")
-        if is_dir:
-            point.mkdir(parents=True, exist_ok=True)
-        else:
-            point.parent.mkdir(parents=True, exist_ok=True)
-            point.touch()
+    _make_mount_points(spec, root, USR_LOCAL, [])
 
 
 def _flat(inside: str) -> str:
@@ -321,12 +374,31 @@ def _usr_symlink(path: str) -> str | None:
     return os.readlink(path)
 
 
+def _source(path: str | Path, base: Path | None, home: Path) -> str:
+    """`path` relative to `base` when it is below it, except anything inside the home, which the
+    package writes (its own mount point, `home` itself, is osptrack's)."""
+    path = Path(path)
+    if base is None or not path.is_relative_to(base) or (path.is_relative_to(home) and path != home):
+        return str(path)
+    return str(path.relative_to(base))
+
+
 def bwrap_argv(
-    spec: SandboxSpec, etc_dir: Path, seccomp_fd: int, command: list[str], init_fd: int | None = None
+    spec: SandboxSpec,
+    etc_dir: Path,
+    seccomp_fd: int,
+    command: list[str],
+    init_fd: int | None = None,
+    base: Path | None = None,
 ) -> list[str]:
     """The bwrap invocation. The network namespace is joined by the caller (see runner).
 
-    With `spec.init`, `command` is not on the argv: the init reads it from `init_fd`."""
+    With `spec.init`, `command` is not on the argv: the init reads it from `init_fd`. With `base`,
+    bind sources below it are given relative to it, and the caller runs bwrap with `base` as its
+    working directory: bwrap realpath()s every source, and glibc's realpath readlink()s each
+    component of the name it is given but not those of the working directory it starts from,
+    so a source five levels deep cost six traced readlinks and now costs one or two."""
+    src = functools.partial(_source, base=base, home=spec.home)
     argv = [
         "bwrap",
         "--unshare-user",
@@ -360,26 +432,18 @@ def bwrap_argv(
     # bwrap's /dev is a tmpfs without a size: /dev/shm gets the /tmp quota, and /dev itself is
     # made read-only once set up (writes there were bounded only by the memory cgroup).
     argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(spec.tmp_bytes), "--tmpfs", "/dev/shm"]
-    argv += ["--remount-ro", "/dev", "--tmpfs", "/etc"]
-    for name in HOST_ETC + spec.extra_etc:
-        host = f"/etc/{name}"
-        target = _usr_symlink(host)
-        if target is not None:
-            argv += ["--symlink", target, host]
-        elif os.path.lexists(host):
-            argv += ["--ro-bind", host, host]
-    for name in sorted(spec.etc_files):
-        argv += ["--ro-bind", str(etc_dir / name), f"/etc/{name}"]
-    argv += ["--remount-ro", "/etc"]
+    argv += ["--remount-ro", "/dev", "--ro-bind", src(etc_dir), "/etc"]
+    for host in etc_binds(etc_dir, spec):
+        argv += ["--ro-bind", host, host]
     argv += ["--size", str(spec.tmp_bytes), "--tmpfs", "/tmp"]
     argv += ["--size", str(spec.tmp_bytes), "--tmpfs", "/var/tmp"]
-    argv += ["--bind", str(spec.home), spec.home_path]
-    argv += ["--ro-bind", str(spec.input_dir), "/input"]
+    argv += ["--bind", src(spec.home), spec.home_path]
+    argv += ["--ro-bind", src(spec.input_dir), "/input"]
     for host, inside in spec.ro_binds:
-        argv += ["--ro-bind", host, inside]
+        argv += ["--ro-bind", src(host), inside]
     overlay = overlay_dir(etc_dir)
     for inside in sorted(spec.overlay):
-        argv += ["--ro-bind", str(overlay / _flat(inside)), inside]
+        argv += ["--ro-bind", src(overlay / _flat(inside)), inside]
     argv += ["--chdir", spec.chdir]
     if spec.init is not None and init_fd is not None:
         argv.append("--as-pid-1")  # the init below is pid 1, not bwrap's reaper (its argv is ours)

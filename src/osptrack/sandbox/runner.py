@@ -285,7 +285,9 @@ def _run_phase(
         init_cmd.write(b"".join(os.fsencode(arg) + b"\0" for arg in command))
         init_cmd.seek(0)
         fds = (seccomp.fileno(), init_cmd.fileno())
-        argv = [*trace_prefix(log), *bwrap_argv(spec, workspace.etc, seccomp.fileno(), command, fds[1])]
+        # Bind sources relative to the workspace, bwrap's working directory (bwrap_argv's `base`).
+        bwrap = bwrap_argv(spec, workspace.etc, seccomp.fileno(), command, fds[1], base=workspace.root)
+        argv = [*trace_prefix(log), *bwrap]
         cg_fds = cg.attach_fds()
         parent = os.getpid()
         launcher = join.launcher()
@@ -324,6 +326,7 @@ def _run_phase(
             pass_fds=fds,
             preexec_fn=preexec,  # noqa: PLW1509 - setns/cgroup must precede exec (no launcher built)
             start_new_session=True,
+            cwd=workspace.root,  # the bind sources' base
             env=spec.env,  # bwrap hands its environment on: no value goes on an argv
         )
         cg.close_fds()

@@ -84,13 +84,50 @@ def _import_deferred(extra: Sequence[str] = ()) -> None:
             importlib.import_module(name)
 
 
+# What a run imports on its own path only when it comes to need it: each ecosystem's and tracer
+# backend's module (a run loads its own), the network's responders and their parsers (h11,
+# dnslib, wsproto: with the first connection or query), the exfiltration scanner and its
+# decoders (with the first record), the registry's version ranges and metadata parsers (with the
+# first request). A direct run is better off without the ones it never needs; a process that
+# forks or serves runs imports them once, instead of each run paying them again, during a phase,
+# beside the package (about 125 ms of CPU for a run whose installer uses the registry service:
+# docs/performance.md, "The fixed cost of a run through the CLI").
+RUN_LAZY = (
+    "osptrack.trace.ebpf.log",
+    "osptrack.trace.tracers.ebpf",
+    "osptrack.trace.tracers.strace",
+    *(module for module, _ in eco_registry.MODULES.values()),
+    "osptrack.registry.npm",
+    "osptrack.registry.npm_code",
+    "osptrack.registry.cratesio",
+    "osptrack.registry.packagist",
+    "osptrack.registry.rubygems",
+    "osptrack.sandbox.exfil",
+    *(f"osptrack.sandbox.exfil.decoders.{m}" for m in ("archives", "basen", "compression", "http")),
+    *(f"osptrack.sandbox.exfil.decoders.{m}" for m in ("jsonesc", "multipart", "urlenc")),
+    "osptrack.sandbox.fakenet.responders.sniff",
+    "osptrack.sandbox.fakenet.responders.doh",
+    "dnslib",
+    "h11",
+    "email.parser",
+    "semantic_version",
+    "brotli",
+    "encodings.cp437",  # zipfile, for a member name not flagged UTF-8 (pip reading a wheel)
+)
+
+
 def preload() -> None:
-    """Import what `analyze` otherwise loads during its first phase (DEFERRED), and the tracer
-    backends' readers: for a process that runs many analyses (forks them, or serves them)."""
-    for name in DEFERRED:
+    """Import what `analyze` otherwise loads during its first phase (DEFERRED) or when it comes to
+    need it (RUN_LAZY), and parse the verdict's rules: for a process that runs many analyses
+    (forks them, or serves them). The rules are package data, like the code: the analyze server
+    re-checks both before every run (osptrack.server.stamp) and a batch's zygote lives for one
+    batch. A rule file that does not parse is left for the run to report, as a direct run does."""
+    for name in (*DEFERRED, *RUN_LAZY):
         importlib.import_module(name)
-    from osptrack.trace.ebpf import log  # noqa: F401
-    from osptrack.trace.tracers import strace  # noqa: F401
+    from osptrack.verdict.engine import load_rules
+
+    with contextlib.suppress(Exception):
+        load_rules()
 
 
 PHASES = ("install", "import", "execute")

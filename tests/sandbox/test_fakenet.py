@@ -572,3 +572,15 @@ def test_smtp_reply_walks_auth_login_and_data() -> None:
         codes.append(reply[:3])
     assert codes == [b"250", b"334", b"334", b"235", b"250", b"354", b"", b"250", b"221"]
     assert state == "quit"
+
+
+def test_exfiltration_without_dns_queries_makes_no_scanner() -> None:
+    """The end-of-run tunnel search needs the scanner only for DNS queries: a run without any
+    (most) must not import and compile it after its last phase (never started: no root needed)."""
+    net = FakeNetwork(run_id=f"x-{uuid.uuid4().hex[:10]}", tokens={"aws": TOKEN}, intercept_tls=False)
+    assert net.exfiltration() == []
+    assert net._scanner_made is None
+    # a query is what it is for: then the scanner is made (with the record, as during a phase)
+    net._add({"t": 1.0, "phase": "install", "kind": "dns", "qname": "a.example", "qtype": "A"})
+    assert net.exfiltration() == []
+    assert net._scanner_made is not None

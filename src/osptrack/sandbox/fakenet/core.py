@@ -233,8 +233,10 @@ class FakeNetwork:
         with self._lock:
             findings = [dict(f) for f in self._findings]
             dns = [r for r in self._records if r.get("kind") == "dns"]
-        scanner = self._scanner
-        if scanner is not None and dns:
+        # Without DNS queries there is no tunnel to look for: the scanner (its import and its
+        # compiled needles, ~10 ms) is made only for a run that has them.
+        scanner = self._scanner if dns else None
+        if scanner is not None:
             from osptrack.sandbox.exfil import find_tunnels
 
             tunnels, errors = find_tunnels(dns, scanner, findings)

@@ -12,7 +12,9 @@ helpers' load hit all of them), each a whole in-process `osptrack.run.analyze()`
 - `old-npmprobes`: as `new`, but every npm install traced with its probe syscalls, as before
   `Npm.probes_needed` (registry/npm_code.py) left them out of installs that run no package code;
 - `old-tz`: as `new`, but strace's TZ unpinned (glibc stats /etc/localtime for each stamped line);
-- `old-npmprobes+tz`: both, the state before this session's two strace levers;
+- `old-npmprobes+tz`: both, the state before the previous session's two strace levers;
+- `old-locale`: as `new`, but the host's /usr/lib/locale (no locale-archive) in the sandbox, as
+  before sandbox/locales.py: glibc opens ~25 files per process that sets its locale;
 - `old`: all the old forms together (the state before the levers);
 - `bare` (unless --no-bare): benchmarks/overhead.py's bare install + import, run on tmpfs
   (/dev/shm), so the ratios are against the fair floor of issue 14.
@@ -63,7 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from osptrack.ecosystems.npm import Npm
-from osptrack.sandbox import runner
+from osptrack.sandbox import locales, runner
 from osptrack.sandbox.fakenet import core
 from osptrack.trace import strace
 from osptrack.trace.tracers import strace as strace_backend
@@ -144,6 +146,8 @@ LEVERS: dict[str, Callable[[ExitStack], None]] = {
     ),
     # npm installs traced with their probes whatever the closure (before Npm.probes_needed).
     "npmprobes": lambda s: s.enter_context(_patched(Npm, "probes_needed", lambda self, *a: True)),
+    # The host's /usr/lib/locale as it is (no archive): glibc walks the C.utf8 folder per process.
+    "locale": lambda s: s.enter_context(_patched(locales, "binds", lambda *a: ())),
 }
 CONFIGS: dict[str, tuple[str, ...]] = {  # --configs picks some (`new` always)
     "new": (),
@@ -152,8 +156,9 @@ CONFIGS: dict[str, tuple[str, ...]] = {  # --configs picks some (`new` always)
     "old-settle": ("settle",),
     "old-npmprobes": ("npmprobes",),
     "old-tz": ("tz",),
-    "old-npmprobes+tz": ("npmprobes", "tz"),  # this session's two strace levers together
-    "old": ("pidns", "wait", "settle", "npmprobes", "tz"),
+    "old-npmprobes+tz": ("npmprobes", "tz"),  # the previous session's two strace levers together
+    "old-locale": ("locale",),
+    "old": ("pidns", "wait", "settle", "npmprobes", "tz", "locale"),
 }
 
 

@@ -32,7 +32,7 @@ from osptrack.registry.online import cached_version, fetch_target, installs_by_n
 from osptrack.registry.service import RegistryConfig, RegistryService
 from osptrack.registry.upstream import UpstreamError
 from osptrack.result_thread import ResultThread
-from osptrack.sandbox import native, persona_node, trust
+from osptrack.sandbox import locales, native, persona_node, trust
 from osptrack.sandbox.baits import Baits, make_baits
 from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SECCOMP_DENY, SandboxSpec
 from osptrack.sandbox.fakenet import MAX_CAPTURE, FakeNetwork
@@ -342,7 +342,12 @@ def _analyze(
                     **_sandbox_env(eco, layout, baits, persona),
                     **(stores.env if stores else {}),
                 },
-                ro_binds=(*ro_binds, *persona_node.binds(persona.home), *(stores.binds if stores else ())),
+                ro_binds=(
+                    *ro_binds,
+                    *persona_node.binds(persona.home),
+                    *(stores.binds if stores else ()),
+                    *locales.binds(),  # the same locales, one open per process (sandbox/locales.py)
+                ),
                 chdir=expand_home(getattr(eco, "chdir", lambda: "~")(), persona.home),
                 hostname=persona.hostname,
                 tmp_bytes=limits.tmp_bytes,

@@ -244,23 +244,64 @@ def analyze(
     """
     if out is not None:
         check_output_dir(out, "run")
+    check_sandbox()  # a machine that cannot run the sandbox says so before a namespace is made
+    early = _Early.begin(options)
     try:
-        tracer = choose(options.tracer).tracer
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
-    eco, ref = resolve(ref, options)
-    if out is None:
-        out = Path("osptrack-runs") / ref.slug
-        check_output_dir(out, "run")
-    staging, made_parent = _staging_dir(out)
+        try:
+            tracer = choose(options.tracer).tracer
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        eco, ref = resolve(ref, options)
+        if out is None:
+            out = Path("osptrack-runs") / ref.slug
+            check_output_dir(out, "run")
+        staging, made_parent = _staging_dir(out)
+    except BaseException:
+        early.network.__exit__()  # bad input: the namespace goes again, nothing was written
+        raise
     try:
-        return _analyze(eco, ref, options, out, staging, tracer, tuple(imports))
+        return _analyze(eco, ref, options, out, staging, tracer, early, tuple(imports))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if made_parent:
             with contextlib.suppress(OSError):
                 out.parent.rmdir()
         raise
+
+
+@dataclass(frozen=True)
+class _Early:
+    """What a run starts before it resolves its target: the persona, the honeytokens and the fake
+    network, whose namespace (ip, nft: waiting on processes) is made in a thread from here, so
+    that choosing the tracer and resolving the archive (5-10 ms) overlap it too; the main thread
+    used to wait ~10 ms for it before the first phase (benchmarks/run_timeline.py). The registry
+    service's routes are added once the target is known (FakeNetwork.add_routes), before any
+    phase runs."""
+
+    t0: float
+    run_id: str
+    persona: Persona
+    baits: Baits
+    net: FakeNetwork
+    network: _Starting
+
+    @classmethod
+    def begin(cls, options: AnalyzeOptions) -> _Early:
+        t0 = time.monotonic()
+        run_id = uuid.uuid4().hex[:12]
+        persona = choose_persona()
+        baits = make_baits(persona.home)
+        sweep_stale()  # namespaces of killed runs (5 ms; live runs are never touched)
+        net = FakeNetwork(
+            run_id=run_id,
+            static_names={REGISTRY_HOST: REGISTRY_ADDRESS[0]},
+            tokens=baits.values(),
+            capture_bytes=options.capture_bytes,
+            eth0=Eth0(persona.mac, persona.address, persona.gateway),
+        )
+        network = _Starting(net)
+        network.begin()
+        return cls(t0, run_id, persona, baits, net, network)
 
 
 def _analyze(
@@ -270,43 +311,33 @@ def _analyze(
     out: Path,
     staging: Path,
     tracer: Tracer,
+    early: _Early,
     imports: tuple[str, ...] = (),
 ) -> RunOutcome:
     """The run, assembled in `staging` (beside `out`) and renamed into place at the end.
 
     Events stream from the parser into staging/events.jsonl and every consumer (osptrack.digest),
     so memory does not grow with the trace; the verdict reads events.jsonl back."""
-    t0 = time.monotonic()
-    run_id = uuid.uuid4().hex[:12]
+    t0, run_id, persona, baits, net, network = (
+        early.t0, early.run_id, early.persona, early.baits, early.net, early.network
+    )  # fmt: skip
     limits = replace(options.limits, timeout_s=options.timeout_s)
-    persona = choose_persona()
-    baits = make_baits(persona.home)
-    sweep_stale()  # namespaces of killed runs (5 ms; live runs are never touched)
     phases: dict[str, dict[str, Any]] = {}
     results: dict[str, dict[str, Any]] = {}
     ends: dict[str, tuple[PhaseDigest, PhaseOutcome]] = {}
     tails: dict[str, list[str]] = {}
-    registry = _registry_service(eco, options, ref)
-    routes = registry_routes(registry.handle, *REGISTRY_ADDRESS) if registry else []
     with contextlib.ExitStack() as stack:
+        # The network's namespace is being made in a thread (_Early) while this one starts the
+        # registry service, mounts the workspace, stages the input, seeds the home and builds
+        # the trust stores, none of which needs the network; joined before the first phase.
+        # Closed in the same order as before (first), and at once if the run fails before it is
+        # entered.
+        stack.callback(network.__exit__)
         digests = _LazyDigest(imports)
         stack.callback(digests.close)  # a failed run's folder is removed; its file must be closed
-        net = FakeNetwork(
-            run_id=run_id,
-            routes=routes,
-            static_names={REGISTRY_HOST: REGISTRY_ADDRESS[0]},
-            tokens=baits.values(),
-            capture_bytes=options.capture_bytes,
-            eth0=Eth0(persona.mac, persona.address, persona.gateway),
-        )
-        # Its namespace (ip, nft: time spent waiting on processes) is made in a thread while
-        # this one starts the registry service, mounts the workspace, stages the input, seeds
-        # the home and builds the trust stores, none of which needs the network; joined before
-        # the first phase. Closed in the same order as before (first), and at once if the run
-        # fails before it is entered.
-        network = _Starting(net)
-        network.begin()
-        stack.callback(network.__exit__)
+        registry = _registry_service(eco, options, ref)
+        if registry is not None:
+            net.add_routes(registry_routes(registry.handle, *REGISTRY_ADDRESS))
         if registry is not None:
             stack.enter_context(registry)  # its fetch threads are this (host) thread's
         workspace = Workspace(limits)  # its folder is removed in a thread once the phases are done

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,32 @@ def test_begin_starts_once_and_a_network_closed_twice_is_fine() -> None:
         starting.wait()
     starting.__exit__(None, None, None)  # the early callback for a run that failed in between
     assert net.events == ["started", "closed", "closed"]
+
+
+def test_the_network_starts_before_the_target_is_resolved_and_goes_on_bad_input(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """analyze() begins the fake network's start (a namespace: ip and nft processes) before it
+    chooses the tracer and resolves the archive, which then overlap it; a target that does not
+    resolve closes the network again and writes nothing."""
+    from osptrack import run
+    from osptrack.errors import BadInput
+    from osptrack.sandbox.fakenet import FakeNetwork
+    from osptrack.target import PackageRef
+
+    started, closed, seen = threading.Event(), [], []
+    monkeypatch.setattr(FakeNetwork, "start", lambda self: started.set())
+    monkeypatch.setattr(FakeNetwork, "close", lambda self: closed.append(self))
+    monkeypatch.setattr(run, "check_sandbox", lambda: None)
+
+    def resolve(ref: PackageRef, options: run.AnalyzeOptions) -> None:
+        seen.append(started.wait(5))  # the network's thread is running by now
+        raise BadInput("nosuch==1.0 not found")
+
+    monkeypatch.setattr(run, "resolve", resolve)
+    out = tmp_path / "runs" / "out"
+    with pytest.raises(BadInput, match="not found"):
+        run.analyze(PackageRef("pypi", "nosuch", "1.0"), run.AnalyzeOptions(tracer="strace"), out)
+    assert seen == [True]
+    assert len(closed) == 1
+    assert not (tmp_path / "runs").exists()

@@ -584,3 +584,20 @@ def test_exfiltration_without_dns_queries_makes_no_scanner() -> None:
     net._add({"t": 1.0, "phase": "install", "kind": "dns", "qname": "a.example", "qtype": "A"})
     assert net.exfiltration() == []
     assert net._scanner_made is not None
+
+
+def test_routes_added_after_construction_come_before_the_built_in_ones() -> None:
+    """run.py adds the registry service's routes once its target is resolved, while the network
+    is already starting (start() appends the SMTP route meanwhile): they must win, as routes=
+    given at construction do."""
+    from osptrack.sandbox.fakenet import Route
+    from osptrack.sandbox.fakenet.responders.smtp import SMTP_PORTS
+
+    net = FakeNetwork(run_id=f"r-{uuid.uuid4().hex[:10]}", intercept_tls=False)
+    net.routes.extend(net._builtin_routes())  # what start() does, before or after add_routes
+    smtp = net.responder_for("198.51.100.7", min(SMTP_PORTS))
+    mine = Route(object(), address="198.51.100.7", ports=frozenset(SMTP_PORTS))  # type: ignore[arg-type]
+    net.add_routes([mine])
+    assert net.routes[0] is mine
+    assert net.responder_for("198.51.100.7", min(SMTP_PORTS)) is mine.responder
+    assert net.responder_for("198.51.100.8", min(SMTP_PORTS)) is smtp

@@ -168,6 +168,12 @@ class FakeNetwork:
     def netns_path(self) -> Path:
         return self.netns.path
 
+    def add_routes(self, routes: Sequence[Route]) -> None:
+        """Routes known only once the network is starting (the run's registry service, made once
+        its target is resolved): tried first, before the built-in ones, as `routes=` would be.
+        Only before the first connection: the sandbox's first phase has not started yet."""
+        self.routes[:0] = list(routes)
+
     def set_phase(self, phase: str | None) -> None:
         self._phase = phase
 

@@ -376,6 +376,44 @@ def count_log(log: Path) -> tuple[collections.Counter[str], int, int]:
     return calls, len(pids), lines
 
 
+_PATH_ARG = re.compile(r'^\d+\s+[\d.]+\s+(\w+)\((?:(?:AT_FDCWD|\d+)<[^>]*>, )?"([^"]*)"')
+# Where a traced call's path points, longest prefix first (`bwrap` set-up paths are /newroot, /oldroot).
+PATH_CLASSES = (
+    ("/usr/lib/locale/", "locale"),
+    ("/usr/share/locale/", "locale-messages"),
+    ("/usr/lib/x86_64-linux-gnu/gconv/", "gconv"),
+    ("/usr/lib/python3", "python-stdlib"),
+    ("/usr/local/lib/python3", "python-persona"),
+    ("/usr/lib/node_modules/", "npm"),
+    ("/usr/share/nodejs/", "node-share"),
+    ("/usr/lib/x86_64-linux-gnu/", "shared-libs"),
+    ("/lib/", "shared-libs"),
+    ("/etc/", "etc"),
+    ("/proc/", "proc"),
+    ("self/", "proc"),
+    ("/dev/", "dev"),
+    ("/tmp/", "tmp"),
+    ("/home/", "home"),
+    ("/input/", "input"),
+    ("/newroot", "bwrap-setup"),
+    ("/oldroot", "bwrap-setup"),
+    ("/usr/", "usr-other"),
+    ("", "other"),
+)
+
+
+def path_classes(log: Path) -> collections.Counter[str]:
+    """Calls with a path argument, by `PATH_CLASSES` ("" for fd-only calls such as fstat)."""
+    counts: collections.Counter[str] = collections.Counter()
+    with open(log, encoding="latin-1") as fh:
+        for line in fh:
+            m = _PATH_ARG.match(line)
+            if m:
+                path = m.group(2)
+                counts[next(c for pre, c in PATH_CLASSES if path.startswith(pre)) if path else "fd"] += 1
+    return counts
+
+
 def capture(entries: list[dict], out: Path) -> None:
     """analyze() each entry under strace, keeping each phase's log in `out`; print the counts."""
     from overhead import timed_analyze  # sibling script: benchmarks/ is sys.path[0]
@@ -400,6 +438,8 @@ def capture(entries: list[dict], out: Path) -> None:
                 f"{log.name:28} {took:6.2f}s  lines {lines:6}  calls {total:6}  pids {pids:3}  {top}",
                 flush=True,
             )
+            where = ", ".join(f"{k} {v}" for k, v in path_classes(log).most_common(8))
+            print(f"{'':28} by path: {where}", flush=True)
 
 
 # ---------------------------------------------------------------- one measurement

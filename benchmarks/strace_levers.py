@@ -15,6 +15,9 @@ helpers' load hit all of them), each a whole in-process `osptrack.run.analyze()`
 - `old-npmprobes+tz`: both, the state before the previous session's two strace levers;
 - `old-locale`: as `new`, but the host's /usr/lib/locale (no locale-archive) in the sandbox, as
   before sandbox/locales.py: glibc opens ~25 files per process that sets its locale;
+- `old-envwrap`: as `new`, but strace started through `env TZ=UTC strace ...` (an exec per
+  phase) rather than with TZ in its environment from the runner (StraceTracer.launch_env);
+- `old-locale+envwrap`: both, the state before this session's two levers;
 - `old`: all the old forms together (the state before the levers);
 - `bare` (unless --no-bare): benchmarks/overhead.py's bare install + import, run on tmpfs
   (/dev/shm), so the ratios are against the fair floor of issue 14.
@@ -32,7 +35,8 @@ the wait notices a command's exit, and what a phase's four settles cost after a 
 a TCP flow.
 
 `--capture DIR` keeps each phase's strace log of an analyze() per package and prints its calls
-per syscall (each call is two stops), `bwrap` counting those of bwrap's own set-up.
+per syscall (each call is two stops), `bwrap` counting those of bwrap's own set-up, then the
+calls with a path by where the path points (PATH_CLASSES: locale, python-stdlib, npm, ...).
 
     .venv/bin/python benchmarks/strace_levers.py --capture DIR [--names six,left-pad]
 
@@ -43,6 +47,10 @@ wall time (run.json), and each variant's difference from `shipped`. Variants tha
 the log says (-y, -X raw, ...) are there to price what the records need, not to be shipped.
 
     .venv/bin/python benchmarks/strace_levers.py --flags [--variants shipped,-y,...] [--repeat 5] [--names six,left-pad]
+
+`--launch` times starting strace itself (once per phase), with and without the shipped `env` wrapper:
+
+    .venv/bin/python benchmarks/strace_levers.py --launch [--repeat 21]
 """
 
 from __future__ import annotations
@@ -137,11 +145,22 @@ LEVERS: dict[str, Callable[[ExitStack], None]] = {
     "wait": lambda s: s.enter_context(_patched(runner._ExitWatch, "__init__", _polling_watch_init)),
     "settle": lambda s: _old_settle_patches(s),
     # strace's TZ unpinned (a stat of /etc/localtime per stamped line), over whatever argv is patched in.
-    "tz": lambda s: s.enter_context(
+    "tz": lambda s: (
+        s.enter_context(_patched(strace_backend.StraceTracer, "launch_env", {})),
+        s.enter_context(
+            _patched(
+                strace_backend,
+                "strace_command",
+                _then(strace_backend.strace_command, FLAG_VARIANTS["tz-unpinned"]),
+            )
+        ),
+    ),
+    # strace started through `env TZ=UTC` (an exec of its own per phase), as before launch_env.
+    "envwrap": lambda s: s.enter_context(
         _patched(
             strace_backend,
             "strace_command",
-            _then(strace_backend.strace_command, FLAG_VARIANTS["tz-unpinned"]),
+            _then(strace_backend.strace_command, FLAG_VARIANTS["env-wrapper"]),
         )
     ),
     # npm installs traced with their probes whatever the closure (before Npm.probes_needed).
@@ -158,7 +177,9 @@ CONFIGS: dict[str, tuple[str, ...]] = {  # --configs picks some (`new` always)
     "old-tz": ("tz",),
     "old-npmprobes+tz": ("npmprobes", "tz"),  # the previous session's two strace levers together
     "old-locale": ("locale",),
-    "old": ("pidns", "wait", "settle", "npmprobes", "tz", "locale"),
+    "old-envwrap": ("envwrap",),
+    "old-locale+envwrap": ("locale", "envwrap"),  # this session's two strace levers together
+    "old": ("pidns", "wait", "settle", "npmprobes", "tz", "locale", "envwrap"),
 }
 
 
@@ -214,7 +235,14 @@ FLAG_VARIANTS: dict[str, Callable[[list[str]], list[str]]] = {
     "no-exit_group": _untrace("exit_group"),
     "no-signals": _drop_pair("-e"),
     # strace as before its TZ was pinned: glibc stats /etc/localtime for each line's stamp.
-    "tz-unpinned": lambda argv: [a for a in argv[argv.index("TZ=UTC") + 1 :] if a != "TZ" and a != "-E"],
+    # (In whole runs the `tz` lever also empties the backend's launch_env, which sets TZ otherwise.)
+    "tz-unpinned": lambda argv: [
+        a for a in argv[argv.index("TZ=UTC") + 1 if "TZ=UTC" in argv else 0 :] if a != "TZ" and a != "-E"
+    ],
+    # The shipped argv through `env TZ=UTC strace ...` (before the runner's launch_env set strace's TZ).
+    "env-wrapper": lambda argv: (
+        argv if "TZ=UTC" in argv else [shutil.which("env") or "/usr/bin/env", "TZ=UTC", *argv]
+    ),
     # Every status but `detached`: strace then stages each call's line in memory and writes it
     # once at its exit (one write, no <unfinished ...>/resumed pair), in exit order.
     "staged": lambda argv: [
@@ -554,6 +582,40 @@ def components(repeat: int) -> None:
         )
 
 
+def launch(repeat: int) -> None:
+    """What starting strace costs a phase: /bin/true alone, under the shipped prefix, without its
+    `env TZ=UTC` wrapper, and under a bare `strace -f --seccomp-bpf` (medians, ms)."""
+    with tempfile.TemporaryDirectory(prefix="osptrack-levers-") as tmp:
+        log = Path(tmp) / "trace.log"
+        shipped = strace.strace_command(log)
+        variants = {
+            "true alone": [],
+            "shipped prefix": shipped,
+            "without env wrapper": shipped[shipped.index(strace.strace_binary()) :],
+            "strace -f --seccomp-bpf": [
+                strace.strace_binary(),
+                "-f",
+                "--seccomp-bpf",
+                "-e",
+                "trace=execve",
+                "-o",
+                str(log),
+                "--",
+            ],
+            "strace -V (load only)": [strace.strace_binary(), "-V"],
+        }
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        rng = random.Random(63)
+        for _ in range(repeat):
+            for name in rng.sample(list(variants), len(variants)):
+                argv = variants[name] if name.endswith("(load only)") else [*variants[name], "/bin/true"]
+                t0 = time.perf_counter()
+                subprocess.run(argv, check=True, capture_output=True)
+                times[name].append(time.perf_counter() - t0)
+    for name, xs in times.items():
+        print(f"{name:26} {1000 * statistics.median(xs):6.1f} ms", flush=True)
+
+
 def load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -570,8 +632,14 @@ def main() -> None:
     parser.add_argument("--capture", type=Path, help="keep each phase's strace log here and count its calls")
     parser.add_argument("--components", action="store_true", help="each lever alone, not whole runs")
     parser.add_argument("--flags", action="store_true", help="strace's own flags, one at a time")
+    parser.add_argument("--launch", action="store_true", help="what starting strace costs a phase")
     parser.add_argument("--variants", default=",".join(FLAG_VARIANTS), help="with --flags: which variants")
     args = parser.parse_args()
+    if args.launch:
+        print(f"launch, {args.repeat} rounds, before: {load()}", flush=True)
+        launch(args.repeat)
+        print(f"after: {load()} (the machine is shared: figures under load, medians of {args.repeat})")
+        return
     if args.components and not args.flags:
         print(f"components, {args.repeat} rounds, cpus={os.cpu_count()}, before: {load()}", flush=True)
         components(args.repeat)

@@ -400,7 +400,17 @@ def _analyze(
                 followed = _Followed(digests, phase, reader, sends, log, done)
             try:
                 outcome = run_phase(
-                    phase, spec, ws, command, trace, limits, net.enter_netns, run_id, done, net.netns_fd
+                    phase,
+                    spec,
+                    ws,
+                    command,
+                    trace,
+                    limits,
+                    net.enter_netns,
+                    run_id,
+                    done,
+                    net.netns_fd,
+                    launch_env=getattr(tracer, "launch_env", None),  # strace's TZ (trace/strace.py)
                 )
             except BaseException:
                 sends.finish(None)

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -239,8 +239,12 @@ def run_phase(
     run_id: str,
     tracer_done: threading.Event | None = None,
     netns_fd: int | None = None,
+    launch_env: Mapping[str, str] | None = None,
 ) -> PhaseOutcome:
     """Run `command` in the sandbox under strace; kill everything at the timeout.
+
+    `launch_env`: variables the tracer itself needs in its environment on top of the sandbox's
+    (strace's TZ, which its `-E TZ` keeps from the sandbox: trace/strace.py).
 
     `tracer_done` is set once the tracer has exited (its log is complete), or run_phase fails:
     what a follower of the log (osptrack.trace.follow) waits for to end at the end of the file.
@@ -250,7 +254,9 @@ def run_phase(
     try:
         done = tracer_done or threading.Event()
         join = _Join(enter_netns, netns_fd)
-        return _run_phase(name, spec, workspace, command, trace_prefix, limits, join, run_id, done)
+        return _run_phase(
+            name, spec, workspace, command, trace_prefix, limits, join, run_id, done, launch_env or {}
+        )
     finally:
         if tracer_done is not None:
             tracer_done.set()
@@ -266,6 +272,7 @@ def _run_phase(
     join: _Join,
     run_id: str,
     tracer_done: threading.Event,
+    launch_env: Mapping[str, str],
 ) -> PhaseOutcome:
     log = trace_log(workspace, name)
     # The generated /etc, overlay and /usr/local are the same for every phase of a run (and
@@ -327,7 +334,7 @@ def _run_phase(
             preexec_fn=preexec,  # noqa: PLW1509 - setns/cgroup must precede exec (no launcher built)
             start_new_session=True,
             cwd=workspace.root,  # the bind sources' base
-            env=spec.env,  # bwrap hands its environment on: no value goes on an argv
+            env={**spec.env, **launch_env},  # bwrap hands spec.env on: no value goes on an argv
         )
         cg.close_fds()
         out, err = _Tail(proc.stdout), _Tail(proc.stderr)

@@ -9,18 +9,20 @@ from pathlib import Path
 
 from osptrack.trace import follow
 from osptrack.trace.events import Event
-from osptrack.trace.strace import ParseStats, parse_file_lines, parse_log, strace_command
+from osptrack.trace.strace import STRACE_ENV, ParseStats, parse_file_lines, parse_log, strace_command
 
 
 class StraceTracer:
     name = "strace"
+    # Put in strace's own environment by the runner (and dropped by `-E TZ` for the sandbox).
+    launch_env: dict[str, str] = STRACE_ENV
 
     def available(self) -> tuple[bool, str]:
         path = shutil.which("strace")
         return (True, path) if path else (False, "strace is not installed")
 
     def command(self, log: Path, user: str | None = "nobody", probes: bool = True) -> list[str]:
-        prefix = strace_command(log, probes=probes)
+        prefix = strace_command(log, probes=probes, env_wrapper=False)
         if user is None:
             return prefix
         return [*prefix[:-1], "-u", user, "--"]

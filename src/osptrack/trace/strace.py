@@ -13,7 +13,8 @@ Public API (everything else here is private):
 - `TRACED_SYSCALLS`: the syscalls the command traces (and the parser understands).
 
 What the flags buy (all verified against strace 6.1 on Debian 12):
-- `env TZ=UTC strace -E TZ`: strace's own timestamps without a stat of /etc/localtime per line;
+- TZ=UTC in strace's environment (STRACE_ENV: the runner's launch_env, or `env TZ=UTC` in
+  front), and `strace -E TZ`: strace's own timestamps without a stat of /etc/localtime per line;
   `-E TZ` drops it again for the traced command (the sandbox's environment has no TZ).
 - `-f --seccomp-bpf`: follow children; only the traced syscalls stop the tracee (~1.6x cost
   instead of ~4x). `--seccomp-bpf` requires `-f`.

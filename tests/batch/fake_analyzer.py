@@ -123,6 +123,8 @@ def analyze(ref: PackageRef, options: FakeOptions, out: Path) -> FakeOutcome:
     # Slow part in the middle: a kill here must never leave a folder that counts as finished.
     slow = name.startswith("slow") and "FAKE_SLOW_SLEEP" in os.environ
     try:
+        if slow:
+            _note("sleeping", ref.name)  # inside the part whose kill must run the cleanup
         time.sleep(float(os.environ["FAKE_SLOW_SLEEP"] if slow else os.environ.get("FAKE_SLEEP", "0")))
     except BaseException:
         _note("cleanup", ref.name)  # stopped mid-analysis: the cleanup path ran

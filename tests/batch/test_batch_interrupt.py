@@ -79,17 +79,24 @@ def test_kill_9_loses_nothing_finished_and_resume_completes(tmp_path: Path) -> N
 
     # 2. Resume, and kill while the two slow analyses are in flight: their workers must die with
     #    the batch (PR_SET_PDEATHSIG) instead of running on for two minutes unattended.
+    #    Killed once both are inside their slow part, by this round's lines only: CI under load
+    #    once killed this round with a slow analysis started (its `calls` line written, or the
+    #    first round's) but not yet in the part whose interruption runs the cleanup.
+    sleeping, cleanup = tmp_path / "state" / "sleeping.log", tmp_path / "state" / "cleanup.log"
+    since = {log: len(log.read_text()) if log.is_file() else 0 for log in (sleeping, cleanup)}
+
+    def this_round(log: Path) -> str:
+        return log.read_text()[since[log] :] if log.is_file() else ""
+
     proc = start_batch(tmp_path, targets, out, sleep=0.0, slow_sleep=120)
-    calls = tmp_path / "state" / "calls.log"
-    wait_for(lambda: calls.is_file() and calls.read_text().count(" slow") >= 2)
+    wait_for(lambda: {"slow0", "slow1"} <= set(this_round(sleeping).split()))
     slow_pids = worker_pids(tmp_path)[-2:]
     proc.kill()
     proc.wait()
     assert finished_before <= check_finished_folders_are_complete(out)
     wait_for(lambda: not [p for p in slow_pids if alive(p)], timeout=5)
     # ... and they were told with SIGTERM, so analyze's cleanup (cgroup, mounts) still ran.
-    cleanup = tmp_path / "state" / "cleanup.log"
-    wait_for(lambda: cleanup.is_file() and {"slow0", "slow1"} <= set(cleanup.read_text().split()), timeout=5)
+    wait_for(lambda: {"slow0", "slow1"} <= set(this_round(cleanup).split()), timeout=5)
 
     # 3. Resume to the end.
     proc = start_batch(tmp_path, targets, out, sleep=0.0, slow_sleep=0)

@@ -338,7 +338,6 @@ def _analyze(
         registry = _registry_service(eco, options, ref)
         if registry is not None:
             net.add_routes(registry_routes(registry.handle, *REGISTRY_ADDRESS))
-        if registry is not None:
             stack.enter_context(registry)  # its fetch threads are this (host) thread's
         workspace = Workspace(limits)  # its folder is removed in a thread once the phases are done
         ws = stack.enter_context(workspace)

@@ -91,7 +91,8 @@ def build(root: Path, out: Path) -> bool:
         os.replace(archive, out / ARCHIVE)
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
-    os.utime(out, ns=(os.stat(root).st_atime_ns, os.stat(root).st_mtime_ns))
+    st = os.stat(root)
+    os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
     return True
 
 

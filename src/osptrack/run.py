@@ -32,7 +32,7 @@ from osptrack.registry.online import cached_version, fetch_target, installs_by_n
 from osptrack.registry.service import RegistryConfig, RegistryService
 from osptrack.registry.upstream import UpstreamError
 from osptrack.result_thread import ResultThread
-from osptrack.sandbox import locales, native, persona_node, trust
+from osptrack.sandbox import locales, native, persona_node, trust, wakeup
 from osptrack.sandbox.baits import Baits, make_baits
 from osptrack.sandbox.bwrap import HOST_GID, HOST_UID, SECCOMP_DENY, SandboxSpec
 from osptrack.sandbox.fakenet import MAX_CAPTURE, FakeNetwork
@@ -245,7 +245,14 @@ def analyze(
     if out is not None:
         check_output_dir(out, "run")
     check_sandbox()  # a machine that cannot run the sandbox says so before a namespace is made
-    early = _Early.begin(options)
+    with wakeup.held() as wake:  # idle CPUs poll while the run's processes wake one another
+        return _analyze_held(ref, options, out, tuple(imports), wake)
+
+
+def _analyze_held(
+    ref: PackageRef, options: AnalyzeOptions, out: Path | None, imports: tuple[str, ...], wake: str
+) -> RunOutcome:
+    early = _Early.begin(options, wake)
     try:
         try:
             tracer = choose(options.tracer).tracer
@@ -260,7 +267,7 @@ def analyze(
         early.network.__exit__()  # bad input: the namespace goes again, nothing was written
         raise
     try:
-        return _analyze(eco, ref, options, out, staging, tracer, early, tuple(imports))
+        return _analyze(eco, ref, options, out, staging, tracer, early, imports)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if made_parent:
@@ -284,9 +291,10 @@ class _Early:
     baits: Baits
     net: FakeNetwork
     network: _Starting
+    wake_latency: str  # osptrack.sandbox.wakeup's state, for run.json
 
     @classmethod
-    def begin(cls, options: AnalyzeOptions) -> _Early:
+    def begin(cls, options: AnalyzeOptions, wake_latency: str) -> _Early:
         t0 = time.monotonic()
         run_id = uuid.uuid4().hex[:12]
         persona = choose_persona()
@@ -301,7 +309,7 @@ class _Early:
         )
         network = _Starting(net)
         network.begin()
-        return cls(t0, run_id, persona, baits, net, network)
+        return cls(t0, run_id, persona, baits, net, network, wake_latency)
 
 
 def _analyze(
@@ -470,7 +478,7 @@ def _analyze(
     run_info = {
         "tool": {"name": "osptrack", "version": __version__},
         "package": _package_info(ref),
-        "sandbox": _sandbox_info(limits, options.online),
+        "sandbox": _sandbox_info(limits, options.online, early.wake_latency),
         "persona": persona.as_dict(),
         "registry": registry.report() if registry is not None else None,
         "honeytokens": [t.as_dict() for t in baits.tokens],
@@ -817,7 +825,7 @@ def _package_info(ref: PackageRef) -> dict[str, Any]:
     return info
 
 
-def _sandbox_info(limits: Limits, online: bool) -> dict[str, Any]:
+def _sandbox_info(limits: Limits, online: bool, wake_latency: str) -> dict[str, Any]:
     return {
         "backend": "bwrap",
         "namespaces": ["user", "pid", "ipc", "uts", "cgroup", "net", "mount"],
@@ -827,6 +835,7 @@ def _sandbox_info(limits: Limits, online: bool) -> dict[str, Any]:
         "limits": limits.as_dict(),
         "network": "offline",  # the sandbox's view: nothing leaves, whatever --online says
         "registry_upstream": "online" if online else "offline",
+        "low_wake_latency": wake_latency,  # the run's timings depend on it (sandbox/wakeup.py)
     }
 
 

@@ -22,6 +22,7 @@ COMPONENTS = (
     "cgroups",
     "seccomp",
     "tracer",
+    "low wake latency",
 )
 
 

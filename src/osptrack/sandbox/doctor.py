@@ -122,6 +122,19 @@ def _tracer() -> Check:
     return Check("tracer", True, f"{choice.tracer.name} ({choice.reason})", "")
 
 
+def _wake_latency() -> Check:
+    """Whether runs can ask idle CPUs to poll (optional: only how fast a traced run goes depends on it)."""
+    from osptrack.sandbox import wakeup
+
+    fd, state = wakeup.request()
+    if fd is None:
+        return Check("low wake latency", True, f"{state}: runs are slower where idle CPUs halt (VMs)", "")
+    os.close(fd)
+    return Check(
+        "low wake latency", True, f"runs hold {wakeup.DEVICE} at 0 (idle CPUs poll while one runs)", ""
+    )
+
+
 CHECKS: tuple[Callable[[], Check], ...] = (
     lambda: _binary("bubblewrap", "bwrap", "bubblewrap", ("--version",)),
     lambda: _binary("strace", "strace", "strace", ("-V",)),
@@ -141,6 +154,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     _cgroups,
     _seccomp,
     _tracer,
+    _wake_latency,
 )
 
 

@@ -18,6 +18,8 @@ helpers' load hit all of them), each a whole in-process `osptrack.run.analyze()`
 - `old-envwrap`: as `new`, but strace started through `env TZ=UTC strace ...` (an exec per
   phase) rather than with TZ in its environment from the runner (StraceTracer.launch_env);
 - `old-locale+envwrap`: both, the state before this session's two levers;
+- `old-persona-locale`: as `new`, but the archive holds the host's locales only, so the
+  persona's `LANG=en_US.UTF-8` fails to load (before sandbox/locales.py compiled it in);
 - `old`: all the old forms together (the state before the levers);
 - `bare` (unless --no-bare): benchmarks/overhead.py's bare install + import, run on tmpfs
   (/dev/shm), so the ratios are against the fair floor of issue 14.
@@ -38,7 +40,9 @@ a TCP flow.
 per syscall (each call is two stops), `bwrap` counting those of bwrap's own set-up, then the
 calls with a path by where the path points (PATH_CLASSES: locale, python-stdlib, npm, ...).
 
-    .venv/bin/python benchmarks/strace_levers.py --capture DIR [--names six,left-pad]
+    .venv/bin/python benchmarks/strace_levers.py --capture DIR [--names six,left-pad] [--configs new,old-persona-locale]
+
+With `--configs`, each configuration's logs go to DIR/<config>/ (default: `new` only, in DIR).
 
 `--flags` measures strace's own flags, one at a time against the shipped argv (FLAG_VARIANTS):
 each variant is a whole in-process `analyze()` with the strace backend's argv rewritten, the
@@ -166,7 +170,11 @@ LEVERS: dict[str, Callable[[ExitStack], None]] = {
     # npm installs traced with their probes whatever the closure (before Npm.probes_needed).
     "npmprobes": lambda s: s.enter_context(_patched(Npm, "probes_needed", lambda self, *a: True)),
     # The host's /usr/lib/locale as it is (no archive): glibc walks the C.utf8 folder per process.
-    "locale": lambda s: s.enter_context(_patched(locales, "binds", lambda *a: ())),
+    "locale": lambda s: s.enter_context(
+        _patched(locales, "view", lambda *a, **k: locales.LocaleView((), {}))
+    ),
+    # The archive of the host's locales only: the persona's LANG (en_US.UTF-8) missing inside.
+    "persona-locale": lambda s: s.enter_context(_patched(locales, "named", lambda env: ())),
 }
 CONFIGS: dict[str, tuple[str, ...]] = {  # --configs picks some (`new` always)
     "new": (),
@@ -179,6 +187,7 @@ CONFIGS: dict[str, tuple[str, ...]] = {  # --configs picks some (`new` always)
     "old-locale": ("locale",),
     "old-envwrap": ("envwrap",),
     "old-locale+envwrap": ("locale", "envwrap"),  # this session's two strace levers together
+    "old-persona-locale": ("persona-locale",),  # before the persona's locale was compiled in
     "old": ("pidns", "wait", "settle", "npmprobes", "tz", "locale", "envwrap"),
 }
 
@@ -442,32 +451,45 @@ def path_classes(log: Path) -> collections.Counter[str]:
     return counts
 
 
-def capture(entries: list[dict], out: Path) -> None:
-    """analyze() each entry under strace, keeping each phase's log in `out`; print the counts."""
+def capture(entries: list[dict], root: Path, configs: list[str] | None = None) -> None:
+    """analyze() each entry under strace, keeping each phase's log in `root` (or, per config,
+    in root/<config>/); print the counts."""
     from overhead import timed_analyze  # sibling script: benchmarks/ is sys.path[0]
 
     from osptrack import run as run_module
 
-    out.mkdir(parents=True, exist_ok=True)
     for entry in entries:
-        name = entry["name"]
-        keep = lambda ws, phase, name=name: out / f"{name}.{phase}.strace"  # noqa: E731
-        scratch = Path(tempfile.mkdtemp(prefix="osptrack-levers-"))
-        try:
-            with _patched(runner, "trace_log", keep), _patched(run_module, "trace_log", keep):
-                took = timed_analyze(entry, scratch, tracer="strace")
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        for log in sorted(out.glob(f"{name}.*.strace")):
-            calls, pids, lines = count_log(log)
-            total = sum(v for k, v in calls.items() if "(" not in k and k != "bwrap")
-            top = ", ".join(f"{k} {v}" for k, v in calls.most_common(8))
-            print(
-                f"{log.name:28} {took:6.2f}s  lines {lines:6}  calls {total:6}  pids {pids:3}  {top}",
-                flush=True,
-            )
-            where = ", ".join(f"{k} {v}" for k, v in path_classes(log).most_common(8))
-            print(f"{'':28} by path: {where}", flush=True)
+        for config in configs or ["new"]:
+            out = root / config if configs else root
+            out.mkdir(parents=True, exist_ok=True)
+            if configs:
+                print(f"[{config}]", flush=True)
+            _capture_one(entry, out, CONFIGS[config], timed_analyze, run_module)
+
+
+def _capture_one(entry: dict, out: Path, old: tuple[str, ...], timed_analyze: Any, run_module: Any) -> None:
+    name = entry["name"]
+    keep = lambda ws, phase, name=name: out / f"{name}.{phase}.strace"  # noqa: E731
+    scratch = Path(tempfile.mkdtemp(prefix="osptrack-levers-"))
+    try:
+        with ExitStack() as stack:
+            for lever in old:
+                LEVERS[lever](stack)
+            stack.enter_context(_patched(runner, "trace_log", keep))
+            stack.enter_context(_patched(run_module, "trace_log", keep))
+            took = timed_analyze(entry, scratch, tracer="strace")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    for log in sorted(out.glob(f"{name}.*.strace")):
+        calls, pids, lines = count_log(log)
+        total = sum(v for k, v in calls.items() if "(" not in k and k != "bwrap")
+        top = ", ".join(f"{k} {v}" for k, v in calls.most_common(8))
+        print(
+            f"{log.name:28} {took:6.2f}s  lines {lines:6}  calls {total:6}  pids {pids:3}  {top}",
+            flush=True,
+        )
+        where = ", ".join(f"{k} {v}" for k, v in path_classes(log).most_common(8))
+        print(f"{'':28} by path: {where}", flush=True)
 
 
 # ---------------------------------------------------------------- one measurement
@@ -627,7 +649,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 rounds of six only")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare install on tmpfs")
     parser.add_argument(
-        "--configs", default=",".join(CONFIGS), help="whole-run configurations (`new` always)"
+        "--configs", default=None, help="whole-run configurations (`new` always; default: all)"
     )
     parser.add_argument("--capture", type=Path, help="keep each phase's strace log here and count its calls")
     parser.add_argument("--components", action="store_true", help="each lever alone, not whole runs")
@@ -652,7 +674,11 @@ def main() -> None:
     entries = sorted((e for e in entries if e["name"] in names), key=lambda e: names.index(e["name"]))
     if args.capture is not None:
         print(f"capture, {len(entries)} packages, before: {load()}", flush=True)
-        capture(entries, args.capture)
+        chosen = args.configs.split(",") if args.configs else None
+        unknown = [c for c in chosen or () if c not in CONFIGS]
+        if unknown:
+            raise SystemExit(f"unknown configs {unknown} (one of: {', '.join(CONFIGS)})")
+        capture(entries, args.capture, chosen)
         return
     if args.flags and args.components:
         variants = args.variants.split(",")
@@ -678,7 +704,7 @@ def main() -> None:
     )
     with ExitStack() as stack:
         bare_root = stack.enter_context(found[1]()) if found is not None else None
-        configs = ["new", *(c for c in args.configs.split(",") if c != "new")]
+        configs = ["new", *(c for c in (args.configs or ",".join(CONFIGS)).split(",") if c != "new")]
         unknown = [c for c in configs if c not in CONFIGS]
         if unknown:
             raise SystemExit(f"unknown configs {unknown} (one of: {', '.join(CONFIGS)})")

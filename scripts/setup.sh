@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # chromium: the HTML report's browser test (Playwright drives it by executable_path; never `playwright install`).
-APT_PACKAGES=(bubblewrap strace nftables iproute2 python3 python3-venv python3-pip nodejs npm chromium)
+# locales: glibc's locale sources (/usr/share/i18n), from which the persona's LANG is compiled into
+# the sandbox's locale archive (sandbox/locales.py); installing it generates nothing on the host.
+APT_PACKAGES=(bubblewrap strace nftables iproute2 python3 python3-venv python3-pip nodejs npm chromium locales)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -292,6 +292,7 @@ class _Early:
     net: FakeNetwork
     network: _Starting
     wake_latency: str  # osptrack.sandbox.wakeup's state, for run.json
+    locale_view: ResultThread[locales.LocaleView]  # the persona's locales; built once per host (seconds)
 
     @classmethod
     def begin(cls, options: AnalyzeOptions, wake_latency: str) -> _Early:
@@ -309,7 +310,9 @@ class _Early:
         )
         network = _Starting(net)
         network.begin()
-        return cls(t0, run_id, persona, baits, net, network, wake_latency)
+        names = locales.named(persona.env())  # the locales its environment names exist inside
+        view = ResultThread(lambda: locales.view(names), "osptrack-locales")
+        return cls(t0, run_id, persona, baits, net, network, wake_latency, view)
 
 
 def _analyze(
@@ -363,6 +366,7 @@ def _analyze(
         stores = trust.build(net.ca.cert_pem, ws.root / "trust", ro_binds, ws.home) if net.ca else None
         network.wait()
         etc_files = persona.etc_files(net.resolver_address)  # one machine-id for the run's phases
+        locale_view = early.locale_view.join()
         for phase in options.phases:
             net.set_phase(phase)
             if registry is not None:
@@ -384,7 +388,7 @@ def _analyze(
                     *ro_binds,
                     *persona_node.binds(persona.home),
                     *(stores.binds if stores else ()),
-                    *locales.binds(),  # the same locales, one open per process (sandbox/locales.py)
+                    *locale_view.binds,  # the host's locales and the persona's, one open per process
                 ),
                 chdir=expand_home(getattr(eco, "chdir", lambda: "~")(), persona.home),
                 hostname=persona.hostname,
@@ -478,7 +482,7 @@ def _analyze(
     run_info = {
         "tool": {"name": "osptrack", "version": __version__},
         "package": _package_info(ref),
-        "sandbox": _sandbox_info(limits, options.online, early.wake_latency),
+        "sandbox": _sandbox_info(limits, options.online, early.wake_latency, locale_view.locales),
         "persona": persona.as_dict(),
         "registry": registry.report() if registry is not None else None,
         "honeytokens": [t.as_dict() for t in baits.tokens],
@@ -825,7 +829,9 @@ def _package_info(ref: PackageRef) -> dict[str, Any]:
     return info
 
 
-def _sandbox_info(limits: Limits, online: bool, wake_latency: str) -> dict[str, Any]:
+def _sandbox_info(
+    limits: Limits, online: bool, wake_latency: str, locale_state: Mapping[str, str]
+) -> dict[str, Any]:
     return {
         "backend": "bwrap",
         "namespaces": ["user", "pid", "ipc", "uts", "cgroup", "net", "mount"],
@@ -836,6 +842,7 @@ def _sandbox_info(limits: Limits, online: bool, wake_latency: str) -> dict[str, 
         "network": "offline",  # the sandbox's view: nothing leaves, whatever --online says
         "registry_upstream": "online" if online else "offline",
         "low_wake_latency": wake_latency,  # the run's timings depend on it (sandbox/wakeup.py)
+        "locales": dict(locale_state),  # the persona's: "host", "compiled" or "missing: why"
     }
 
 

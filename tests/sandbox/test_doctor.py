@@ -23,6 +23,7 @@ COMPONENTS = (
     "seccomp",
     "tracer",
     "low wake latency",
+    "persona locales",
 )
 
 
@@ -83,3 +84,16 @@ def test_the_tracer_line_says_which_and_why(monkeypatch: pytest.MonkeyPatch) -> 
         )
     finally:
         ebpf._check.cache_clear()
+
+
+def test_a_persona_locale_without_sources_is_degraded_not_broken(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from osptrack.sandbox import locales
+
+    monkeypatch.setattr(locales, "I18N_DIR", str(tmp_path / "no-i18n"))  # Debian's `locales` absent
+    line = {c.name: c for c in doctor.sandbox_checks()}["persona locales"]
+    assert not line.ready and not line.required
+    assert "missing: no " in line.fix and line.fix.endswith(
+        "apt-get install -y locales (glibc's locale sources)"
+    )

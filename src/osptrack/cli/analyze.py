@@ -233,8 +233,14 @@ def doctor_command() -> None:
     table.add_column("details, or the fix")
     broken = False
     for check in sandbox_checks():
-        broken |= not check.ready
-        state = "[green]ready[/]" if check.ready else "[red]missing[/]"
+        broken |= not check.ready and check.required
+        state = (
+            "[green]ready[/]"
+            if check.ready
+            else "[red]missing[/]"
+            if check.required
+            else "[yellow]degraded[/]"
+        )
         table.add_row(check.name, state, check.detail if check.ready else check.fix)
     for name in ecosystems.supported():
         missing = ecosystems.get(name).missing_toolchain()

@@ -22,6 +22,7 @@ class Check:
     ready: bool
     detail: str  # what was found, when ready
     fix: str  # what to do, when missing
+    required: bool = True  # False: without it runs go on, with less fidelity (shown as degraded)
 
 
 def _binary(name: str, binary: str, package: str, version_args: tuple[str, ...]) -> Check:
@@ -135,6 +136,22 @@ def _wake_latency() -> Check:
     )
 
 
+def _persona_locales() -> Check:
+    """Whether each locale the persona's environment names exists inside the sandbox (built once
+    per host into the cache, as runs build it)."""
+    from osptrack.sandbox import locales
+    from osptrack.sandbox.persona import choose_persona
+
+    name = "persona locales"
+    state = locales.view(locales.named(choose_persona().env())).locales
+    missing = {n: why for n, why in state.items() if why.startswith("missing")}
+    if missing:
+        whys = "; ".join(f"{n} {why}" for n, why in missing.items())
+        fix = f"{whys}; apt-get install -y {locales.SOURCES_PACKAGE} (glibc's locale sources)"
+        return Check(name, False, "", fix, required=False)
+    return Check(name, True, ", ".join(f"{n} ({how})" for n, how in state.items()) or "none named", "")
+
+
 CHECKS: tuple[Callable[[], Check], ...] = (
     lambda: _binary("bubblewrap", "bwrap", "bubblewrap", ("--version",)),
     lambda: _binary("strace", "strace", "strace", ("-V",)),
@@ -155,6 +172,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     _seccomp,
     _tracer,
     _wake_latency,
+    _persona_locales,
 )
 
 

@@ -247,6 +247,7 @@ seen["locale -a"] = run("locale", "-a").stdout.split()
 shown = run("locale")
 seen["locale"], seen["locale stderr"] = shown.stdout, shown.stderr
 seen["perl stderr"] = run("perl", "-e", "1").stderr
+seen["locale.alias"] = os.path.isfile("/usr/share/locale/locale.alias")  # a link into /etc on Debian
 with open(os.path.expanduser("~/locale-%s.json" % PHASE), "w") as fh:
     json.dump(seen, fh)
 """
@@ -303,6 +304,7 @@ def test_inside_a_run_the_persona_locale_exists(tmp_path: Path, monkeypatch: pyt
         assert "Cannot set" not in seen["locale stderr"] and f'LC_CTYPE="{seen["LANG"]}"' in seen["locale"]
         assert "Setting locale failed" not in seen["perl stderr"], seen["perl stderr"]
         assert seen["LC_CTYPE"] is None  # nothing coerced (PEP 538): as in a workstation's terminal
+        assert seen["locale.alias"] == Path("/usr/share/locale/locale.alias").is_file()  # as on the host
 
 
 def test_a_run_without_locale_sources_says_so_and_completes(

@@ -46,6 +46,7 @@ HOST_ETC = (
     "ld.so.conf",
     "ld.so.conf.d",
     "localtime",
+    "locale.alias",  # gettext's and localedef's aliases; /usr/share/locale/locale.alias links here
     "mime.types",
     "python3",
     "python3.11",

@@ -92,7 +92,7 @@ class Persona:
             "USER": self.user,
             "LOGNAME": self.user,
             "SHELL": SHELL,
-            "LANG": "en_US.UTF-8",
+            "LANG": "en_US.UTF-8",  # and its data inside: sandbox/locales.py compiles what LANG/LC_* name
             "TERM": "xterm-256color",
             "XDG_RUNTIME_DIR": f"/run/user/{self.uid}",
             "XDG_SESSION_TYPE": "x11",

@@ -315,3 +315,21 @@ def test_a_run_without_locale_sources_says_so_and_completes(
     for name in PERSONA_LOCALES:
         assert run_json["sandbox"]["locales"][name].startswith("missing: no "), run_json["sandbox"]
     assert install["setlocale"].startswith("error") and "Cannot set" in install["locale stderr"]
+
+
+@needs_folders
+@needs_sources
+def test_a_host_archive_is_kept_and_only_what_it_lacks_is_added(tmp_path: Path, cache: Path) -> None:
+    localedef = shutil.which("localedef") or ""
+    host_only = Path(locales.binds()[0][0])  # an archive of the host's folders: no persona locale
+    lacking = tmp_path / "lacking"
+    shutil.copytree(host_only, lacking)
+    view = locales.view(PERSONA_LOCALES, lacking)
+    assert set(view.locales.values()) == {"compiled"} and view.binds
+    built = Path(view.binds[0][0]) / locales.ARCHIVE
+    assert locales.archived(localedef, lacking / locales.ARCHIVE) < locales.archived(localedef, built)
+    having = tmp_path / "having"  # a workstation's: the archive holds them already
+    shutil.copytree(Path(view.binds[0][0]), having)
+    assert locales.view(PERSONA_LOCALES, having) == locales.LocaleView(
+        (), dict.fromkeys(PERSONA_LOCALES, "host")
+    )

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # chromium: the HTML report's browser test (Playwright drives it by executable_path; never `playwright install`).
 # locales: glibc's locale sources (/usr/share/i18n), from which the persona's LANG is compiled into
-# the sandbox's locale archive (sandbox/locales.py); installing it generates nothing on the host.
+# the sandbox's locale archive (sandbox/locales.py); only its sources are used (osptrack generates no locale on the host).
 APT_PACKAGES=(bubblewrap strace nftables iproute2 python3 python3-venv python3-pip nodejs npm chromium locales)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

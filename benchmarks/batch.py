@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/batch.py --fake 1.5      # a fake analyzer that sleeps 1.5 s (labelled)
     .venv/bin/python benchmarks/batch.py --orders given,longest-first --timeline   # 2 workers twice
     .venv/bin/python benchmarks/batch.py --quick --loader main=/path/to/osptrack-ebpf  # another loader build too
+    .venv/bin/python benchmarks/batch.py --latency held,off   # every side with and without the wake-latency request
 
 Each round runs every side once (1 worker, and 2 workers per --orders entry; all of them again
 per --loader NAME=PATH, another build of the eBPF loader with its own resident tracer), rotating
@@ -103,13 +104,18 @@ def one_round(
     analyze_options: Any,
     order: str,
     loader: str | None = None,
+    latency: str = "",
 ) -> dict[str, Any]:
     from osptrack.batch.runner import BatchOptions, run_batch
+    from osptrack.sandbox.wakeup import OFF_ENV
 
     out = Path(tempfile.mkdtemp(prefix=f"osptrack-bench-w{workers}-"))
     saved = os.environ.get("OSPTRACK_EBPF_LOADER")
+    saved_latency = os.environ.get(OFF_ENV)
     if loader:  # the batch's zygote and workers inherit it; _tracer_cpu follows it too
         os.environ["OSPTRACK_EBPF_LOADER"] = loader
+    if latency:  # "held" or "off": the wake-latency request (osptrack.sandbox.wakeup), inherited too
+        os.environ[OFF_ENV] = "1" if latency == "held" else "0"
     try:
         options = BatchOptions(
             out=str(out),
@@ -130,6 +136,10 @@ def one_round(
             os.environ.pop("OSPTRACK_EBPF_LOADER", None)
         else:
             os.environ["OSPTRACK_EBPF_LOADER"] = saved
+        if saved_latency is None:
+            os.environ.pop(OFF_ENV, None)
+        else:
+            os.environ[OFF_ENV] = saved_latency
     attempts = summary.attempts
     analysis = sum(a.analysis_s for a in attempts)
     slowest = max(attempts, key=lambda a: a.wall_s)
@@ -168,12 +178,16 @@ def one_round(
     }
 
 
-Side = tuple[int, str, str]  # workers, scheduling order, loader name ("" for this tree's)
+# workers, scheduling order, loader name ("" for this tree's), wake-latency request ("" as set)
+Side = tuple[int, str, str, str]
 
 
 def _name(side: Side) -> str:
-    workers, order, loader = side
-    return f"{workers} worker{'s' if workers > 1 else ''}{f', {order}' if order else ''}{f', {loader}' if loader else ''}"
+    workers, order, loader, latency = side
+    return (
+        f"{workers} worker{'s' if workers > 1 else ''}{f', {order}' if order else ''}"
+        f"{f', {loader}' if loader else ''}{f', latency {latency}' if latency else ''}"
+    )
 
 
 def _median_by_package(results: list[dict[str, Any]]) -> dict[str, float]:
@@ -207,6 +221,12 @@ def main() -> int:
         default=[],
         metavar="NAME=PATH",
         help="also run every side traced by this build of osptrack-ebpf (e.g. main's), alternated",
+    )
+    parser.add_argument(
+        "--latency",
+        default="",
+        help="comma-separated 'held'/'off': run every side with the wake-latency request held"
+        " and/or off (OSPTRACK_LOW_LATENCY), alternated; default: as the environment says",
     )
     parser.add_argument("--json", type=Path, help="write walls, ratios and load averages here")
     parser.add_argument(
@@ -244,16 +264,25 @@ def main() -> int:
     # Sides: 1 worker, and 2 workers once per --orders entry; their order rotates every round
     # (each side goes first in turn) so drift from other load and cache warmth hits all alike.
     loaders = {"": ""} | dict(spec.split("=", 1) for spec in args.loader)
+    latencies = args.latency.split(",") if args.latency else [""]
+    if any(value not in ("", "held", "off") for value in latencies):
+        parser.error("--latency takes 'held', 'off' or both")
     sides: list[Side] = [
-        side for name in loaders for side in [(1, orders[0], name)] + [(2, o, name) for o in orders]
+        side
+        for latency in latencies
+        for name in loaders
+        for side in [(1, orders[0], name, latency)] + [(2, o, name, latency) for o in orders]
     ]
     rounds: dict[Side, list[dict[str, Any]]] = {side: [] for side in sides}
     for i in range(args.repeat):
-        for workers, order, name in sides[i % len(sides) :] + sides[: i % len(sides)]:
-            result = one_round(targets, workers, analyzer, AnalyzeOptions(), order, loaders[name] or None)
-            rounds[(workers, order, name)].append(result)
+        for workers, order, name, latency in sides[i % len(sides) :] + sides[: i % len(sides)]:
+            result = one_round(
+                targets, workers, analyzer, AnalyzeOptions(), order, loaders[name] or None, latency
+            )
+            rounds[(workers, order, name, latency)].append(result)
             print(
                 f"  round {i + 1}: workers={workers}{f' order={order}' if order else ''}{f' loader={name}' if name else ''}"
+                f"{f' latency={latency}' if latency else ''}"
                 f" wall={result['wall']:.1f} s finished={result['finished']}"
                 f" idle slots={result['idle_slot_s']:.1f} s cpu={result['cpu_all'] + result['cpu_tracer']:.1f} s"
                 f" (workers: host {result['cpu_host']:.1f}, sandbox {result['cpu_sandbox']:.1f};"
@@ -304,6 +333,12 @@ def main() -> int:
     for side, two in twos.items():
         sum2 = sum(two.get(k, 0.0) for k in one)
         print(f"  sum, {_name(side)}: {sum2:.2f} s against {sum1:.2f} s ({sum2 / sum1:.2f}x per analysis)")
+    # The analyses' own CPU (worker + sandbox): the same work on each side, so a rise with 2
+    # workers is what running beside another costs (the machine, or something the runs share),
+    # and 2 x the 1-worker wall / this is the most 2 cores can give over 1 worker.
+    for side in sides:
+        analysis_cpu = statistics.median(r["cpu_host"] + r["cpu_sandbox"] for r in valid[side])
+        print(f"  CPU of the analyses, {_name(side)}: {analysis_cpu:.2f} s per batch (median)")
     longest = max(one.values())
     bound = sum1 / max(longest, sum1 / 2)
     print(
@@ -315,7 +350,7 @@ def main() -> int:
     for side in sides:
         if side[0] == 1:
             continue
-        own = (1, orders[0], side[2])  # 1 worker traced by the same loader
+        own = (1, orders[0], side[2], side[3])  # 1 worker, same loader and wake-latency setting
         paired = [
             one_r["wall"] / two_r["wall"]
             for one_r, two_r in zip(rounds[own], rounds[side], strict=True)

@@ -334,3 +334,54 @@ def test_replacing_a_finished_run_swaps_it_in_one_step(
     assert calls == [(new, final)]
     assert (final / "run.json").read_text() == '{"old": false}'
     assert not new.exists()  # the old run went with the attempt folder
+
+
+@pytest.mark.parametrize("launcher_kind", ["zygote", "spawn"])
+def test_an_attempt_ends_when_its_worker_exits_not_at_the_next_check(
+    tmp_path: Path, state: Path, launcher_kind: str
+) -> None:
+    """The scheduler thread waits on the worker's pidfd: with a check interval of an hour (the
+    limit and Ctrl-C are checked that rarely) the attempt still ends as soon as the worker does.
+    A sleep-and-check loop would sleep the hour; the thread is given a minute."""
+    import threading
+
+    from osptrack.batch.worker import Job, SpawnLauncher, run_isolated
+    from osptrack.batch.zygote import PreloadedLauncher
+
+    launcher = PreloadedLauncher("fake_analyzer:analyze") if launcher_kind == "zygote" else SpawnLauncher()
+    results: list[object] = []
+    job = Job(make_target("npm", "a", "1.0.0"), FakeOptions(), str(tmp_path / "out"), 1, 7200.0,
+              analyzer="fake_analyzer:analyze")  # fmt: skip
+    try:
+        thread = threading.Thread(target=lambda: results.append(run_isolated(job, None, 3600.0, launcher)))
+        thread.daemon = True  # a failing run must not keep pytest from exiting
+        thread.start()
+        thread.join(60.0)
+        assert not thread.is_alive(), "the attempt waited for the next check, not for the worker"
+        assert [r.outcome for r in results] == ["finished"]  # type: ignore[attr-defined]
+    finally:
+        launcher.close()
+
+
+def test_a_launcher_wait_is_false_while_the_worker_runs_and_true_once_it_exited(
+    tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pickle
+
+    from osptrack.batch.worker import Job, SpawnLauncher
+
+    monkeypatch.setenv("FAKE_SLOW_SLEEP", "1.5")
+    launcher = SpawnLauncher()
+    attempt = tmp_path / "attempt"
+    attempt.mkdir()
+    job = Job(make_target("npm", "slow-w", "1.0.0"), FakeOptions(), str(tmp_path / "out"), 1, 60.0,
+              analyzer="fake_analyzer:analyze")  # fmt: skip
+    (attempt / "job.pkl").write_bytes(pickle.dumps(job))
+    pid = launcher.start(attempt / "job.pkl", attempt / "worker.log")
+    try:
+        assert launcher.wait(pid, 0.05) is False  # still sleeping in the fake analysis
+        assert launcher.wait(pid, 60.0) is True
+        assert launcher.exited(pid) is True
+    finally:
+        assert launcher.reap(pid) == 0
+

@@ -18,6 +18,7 @@ import importlib
 import os
 import pickle
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -92,15 +93,26 @@ def _signal_group(pgid: int, sig: int) -> None:
 class Launcher(Protocol):
     """Starts worker processes, each the leader of its own process group, and reaps them.
 
-    `exited` must not reap: the unreaped zombie keeps its process-group id reserved until `reap`
-    has swept the group, so a sweep can never hit an unrelated group that reused the id.
+    `exited` and `wait` must not reap: the unreaped zombie keeps its process-group id reserved
+    until `reap` has swept the group, so a sweep can never hit an unrelated group that reused the id.
     """
 
     def start(self, job_file: Path, log: Path) -> int: ...
 
     def exited(self, pid: int) -> bool: ...
 
+    def wait(self, pid: int, timeout_s: float) -> bool:
+        """Block until the worker has exited or timeout_s has passed; True if it has exited."""
+        ...
+
     def reap(self, pid: int) -> int: ...
+
+
+def wait_pidfd(pidfd: int, timeout_s: float) -> bool:
+    """A pidfd turns readable when its process exits: waiting on it ends at the exit itself, where
+    a sleep-and-check loop noticed it up to a poll interval late (50 ms a slot, per attempt)."""
+    readable, _, _ = select.select([pidfd], [], [], max(0.0, timeout_s))
+    return bool(readable)
 
 
 class SpawnLauncher:
@@ -108,6 +120,7 @@ class SpawnLauncher:
 
     def __init__(self) -> None:
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._pidfds: dict[int, int] = {}
         self._lock = threading.Lock()
 
     def start(self, job_file: Path, log: Path) -> int:
@@ -121,22 +134,27 @@ class SpawnLauncher:
                 env=child_env(),
                 close_fds=True,
             )
+        pidfd = os.pidfd_open(proc.pid)  # our unreaped child: the pid cannot be reused meanwhile
         with self._lock:
             self._procs[proc.pid] = proc
+            self._pidfds[proc.pid] = pidfd
         return proc.pid
 
     def exited(self, pid: int) -> bool:
-        try:
-            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return True
-        return info is not None
+        return self.wait(pid, 0.0)
+
+    def wait(self, pid: int, timeout_s: float) -> bool:
+        return wait_pidfd(self._pidfds[pid], timeout_s)
 
     def reap(self, pid: int) -> int:
         _signal_group(pid, signal.SIGKILL)  # anything the worker left behind (daemonised children)
         with self._lock:
             proc = self._procs.pop(pid)
-        return proc.wait()
+            pidfd = self._pidfds.pop(pid)
+        try:
+            return proc.wait()
+        finally:
+            os.close(pidfd)
 
     def close(self) -> None:
         pass
@@ -160,7 +178,8 @@ def run_isolated(
     poll_s: float = 0.05,
     launcher: Launcher | None = None,
 ) -> AttemptResult:
-    """Run one attempt in a fresh worker process; never raises for the package's faults."""
+    """Run one attempt in a fresh worker process; never raises for the package's faults.
+    `poll_s` is how often the limit and `should_stop` are checked; the worker's exit is seen at once."""
     global _default_launcher
     if launcher is None:
         _default_launcher = _default_launcher or SpawnLauncher()
@@ -174,7 +193,7 @@ def run_isolated(
         job_file.write_bytes(pickle.dumps(job))
         pid = launcher.start(job_file, attempt_dir / "worker.log")
         try:
-            while not launcher.exited(pid):
+            while not launcher.wait(pid, poll_s):
                 if time.monotonic() - started > job.package_timeout_s:
                     outcome = TIMEOUT
                     _stop_worker(launcher, pid)
@@ -183,7 +202,6 @@ def run_isolated(
                     outcome = INTERRUPTED
                     _stop_worker(launcher, pid)
                     break
-                time.sleep(poll_s)
         finally:
             returncode = launcher.reap(pid)
         wall = time.monotonic() - started

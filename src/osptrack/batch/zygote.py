@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from osptrack.batch.worker import (
     resolve_analyzer,
     run_job_file,
     stop_on_sigterm,
+    wait_pidfd,
 )
 
 
@@ -84,8 +84,10 @@ class ZygoteLauncher:
         return pid
 
     def exited(self, pid: int) -> bool:
-        readable, _, _ = select.select([self._pidfds[pid]], [], [], 0)
-        return bool(readable)
+        return self.wait(pid, 0.0)
+
+    def wait(self, pid: int, timeout_s: float) -> bool:
+        return wait_pidfd(self._pidfds[pid], timeout_s)
 
     def reap(self, pid: int) -> int:
         try:
@@ -234,6 +236,9 @@ class PreloadedLauncher:
 
     def exited(self, pid: int) -> bool:
         return bool(self._owner[pid].exited(pid))
+
+    def wait(self, pid: int, timeout_s: float) -> bool:
+        return bool(self._owner[pid].wait(pid, timeout_s))
 
     def reap(self, pid: int) -> int:
         with self._lock:

@@ -10,6 +10,7 @@ Harmless: it only writes files under `out` and FAKE_STATE_DIR.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import signal
@@ -66,6 +67,7 @@ def _warm_caches() -> dict[str, int]:
 def analyze(ref: PackageRef, options: FakeOptions, out: Path) -> FakeOutcome:
     _note("pids", str(os.getpid()))
     _note("ppids", str(os.getppid()))  # the scheduler process (a Dask worker, or the batch)
+    _note("frozen", str(gc.get_freeze_count()))  # objects inherited out of the collector's reach
     _note("calls", f"{ref.ecosystem} {ref.name} {ref.version} {ref.archive or ''}")
     if ref.archive is not None:
         data = Path(ref.archive).read_bytes()

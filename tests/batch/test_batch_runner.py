@@ -385,3 +385,20 @@ def test_a_launcher_wait_is_false_while_the_worker_runs_and_true_once_it_exited(
     finally:
         assert launcher.reap(pid) == 0
 
+
+def test_forked_workers_inherit_the_preloaded_objects_frozen(tmp_path: Path, state: Path) -> None:
+    """The zygote freezes what it preloaded before forking, so a worker's collections leave it be;
+    a fresh interpreter (the fallback, Dask) has nothing frozen."""
+    from osptrack.batch.runner import LocalExecutor
+
+    assert run(tmp_path / "out", [make_target("npm", "a", "1.0.0")], workers=1).finished == 1
+    executor = LocalExecutor(1, "fake_analyzer:analyze", preload=False)
+    spawned = run_batch(
+        [make_target("npm", "b", "1.0.0")],
+        BatchOptions(out=str(tmp_path / "out2"), analyzer="fake_analyzer:analyze", analyze=FakeOptions()),
+        executor=executor,
+    )
+    assert spawned.finished == 1
+    forked_count, spawned_count = (int(n) for n in (state / "frozen.log").read_text().split())
+    assert forked_count > 1000  # the preloaded modules: tens of thousands of objects
+    assert spawned_count == 0

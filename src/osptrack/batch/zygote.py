@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import os
 import signal
 import subprocess
@@ -171,8 +172,18 @@ def preload(analyzer: str) -> None:
         _warm_caches()
 
 
+def freeze_preloaded() -> None:
+    """Move everything preloaded out of the collector's reach before forking (gc.freeze): a
+    worker's full collections then walk only what its analysis made, not the ~32,000 inherited
+    objects (~8 ms a walk), and do not write their headers, which copied the zygote's pages into
+    every worker. They are module-level state that lives as long as the process anyway."""
+    gc.collect()  # what preload left as garbage is freed once here, not in every worker
+    gc.freeze()
+
+
 def serve(analyzer: str, requests: IO[bytes], replies: IO[bytes]) -> None:
     preload(analyzer)
+    freeze_preloaded()
     me = os.getpid()
 
     def reply(obj: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from builders import make_sdist
+from kept_views import analyze_keeping
 from osptrack.sandbox.bwrap import HOST_ETC, SandboxSpec, bwrap_argv, write_etc
 from osptrack.sandbox.persona import UID, choose_persona, overlay_files
 
@@ -83,27 +84,10 @@ OVERFLOW_UID = 65534  # a host owner outside the sandbox's user namespace (host 
 
 
 def _views(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], dict[str, Any], dict]:
-    import osptrack.run as run
-    from osptrack.run import AnalyzeOptions, analyze
-    from osptrack.target import parse_target
-
     sdist = make_sdist(
         tmp_path, "layout-probe", "1.0", SETUP_PY, {"layout_probe/__init__.py": "PHASE = 'import'\n" + PROBE}
     )
-    kept = tmp_path / "kept"
-    kept.mkdir()
-    base = run.run_phase
-
-    def run_phase(name: str, spec: Any, ws: Any, *a: Any, **k: Any) -> Any:
-        outcome = base(name, spec, ws, *a, **k)
-        for view in ws.home.glob("view-*.json"):  # the home is a host tmpfs, gone with the run
-            shutil.copyfile(view, kept / view.name)
-        return outcome
-
-    monkeypatch.setattr(run, "run_phase", run_phase)
-    out = tmp_path / "run"
-    outcome = analyze(parse_target("pypi", str(sdist)), AnalyzeOptions(timeout_s=180), out)
-    assert outcome.statuses == {"install": "completed", "import": "completed"}, outcome.statuses
+    out, kept = analyze_keeping(tmp_path, monkeypatch, sdist, "view-*.json")
     persona = json.loads((out / "run.json").read_text())["persona"]
     install = json.loads((kept / "view-install.json").read_text())
     return install, json.loads((kept / "view-import.json").read_text()), persona

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from builders import make_sdist
+from kept_views import analyze_keeping
 from osptrack.sandbox import locales
 from osptrack.sandbox.bwrap import SandboxSpec, default_etc_files
 from osptrack.sandbox.limits import Limits
@@ -257,10 +258,6 @@ def _run_probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, d
     """(what setup.py saw, what the import saw, run.json) of a real run of a harmless sdist."""
     import json
 
-    import osptrack.run as run
-    from osptrack.run import AnalyzeOptions, analyze
-    from osptrack.target import parse_target
-
     setup_py = "PHASE = 'install'\n" + LOCALE_PROBE + "\nfrom setuptools import setup\n"
     setup_py += "setup(name='locale-probe', version='1.0', packages=['locale_probe'])\n"
     sdist = make_sdist(
@@ -270,20 +267,7 @@ def _run_probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, d
         setup_py,
         {"locale_probe/__init__.py": "PHASE = 'import'\n" + LOCALE_PROBE},
     )
-    kept = tmp_path / "kept"
-    kept.mkdir()
-    base = run.run_phase
-
-    def run_phase(name, spec, ws, *a, **k):  # type: ignore[no-untyped-def]
-        outcome = base(name, spec, ws, *a, **k)
-        for seen in ws.home.glob("locale-*.json"):  # the home is a host tmpfs, gone with the run
-            shutil.copyfile(seen, kept / seen.name)
-        return outcome
-
-    monkeypatch.setattr(run, "run_phase", run_phase)
-    out = tmp_path / "run"
-    outcome = analyze(parse_target("pypi", str(sdist)), AnalyzeOptions(timeout_s=180), out)
-    assert outcome.statuses == {"install": "completed", "import": "completed"}, outcome.statuses
+    out, kept = analyze_keeping(tmp_path, monkeypatch, sdist, "locale-*.json")
     return (
         json.loads((kept / "locale-install.json").read_text()),
         json.loads((kept / "locale-import.json").read_text()),

@@ -7,11 +7,11 @@ import json
 import os
 import struct
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from builders import make_sdist
+from kept_views import analyze_keeping
 from osptrack.sandbox import wakeup
 
 NEEDS_DEVICE = pytest.mark.skipif(
@@ -73,10 +73,6 @@ SEES = (
 def test_a_run_holds_the_request_while_its_phases_run_and_the_package_cannot_see_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import osptrack.run as run
-    from osptrack.run import AnalyzeOptions, analyze
-    from osptrack.target import parse_target
-
     monkeypatch.delenv(wakeup.OFF_ENV, raising=False)
     sdist = make_sdist(
         tmp_path,
@@ -86,24 +82,16 @@ def test_a_run_holds_the_request_while_its_phases_run_and_the_package_cannot_see
         {"wakeup_view/__init__.py": SEES},
     )
     during: dict[str, int] = {}
-    seen: dict[str, str] = {}
-    base = run.run_phase
-
-    def run_phase(name: str, spec: Any, ws: Any, *a: Any, **k: Any) -> Any:
-        during[name] = _current()
-        outcome = base(name, spec, ws, *a, **k)
-        view = ws.home / "wakeup-view.txt"
-        if view.exists():  # the home is a host tmpfs, gone with the run
-            seen[name] = view.read_text()
-        return outcome
-
-    monkeypatch.setattr(run, "run_phase", run_phase)
-    out = tmp_path / "run"
     fds = _open_fds()
-    outcome = analyze(parse_target("pypi", str(sdist)), AnalyzeOptions(timeout_s=180), out)
-    assert outcome.statuses == {"install": "completed", "import": "completed"}, outcome.statuses
+    out, kept = analyze_keeping(
+        tmp_path,
+        monkeypatch,
+        sdist,
+        "wakeup-view.txt",
+        before_phase=lambda name: during.setdefault(name, _current()),
+    )
     assert during == {"install": 0, "import": 0}
-    assert seen == {"import": "False"}
+    assert (kept / "wakeup-view.txt").read_text() == "False"  # written at import
     assert json.loads((out / "run.json").read_text())["sandbox"]["low_wake_latency"] == "held"
     assert _open_fds() == fds  # nothing of the request outlives the run
 

@@ -41,6 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = REPO / ".." / "shared" / "corpus" / "manifest.json"
@@ -110,36 +111,28 @@ def one_round(
     from osptrack.sandbox.wakeup import OFF_ENV
 
     out = Path(tempfile.mkdtemp(prefix=f"osptrack-bench-w{workers}-"))
-    saved = os.environ.get("OSPTRACK_EBPF_LOADER")
-    saved_latency = os.environ.get(OFF_ENV)
-    if loader:  # the batch's zygote and workers inherit it; _tracer_cpu follows it too
-        os.environ["OSPTRACK_EBPF_LOADER"] = loader
-    if latency:  # "held" or "off": the wake-latency request (osptrack.sandbox.wakeup), inherited too
-        os.environ[OFF_ENV] = "1" if latency == "held" else "0"
+    env: dict[str, str] = {}  # the batch's zygote and workers inherit it
+    if loader:  # _tracer_cpu follows it too
+        env["OSPTRACK_EBPF_LOADER"] = loader
+    if latency:  # "held" or "off": the wake-latency request (osptrack.sandbox.wakeup)
+        env[OFF_ENV] = "1" if latency == "held" else "0"
     try:
-        options = BatchOptions(
-            out=str(out),
-            workers=workers,
-            retries=0,
-            analyzer=analyzer,
-            analyze=analyze_options,
-            **({"order": order} if order else {}),
-        )
-        tracer0, cpu0 = _tracer_cpu(), _cpu_children()
-        started = time.monotonic()
-        summary = run_batch(targets, options)
-        wall = time.monotonic() - started
-        tracer_cpu, cpu = _tracer_delta(tracer0, _tracer_cpu()), _cpu_children() - cpu0
+        with mock.patch.dict(os.environ, env):
+            options = BatchOptions(
+                out=str(out),
+                workers=workers,
+                retries=0,
+                analyzer=analyzer,
+                analyze=analyze_options,
+                **({"order": order} if order else {}),
+            )
+            tracer0, cpu0 = _tracer_cpu(), _cpu_children()
+            started = time.monotonic()
+            summary = run_batch(targets, options)
+            wall = time.monotonic() - started
+            tracer_cpu, cpu = _tracer_delta(tracer0, _tracer_cpu()), _cpu_children() - cpu0
     finally:
         shutil.rmtree(out, ignore_errors=True)
-        if saved is None:
-            os.environ.pop("OSPTRACK_EBPF_LOADER", None)
-        else:
-            os.environ["OSPTRACK_EBPF_LOADER"] = saved
-        if saved_latency is None:
-            os.environ.pop(OFF_ENV, None)
-        else:
-            os.environ[OFF_ENV] = saved_latency
     attempts = summary.attempts
     analysis = sum(a.analysis_s for a in attempts)
     slowest = max(attempts, key=lambda a: a.wall_s)

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -43,21 +44,14 @@ from osptrack.sandbox import wakeup  # noqa: E402
 @contextlib.contextmanager
 def request(hold: bool) -> Iterator[None]:
     """The request held (or explicitly not) for the block, whatever the environment says."""
-    saved = os.environ.get(wakeup.OFF_ENV)
-    os.environ[wakeup.OFF_ENV] = "1" if hold else "0"
-    try:
+    with mock.patch.dict(os.environ, {wakeup.OFF_ENV: "1" if hold else "0"}):
         if not hold:
             yield
-        else:
-            with wakeup.held() as state:
-                if state != "held":
-                    raise SystemExit(f"the request cannot be held here: {state}")
-                yield
-    finally:
-        if saved is None:
-            os.environ.pop(wakeup.OFF_ENV, None)
-        else:
-            os.environ[wakeup.OFF_ENV] = saved
+            return
+        with wakeup.held() as state:
+            if state != "held":
+                raise SystemExit(f"the request cannot be held here: {state}")
+            yield
 
 
 def _timed(argv: list[str]) -> float:

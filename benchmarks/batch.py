@@ -7,6 +7,7 @@
     .venv/bin/python benchmarks/batch.py --orders given,longest-first --timeline   # 2 workers twice
     .venv/bin/python benchmarks/batch.py --quick --loader main=/path/to/osptrack-ebpf  # another loader build too
     .venv/bin/python benchmarks/batch.py --latency held,off   # every side with and without the wake-latency request
+    .venv/bin/python benchmarks/batch.py --bare          # also the bare installs as a batch: what the machine allows
 
 Each round runs every side once (1 worker, and 2 workers per --orders entry; all of them again
 per --loader NAME=PATH, another build of the eBPF loader with its own resident tracer), rotating
@@ -19,6 +20,12 @@ The package set must allow 2x at all: a batch cannot end before its longest anal
 1-worker times. The whole corpus (24 packages, longest core-js at about a tenth of the sum)
 allows 2x; so does QUICK (longest docopt at about a fifth). The corpus's first 6, the old
 --quick, held core-js at over half of the batch: at most about 1.6x whatever the scheduler did.
+
+--bare adds two sides without osptrack: the corpus's bare install + import (benchmarks/overhead.py's
+bare side, on a tmpfs) run 1 and 2 at a time, in the batch's own order. Their ratio is what this
+machine and these packages allow 2 workers at all: an npm install keeps more than one core busy
+by itself, and two installs beside each other each take more CPU than one alone. osptrack's
+ratio is printed against it.
 
 Prints, per side: batch wall time, packages per minute, the slowest package, the scheduler
 overhead per package = (workers x batch wall - sum of the analyses' own times) / count, idle
@@ -171,12 +178,73 @@ def one_round(
     }
 
 
-# workers, scheduling order, loader name ("" for this tree's), wake-latency request ("" as set)
+def bare_round(targets: list[Any], workers: int, order: str) -> dict[str, Any]:
+    """The bare workload of every target as a batch of `workers` slots, in the batch's order:
+    the same keys as one_round's result, so the summary treats both alike."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from overhead import bare, tmpfs_root
+
+    from osptrack.batch.order import schedule_order
+
+    queue = schedule_order(targets, order) if order else schedule_order(targets)
+    attempts: dict[str, tuple[float, float]] = {}
+
+    def attempt(target: Any, root: Path) -> None:
+        scratch = Path(tempfile.mkdtemp(dir=root))
+        entry = {"ecosystem": target.ecosystem, "name": target.name, "archive": target.archive}
+        started = time.monotonic()
+        try:
+            bare(entry, scratch)  # an absolute archive path stays itself under overhead.CORPUS
+        finally:
+            attempts[target.label] = (started, time.monotonic() - started)
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    with tmpfs_root() as root:
+        cpu0 = _cpu_children()
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for future in [pool.submit(attempt, t, root) for t in queue]:
+                future.result()
+        wall = time.monotonic() - started
+        cpu = _cpu_children() - cpu0
+    analysis = {label: took for label, (_, took) in attempts.items()}
+    slowest = max(analysis, key=lambda label: analysis[label])
+    return {
+        "workers": workers,
+        "order": order,
+        "wall": wall,
+        "finished": len(analysis),
+        "failed": [],  # bare() raises on a failed install: the benchmark stops
+        "analysis_sum": sum(analysis.values()),
+        "analysis": analysis,
+        "cpu_by_package": {},
+        "overhead": (workers * wall - sum(analysis.values())) / len(analysis),
+        "process_overhead": 0.0,
+        "idle_slot_s": workers * wall - sum(analysis.values()),
+        "cpu_host": 0.0,
+        "cpu_sandbox": cpu,
+        "cpu_all": cpu,
+        "cpu_tracer": 0.0,
+        "slowest": f"{slowest} {analysis[slowest]:.1f} s",
+        "timeline": sorted(
+            (start - started, start - started + took, label, "bare")
+            for label, (start, took) in attempts.items()
+        ),
+        "count": len(analysis),
+    }
+
+
+# workers, scheduling order, loader name ("" for this tree's; BARE: no osptrack), wake-latency
+# request ("" as set)
 Side = tuple[int, str, str, str]
+BARE = "bare"
 
 
 def _name(side: Side) -> str:
     workers, order, loader, latency = side
+    if loader == BARE:
+        return f"bare, {workers} at a time"
     return (
         f"{workers} worker{'s' if workers > 1 else ''}{f', {order}' if order else ''}"
         f"{f', {loader}' if loader else ''}{f', latency {latency}' if latency else ''}"
@@ -220,6 +288,11 @@ def main() -> int:
         default="",
         help="comma-separated 'held'/'off': run every side with the wake-latency request held"
         " and/or off (OSPTRACK_LOW_LATENCY), alternated; default: as the environment says",
+    )
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="also run the bare installs 1 and 2 at a time (no osptrack), alternated with the rest",
     )
     parser.add_argument("--json", type=Path, help="write walls, ratios and load averages here")
     parser.add_argument(
@@ -266,15 +339,23 @@ def main() -> int:
         for name in loaders
         for side in [(1, orders[0], name, latency)] + [(2, o, name, latency) for o in orders]
     ]
+    if args.bare:
+        if args.fake is not None:
+            parser.error("--bare compares real analyses with bare installs; leave out --fake")
+        sides += [(1, orders[0], BARE, ""), (2, orders[0], BARE, "")]
     rounds: dict[Side, list[dict[str, Any]]] = {side: [] for side in sides}
     for i in range(args.repeat):
         for workers, order, name, latency in sides[i % len(sides) :] + sides[: i % len(sides)]:
-            result = one_round(
-                targets, workers, analyzer, AnalyzeOptions(), order, loaders[name] or None, latency
-            )
+            if name == BARE:
+                result = bare_round(targets, workers, order)
+            else:
+                result = one_round(
+                    targets, workers, analyzer, AnalyzeOptions(), order, loaders[name] or None, latency
+                )
             rounds[(workers, order, name, latency)].append(result)
             print(
-                f"  round {i + 1}: workers={workers}{f' order={order}' if order else ''}{f' loader={name}' if name else ''}"
+                f"  round {i + 1}: {'bare ' if name == BARE else ''}workers={workers}"
+                f"{f' order={order}' if order else ''}{f' loader={name}' if name and name != BARE else ''}"
                 f"{f' latency={latency}' if latency else ''}"
                 f" wall={result['wall']:.1f} s finished={result['finished']}"
                 f" idle slots={result['idle_slot_s']:.1f} s cpu={result['cpu_all'] + result['cpu_tracer']:.1f} s"
@@ -358,7 +439,18 @@ def main() -> int:
         print(
             f"throughput ratio, {_name(side)} over {_name(own)}: median {ratio:.2f}x over {len(paired)} round(s)"
             f" (rounds: {', '.join(f'{r:.2f}' for r in paired)});"
-            f" ratio of median walls {medians[own] / medians[side]:.2f}x (target >= 1.8x)"
+            f" ratio of median walls {medians[own] / medians[side]:.2f}x"
+            f"{'' if side[2] == BARE else ' (target >= 1.8x)'}"
+        )
+    if args.bare:
+        bare_rounds = ratios[_name((2, orders[0], BARE, ""))]["rounds"]
+        ours = ratios[_name(sides[1])]["rounds"]
+        # Paired within a round: both batches ran minutes apart, under the same drift.
+        relative = [r / b for r, b in zip(ours, bare_rounds, strict=True)]
+        ratios["osptrack over bare"] = {"rounds": relative, "median": statistics.median(relative)}
+        print(
+            f"osptrack's speed-up as a share of the bare installs' own: median {statistics.median(relative):.2f}"
+            f" (rounds: {', '.join(f'{r:.2f}' for r in relative)})"
         )
     load_after = [round(x, 2) for x in os.getloadavg()]
     print("load average at end: {:.2f} {:.2f} {:.2f}".format(*load_after))

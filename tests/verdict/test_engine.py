@@ -213,3 +213,41 @@ def test_extra_findings_hook_and_rejudge(tmp_path: Path) -> None:
     stored = load_verdict(folder)
     assert stored.level == "suspicious" and stored.findings[-1].rule == "model-score"
     assert judge_run_dir(folder).level == "benign"  # the hook is explicit, never sticky
+
+
+def test_records_that_read_alike_share_an_evaluation_and_only_those() -> None:
+    """evaluate_records evaluates a rule once per distinct value of the fields it reads: records
+    that differ only elsewhere share the answer; a value of another type (1 for true, a string
+    for a list) or another toolchain flag does not; the same records with the memo off agree."""
+    from osptrack.verdict import engine
+
+    r = rule({"s": {"ok": True, "path|endswith": "/x"}, "l": {"argv": "-e"}, "condition": "s or l"})
+    assert r.fields == ("argv", "ok", "path")  # type: ignore[attr-defined]
+    recs = [
+        {"ok": True, "path": "/a/x", "pid": 1},
+        {"ok": True, "path": "/a/x", "pid": 2, "t": 5.0},  # same fields read: same answer
+        {"ok": 1, "path": "/a/x"},  # 1 == True as a key, but not to the rule
+        {"ok": 1.0, "path": "/a/x"},
+        {"ok": True, "path": "/a/x", "toolchain": True},  # skipped: the toolchain's own
+        {"ok": False, "path": "/a/x", "argv": ["nc", "-e"]},
+        {"ok": False, "path": "/a/x", "argv": ["nc", "-e"], "pid": 3},
+        {"ok": False, "path": "/a/x", "argv": "nc -e"},  # a string is not the list
+        {"ok": False, "path": "/a/x", "argv": [["-e"]]},  # not keyed: evaluated on its own
+        {"ok": False, "path": "/a/x", "argv": ["nc", "-x"]},
+    ]
+    for i, rec in enumerate(recs):
+        rec["_ref"] = f"event:{i}"
+    expected = ["event:0", "event:1", "event:5", "event:6"]
+
+    def matched(memo_entries: int) -> list[str]:
+        old = engine.MEMO_ENTRIES
+        engine.MEMO_ENTRIES = memo_entries
+        try:
+            found = engine.evaluate_records((("file_event", rec) for rec in recs), [r])
+        finally:
+            engine.MEMO_ENTRIES = old
+        return sorted(str(ev.ref) for f in found for ev in f.evidence)
+
+    assert matched(engine.MEMO_ENTRIES) == expected
+    assert matched(0) == expected  # the memo off: every record evaluated
+    assert matched(1) == expected  # full after one entry: the rest evaluated

@@ -440,3 +440,21 @@ def test_few_random_labels_are_not_a_tunnel(tmp_path: Path) -> None:
     for i in range(3):
         r.dns(f"a{i}k3j9x8q2m7z5w1.cdn.example")
     assert "dns-random-subdomains" not in {f.rule for f in judge_run_dir(r.write(tmp_path / "run")).findings}
+
+
+def test_every_case_is_judged_the_same_with_the_rule_memo_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """evaluate_records's memo (one evaluation per distinct record) changes no verdict: every
+    case above, judged with it and with it off, gives the same findings, evidence and order."""
+    from osptrack.verdict import engine
+
+    for i, (_, build, _, _) in enumerate(CASES):
+        r = Run()
+        build(r)
+        build(r)  # twice: records that repeat are what the memo shares
+        folder = r.write(tmp_path / f"run{i}")
+        with_memo = judge_run_dir(folder).to_dict()
+        monkeypatch.setattr(engine, "MEMO_ENTRIES", 0)
+        assert judge_run_dir(folder).to_dict() == with_memo, build.__name__
+        monkeypatch.undo()

@@ -34,6 +34,10 @@ from osptrack.verdict.model import SEVERITIES, Evidence, Finding
 
 RULES_DIR = Path(__file__).parent / "rules"
 EVIDENCE_CAP = 20
+# Distinct records whose rule matches evaluate_records remembers per category: a build reads the
+# same headers and modules again and again (pycparser's 4,834 file records are 1,006 distinct
+# ones), and the bound keeps a run of 100,000 distinct paths from holding them all.
+MEMO_ENTRIES = 20_000
 
 Record = dict[str, Any]
 Matcher = Callable[[Record], bool]
@@ -53,6 +57,7 @@ class Rule:
     falsepositives: tuple[str, ...] = ()
     file: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    fields: tuple[str, ...] = ()  # the record fields `match` reads: nothing else decides it
 
 
 # ---- loading -----------------------------------------------------------------------------------
@@ -112,9 +117,17 @@ def _parse_rule(doc: dict[str, Any], file: str) -> Rule:
     detection = doc.get("detection") or {}
     if not category or "condition" not in detection:
         raise BadInput(f"rule {rid}: needs logsource.category and detection.condition")
-    selections = {k: _compile_selection(v, str(rid)) for k, v in detection.items() if k != "condition"}
+    specs = {k: v for k, v in detection.items() if k != "condition"}
+    selections = {k: _compile_selection(v, str(rid)) for k, v in specs.items()}
     match = _compile_condition(str(detection["condition"]), selections, str(rid))
-    return Rule(category=str(category), match=match, **common)
+    fields = tuple(sorted({f for spec in specs.values() for f in _selection_fields(spec)}))
+    return Rule(category=str(category), match=match, fields=fields, **common)
+
+
+def _selection_fields(spec: Any) -> Iterable[str]:
+    """The field names a selection's checks read (`name|modifier` keys of its maps)."""
+    for part in spec if isinstance(spec, list) else [spec]:
+        yield from (str(key).split("|", 1)[0] for key in part)
 
 
 def _compile_selection(spec: Any, rid: str) -> Matcher:
@@ -294,15 +307,32 @@ def evaluate_records(records: Iterable[tuple[str, Record]], rules: Iterable[Rule
     rules = list(rules)
     matches: dict[str, list[Record]] = {}
     by_category: dict[str, list[tuple[str, Matcher, bool]]] = {}
+    fields: dict[str, set[str]] = {}
     for rule in rules:
         if rule.match is None or rule.category is None:
             continue
         matches[rule.id] = []
         by_category.setdefault(rule.category, []).append((rule.id, rule.match, rule.include_toolchain))
+        fields.setdefault(rule.category, set()).update(rule.fields)
+    # Which rules a record matches depends only on the fields they read (and `toolchain`), so
+    # records that agree on those share one evaluation (_record_key).
+    keyed = {category: tuple(sorted(names)) for category, names in fields.items()}
+    memos: dict[str, dict[tuple[Any, ...], tuple[str, ...]]] = {category: {} for category in by_category}
+    plain: set[tuple[type, ...]] = set()
     for category, rec in records:
-        for rid, match, include_toolchain in by_category.get(category, ()):
-            if (include_toolchain or not rec.get("toolchain")) and match(rec):
-                matches[rid].append(rec)
+        group = by_category.get(category)
+        if group is None:
+            continue
+        memo = memos[category]
+        key = _record_key(rec, keyed[category], plain)
+        hit = memo.get(key) if key is not None else None
+        if hit is None:
+            toolchain = rec.get("toolchain")
+            hit = tuple(rid for rid, match, include in group if (include or not toolchain) and match(rec))
+            if key is not None and len(memo) < MEMO_ENTRIES:
+                memo[key] = hit
+        for rid in hit:
+            matches[rid].append(rec)
     silenced: set[str] = set()
     for rule in rules:
         if rule.correlation is None:
@@ -319,6 +349,35 @@ def evaluate_records(records: Iterable[tuple[str, Record]], rules: Iterable[Rule
         findings.extend(_findings(rule, recs))
     findings.sort(key=lambda f: (-SEVERITIES.index(f.severity), f.rule, f.phase))
     return findings
+
+
+_SCALARS = frozenset({str, bool, int, float, type(None)})
+
+
+def _record_key(rec: Record, fields: tuple[str, ...], plain: set[tuple[type, ...]]) -> tuple[Any, ...] | None:
+    """What rules reading `fields` can see of `rec`, as a dict key; None when a value cannot be
+    part of one. The values' types are part of it (True == 1 as keys, but `ok: true` does not
+    match 1); a list of strings is keyed as (list, *items), any other container not at all.
+    `plain`: the tuples of types seen so far that hold scalars only (checked once each)."""
+    values = tuple(map(rec.get, fields))
+    types = tuple(map(type, values))
+    if types not in plain:
+        if not _SCALARS.issuperset(types):
+            return _listed_key(rec, values, types)
+        plain.add(types)
+    return (not rec.get("toolchain"), values, types)
+
+
+def _listed_key(rec: Record, values: tuple[Any, ...], types: tuple[type, ...]) -> tuple[Any, ...] | None:
+    keyed: list[Any] = []
+    for value, kind in zip(values, types, strict=True):
+        if kind is list and all(type(item) is str for item in value):
+            keyed.append((list, *value))
+        elif kind in _SCALARS:
+            keyed.append(value)
+        else:
+            return None
+    return (not rec.get("toolchain"), tuple(keyed), types)
 
 
 def emitting(rules: Iterable[Rule]) -> list[Rule]:

@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # loaded once the first phase runs (DEFERRED): see _LazyDiges
 
     from osptrack.digest import PhaseDigest, RunDigest
     from osptrack.trace.events import Event, EventLog
+    from osptrack.trace.roles import VerdictTrail
 
 # What a run needs only once its first phase has started: the digest of the trace (msgspec, the
 # events, the roles' classifier, the summary), the verdict rules, the run folder's writers. A
@@ -513,7 +514,10 @@ def _analyze(
     }
     # the run's pass saw the events in events.jsonl's order unless they needed sorting
     argv = events.argv.argv if spool.ordered else None
-    verdict = _judge(run_info, EventLog(events_path), records, result, argv)
+    trail = events.trail if spool.ordered and events.trail is not None else None
+    if trail is not None and len(trail) != spool.count:
+        trail = None  # not one verdict per line: the verdict classifies again
+    verdict = _judge(run_info, EventLog(events_path), records, result, argv, trail)
     if verdict is not None:
         run_info["verdict"] = verdict
     _write_run_folder(out, staging, result, records, run_info)
@@ -661,13 +665,16 @@ def _judge(
     records: list[dict[str, Any]],
     result: dict[str, Any],
     argv: dict[int, list[str]] | None = None,
+    trail: VerdictTrail | None = None,
 ) -> dict[str, Any] | None:
     """The verdict for run.json. A rule bug must not cost the run: it is recorded and the run kept
     (`osptrack report` judges again from the folder)."""
     from osptrack.verdict import RunData, judge  # loaded during the first phase (DEFERRED)
 
     try:
-        run = RunData(run_info=run_info, events=events, records=records, result=result, argv=argv)
+        run = RunData(
+            run_info=run_info, events=events, records=records, result=result, argv=argv, trail=trail
+        )
         return judge(run).to_dict()
     except Exception as exc:  # any rule error; the run folder is the valuable part
         run_info["verdict_error"] = f"{type(exc).__name__}: {exc}"

@@ -26,6 +26,7 @@ from osptrack.jsonio import read_jsonl
 from osptrack.run import AnalyzeOptions, analyze
 from osptrack.target import parse_target
 from osptrack.trace.tracers import get
+from osptrack.verdict import judge_run_dir
 
 pytestmark = pytest.mark.sandbox
 
@@ -54,11 +55,23 @@ def test_the_followed_run_is_the_run_read_after_each_phase(ecosystem: str, tmp_p
         return outcome
 
     monkeypatch.setattr(run, "run_phase", keeping)
+    judge = run._judge
+    trails: list[Any] = []
+
+    def judging(*args: Any) -> Any:
+        trails.append(args[5] if len(args) > 5 else None)
+        return judge(*args)
+
+    monkeypatch.setattr(run, "_judge", judging)
     out = tmp_path / "run"
     outcome = analyze(parse_target(ecosystem, str(archive)), AnalyzeOptions(timeout_s=120), out)
     assert outcome.statuses == {"install": "completed", "import": "completed"}
     info = json.loads((out / "run.json").read_text())
     records = read_jsonl(out / "network.jsonl")
+    # The verdict came from the digest's verdict trail, and is the one judged from the folder anew.
+    assert trails and trails[0] is not None and trails[0].valid and len(trails[0]) == info["trace"]["events"]
+    assert info["verdict"]["findings"]  # the suspicious package: something to get wrong
+    assert json.loads(json.dumps(judge_run_dir(out).to_dict())) == info["verdict"]
 
     # The same logs, the old way: parse once the log is complete, then the digest.
     spool = EventSpool(tmp_path / "events.jsonl")

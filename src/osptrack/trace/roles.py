@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import os
 import posixpath
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from osptrack.homepath import home_relative
-from osptrack.trace.common import KIND_PROCESS
+from osptrack.trace.common import KIND_FILE, KIND_NETWORK, KIND_PROCESS
 
 if TYPE_CHECKING:  # the ecosystems' rule tables load before the first phase; msgspec need not
     from osptrack.trace.events import Event
@@ -184,3 +185,34 @@ def _current(state: dict[tuple[str, int], State], ev: Event) -> State:
         found = state.get((ev.phase, ev.ppid), _PACKAGE) if ev.ppid is not None else _PACKAGE
         state[key] = found
     return found
+
+
+class VerdictTrail:
+    """Each event's verdict and kind, in log order, two bytes an event: what a Classifier said of
+    the run's events as they passed, for a later pass over the same log in the same order (the
+    verdict's, verdict.facts) that then needs neither to classify again nor to decode the events
+    it has no use for. `valid` turns False if more verdicts come than two bytes can number."""
+
+    KINDS = (None, KIND_PROCESS, KIND_FILE, KIND_NETWORK)  # the two low bits of a code
+
+    def __init__(self) -> None:
+        self.codes = array("H")
+        self.verdicts: list[Verdict] = []  # code >> 2 -> the verdict
+        self._index: dict[int, int] = {}  # id(verdict) -> its number; `verdicts` keeps it alive
+        self.valid = True
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def add(self, kind: str, verdict: Verdict) -> None:
+        number = self._index.get(id(verdict))
+        if number is None:
+            number = self._index[id(verdict)] = len(self.verdicts)
+            self.verdicts.append(verdict)
+            if number >= 1 << 14:
+                self.valid = False
+                number = 0
+        self.codes.append(number << 2 | _KIND_BITS.get(kind, 0))
+
+
+_KIND_BITS = {KIND_PROCESS: 1, KIND_FILE: 2, KIND_NETWORK: 3}

@@ -25,8 +25,8 @@ from osptrack.ecosystems.base import Ecosystem
 from osptrack.jsonio import read_jsonl
 from osptrack.registry import REGISTRY_HOST
 from osptrack.trace import sensitive
-from osptrack.trace.events import Event, EventLog, read_events_jsonl
-from osptrack.trace.roles import Classifier
+from osptrack.trace.events import KIND_FILE, KIND_PROCESS, Event, EventLog, decode_event, read_events_jsonl
+from osptrack.trace.roles import Classifier, Verdict, VerdictTrail
 
 # 198.18.0.0/24 holds the fake network's own services (resolver, proxy, local address: see
 # sandbox/netns.py); names get sinkholes from 198.18.1.0 up, which are the "internet".
@@ -48,6 +48,10 @@ class RunData:
     # pid -> argv of its last exec over `events` (summary.process_argv), when the caller has it
     # already: the run's own pass does, which saves the verdict a pass over events.jsonl
     argv: dict[int, list[str]] | None = None
+    # each event's toolchain verdict over `events`, in its order (roles.VerdictTrail), when the
+    # caller has it: the run's own pass does, so the verdict neither classifies again nor
+    # decodes the toolchain's own file and network events, which get no record
+    trail: VerdictTrail | None = None
 
     @classmethod
     def load(cls, run_dir: Path, *, lazy: bool = False) -> RunData:
@@ -97,7 +101,6 @@ def iter_records(
     # The ecosystem's registries, and the registry service of the fake network that pip/npm use.
     registry = {h.lower() for h in eco.registry_hosts} | {REGISTRY_HOST}
     names = _ip_names(run.records)
-    classifier = Classifier(eco.toolchain_rules())  # by exe path and process tree
     argv = run.argv if run.argv is not None else summary.process_argv(run.events)
     connected: dict[int, float] = {}  # pid -> time of its first internet connect
     # what the bait-read and second-stage records point at: their events' lines
@@ -107,8 +110,10 @@ def iter_records(
     marker = _stage_marker(run.run_info)
     stage_keys = {(item.get("t"), item.get("pid")) for item in stages}
     stage_index: dict[tuple[Any, Any], int] = {}
-    for i, e in enumerate(run.events):
-        verdict = classifier.verdict(e)
+    # the file events the two indexes look at, whoever made them (None: every file event)
+    bait_paths = {path for _, path in bait_keys}
+    looked_at = bait_paths if not stage_keys else None if marker is None else bait_paths | {marker}
+    for i, e, verdict in _judged_events(run, eco, toolchain_records, looked_at):
         toolchain = verdict.toolchain
         if e.kind == "file":
             key = (e.pid, e.path)
@@ -213,6 +218,62 @@ def iter_records(
     yield from (("phase_state", r) for r in states)
     yield from (("process_alive", r) for r in alive)
     yield from (("second_stage", r) for r in _second_stage(stages, marker, stage_index))
+
+
+def _judged_events(
+    run: RunData, eco: Ecosystem, toolchain_records: bool, looked_at: set[Any] | None
+) -> Iterator[tuple[int, Event, Verdict]]:
+    """(line, event, its toolchain verdict) over `run.events` in order. With `run.trail`, the
+    verdicts are the trail's, and an event no record or index needs is not decoded: a
+    toolchain file or network event whose line names none of the `looked_at` paths."""
+    trail = run.trail
+    if trail is None or not trail.valid:
+        classifier = Classifier(eco.toolchain_rules())  # by exe path and process tree
+        for i, e in enumerate(run.events):
+            yield i, e, classifier.verdict(e)
+        return
+    codes, verdicts = trail.codes, trail.verdicts
+    if not isinstance(run.events, EventLog):
+        if len(run.events) != len(codes):
+            raise ValueError(f"{len(run.events)} events, the verdict trail {len(codes)}")
+        for i, e in enumerate(run.events):
+            yield i, e, verdicts[codes[i] >> 2]
+        return
+    # What each code asks of its line: decode it, skip it (a toolchain event that gets no
+    # record), or decode it only if it names a looked-at path (a toolchain file event). A
+    # path's JSON string as msgspec wrote it into the line: a line without it cannot hold it.
+    plain = looked_at is not None and all(isinstance(p, str) for p in looked_at)
+    needles = tuple(_json_string(p) for p in sorted(looked_at)) if looked_at is not None and plain else None
+    actions = []
+    for code in range(len(verdicts) << 2):
+        kind = VerdictTrail.KINDS[code & 3]
+        if toolchain_records or not verdicts[code >> 2].toolchain or kind == KIND_PROCESS:
+            actions.append(_DECODE)
+        elif kind == KIND_FILE:
+            actions.append(_DECODE if needles is None else _IF_NAMED)
+        else:
+            actions.append(_SKIP)
+    # strict: a trail of another length than the log is an error, never a shifted verdict
+    for i, (code, line) in enumerate(zip(codes, run.events.lines(), strict=True)):
+        action = actions[code]
+        if action:
+            if action == _SKIP:
+                continue
+            for needle in needles or ():
+                if needle in line:
+                    break
+            else:
+                continue
+        yield i, decode_event(line), verdicts[code >> 2]
+
+
+_DECODE, _SKIP, _IF_NAMED = 0, 1, 2
+
+
+def _json_string(text: str) -> bytes:
+    import msgspec
+
+    return msgspec.json.encode(text)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from builders import _add, make_npm, require_toolchain, targz_writer
+from osptrack.errors import BadInput
 from osptrack.registry import npm_code
 from osptrack.registry.service import RegistryConfig, RegistryService
 
@@ -203,3 +205,122 @@ def test_an_npm_install_traces_probes_exactly_when_a_script_can_run(tmp_path: Pa
     assert info["probes_traced"] is True, info
     probes = {e["probe"] for e in events if e.get("probe") and e.get("op") in ("stat", "access")}
     assert {"cloud", "ssh"} <= probes, sorted(probes)
+
+
+def _top(name: str) -> bool:
+    return name.count("/") == 1 and name.endswith("/package.json")  # Npm.read_metadata's member
+
+
+def _crafted(tmp_path: Path) -> dict[str, Path]:
+    """Tarballs that a one-walk reader could get wrong: the manifest first or last, bundled and
+    oversized manifests before it, a link where it should be, two of them, none, a cap, broken
+    archives (damaged gzip, a corrupt header, a truncated stream, a zip, not an archive)."""
+    import io
+    import tarfile
+    import zipfile
+
+    from osptrack.ecosystems import archives
+
+    big = b"{" + b" " * (archives.MAX_MEMBER_BYTES + 1) + b"}"
+    plain = manifest().encode()
+    out: dict[str, Path] = {}
+
+    def tgz(name: str, members: list[tuple[str, bytes | None]]) -> None:
+        path = out[name] = tmp_path / f"{name}.tgz"
+        with targz_writer(path) as tf:
+            for member, data in members:
+                if data is None:  # a symlink in its place
+                    link = tarfile.TarInfo(member)
+                    link.type, link.linkname = tarfile.SYMTYPE, "elsewhere.json"
+                    tf.addfile(link)
+                else:
+                    _add(tf, member, data)
+
+    tgz("first", [("package/package.json", plain), ("package/index.js", b"x")])
+    tgz("last", [("package/index.js", b"x"), ("package/binding.gyp", b"{}"), ("package/package.json", plain)])
+    tgz("bundled-first", [("package/node_modules/b/package.json", manifest(scripts={"install": "x"}).encode()),
+                          ("package/package.json", plain)])  # fmt: skip
+    tgz("oversized-nested", [("package/node_modules/b/package.json", big), ("package/package.json", plain)])
+    tgz("oversized-top", [("package/package.json", big)])
+    tgz("link-then-file", [("package/package.json", None), ("package/package.json", plain)])
+    tgz(
+        "twice",
+        [("package/package.json", plain), ("package/package.json", manifest(version="2.0.0").encode())],
+    )
+    tgz("none", [("package/index.js", b"x"), ("other/deep/package.json", plain)])
+    tgz("many", [*((f"package/{i}.js", b"") for i in range(25)), ("package/package.json", plain)])
+    data = out["last"].read_bytes()
+    (tmp_path / "cut.tgz").write_bytes(data[: len(data) // 2])
+    out["cut"] = tmp_path / "cut.tgz"
+    (tmp_path / "damaged.tgz").write_bytes(data[:30] + bytes(b ^ 0x55 for b in data[30:60]) + data[60:])
+    out["damaged"] = tmp_path / "damaged.tgz"
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        for member, body in [("package/a.js", b"x"), ("package/b.js", b"y"), ("package/package.json", plain)]:
+            _add(tf, member, body)
+    header = bytearray(raw.getvalue())
+    header[1024 + 148 : 1024 + 156] = b"0000000\0"  # the second header's checksum: wrong
+    (tmp_path / "badsum.tar").write_bytes(bytes(header))
+    out["badsum"] = tmp_path / "badsum.tar"
+    (tmp_path / "short.tar").write_bytes(raw.getvalue()[:1500])
+    out["short"] = tmp_path / "short.tar"
+    with zipfile.ZipFile(tmp_path / "zipped.tgz", "w") as zf:
+        zf.writestr("package/package.json", plain)
+    out["zipped"] = tmp_path / "zipped.tgz"
+    (tmp_path / "junk.tgz").write_bytes(b"\x1f\x8bnot really gzip")
+    out["junk"] = tmp_path / "junk.tgz"
+    return out
+
+
+def _outcome(read: Any, path: Path) -> Any:
+    try:
+        return ("found", read(path, _top))
+    except BadInput as exc:
+        return ("error", str(exc))
+
+
+def test_the_manifest_read_with_the_scan_is_read_member_s_on_crafted_tarballs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """top_manifest answers what read_member answers (member and bytes, or the same one-line
+    error), and leaves behind the scan a fresh scan of the file gives, for each crafted tarball."""
+    from osptrack.ecosystems import archives
+
+    monkeypatch.setattr(archives, "MAX_MEMBERS_SCANNED", 20)  # "many" passes the cap
+    for name, path in _crafted(tmp_path).items():
+        npm_code._memo.clear()
+        expected = _outcome(archives.read_member, path)
+        assert _outcome(npm_code.top_manifest, path) == expected, name
+        remembered = npm_code.scan(path)
+        npm_code._memo.clear()
+        assert remembered == npm_code.scan(path), name
+
+
+def test_a_run_walks_its_npm_target_once_for_the_manifest_and_the_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Npm.read_metadata (resolve) and then the scan of the staged hard link (the install's
+    probes) share one walk of the tarball; a copy, another file, is scanned anew."""
+    import os
+
+    from osptrack.ecosystems.npm import Npm
+
+    path = tarball(tmp_path / "x.tgz", {"package/index.js": "", "package/package.json": manifest()})
+    walks: list[Path] = []
+    walk = npm_code.tar_members
+
+    def counted(archive: Path, want: Any) -> Any:
+        walks.append(archive)
+        return walk(archive, want)
+
+    npm_code._memo.clear()
+    monkeypatch.setattr(npm_code, "tar_members", counted)
+    assert Npm().read_metadata(path).name == "osptrack-x"
+    staged = tmp_path / "staged.tgz"
+    os.link(path, staged)
+    assert npm_code.scan(staged) == (None, ())
+    assert walks == [path]
+    copy = tmp_path / "copy.tgz"
+    copy.write_bytes(path.read_bytes())
+    assert npm_code.scan(copy) == (None, ())
+    assert walks == [path, copy]

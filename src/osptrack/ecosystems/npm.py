@@ -12,10 +12,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from osptrack.ecosystems.archives import container_of, depth, not_a, read_member, staged_name
+from osptrack.ecosystems.archives import container_of, depth, not_a, staged_name
 from osptrack.ecosystems.base import Ecosystem, Layout, Metadata
 from osptrack.errors import BadInput
 from osptrack.registry import NPM_REGISTRY_URL
+from osptrack.registry.npm_code import top_manifest
 from osptrack.target import normalise_name, validate_name, validate_version
 from osptrack.trace.roles import SHELLS, Role, Rule, installed
 
@@ -33,7 +34,8 @@ class Npm(Ecosystem):
     phases = ("install", "import", "execute")
 
     def read_metadata(self, archive: Path) -> Metadata:
-        found = read_member(archive, lambda n: depth(n) == 1 and n.endswith("/package.json"))
+        # read with the scan of what installing it runs (registry/npm_code.py), which a run needs next
+        found = top_manifest(archive, lambda n: depth(n) == 1 and n.endswith("/package.json"))
         if found is None:
             raise not_a(archive, "an npm package (no package.json)", self.name)
         try:

@@ -23,6 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from osptrack.ecosystems.archives import container_of, depth, read_member
 from osptrack.errors import BadInput
+from osptrack.registry import npm_code
 from osptrack.registry.model import Dist
 from osptrack.target import normalise_name
 
@@ -173,7 +174,8 @@ def _misnamed(path: Path, suffixes: tuple[str, ...]) -> bool:
 def npm_manifest(path: Path) -> dict[str, Any] | None:
     """The tarball's package.json as a dict with a string name and version, or None."""
     try:
-        found = read_member(path, lambda n: depth(n) == 1 and n.endswith("/package.json"))
+        # read with the scan of what installing it runs, which closure_code asks for next
+        found = npm_code.top_manifest(path, lambda n: depth(n) == 1 and n.endswith("/package.json"))
         doc = json.loads(found[1]) if found else None
     except (BadInput, ValueError):
         return None

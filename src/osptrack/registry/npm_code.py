@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from osptrack.ecosystems.archives import depth, tar_members
+from osptrack.ecosystems.archives import depth, read_member, tar_members
 from osptrack.errors import BadInput
 
 # What npm runs while installing a tarball or a registry package (and, for git and folder
@@ -39,20 +39,20 @@ LIFECYCLE_SCRIPTS = frozenset(
 )
 _DEPENDENCY_FIELDS = ("dependencies", "optionalDependencies", "peerDependencies")
 
-_memo: dict[tuple[str, int, int], tuple[str | None, tuple[str, ...]]] = {}
+_memo: dict[tuple[int, int, int, int], tuple[str | None, tuple[str, ...]]] = {}
 _memo_lock = threading.Lock()
 
 
 def scan(path: Path) -> tuple[str | None, tuple[str, ...]]:
     """(why installing this tarball can run code, or None; the dependency names it lists).
 
-    Remembered per file (path, size, mtime): the registry cache's blobs never change, and a
-    batch worker analyses many packages against the same folders."""
+    Remembered per file (device, inode, size, mtime): the registry cache's blobs never change, a
+    batch worker analyses many packages against the same folders, and the run's staged copy of
+    its target is a hard link of the file whose manifest `top_manifest` read (and scanned)."""
     try:
-        st = path.stat()
+        key = _key(path)
     except OSError as exc:
         return f"{path.name}: {exc.strerror}", ()
-    key = (str(path), st.st_size, st.st_mtime_ns)
     with _memo_lock:
         if key in _memo:
             return _memo[key]
@@ -62,33 +62,93 @@ def scan(path: Path) -> tuple[str | None, tuple[str, ...]]:
     return found
 
 
-def _scan(path: Path) -> tuple[str | None, tuple[str, ...]]:
-    def wanted(name: str) -> bool:
-        return name.endswith("/package.json") or name == "package.json"
-
-    # Every package.json's dependencies, not only the top one's: a bundled dependency's own
-    # dependencies come from the registry, and a duplicate member is what extraction keeps.
-    names: list[str] = []
-    top_seen = False
+def top_manifest(path: Path, want: Callable[[str], bool]) -> tuple[str, bytes] | None:
+    """`archives.read_member(path, want)` for an npm tarball's own package.json (`want` names
+    it), read in the same walk as `scan`'s, whose answer is remembered for the file: the manifest
+    of a big tarball sits near its end (core-js's at member 3,488 of 3,498), so reading it and
+    scanning apart walked the tarball twice. Whatever the walk does not settle (an unreadable
+    archive, no such member, a cap reached first) is read_member's own answer or error."""
+    found: tuple[str, bytes] | None = None
+    state = _ScanState(path)
     try:
-        for member, data in tar_members(path, wanted):
-            base = member.rstrip("/").rsplit("/", 1)[-1]
-            if base == "binding.gyp":
-                return f"{path.name}: {member} (npm runs node-gyp rebuild)", ()
-            if not wanted(member):
-                continue
-            if data is None:  # a link or device in place of a manifest: unknowable here
-                return f"{path.name}: {member} is not a regular file", ()
-            why, deps = _manifest(path.name, member, data)
-            if why is not None:
-                return why, ()
-            names += deps
-            top_seen = top_seen or depth(member) == 1  # package/package.json: what npm installs
+        key: tuple[int, int, int, int] | None = _key(path)
+    except OSError:
+        key = None
+    try:
+        for member, data in tar_members(path, _wanted):
+            if found is None and data is not None and want(member):
+                found = (member, data)
+            if state.why is None:
+                state.add(member, data)
+            if found is not None and state.why is not None:
+                break  # both answers known: the rest cannot change either
     except BadInput as exc:
-        return str(exc), ()
-    if not top_seen:
-        return f"{path.name}: no package.json", ()
-    return None, tuple(dict.fromkeys(names))
+        state.fail(str(exc))
+    if key is not None:
+        with _memo_lock:
+            _memo[key] = state.result()
+    return found if found is not None else read_member(path, want)
+
+
+def _key(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _wanted(name: str) -> bool:
+    return name.endswith("/package.json") or name == "package.json"
+
+
+def _scan(path: Path) -> tuple[str | None, tuple[str, ...]]:
+    state = _ScanState(path)
+    try:
+        for member, data in tar_members(path, _wanted):
+            state.add(member, data)
+            if state.why is not None:
+                break
+    except BadInput as exc:
+        state.fail(str(exc))
+    return state.result()
+
+
+class _ScanState:
+    """`scan` one member at a time, in tarball order: `why` is set once some member means code."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = path.name
+        self.why: str | None = None
+        # Every package.json's dependencies, not only the top one's: a bundled dependency's own
+        # dependencies come from the registry, and a duplicate member is what extraction keeps.
+        self.names: list[str] = []
+        self.top_seen = False
+
+    def add(self, member: str, data: bytes | None) -> None:
+        base = member.rstrip("/").rsplit("/", 1)[-1]
+        if base == "binding.gyp":
+            self.why = f"{self.name}: {member} (npm runs node-gyp rebuild)"
+            return
+        if not _wanted(member):
+            return
+        if data is None:  # a link or device in place of a manifest: unknowable here
+            self.why = f"{self.name}: {member} is not a regular file"
+            return
+        why, deps = _manifest(self.name, member, data)
+        if why is not None:
+            self.why = why
+            return
+        self.names += deps
+        self.top_seen = self.top_seen or depth(member) == 1  # package/package.json: what npm installs
+
+    def fail(self, why: str) -> None:
+        if self.why is None:
+            self.why = why
+
+    def result(self) -> tuple[str | None, tuple[str, ...]]:
+        if self.why is not None:
+            return self.why, ()
+        if not self.top_seen:
+            return f"{self.name}: no package.json", ()
+        return None, tuple(dict.fromkeys(self.names))
 
 
 def _manifest(archive: str, member: str, data: bytes) -> tuple[str | None, list[str]]:

@@ -123,7 +123,7 @@ class EventSummary:
     event (with its toolchain verdict, osptrack.trace.roles.Classifier) at a time, in log order.
 
     It keeps lines, small sets and one entry per process, never the events, so a run can stream
-    them; and each event's verdict, two bytes an event (`trail`). `judged` False: there are no verdicts (every event counts as the package's, and bait
+    them; and each event's verdict, a reference an event (`trail`). `judged` False: there are no verdicts (every event counts as the package's, and bait
     reads get no `toolchain` key), as the list functions do when given none.
     """
 
@@ -132,6 +132,7 @@ class EventSummary:
         self.argv = ArgvTracker()
         # each event's verdict, for the run's verdict (verdict.facts): it reads events.jsonl back
         self.trail = VerdictTrail() if judged else None
+        self._trail_add = self.trail.verdicts.append if self.trail is not None else None
         self._bait_wanted = frozenset(bait_paths)
         self._bait: list[dict[str, Any]] = []  # argv filled in at the end: the pid's last exec
         self._probes: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -144,11 +145,11 @@ class EventSummary:
 
     def add(self, e: Event, verdict: Verdict | None) -> None:
         kind = e.kind
-        if self.trail is not None:
-            if verdict is None:
+        if self._trail_add is not None:
+            if verdict is not None:
+                self._trail_add(verdict)
+            elif self.trail is not None:
                 self.trail.valid = False
-            else:
-                self.trail.add(kind, verdict)
         if e.probe is not None and len(self._probes) < PROBES_KEPT:
             rule = verdict.rule if verdict is not None and verdict.toolchain else None
             key = (e.phase, e.path, e.exe, e.syscall, rule)

@@ -107,7 +107,7 @@ def test_a_trail_of_another_length_is_an_error_not_a_shifted_verdict(tmp_path: P
     folder = r.write(tmp_path / "run")
     run = _with_trail(folder)
     assert run.trail is not None
-    run.trail.codes.pop()
+    run.trail.verdicts.pop()
     with pytest.raises(ValueError):
         list(iter_records(run, ecosystems.get("pypi"), False))
     listed = RunData.load(folder)

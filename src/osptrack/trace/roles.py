@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import os
 import posixpath
-from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from osptrack.homepath import home_relative
-from osptrack.trace.common import KIND_FILE, KIND_NETWORK, KIND_PROCESS
+from osptrack.trace.common import KIND_PROCESS
 
 if TYPE_CHECKING:  # the ecosystems' rule tables load before the first phase; msgspec need not
     from osptrack.trace.events import Event
@@ -188,31 +187,17 @@ def _current(state: dict[tuple[str, int], State], ev: Event) -> State:
 
 
 class VerdictTrail:
-    """Each event's verdict and kind, in log order, two bytes an event: what a Classifier said of
-    the run's events as they passed, for a later pass over the same log in the same order (the
-    verdict's, verdict.facts) that then needs neither to classify again nor to decode the events
-    it has no use for. `valid` turns False if more verdicts come than two bytes can number."""
+    """Each event's verdict, in log order: what a Classifier said of the run's events as they
+    passed, for a later pass over the same log in the same order (the verdict's, verdict.facts)
+    that then needs neither to classify again nor to decode the events it has no use for.
 
-    KINDS = (None, KIND_PROCESS, KIND_FILE, KIND_NETWORK)  # the two low bits of a code
+    A reference an event (the Classifier hands out a few shared Verdicts): 8 bytes, and an
+    append is the cheapest thing the digest can do per event (a 2-byte code took 3x as long).
+    `valid` is False once an event came without a verdict."""
 
     def __init__(self) -> None:
-        self.codes = array("H")
-        self.verdicts: list[Verdict] = []  # code >> 2 -> the verdict
-        self._index: dict[int, int] = {}  # id(verdict) -> its number; `verdicts` keeps it alive
+        self.verdicts: list[Verdict] = []
         self.valid = True
 
     def __len__(self) -> int:
-        return len(self.codes)
-
-    def add(self, kind: str, verdict: Verdict) -> None:
-        number = self._index.get(id(verdict))
-        if number is None:
-            number = self._index[id(verdict)] = len(self.verdicts)
-            self.verdicts.append(verdict)
-            if number >= 1 << 14:
-                self.valid = False
-                number = 0
-        self.codes.append(number << 2 | _KIND_BITS.get(kind, 0))
-
-
-_KIND_BITS = {KIND_PROCESS: 1, KIND_FILE: 2, KIND_NETWORK: 3}
+        return len(self.verdicts)

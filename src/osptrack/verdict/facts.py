@@ -25,7 +25,7 @@ from osptrack.ecosystems.base import Ecosystem
 from osptrack.jsonio import read_jsonl
 from osptrack.registry import REGISTRY_HOST
 from osptrack.trace import sensitive
-from osptrack.trace.events import KIND_FILE, KIND_PROCESS, Event, EventLog, decode_event, read_events_jsonl
+from osptrack.trace.events import Event, EventLog, decode_event, read_events_jsonl
 from osptrack.trace.roles import Classifier, Verdict, VerdictTrail
 
 # 198.18.0.0/24 holds the fake network's own services (resolver, proxy, local address: see
@@ -225,49 +225,43 @@ def _judged_events(
 ) -> Iterator[tuple[int, Event, Verdict]]:
     """(line, event, its toolchain verdict) over `run.events` in order. With `run.trail`, the
     verdicts are the trail's, and an event no record or index needs is not decoded: a
-    toolchain file or network event whose line names none of the `looked_at` paths."""
+    toolchain file or network event whose line names none of the `looked_at` paths (None:
+    every file event is looked at)."""
     trail = run.trail
     if trail is None or not trail.valid:
         classifier = Classifier(eco.toolchain_rules())  # by exe path and process tree
         for i, e in enumerate(run.events):
             yield i, e, classifier.verdict(e)
         return
-    codes, verdicts = trail.codes, trail.verdicts
+    verdicts = trail.verdicts
     if not isinstance(run.events, EventLog):
-        if len(run.events) != len(codes):
-            raise ValueError(f"{len(run.events)} events, the verdict trail {len(codes)}")
-        for i, e in enumerate(run.events):
-            yield i, e, verdicts[codes[i] >> 2]
+        if len(run.events) != len(verdicts):
+            raise ValueError(f"{len(run.events)} events, the verdict trail {len(verdicts)}")
+        yield from ((i, e, v) for i, (e, v) in enumerate(zip(run.events, verdicts, strict=True)))
         return
-    # What each code asks of its line: decode it, skip it (a toolchain event that gets no
-    # record), or decode it only if it names a looked-at path (a toolchain file event). A
-    # path's JSON string as msgspec wrote it into the line: a line without it cannot hold it.
+    # msgspec writes a line compactly and escapes every quote inside a string, so a line holds
+    # `"kind":"process"` exactly when it is a process event, and a path's JSON string whenever
+    # the event names that path: a line without them needs no decoding.
     plain = looked_at is not None and all(isinstance(p, str) for p in looked_at)
     needles = tuple(_json_string(p) for p in sorted(looked_at)) if looked_at is not None and plain else None
-    actions = []
-    for code in range(len(verdicts) << 2):
-        kind = VerdictTrail.KINDS[code & 3]
-        if toolchain_records or not verdicts[code >> 2].toolchain or kind == KIND_PROCESS:
-            actions.append(_DECODE)
-        elif kind == KIND_FILE:
-            actions.append(_DECODE if needles is None else _IF_NAMED)
-        else:
-            actions.append(_SKIP)
+    skip = not toolchain_records
     # strict: a trail of another length than the log is an error, never a shifted verdict
-    for i, (code, line) in enumerate(zip(codes, run.events.lines(), strict=True)):
-        action = actions[code]
-        if action:
-            if action == _SKIP:
-                continue
-            for needle in needles or ():
-                if needle in line:
-                    break
+    for i, (verdict, line) in enumerate(zip(verdicts, run.events.lines(), strict=True)):
+        if skip and verdict.toolchain and _PROCESS_LINE not in line:
+            if needles is None:
+                if _FILE_LINE not in line:
+                    continue
             else:
-                continue
-        yield i, decode_event(line), verdicts[code >> 2]
+                for needle in needles:
+                    if needle in line:
+                        break
+                else:
+                    continue
+        yield i, decode_event(line), verdict
 
 
-_DECODE, _SKIP, _IF_NAMED = 0, 1, 2
+_PROCESS_LINE = b'"kind":"process"'
+_FILE_LINE = b'"kind":"file"'
 
 
 def _json_string(text: str) -> bytes:

@@ -48,7 +48,8 @@ def scan(path: Path) -> tuple[str | None, tuple[str, ...]]:
 
     Remembered per file (device, inode, size, mtime): the registry cache's blobs never change, a
     batch worker analyses many packages against the same folders, and the run's staged copy of
-    its target is a hard link of the file whose manifest `top_manifest` read (and scanned)."""
+    its target is a hard link of the file whose manifest `top_manifest` read (and scanned). The
+    reason then names the file as it was first scanned (the callers only ask whether there is one)."""
     try:
         key = _key(path)
     except OSError as exc:

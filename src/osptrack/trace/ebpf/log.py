@@ -70,6 +70,30 @@ _PROBES = {
 _AT_PROBES = frozenset({"newfstatat", "statx", "faccessat", "faccessat2", "readlinkat"})  # a dirfd first
 _TWO_PATHS = frozenset({"rename", "renameat", "renameat2", "link", "linkat"})
 _CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
+# What one lookup of a call's number tells _finish: (name, class, op, form). Classes: a probe
+# (op: its op; form: a dirfd first), an open (op: from its flags; form: where its flags are: an argument index,
+# None for openat2, -1 for creat; a dirfd first for openat/openat2), a file operation (form:
+# one path, two, an fd's path, unlinkat's), and the rest (_rare).
+_PROBE, _OPEN, _FILE, _RARE = range(4)
+_ONE_PATH, _TWO, _FD, _UNLINKAT = range(4)
+_OPEN_FLAGS = {"open": 1, "openat": 2, "openat2": None, "creat": -1}
+
+
+def _call_spec(name: str) -> tuple[str, int, str, Any]:
+    if name in _PROBES:
+        return name, _PROBE, _PROBES[name], name in _AT_PROBES
+    if name in _OPENS:
+        return name, _OPEN, "", _OPEN_FLAGS[name]
+    if name in _FILE_OPS:
+        form = (
+            _FD if name in ("fchmod", "ftruncate") else _TWO if name in _TWO_PATHS
+            else _UNLINKAT if name == "unlinkat" else _ONE_PATH
+        )  # fmt: skip
+        return name, _FILE, _FILE_OPS[name], form
+    return name, _RARE, "", None
+
+
+_CALLS = {nr: _call_spec(name) for nr, name in SYSCALLS.items()}
 _SIGNALS = {4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 11: "SIGSEGV", 24: "SIGXCPU", 25: "SIGXFSZ", 31: "SIGSYS"}
 _SIGNAMES = {
     1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS",
@@ -254,8 +278,8 @@ class EbpfLogReader:
                 records += 1
                 body = pos + hsize
                 if rtype == REC_EXIT:
-                    ret, mode, family, port, sotype, _, addr = exit_(data, body)
-                    ev = finish(tid, ret, (mode, family, port, sotype, addr))
+                    x = exit_(data, body)
+                    ev = finish(tid, x[0], x)
                     if ev is not None:
                         append(ev)
                 elif rtype == REC_ENTER:
@@ -263,17 +287,20 @@ class EbpfLogReader:
                     o0 = body + esize
                     o1 = o0 + l0
                     o2 = o1 + l1
-                    o3 = o2 + l2
-                    o4 = o3 + l3
-                    o5 = o4 + l4
-                    blobs = [
-                        data[o0:o1],
-                        data[o1:o2],
-                        data[o2:o3],
-                        data[o3:o4],
-                        data[o4:o5],
-                        data[o5 : o5 + l5],
-                    ]
+                    if l2 or l3 or l4 or l5:
+                        o3 = o2 + l2
+                        o4 = o3 + l3
+                        o5 = o4 + l4
+                        blobs = [
+                            data[o0:o1],
+                            data[o1:o2],
+                            data[o2:o3],
+                            data[o3:o4],
+                            data[o4:o5],
+                            data[o5 : o5 + l5],
+                        ]
+                    else:  # one path and its base, as most calls have: no empty slices to make
+                        blobs = [data[o0:o1], data[o1:o2], b"", b"", b"", b""]
                     tgids[tid] = tgid
                     if tid in inflight:  # an entry with no exit: the call was interrupted for good
                         ev = finish(tid, None, None)
@@ -419,20 +446,19 @@ class EbpfLogReader:
 
     # ------------------------------------------------------------ one syscall
 
-    def _finish(
-        self, tid: int, ret: int | None, extra: tuple[int, int, int, int, bytes] | None
-    ) -> Event | None:
+    def _finish(self, tid: int, ret: int | None, x: tuple[Any, ...] | None) -> Event | None:
+        """The event of `tid`'s call in flight, ended by an exit record (`x`: its _EXIT fields,
+        ret first) or by none (None: it never returned)."""
         call = self._inflight.pop(tid, None)
         if call is None:
             return None
         t, nr, cflags, a, b, exec_argv, exec_path = call
-        name = SYSCALLS.get(nr)
-        if name is None:
+        spec = _CALLS.get(nr)
+        if spec is None:
             self.stats.dropped += 1
             return None
-        probe_op = _PROBES.get(name)
-        probe = None
-        if probe_op is not None:  # the commonest call: a stat of a path nobody steals
+        name, cls, op, form = spec
+        if cls == _PROBE:  # the commonest call: a stat of a path nobody steals
             path, raw, quoted = self._path_of(b, 0, cflags)
             if not raw:  # AT_EMPTY_PATH: a stat of an fd already open
                 self.stats.ignored += 1
@@ -447,61 +473,57 @@ class EbpfLogReader:
             ret = -1
         proc = self._procs.get(tid) or self._proc(tid)
         trunc = bool(cflags & F_TRUNCATED)
-        phase = self.phase
 
-        if probe_op is not None:
-            args = [_dirfd(a[0]), quoted] if name in _AT_PROBES else [quoted]
+        if cls == _PROBE:
             return Event(
-                t, phase, tid, proc.ppid, proc.exe, proc.comm, name, KIND_FILE, probe_op, ret, err, args,
-                path=path, truncated=trunc, probe=probe,
+                t, self.phase, tid, proc.ppid, proc.exe, proc.comm, name, KIND_FILE, op, ret, err,
+                [_dirfd(a[0]), quoted] if form else [quoted], path=path, truncated=trunc, probe=probe,
             )  # fmt: skip
-        if name in _OPENS:
+        if cls == _OPEN:
             path, raw, quoted = self._path_of(b, 0, cflags)
-            if name == "creat":
+            if form == -1:  # creat
                 op, also_read, ftype = "write", False, None
                 flags = O_CREAT | 1 | O_TRUNC
             else:
-                flags = a[1] if name == "open" else a[2] if name == "openat" else 0
+                flags = 0 if form is None else a[form]
                 acc = flags & O_ACCMODE
                 op = "write" if acc in (1, 2) or flags & (O_CREAT | O_TRUNC | O_APPEND) else "read"
                 also_read = acc == 2
                 ftype = "path" if flags & O_PATH else "dir" if flags & O_DIRECTORY else None
-            if extra is not None and err is None and ret is not None:
-                ftype = _FTYPES.get(extra[0] & _S_IFMT, ftype)
-            args = (
-                [_dirfd(a[0]), quoted, oct(flags)] if name in ("openat", "openat2") else [quoted, oct(flags)]
-            )
+            if x is not None and err is None:
+                ftype = _FTYPES.get(x[1] & _S_IFMT, ftype)
+            args = [quoted, oct(flags)] if form == 1 or form == -1 else [_dirfd(a[0]), quoted, oct(flags)]
             return Event(
-                t, phase, tid, proc.ppid, proc.exe, proc.comm, name, KIND_FILE, op, ret, err, args,
+                t, self.phase, tid, proc.ppid, proc.exe, proc.comm, name, KIND_FILE, op, ret, err, args,
                 path=path, read=also_read, ftype=ftype, truncated=trunc,
                 probe=sensitive_category(path) if err is not None else None,
             )  # fmt: skip
-        file_op = _FILE_OPS.get(name)
-        if file_op is not None:
-            if name in ("fchmod", "ftruncate"):
+        if cls == _FILE:
+            if form == _FD:
                 fd_path = None if cflags & F_NOBASE else _base(b[0])
                 return Event(
-                    t, phase, tid, proc.ppid, proc.exe, proc.comm, name, KIND_FILE, file_op, ret, err, [str(a[0])],
-                    path=fd_path,
+                    t, self.phase, tid, proc.ppid, proc.exe, proc.comm, name, KIND_FILE, op, ret, err,
+                    [str(a[0])], path=fd_path,
                 )  # fmt: skip
             path, raw, quoted = self._path_of(b, 0, cflags)
             path2 = None
-            args = [quoted]
-            if name in _TWO_PATHS:
+            if form == _ONE_PATH:
+                args = [quoted]
+            elif form == _TWO:
                 path2, _, quoted2 = self._path_of(b, 1, cflags)
-                args.append(quoted2)
-            if name == "unlinkat":
+                args = [quoted, quoted2]
+            else:  # unlinkat
                 args = [_dirfd(a[0]), quoted, "AT_REMOVEDIR" if a[2] & AT_REMOVEDIR else "0"]
             return Event(
-                t, phase, tid, proc.ppid, proc.exe, proc.comm, name, KIND_FILE, file_op, ret, err, args,
+                t, self.phase, tid, proc.ppid, proc.exe, proc.comm, name, KIND_FILE, op, ret, err, args,
                 path=path, path2=path2, truncated=trunc,
             )  # fmt: skip
-        return self._rare(tid, name, t, cflags, a, b, exec_argv, exec_path, ret, err, extra, proc, trunc)
+        return self._rare(tid, name, t, cflags, a, b, exec_argv, exec_path, ret, err, x, proc, trunc)
 
     def _rare(
         self, tid: int, name: str, t: float, cflags: int, a: tuple[int, ...], b: list[bytes],
         exec_argv: tuple[int, bytes] | None, exec_path: bytes | None, ret: int | None, err: str | None,
-        extra: tuple[int, int, int, int, bytes] | None, proc: _Proc, trunc: bool,
+        x: tuple[Any, ...] | None, proc: _Proc, trunc: bool,
     ) -> Event | None:  # fmt: skip
         """Calls other than opens, probes and file operations: a few per process."""
         # The fields every event of this call shares; each branch fills in the rest.
@@ -553,8 +575,8 @@ class EbpfLogReader:
             return None
         if name == "listen":
             family, address, port = None, None, None
-            if extra is not None:
-                fam, port_n, addr = extra[1], extra[2], extra[4]
+            if x is not None:
+                fam, port_n, addr = x[2], x[3], x[6]
                 if fam == 2:
                     family, address, port = "AF_INET", str(ipaddress.IPv4Address(addr[:4])), port_n
                 elif fam == 10:
@@ -575,7 +597,7 @@ class EbpfLogReader:
             if sa is None:
                 self.stats.ignored += 1
                 return None
-            udp = extra is not None and extra[3] == SOCK_DGRAM and sa[0] in ("AF_INET", "AF_INET6")
+            udp = x is not None and x[4] == SOCK_DGRAM and sa[0] in ("AF_INET", "AF_INET6")
             fd_arg = f"{a[0]}<{'UDP' if sa[0] == 'AF_INET' else 'UDPv6'}:[]>" if udp else str(a[0])
             return replace(common, kind=KIND_NETWORK, op="sendto" if name == "sendmsg" else name, args=[fd_arg],
                 family=sa[0], address=sa[1], port=sa[2],

@@ -8,6 +8,7 @@ events spooled to events.jsonl, the verdict reading that file back. Every output
 
 from __future__ import annotations
 
+import gc
 import tracemalloc
 from collections.abc import Iterable
 from pathlib import Path
@@ -208,3 +209,12 @@ def test_holding_the_events_would_exceed_that_bound() -> None:
         tracemalloc.stop()
     assert len(held) > 45_000
     assert peak > 4 * 2**20 * 5
+
+
+def test_events_are_not_walked_by_the_garbage_collector() -> None:
+    # A phase's reader holds all its events until the log is whole (they are sorted by start);
+    # were they tracked, every collection in the follower thread would walk them all again.
+    events = list(parse_log(_phase_logs(20, False)["install"], "install"))
+    marked = mark_lookup_probes(events, UDP_SENT)  # copies made with msgspec's replace
+    assert len(events) > 40 and marked != events
+    assert not any(gc.is_tracked(e) for e in events + marked)

@@ -47,8 +47,13 @@ NETWORK_OPS = ("connect", "bind", "listen", "sendto")
 NON_FILE_FTYPES = frozenset({"dir", "path", "pipe", "socket", "anon"})
 
 
-class Event(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One traced event. `pid`/`ppid`/`child_pid` are host pids (as strace sees them)."""
+class Event(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
+    """One traced event. `pid`/`ppid`/`child_pid` are host pids (as strace sees them).
+
+    Not tracked by the cyclic garbage collector (`gc=False`): its fields are strings, numbers
+    and lists of strings, so it can never be part of a cycle, and a phase's decoder holds tens
+    of thousands of them until the log is whole, which each collection would walk again.
+    """
 
     t: float
     phase: str

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from osptrack import ecosystems, summary
-from osptrack.digest import EventSpool, RunDigest
+from osptrack.digest import SPOOL_BATCH, EventSpool, RunDigest
 from osptrack.sandbox.fakenet.stages import second_stage_info
 from osptrack.trace.aggregate import phase_record
 from osptrack.trace.alive import alive_at_end
@@ -167,6 +168,7 @@ def test_out_of_order_events_are_sorted_stably_in_small_runs(tmp_path: Path) -> 
     spool = EventSpool(tmp_path / "events.jsonl")
     for e in events:
         spool.add(e)
+    spool._encode()  # the last batch, as close() would, without close()'s own sort
     assert not spool.ordered
     spool._fh.write(spool._buf)
     spool._buf.clear()
@@ -218,3 +220,21 @@ def test_events_are_not_walked_by_the_garbage_collector() -> None:
     marked = mark_lookup_probes(events, UDP_SENT)  # copies made with msgspec's replace
     assert len(events) > 40 and marked != events
     assert not any(gc.is_tracked(e) for e in events + marked)
+
+
+@pytest.mark.parametrize("at", [None, 1, SPOOL_BATCH - 1, SPOOL_BATCH, SPOOL_BATCH + 1, 2 * SPOOL_BATCH])
+def test_the_spool_writes_and_orders_as_one_event_at_a_time_would(tmp_path: Path, at: int | None) -> None:
+    # Events are encoded a batch at a time: one event out of time order, inside a batch or
+    # first in one (behind the batch before), is noticed, and the file is what encoding
+    # each event in turn and a stable sort give.
+    events = sorted(parse_log(_phase_logs(2200, False)["install"], "install"), key=lambda e: e.t)
+    assert len(events) > 2 * SPOOL_BATCH + 1
+    if at is not None:
+        events[at] = replace(events[at], t=events[at - 1].t - 0.5)
+    spool = EventSpool(tmp_path / "events.jsonl")
+    for e in events:
+        spool.add(e)
+    assert spool.count == len(events)
+    spool.close()
+    assert spool.ordered == (at is None)
+    assert spool.path.read_bytes() == encode_events_jsonl(sorted(events, key=lambda e: e.t))

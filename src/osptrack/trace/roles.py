@@ -123,6 +123,9 @@ class Classifier:
         self._state: dict[tuple[str, int], State] = {}  # (phase, pid) -> role and rule of its image
         self._launched: dict[str, int | None] = {}  # phase -> bwrap's child pid once it exec'd the command
         self._cache: dict[tuple[Role, str | None, bool], Verdict] = {}
+        # (phase, pid) -> the verdict of its file and network events: the role of the image it
+        # runs, which only a process event changes (each change drops the entry)
+        self._plain: dict[tuple[str, int], Verdict] = {}
 
     def _make(self, role: Role, rule: str | None, toolchain: bool) -> Verdict:
         key = (role, rule, toolchain)
@@ -132,9 +135,16 @@ class Classifier:
         return found
 
     def verdict(self, ev: Event) -> Verdict:
+        if ev.kind != KIND_PROCESS:  # most events: one lookup once the process is known
+            key = (ev.phase, ev.pid)
+            found = self._plain.get(key)
+            if found is None:
+                role, rule = _current(self._state, ev)
+                found = self._plain[key] = self._make(role, rule, role in _TRUSTED)
+            return found
         state, launched = self._state, self._launched
         phase = ev.phase
-        if ev.kind == KIND_PROCESS and ev.op == "exec" and _launches(ev, state, launched):
+        if ev.op == "exec" and _launches(ev, state, launched):
             # The sandbox launcher starting the harness command: once per phase, from the pid
             # that opens the trace. A package's own copy of bwrap has a parent, hence a role.
             current: State = (Role.DRIVER, ROOT)
@@ -142,14 +152,16 @@ class Classifier:
                 launched[phase] = ev.pid
         else:
             current = _current(state, ev)
-        if ev.kind != KIND_PROCESS or ev.op not in ("exec", "clone", "exit"):
+        if ev.op not in ("exec", "clone", "exit"):
             return self._make(current[0], current[1], current[0] in _TRUSTED)
         if ev.op == "clone":
             if ev.ok and ev.child_pid is not None:
                 state[(phase, ev.child_pid)] = current
+                self._plain.pop((phase, ev.child_pid), None)
             return self._make(current[0], current[1], current[0] in _TRUSTED)
         if ev.op == "exit":
             state.pop((phase, ev.pid), None)
+            self._plain.pop((phase, ev.pid), None)
             return self._make(current[0], current[1], current[0] in _TRUSTED)
         if not ev.ok:
             # A failed exec changes nothing; one made by toolchain code is its PATH search.
@@ -165,6 +177,7 @@ class Classifier:
                     new = (candidate.role, candidate.name)
                     break
         state[(phase, ev.pid)] = new
+        self._plain.pop((phase, ev.pid), None)
         return self._make(new[0], new[1], new[0] is not Role.PACKAGE)
 
 

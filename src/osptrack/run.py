@@ -628,7 +628,7 @@ class _Followed(ResultThread["PhaseDigest"]):
         super().__init__(digest, f"osptrack-digest-{phase}")
 
 
-SPAWN_POLL_S = 0.005  # how often the digest thread looks for the phase's trace log
+SPAWN_POLL_S = 0.02  # how often the digest thread looks for the phase's trace log (a wake-up is CPU too)
 
 
 def _phase_records(net: FakeNetwork, phase: str, settle: bool = True) -> list[dict[str, Any]]:

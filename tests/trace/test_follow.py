@@ -100,6 +100,26 @@ def test_the_follower_ends_when_told_not_at_the_end_of_the_file(tmp_path: Path):
     assert b"".join(got) == b"first second"
 
 
+def test_the_follower_sleeps_long_at_the_end_of_the_log_yet_ends_at_once_when_told(tmp_path: Path):
+    # Each wake-up costs CPU beside the package, so the reader sleeps long (follow.POLL_S); the
+    # phase's end must not wait for that sleep: `done` wakes it.
+    assert follow.POLL_S >= 0.1
+    log = tmp_path / "log"
+    log.write_bytes(b"first")
+    done = threading.Event()
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.extend(follow.chunks(log, done)), daemon=True)
+    reader.start()
+    time.sleep(0.3)  # asleep at the end of the log
+    with open(log, "ab") as fh:
+        fh.write(b" last")
+    t0 = time.monotonic()
+    done.set()
+    reader.join(5)
+    assert not reader.is_alive() and b"".join(got) == b"first last"
+    assert time.monotonic() - t0 < follow.POLL_S / 2
+
+
 def test_a_log_that_never_appears_fails_as_reading_it_would(tmp_path: Path):
     done = threading.Event()
     done.set()

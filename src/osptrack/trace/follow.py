@@ -15,7 +15,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-POLL_S = 0.02  # how long the reader sleeps at the end of the log before looking again
+# How long the reader sleeps at the end of the log before looking again. A wake-up costs this
+# machine's thread about 0.1-0.2 ms of CPU (docs/performance.md, "The follower's CPU"), and the
+# resident eBPF tracer writes in bursts (every 512 KiB or 500 ms); the end of the log is never
+# waited for: `done` wakes the reader at once.
+POLL_S = 0.1
 CHUNK_BYTES = 1 << 18  # per read: the parser's turn between two looks stays short
 
 

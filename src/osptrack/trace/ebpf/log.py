@@ -103,7 +103,8 @@ _SIGNAMES = {
     26: "SIGVTALRM", 27: "SIGPROF", 28: "SIGWINCH", 29: "SIGIO", 30: "SIGPWR", 31: "SIGSYS",
 }  # fmt: skip
 AT_FDCWD = -100
-_AT_FDCWD_ARG = AT_FDCWD & 0xFFFFFFFFFFFFFFFF  # as a syscall argument (u64)
+# AT_FDCWD as a syscall argument (u64): sign-extended, or as the 32-bit int most callers pass
+_AT_FDCWD_ARGS = frozenset({AT_FDCWD & 0xFFFFFFFFFFFFFFFF, AT_FDCWD & 0xFFFFFFFF})
 AT_REMOVEDIR = 0x200
 O_ACCMODE, O_CREAT, O_TRUNC, O_APPEND = 3, 0o100, 0o1000, 0o2000
 O_DIRECTORY, O_PATH = 0o200000, 0o10000000
@@ -630,7 +631,7 @@ def _signed(value: int) -> int:
 
 
 def _dirfd(value: int) -> str:
-    if value == _AT_FDCWD_ARG:  # the commonest by far
+    if value in _AT_FDCWD_ARGS:  # the commonest by far
         return "AT_FDCWD"
     fd = _signed(value)
     return "AT_FDCWD" if fd == AT_FDCWD else str(fd)

@@ -264,7 +264,8 @@ class EbpfLogReader:
         append = out.append
         hdr, enter, exit_ = _HDR.unpack_from, _ENTER.unpack_from, _EXIT.unpack_from
         hsize, esize = _HDR.size, _ENTER.size
-        inflight, tgids, finish = self._inflight, self._tgid, self._finish
+        inflight, tgids, finish, event = self._inflight, self._tgid, self._finish, self._event
+        xsize = hsize + _EXIT.size  # a whole exit record
         boot = self.boot_to_epoch
         pos, n, records = 0, len(data), 0
         try:
@@ -307,7 +308,20 @@ class EbpfLogReader:
                         ev = finish(tid, None, None)
                         if ev is not None:
                             append(ev)
-                    inflight[tid] = [ts / 1e9 + boot, nr, flags, (a0, a1, a2, a3, a4, a5), blobs, None, None]
+                    t, args = ts / 1e9 + boot, (a0, a1, a2, a3, a4, a5)
+                    # Nearly every call's exit is the next record: then the call is finished here,
+                    # without a round trip through `inflight` and the loop
+                    if end + xsize <= n:
+                        nsize, ntype, _, _, ntid, _, _, _, _ = hdr(data, end)
+                        if ntype == REC_EXIT and ntid == tid and nsize >= hsize and end + nsize <= n:
+                            x = exit_(data, end + hsize)
+                            ev = event(tid, t, nr, flags, args, blobs, None, None, x[0], x)
+                            if ev is not None:
+                                append(ev)
+                            records += 1
+                            pos = end + nsize
+                            continue
+                    inflight[tid] = [t, nr, flags, args, blobs, None, None]
                 else:
                     out.extend(self._record(rtype, flags, tid, tgid, ts / 1e9 + boot, data, body))
                     boot = self.boot_to_epoch  # set by the header record
@@ -454,6 +468,13 @@ class EbpfLogReader:
         if call is None:
             return None
         t, nr, cflags, a, b, exec_argv, exec_path = call
+        return self._event(tid, t, nr, cflags, a, b, exec_argv, exec_path, ret, x)
+
+    def _event(
+        self, tid: int, t: float, nr: int, cflags: int, a: tuple[int, ...], b: list[bytes],
+        exec_argv: tuple[int, bytes] | None, exec_path: bytes | None, ret: int | None, x: tuple[Any, ...] | None,
+    ) -> Event | None:  # fmt: skip
+        """The event of one call: its entry's fields (see `_inflight`), its exit's (as _finish)."""
         spec = _CALLS.get(nr)
         if spec is None:
             self.stats.dropped += 1

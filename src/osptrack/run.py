@@ -514,7 +514,7 @@ def _analyze(
     }
     # the run's pass saw the events in events.jsonl's order unless they needed sorting
     argv = events.argv.argv if spool.ordered else None
-    trail = events.trail if spool.ordered and events.trail is not None else None
+    trail = events.trail if spool.ordered else None
     if trail is not None and len(trail) != spool.count:
         trail = None  # not one verdict per line: the verdict classifies again
     verdict = _judge(run_info, EventLog(events_path), records, result, argv, trail)

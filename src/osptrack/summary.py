@@ -123,8 +123,9 @@ class EventSummary:
     event (with its toolchain verdict, osptrack.trace.roles.Classifier) at a time, in log order.
 
     It keeps lines, small sets and one entry per process, never the events, so a run can stream
-    them; and each event's verdict, a reference an event (`trail`). `judged` False: there are no verdicts (every event counts as the package's, and bait
-    reads get no `toolchain` key), as the list functions do when given none.
+    them; and each event's verdict, a reference an event (`trail`). `judged` False: there are
+    no verdicts (every event counts as the package's, and bait reads get no `toolchain` key), as
+    the list functions do when given none.
     """
 
     def __init__(self, bait_paths: Iterable[str] = (), *, judged: bool = True) -> None:

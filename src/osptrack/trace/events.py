@@ -132,16 +132,12 @@ class EventLog:
         self.path = path
 
     def __iter__(self) -> Iterator[Event]:
-        decode = _decoder.decode
-        with self.path.open("rb", buffering=1 << 20) as fh:
-            for line in fh:
-                if line.strip():
-                    yield decode(line)
+        return map(_decoder.decode, self.lines())
 
     def lines(self) -> Iterator[bytes]:
         """Each event's line, undecoded (a pass that needs only some events decodes those)."""
         with self.path.open("rb", buffering=1 << 20) as fh:
-            yield from filter(bytes.strip, fh)  # the blank lines __iter__ skips, skipped in C
+            yield from filter(bytes.strip, fh)  # blank lines are no event; skipped in C
 
 
 def decode_event(line: bytes) -> Event:

@@ -25,7 +25,9 @@ allows 2x; so does QUICK (longest docopt at about a fifth). The corpus's first 6
 bare side, on a tmpfs) run 1 and 2 at a time, in the batch's own order. Their ratio is what this
 machine and these packages allow 2 workers at all: an npm install keeps more than one core busy
 by itself, and two installs beside each other each take more CPU than one alone. osptrack's
-ratio is printed against it.
+ratio is printed against it. The bare batch holds osptrack's wake-latency request when
+osptrack's sides do (by default; --latency runs both once per setting), so the floor is taken
+under the same idle-CPU policy as the ratio read against it.
 
 Prints, per side: batch wall time, packages per minute, the slowest package, the scheduler
 overhead per package = (workers x batch wall - sum of the analyses' own times) / count, idle
@@ -178,14 +180,17 @@ def one_round(
     }
 
 
-def bare_round(targets: list[Any], workers: int, order: str) -> dict[str, Any]:
+def bare_round(targets: list[Any], workers: int, order: str, latency: str = "") -> dict[str, Any]:
     """The bare workload of every target as a batch of `workers` slots, in the batch's order:
-    the same keys as one_round's result, so the summary treats both alike."""
+    the same keys as one_round's result, so the summary treats both alike. latency "held"
+    holds osptrack's wake-latency request for the whole batch, "off" does not, "" as the
+    environment says (the osptrack sides' default)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from overhead import bare, tmpfs_root
 
     from osptrack.batch.order import schedule_order
+    from osptrack.sandbox.wakeup import OFF_ENV, held
 
     queue = schedule_order(targets, order) if order else schedule_order(targets)
     attempts: dict[str, tuple[float, float]] = {}
@@ -200,7 +205,11 @@ def bare_round(targets: list[Any], workers: int, order: str) -> dict[str, Any]:
             attempts[target.label] = (started, time.monotonic() - started)
             shutil.rmtree(scratch, ignore_errors=True)
 
-    with tmpfs_root() as root:
+    # "" follows the environment, as the osptrack sides do: held unless OSPTRACK_LOW_LATENCY=0
+    policy = {OFF_ENV: "1" if latency == "held" else "0"} if latency else {}
+    with tmpfs_root() as root, mock.patch.dict(os.environ, policy), held() as state:
+        if latency == "held" and state != "held":  # a floor without it would not be this side
+            raise SystemExit(f"bare batch: wake-latency request {state}")
         cpu0 = _cpu_children()
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -244,7 +253,7 @@ BARE = "bare"
 def _name(side: Side) -> str:
     workers, order, loader, latency = side
     if loader == BARE:
-        return f"bare, {workers} at a time"
+        return f"bare, {workers} at a time{f', latency {latency}' if latency else ''}"
     return (
         f"{workers} worker{'s' if workers > 1 else ''}{f', {order}' if order else ''}"
         f"{f', {loader}' if loader else ''}{f', latency {latency}' if latency else ''}"
@@ -342,12 +351,12 @@ def main() -> int:
     if args.bare:
         if args.fake is not None:
             parser.error("--bare compares real analyses with bare installs; leave out --fake")
-        sides += [(1, orders[0], BARE, ""), (2, orders[0], BARE, "")]
+        sides += [(w, orders[0], BARE, latency) for latency in latencies for w in (1, 2)]
     rounds: dict[Side, list[dict[str, Any]]] = {side: [] for side in sides}
     for i in range(args.repeat):
         for workers, order, name, latency in sides[i % len(sides) :] + sides[: i % len(sides)]:
             if name == BARE:
-                result = bare_round(targets, workers, order)
+                result = bare_round(targets, workers, order, latency)
             else:
                 result = one_round(
                     targets, workers, analyzer, AnalyzeOptions(), order, loaders[name] or None, latency
@@ -442,15 +451,16 @@ def main() -> int:
             f" ratio of median walls {medians[own] / medians[side]:.2f}x"
             f"{'' if side[2] == BARE else ' (target >= 1.8x)'}"
         )
-    if args.bare:
-        bare_rounds = ratios[_name((2, orders[0], BARE, ""))]["rounds"]
-        ours = ratios[_name(sides[1])]["rounds"]
+    for latency in latencies if args.bare else []:
+        bare_rounds = ratios[_name((2, orders[0], BARE, latency))]["rounds"]
+        ours = ratios[_name((2, orders[0], "", latency))]["rounds"]
         # Paired within a round: both batches ran minutes apart, under the same drift.
         relative = [r / b for r, b in zip(ours, bare_rounds, strict=True)]
-        ratios["osptrack over bare"] = {"rounds": relative, "median": statistics.median(relative)}
+        setting = f", latency {latency}" if latency else ""
+        ratios[f"osptrack over bare{setting}"] = {"rounds": relative, "median": statistics.median(relative)}
         print(
-            f"osptrack's speed-up as a share of the bare installs' own: median {statistics.median(relative):.2f}"
-            f" (rounds: {', '.join(f'{r:.2f}' for r in relative)})"
+            f"osptrack's speed-up as a share of the bare installs' own{setting}:"
+            f" median {statistics.median(relative):.2f} (rounds: {', '.join(f'{r:.2f}' for r in relative)})"
         )
     load_after = [round(x, 2) for x in os.getloadavg()]
     print("load average at end: {:.2f} {:.2f} {:.2f}".format(*load_after))

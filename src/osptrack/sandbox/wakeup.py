@@ -5,7 +5,10 @@ wakes strace, twice; under eBPF the tracer's daemon, the log's follower, the fak
 the output drains wake one another. On a virtual machine whose idle vCPUs halt (cpuidle's
 haltpoll, then an exit to the hypervisor), waking an idle CPU costs ~200 us: 2,000 traced
 opens took ~450 ms more under strace than bare, and ~60 ms more with this request held
-(benchmarks/wakeup.py). A bare install, which has no such ping-pong, is not faster with it.
+(benchmarks/wakeup.py). A bare install gains less: the corpus's bare installs one at a time
+took 10% less wall with it on an AMD host with haltpoll, osptrack's analyses 16% less; two
+at a time, where no CPU idles for long, neither gains (benchmarks/batch.py --bare --latency
+held,off).
 
 Writing 0 asks every CPU to poll rather than enter an idle state, for as long as the file stays
 open: the kernel drops the request when it is closed, and when its process dies, so nothing

@@ -263,3 +263,30 @@ def test_a_child_silent_past_hold_cap_releases_the_output_and_still_finds_its_pa
     assert clone.child_pid is None  # given up on: it went out before its child showed up
     assert parents(events)[503] == 502  # but the child still found it
     assert len([e for e in events if e.op == "read"]) == 80
+
+
+def test_a_fork_restarted_by_a_signal_is_no_candidate_and_the_earlier_fork_keeps_its_child():
+    """A shell's second fork is in flight when the first fork's child shows up, then a SIGCHLD
+    restarts it (ERESTARTNOINTR: no child was made). The child belongs to the first fork; the
+    restarted call must neither take it nor stay a candidate that blocks the pid order."""
+    entry = "clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD <unfinished ...>"
+    events, stats = parse(
+        f"""
+502  1.010 {FORK} = 3
+502  1.011 {entry}
+503  1.012 set_robust_list(0x7f, 24 <unfinished ...>
+502  1.013 <... clone resumed>, child_tidptr=0x7f) = ? ERESTARTNOINTR (To be restarted)
+503  1.014 <... set_robust_list resumed>) = 0
+502  1.015 {FORK} = 4
+504  1.016 set_robust_list(0x7f, 24) = 0
+504  1.017 openat(AT_FDCWD</w>, "b", O_RDONLY) = 3</w/b>
+503  1.018 openat(AT_FDCWD</w>, "a", O_RDONLY) = 3</w/a>
+503  1.019 +++ exited with 0 +++
+504  1.020 +++ exited with 0 +++
+502  1.021 +++ exited with 0 +++
+"""
+    )
+    assert clones(events) == {(500, 501): 501, (501, 2): 502, (502, 3): 503, (502, 4): 504}
+    assert [e.child_pid for e in events if e.op == "clone" and e.errno == "ERESTARTNOINTR"] == [None]
+    assert parents(events)[503] == parents(events)[504] == 502
+    assert stats.pid_guesses == 0

@@ -47,10 +47,10 @@ Semantics (see docs/formats.md for the field list):
 
 Process tree (all pids are host pids, the log's pid column; docs/formats.md):
 - A pid seen for the first time comes from a clone that had entered (strace prints a call's
-  entry before the child exists) and whose child has not shown up yet: one such clone, or
-  several of one caller, and that is the parent. A clone whose caller shares strace's
-  namespace (the launcher) returns the host pid itself, which names the child exactly.
-- Several callers: the pid's events wait until (a) its set_tid_address (libc, at every program
+  entry before the child exists) and whose child has not shown up yet: if there is one such
+  clone, that is the parent. A clone whose caller shares strace's namespace (the launcher)
+  returns the host pid itself, which names the child exactly.
+- Several clones, of one caller or more: the pid's events wait until (a) its set_tid_address (libc, at every program
   start) returns the namespace pid that one of the clones returned; or (b) every candidate
   clone has returned and has a waiting child: pids are handed out in the same order in the
   sandbox's namespace and on the host, so the k-th smallest namespace pid is the k-th smallest
@@ -1020,6 +1020,11 @@ class StraceParser:
         )  # fmt: skip
         if err is not None or ret is None or ret <= 0:
             self._emit(event)
+            if err is not None:  # no child (a fork restarted by a signal: ERESTARTNOINTR, or EAGAIN)
+                self._forget(birth)  # else it stays a candidate forever and blocks the pid order
+                if self._unresolved:
+                    self._match_unresolved()
+                    self._drain()
             return
         birth.value = ret
         # The host pid is in the line when the caller shares strace's namespace (or strace
@@ -1218,9 +1223,10 @@ class StraceParser:
 
         Its first line comes after its parent's clone entered (strace prints the entry before the
         child exists), so the candidates are the clones in flight and those returned whose child
-        has not shown up yet. One candidate, or several from the same caller: that is the parent.
-        Several callers: the pid waits (its events are held) until its set_tid_address, a return
-        value or the pid order (see _match_unresolved) tells which.
+        has not shown up yet. One candidate: that is the parent. Several, even of one caller (which
+        of its clones matters: a clone still in flight may yet be restarted and make no child), and
+        the pid waits (its events are held) until its set_tid_address, a return value or the pid
+        order (see _match_unresolved) tells which.
         """
         cands = [b for p, b in self._inflight.items() if b.host is None and p != pid]
         cands += self._open.values()
@@ -1231,8 +1237,8 @@ class StraceParser:
                 parent = self._procs.get(parents[0])
                 return _Proc(parents[0], parent.exe if parent else None, parent.cwd if parent else None)
             return _Proc(None, None, None, self._last_ns)
-        if len(cands) == 1 or len({b.parent for b in cands}) == 1:
-            return self._claim(pid, _newest(cands))
+        if len(cands) == 1:
+            return self._claim(pid, cands[0])
         proc = _Proc(None, None, None, cands[0].child_ns)
         self._unresolved.add(pid)
         self._candidates[pid] = cands
@@ -1280,8 +1286,8 @@ class StraceParser:
             changed = False
             for pid in sorted(self._unresolved):
                 cands = [b for b in self._candidates.get(pid, ()) if b.host is None]
-                if not cands or len(cands) == 1 or len({b.parent for b in cands}) == 1:
-                    self._settle_parent(pid, _newest(cands) if cands else None)
+                if len(cands) <= 1:
+                    self._settle_parent(pid, cands[0] if cands else None)
                     changed = True
             if changed:
                 continue
@@ -1369,12 +1375,6 @@ class StraceParser:
             self._unresolved.clear()
         if not queue:
             resolved.clear()
-
-
-def _newest(births: list[_Birth]) -> _Birth:
-    """Of several clones of one caller, the one a child showing up now most likely came from:
-    the last one (children show up at once since set_robust_list is traced)."""
-    return max(births, key=lambda b: (b.value is None, b.seq))
 
 
 def parse_log(

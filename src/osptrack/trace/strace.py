@@ -50,12 +50,15 @@ Process tree (all pids are host pids, the log's pid column; docs/formats.md):
   entry before the child exists) and whose child has not shown up yet: if there is one such
   clone, that is the parent. A clone whose caller shares strace's namespace (the launcher)
   returns the host pid itself, which names the child exactly.
-- Several clones, of one caller or more: the pid's events wait until (a) its set_tid_address (libc, at every program
-  start) returns the namespace pid that one of the clones returned; or (b) every candidate
-  clone has returned and has a waiting child: pids are handed out in the same order in the
-  sandbox's namespace and on the host, so the k-th smallest namespace pid is the k-th smallest
-  host pid (modulo pid_max); or (c) the log ends or HOLD_CAP is reached: (b)'s order anyway,
-  counted in `stats.pid_guesses`.
+- Several clones, of one caller or more: the pid's events wait until (a) its set_tid_address
+  (libc, at every program start) returns the namespace pid that one of the clones returned; or
+  (b) every candidate clone has returned and has a waiting child: pids are handed out in the
+  same order in the sandbox's namespace and on the host, so the k-th smallest namespace pid is
+  the k-th smallest host pid (modulo pid_max); or (c) the log ends or HOLD_CAP is reached: (b)'s
+  order anyway, counted in `stats.pid_guesses`. (b) is not exact: two forks on two CPUs can
+  get their namespace pids and their host pids in opposite orders (seen on kernel 6.18: once in
+  21 runs of tests/trace/test_trace_e2e.py's fork storm beside a busy loop), and two children
+  that never exec and run at once then swap parents.
 - set_robust_list, libc's first call in a new thread or fork child, makes children show up
   at once rather than at their exit, so those waits are short.
 - The clone event keeps its place in the output until its child is known (child_pid filled);
